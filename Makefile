@@ -1,0 +1,43 @@
+# keel — common tasks. `make help` lists them.
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+# Extra arguments for `make run`, e.g. ARGS="--port 9000".
+ARGS ?=
+
+.PHONY: help run test lint fmt bench build release fake-llm clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+run: ## Start keel on the embedded default (local provider, no keys, 127.0.0.1:8000)
+	$(CARGO) run --release --bin keel -- serve $(ARGS)
+
+test: ## Run every test (unit + integration); uses cargo-nextest when installed
+	@if command -v cargo-nextest >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi
+	$(CARGO) test --doc --workspace
+
+lint: ## Formatting check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+build: ## Debug build of everything, benches included
+	$(CARGO) build --all-targets
+
+release: ## Optimised binary at target/release/keel
+	$(CARGO) build --release --bin keel
+
+bench: ## Criterion micro-benchmarks
+	$(CARGO) bench --bench engine
+
+fake-llm: ## Run the fake OpenAI/Gemini upstream on 127.0.0.1:8089 (ARGS="--error-rate 0.3")
+	$(CARGO) run --release --example fake_llm -- $(ARGS)
+
+clean: ## Remove build output
+	$(CARGO) clean

@@ -1,0 +1,31 @@
+//! The supervised actor tree that owns keel's long-lived state.
+//!
+//! ```text
+//! EngineSupervisor
+//! ├── MetricsAggregator      windows, rates and snapshots over the shared metrics registry
+//! └── ProviderSupervisor
+//!     └── Provider[kind]     one per configured provider: builds and publishes its client
+//! ```
+//!
+//! Actors own writes, timers and lifecycle; request tasks never wait on a
+//! mailbox. They read what actors *publish* (the [`ProviderTable`], atomics in
+//! [`crate::metrics::Metrics`]). Every supervisor overrides
+//! `handle_supervisor_evt` (ractor's default would stop the parent), restarts a
+//! failed child with its original arguments, counts the restart in metrics and
+//! logs it, and refreshes the handle tables so nobody keeps a dead `ActorRef`.
+
+pub mod metrics;
+pub mod provider;
+pub mod provider_supervisor;
+pub mod provider_table;
+mod restart;
+pub mod supervisor;
+
+pub use provider_table::ProviderTable;
+pub use restart::RestartPolicy;
+
+use std::time::Duration;
+
+/// How long an admin `call` waits for an actor before giving up; request paths
+/// never `call` at all.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);

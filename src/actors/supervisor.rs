@@ -1,0 +1,150 @@
+//! `EngineSupervisor`: the root of keel's actor tree.
+//!
+//! It starts the [`MetricsAggregator`] and the [`ProviderSupervisor`], restarts
+//! either when it fails (with its original arguments), counts and logs every
+//! restart, and keeps the current child refs in [`EngineActors`] so handles
+//! never hold a dead `ActorRef`.
+
+use super::metrics::{MetricsAggregator, MetricsMsg};
+use super::provider_supervisor::{
+    ProviderSupervisor, ProviderSupervisorArgs, ProviderSupervisorMsg,
+};
+use super::restart::{RestartHistory, RestartPolicy};
+use crate::metrics::Metrics;
+use arc_swap::ArcSwapOption;
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Current refs of the engine's direct children, refreshed on every restart.
+#[derive(Default)]
+pub struct EngineActors {
+    /// The metrics aggregator.
+    pub metrics: ArcSwapOption<ActorRef<MetricsMsg>>,
+    /// The provider supervisor.
+    pub providers: ArcSwapOption<ActorRef<ProviderSupervisorMsg>>,
+}
+
+/// Messages the engine supervisor handles (none today).
+pub enum EngineMsg {}
+
+/// Arguments of the root supervisor.
+#[derive(Clone)]
+pub struct EngineSupervisorArgs {
+    /// Passed to the provider supervisor.
+    pub providers: ProviderSupervisorArgs,
+    /// The registry the aggregator reads.
+    pub metrics: Arc<Metrics>,
+    /// Where current child refs are published.
+    pub actors: Arc<EngineActors>,
+    /// Restart intensity per child.
+    pub policy: RestartPolicy,
+}
+
+/// The root supervisor.
+pub struct EngineSupervisor;
+
+/// Which direct child an actor id is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Child {
+    Metrics,
+    Providers,
+}
+
+impl Child {
+    fn name(self) -> &'static str {
+        match self {
+            Child::Metrics => "metrics_aggregator",
+            Child::Providers => "provider_supervisor",
+        }
+    }
+}
+
+/// Running state of the root supervisor.
+pub struct EngineSupervisorState {
+    args: EngineSupervisorArgs,
+    children: HashMap<ractor::ActorId, Child>,
+    history: HashMap<Child, RestartHistory>,
+}
+
+async fn start_child(
+    child: Child,
+    myself: ActorCell,
+    args: &EngineSupervisorArgs,
+) -> Result<ractor::ActorId, ActorProcessingErr> {
+    match child {
+        Child::Metrics => {
+            let (r, _) =
+                Actor::spawn_linked(None, MetricsAggregator, args.metrics.clone(), myself).await?;
+            let id = r.get_id();
+            args.actors.metrics.store(Some(Arc::new(r)));
+            Ok(id)
+        }
+        Child::Providers => {
+            let (r, _) =
+                Actor::spawn_linked(None, ProviderSupervisor, args.providers.clone(), myself)
+                    .await?;
+            let id = r.get_id();
+            args.actors.providers.store(Some(Arc::new(r)));
+            Ok(id)
+        }
+    }
+}
+
+impl Actor for EngineSupervisor {
+    type Msg = EngineMsg;
+    type State = EngineSupervisorState;
+    type Arguments = EngineSupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<EngineMsg>,
+        args: EngineSupervisorArgs,
+    ) -> Result<EngineSupervisorState, ActorProcessingErr> {
+        let mut children = HashMap::new();
+        for child in [Child::Metrics, Child::Providers] {
+            let id = start_child(child, myself.get_cell(), &args).await?;
+            children.insert(id, child);
+        }
+        Ok(EngineSupervisorState {
+            args,
+            children,
+            history: HashMap::new(),
+        })
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<EngineMsg>,
+        event: SupervisionEvent,
+        state: &mut EngineSupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, reason) = match event {
+            SupervisionEvent::ActorFailed(cell, err) => (cell, err.to_string()),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell, reason.unwrap_or_else(|| "terminated".into()))
+            }
+            _ => return Ok(()),
+        };
+        let Some(child) = state.children.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        let allowed = state
+            .history
+            .entry(child)
+            .or_default()
+            .allow(state.args.policy, Instant::now());
+        if !allowed {
+            // A child that cannot stay up makes the engine unusable: stop, so
+            // the process exits and its own supervisor (systemd, k8s) acts.
+            tracing::error!(actor = child.name(), %reason, "child keeps failing; stopping the engine");
+            return Err(format!("{} keeps failing: {reason}", child.name()).into());
+        }
+        tracing::warn!(actor = child.name(), %reason, "child stopped; restarting it");
+        state.args.metrics.record_restart(child.name());
+        let id = start_child(child, myself.get_cell(), &state.args).await?;
+        state.children.insert(id, child);
+        Ok(())
+    }
+}

@@ -1,0 +1,215 @@
+//! The one error type of both HTTP surfaces, and the one error body.
+//!
+//! Every failure — ours, a rejected extractor, an unknown route, a shed
+//! request, a panic — leaves keel as
+//! `{success:false, error, error_code, details, request_id, timestamp}` with a
+//! status a client can act on. [`ApiError`] renders that body; the
+//! `request_context` middleware wraps any other 4xx/5xx in it.
+
+use super::request_id;
+use crate::orchestrator::JobError;
+use crate::providers::{ErrorClass, ProviderErrorKind};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is well-formed JSON but breaks a rule (422).
+    #[error("{message}")]
+    Validation {
+        /// What is wrong, naming the field.
+        message: String,
+        /// Structured detail, e.g. `{"field": "text", "max": 10000}`.
+        details: Option<Value>,
+    },
+    /// The body is not valid JSON (400).
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// No or a wrong API key (401).
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// No such resource (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The resource exists but is busy (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The body exceeds `MAX_REQUEST_SIZE` (413).
+    #[error("request body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The body is not `application/json` (415).
+    #[error("expected a body with Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// Too many requests in flight; try again shortly (503).
+    #[error("server is at capacity, retry shortly")]
+    Overloaded,
+    /// Every provider failed (502, 503 or 504 by the failure's class).
+    #[error("AI provider failure: {0}")]
+    Upstream(#[from] JobError),
+    /// A bug; the details are logged, not returned (500).
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// The JSON error body.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    /// Always false.
+    pub success: bool,
+    /// Human-readable message.
+    pub error: &'a str,
+    /// Stable machine-readable code.
+    pub error_code: &'a str,
+    /// Optional structured detail.
+    pub details: Option<&'a Value>,
+    /// The request's `X-Request-ID`.
+    pub request_id: String,
+    /// When the error was produced (RFC 3339).
+    pub timestamp: String,
+}
+
+impl ApiError {
+    /// A 422 with a message and no details.
+    pub fn validation(message: impl Into<String>) -> ApiError {
+        ApiError::Validation {
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// A 422 naming the offending field.
+    pub fn field(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::Validation {
+            message: message.into(),
+            details: Some(serde_json::json!({ "field": field })),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Upstream(e) => match e {
+                JobError::Exhausted { last, .. }
+                    if matches!(last.kind, ProviderErrorKind::Timeout(_)) =>
+                {
+                    StatusCode::GATEWAY_TIMEOUT
+                }
+                _ if e.class() == ErrorClass::Permanent => StatusCode::BAD_GATEWAY,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable `error_code`.
+    pub fn code(&self) -> &'static str {
+        match self.status() {
+            StatusCode::BAD_GATEWAY => "AI_SERVICE_ERROR",
+            status => code_for_status(status),
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for 503s.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Overloaded => Some(Duration::from_secs(1)),
+            ApiError::Upstream(e) if self.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                Some(e.retry_after().unwrap_or(Duration::from_secs(5)))
+            }
+            _ => None,
+        }
+    }
+
+    fn details(&self) -> Option<Value> {
+        match self {
+            ApiError::Validation { details, .. } => details.clone(),
+            ApiError::Upstream(JobError::Exhausted { attempts, last }) => Some(serde_json::json!({
+                "attempts": attempts,
+                "provider": last.provider,
+                "class": last.class(),
+            })),
+            _ => None,
+        }
+    }
+}
+
+/// The `error_code` used for a bare status (also for errors keel did not
+/// raise itself, such as axum's 405).
+pub fn code_for_status(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "BAD_REQUEST",
+        401 => "AUTHENTICATION_ERROR",
+        403 => "AUTHORIZATION_ERROR",
+        404 => "NOT_FOUND",
+        405 => "METHOD_NOT_ALLOWED",
+        408 => "REQUEST_TIMEOUT",
+        409 => "CONFLICT",
+        413 => "PAYLOAD_TOO_LARGE",
+        415 => "UNSUPPORTED_MEDIA_TYPE",
+        422 => "VALIDATION_ERROR",
+        429 => "RATE_LIMIT_EXCEEDED",
+        431 => "REQUEST_HEADER_FIELDS_TOO_LARGE",
+        502 => "BAD_GATEWAY",
+        503 => "SERVICE_UNAVAILABLE",
+        504 => "GATEWAY_TIMEOUT",
+        s if s >= 500 => "INTERNAL_ERROR",
+        _ => "CLIENT_ERROR",
+    }
+}
+
+/// Renders the common error body for `status`.
+pub fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    details: Option<&Value>,
+) -> Response {
+    let body = ErrorBody {
+        success: false,
+        error: message,
+        error_code: code,
+        details,
+        request_id: request_id::current(),
+        timestamp: crate::time::now_rfc3339(),
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let details = self.details();
+        let mut response = error_response(status, self.code(), &self.to_string(), details.as_ref());
+        if let Some(after) = self.retry_after() {
+            // Round up: "retry after 0 s" would invite an immediate retry.
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

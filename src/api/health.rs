@@ -1,0 +1,132 @@
+//! Service endpoints that need no key: `/`, `/v1/health`, liveness and
+//! readiness, and the reference API's legacy redirects.
+
+use super::AppState;
+use super::auth::RequireKey;
+use crate::providers::ProviderKind;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// `GET /`: what this server is and where things are.
+pub async fn root() -> Json<Value> {
+    Json(json!({
+        "message": "keel: resilient AI text processing",
+        "version": env!("CARGO_PKG_VERSION"),
+        "api_version": "v1",
+        "endpoints": {
+            "health": "/v1/health",
+            "liveness": "/v1/health/live",
+            "readiness": "/v1/health/ready",
+            "auth_status": "/v1/auth/status",
+            "operations": "/v1/text_processing/operations",
+            "process": "/v1/text_processing/process",
+            "batch_process": "/v1/text_processing/batch_process",
+            "batch_status": "/v1/text_processing/batch_status/{batch_id}"
+        }
+    }))
+}
+
+/// `GET /v1/health`: overall status with per-component detail.
+pub async fn health(State(state): State<AppState>) -> Json<Value> {
+    let engine = &state.engine;
+    let actors_alive = engine.actors_alive();
+    let chain = engine.providers().chain();
+    let providers: Vec<Value> = chain
+        .iter()
+        .enumerate()
+        .map(|(i, slot)| {
+            json!({
+                "name": slot.provider.kind(),
+                "model": slot.provider.model(),
+                "role": if i == 0 { "primary" } else { "fallback" },
+                "actor_alive": slot.actor.as_ref().is_some_and(|a| a.get_status() == ractor::ActorStatus::Running),
+                "actor_generation": slot.generation,
+            })
+        })
+        .collect();
+    let primary_remote = chain
+        .first()
+        .is_some_and(|s| s.provider.kind() != ProviderKind::Local);
+    let status = if !actors_alive {
+        "unhealthy"
+    } else if engine.is_draining() {
+        "degraded"
+    } else {
+        "healthy"
+    };
+    Json(json!({
+        "status": status,
+        "timestamp": crate::time::now_rfc3339(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "ai_model_available": !chain.is_empty(),
+        "resilience_healthy": actors_alive,
+        "cache_healthy": Value::Null,
+        "components": {
+            "actors": {
+                "healthy": actors_alive,
+                "restarts": engine.metrics().all_restarts().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+            },
+            "providers": providers,
+            "primary_is_remote": primary_remote,
+        },
+        "uptime_seconds": engine.uptime().as_secs(),
+    }))
+}
+
+/// `GET /v1/health/live`: the process answers.
+pub async fn live() -> Json<Value> {
+    Json(json!({"status": "alive"}))
+}
+
+/// `GET /v1/health/ready`: 200 when actors run and the server is not draining.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let engine = &state.engine;
+    let (status, reason) = if engine.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, Some("draining"))
+    } else if !engine.actors_alive() {
+        (StatusCode::SERVICE_UNAVAILABLE, Some("actors not running"))
+    } else {
+        (StatusCode::OK, None)
+    };
+    let body = Json(json!({
+        "status": if reason.is_none() { "ready" } else { "not_ready" },
+        "reason": reason,
+    }));
+    let mut response = (status, body).into_response();
+    if reason.is_some() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// `GET /v1/auth/status`: who the key says you are.
+pub async fn auth_status(
+    State(state): State<AppState>,
+    RequireKey(identity): RequireKey,
+) -> Json<Value> {
+    let open = state.keys.is_open();
+    Json(json!({
+        "authenticated": true,
+        "api_key_prefix": identity.key_prefix,
+        "message": if open {
+            "Authentication disabled: no API keys configured (development mode)"
+        } else {
+            "Authentication successful"
+        },
+    }))
+}
+
+/// Permanent redirect from a legacy unversioned path to its `/v1` home.
+pub fn legacy_redirect(to: &'static str) -> Response {
+    let mut r = (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, to)]).into_response();
+    r.headers_mut().insert(
+        HeaderName::from_static("x-api-version"),
+        HeaderValue::from_static("v1"),
+    );
+    r
+}

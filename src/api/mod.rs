@@ -1,0 +1,102 @@
+//! The HTTP front: a thin axum layer over the [`Engine`].
+//!
+//! [`router`] builds the whole application so tests can drive it with
+//! `tower::ServiceExt::oneshot` or over a socket. Layers, outermost first:
+//! request context (id, timing, log span, error envelope) → load shedding and
+//! the concurrency cap (503 JSON, never an unbounded queue) → panic catcher
+//! (500 JSON) → body-size limit → routes.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod request_id;
+pub mod text;
+
+use crate::engine::Engine;
+use auth::KeyRing;
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use error::ApiError;
+use std::sync::Arc;
+use tower::ServiceBuilder;
+
+/// What every handler can reach: the engine handle and the key ring.
+#[derive(Clone)]
+pub struct AppState {
+    /// The running engine.
+    pub engine: Engine,
+    /// Accepted API keys.
+    pub keys: Arc<KeyRing>,
+}
+
+impl AppState {
+    /// State for `engine`, with the keys from its settings.
+    pub fn new(engine: Engine) -> AppState {
+        let keys = Arc::new(KeyRing::new(&engine.settings().api_keys));
+        AppState { engine, keys }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route; see GET / for the endpoint map".into())
+}
+
+fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let detail = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into());
+    ApiError::Internal(detail).into_response()
+}
+
+/// Builds the complete application.
+pub fn router(state: AppState) -> Router {
+    let settings = state.engine.settings();
+    let body_limit = settings.max_request_size;
+    let max_in_flight = settings.max_concurrent_requests;
+
+    let v1 = Router::new()
+        .route("/health", get(health::health))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/auth/status", get(health::auth_status))
+        .route("/text_processing/operations", get(text::operations))
+        .route("/text_processing/process", post(text::process))
+        .route("/text_processing/batch_process", post(text::batch_process))
+        .route(
+            "/text_processing/batch_status/{batch_id}",
+            get(text::batch_status),
+        );
+
+    Router::new()
+        .route("/", get(health::root))
+        .route(
+            "/health",
+            get(|| async { health::legacy_redirect("/v1/health") }),
+        )
+        .route(
+            "/auth/status",
+            get(|| async { health::legacy_redirect("/v1/auth/status") }),
+        )
+        .nest("/v1", v1)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ApiError::Overloaded
+                }))
+                .load_shed()
+                .concurrency_limit(max_in_flight),
+        )
+        .layer(axum::middleware::from_fn(request_id::request_context))
+        .with_state(state)
+}

@@ -1,0 +1,123 @@
+//! The request context: every request gets an id (the client's
+//! `X-Request-ID` when it is sane, else a fresh UUID), echoed on the response,
+//! attached to every log line of the request, and readable anywhere in the
+//! request's task through [`current`] — so error bodies carry it too.
+
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// The request id header.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The server-side processing time header, in seconds.
+pub static X_PROCESS_TIME: HeaderName = HeaderName::from_static("x-process-time");
+
+/// Requests slower than this are logged at warn.
+const SLOW_REQUEST_SECS: f64 = 2.0;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request this task is serving ("" outside a request).
+pub fn current() -> String {
+    REQUEST_ID.try_with(|id| id.clone()).unwrap_or_default()
+}
+
+/// A client id is echoed only if it is short visible ASCII, so it cannot
+/// inject into logs or headers.
+fn sane(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Middleware: assigns the id, times the request, logs it, and wraps any
+/// non-JSON 4xx/5xx (axum's 405, a shed request...) in the common error body.
+pub async fn request_context(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = request
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| sane(v))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path()
+    );
+    let task_id = id.clone();
+    let mut response = REQUEST_ID
+        .scope(task_id, async move {
+            let response = next.run(request).await;
+            wrap_plain_error(response)
+        })
+        .instrument(span.clone())
+        .await;
+
+    let elapsed = started.elapsed().as_secs_f64();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        headers.insert(&X_REQUEST_ID, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("{elapsed:.6}")) {
+        headers.insert(&X_PROCESS_TIME, v);
+    }
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        if status >= 500 || elapsed > SLOW_REQUEST_SECS {
+            tracing::warn!(status, elapsed_s = elapsed, "request finished");
+        } else {
+            tracing::debug!(status, elapsed_s = elapsed, "request finished");
+        }
+    });
+    response
+}
+
+fn wrap_plain_error(response: Response) -> Response {
+    let status = response.status();
+    if status.as_u16() < 400 {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let message = match status {
+        StatusCode::NOT_FOUND => "no such route",
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route",
+        s => s.canonical_reason().unwrap_or("request failed"),
+    };
+    let (parts, _) = response.into_parts();
+    let mut wrapped =
+        super::error::error_response(status, super::error::code_for_status(status), message, None);
+    // Keep meaningful headers such as `Allow` (405) and `Retry-After`.
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            wrapped.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    wrapped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sane_ids_are_echoed() {
+        assert!(sane("abc-123_XYZ"));
+        assert!(!sane(""));
+        assert!(!sane("has space"));
+        assert!(!sane("new\nline"));
+        assert!(!sane(&"x".repeat(129)));
+    }
+}

@@ -1,0 +1,557 @@
+//! The text-processing endpoints: `process`, `batch_process`, `batch_status`
+//! and `operations`.
+//!
+//! Validation happens here, once: a [`ProcessRequest`] becomes a sanitized
+//! [`Job`] or a 422 naming the field. Nothing is silently cut from the text:
+//! it is trimmed and stripped of control characters, and suspected prompt
+//! injection is flagged in `metadata`, never deleted.
+
+use super::AppState;
+use super::auth::{OptionalKey, RequireKey};
+use super::error::{ApiError, code_for_status};
+use super::extract::JsonBody;
+use crate::job::{Job, JobOptions, JobOutput, Operation, Sentiment};
+use crate::orchestrator::JobResult;
+use crate::providers::TokenUsage;
+use crate::sanitize::sanitize_text;
+use axum::Json;
+use axum::extract::{Path, State};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::time::Instant;
+
+/// Shortest accepted text, in characters after trimming.
+pub const MIN_TEXT_CHARS: usize = 10;
+/// Longest accepted text, in characters after trimming.
+pub const MAX_TEXT_CHARS: usize = 10_000;
+/// Longest accepted question, in characters after trimming.
+pub const MAX_QUESTION_CHARS: usize = 1_000;
+/// Longest accepted client batch id.
+const MAX_BATCH_ID_CHARS: usize = 100;
+
+/// Allowed option ranges: (name, min, max).
+const OPTION_RANGES: [(&str, i64, i64); 3] = [
+    ("max_length", 10, 1000),
+    ("max_points", 1, 20),
+    ("num_questions", 1, 20),
+];
+
+/// The body of `POST /v1/text_processing/process`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProcessRequest {
+    /// The text to process.
+    pub text: String,
+    /// One of the five operation names.
+    pub operation: String,
+    /// Required for `qa`.
+    #[serde(default)]
+    pub question: Option<String>,
+    /// Operation options.
+    #[serde(default)]
+    pub options: Option<RawOptions>,
+    /// Accepted for compatibility with the reference API; not used.
+    #[serde(default)]
+    pub user_metadata: Option<Value>,
+}
+
+/// Options as the client sent them; unknown names are an error (a typo must
+/// not be silently ignored).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOptions {
+    /// summarize: words, 10..=1000.
+    pub max_length: Option<i64>,
+    /// key_points: 1..=20.
+    pub max_points: Option<i64>,
+    /// questions: 1..=20.
+    pub num_questions: Option<i64>,
+}
+
+/// A validated request: the job plus what validation noticed.
+#[derive(Debug, Clone)]
+pub struct ValidatedRequest {
+    /// The job to run.
+    pub job: Job,
+    /// Prompt-injection signals found in the text or question.
+    pub injection_signals: Vec<&'static str>,
+}
+
+fn option_in_range(
+    name: &'static str,
+    value: Option<i64>,
+    default: usize,
+) -> Result<usize, ApiError> {
+    let Some(v) = value else {
+        return Ok(default);
+    };
+    let (_, min, max) = OPTION_RANGES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .copied()
+        .unwrap_or((name, 1, 1000));
+    if v < min || v > max {
+        return Err(ApiError::Validation {
+            message: format!("options.{name} must be between {min} and {max}, got {v}"),
+            details: Some(
+                json!({"field": format!("options.{name}"), "min": min, "max": max, "value": v}),
+            ),
+        });
+    }
+    // In range, hence positive and small.
+    Ok(v as usize)
+}
+
+impl ProcessRequest {
+    /// Checks every rule and builds the job.
+    pub fn validate(self) -> Result<ValidatedRequest, ApiError> {
+        let operation: Operation =
+            self.operation
+                .parse()
+                .map_err(|e: crate::job::UnknownOperation| ApiError::Validation {
+                    message: e.to_string(),
+                    details: Some(json!({"field": "operation", "allowed": Operation::ALL})),
+                })?;
+        let cleaned = sanitize_text(&self.text);
+        let chars = cleaned.text.chars().count();
+        if chars == 0 {
+            return Err(ApiError::field(
+                "text",
+                "text must not be empty or whitespace only",
+            ));
+        }
+        if chars < MIN_TEXT_CHARS {
+            return Err(ApiError::Validation {
+                message: format!(
+                    "text must be at least {MIN_TEXT_CHARS} characters after trimming, got {chars}"
+                ),
+                details: Some(json!({"field": "text", "min": MIN_TEXT_CHARS, "length": chars})),
+            });
+        }
+        if chars > MAX_TEXT_CHARS {
+            return Err(ApiError::Validation {
+                message: format!("text must be at most {MAX_TEXT_CHARS} characters, got {chars}"),
+                details: Some(json!({"field": "text", "max": MAX_TEXT_CHARS, "length": chars})),
+            });
+        }
+        let mut signals = cleaned.injection_signals;
+        let question = match (operation, self.question) {
+            (Operation::Qa, None) => {
+                return Err(ApiError::field(
+                    "question",
+                    "operation 'qa' requires a question",
+                ));
+            }
+            (Operation::Qa, Some(q)) => {
+                let q = sanitize_text(&q);
+                let n = q.text.chars().count();
+                if n == 0 {
+                    return Err(ApiError::field("question", "question must not be empty"));
+                }
+                if n > MAX_QUESTION_CHARS {
+                    return Err(ApiError::Validation {
+                        message: format!(
+                            "question must be at most {MAX_QUESTION_CHARS} characters, got {n}"
+                        ),
+                        details: Some(
+                            json!({"field": "question", "max": MAX_QUESTION_CHARS, "length": n}),
+                        ),
+                    });
+                }
+                for s in q.injection_signals {
+                    if !signals.contains(&s) {
+                        signals.push(s);
+                    }
+                }
+                Some(q.text)
+            }
+            // Other operations ignore a question, as the reference API did.
+            (_, _) => None,
+        };
+        let raw = self.options.unwrap_or_default();
+        let defaults = JobOptions::default();
+        let options = JobOptions {
+            max_length: option_in_range("max_length", raw.max_length, defaults.max_length)?,
+            max_points: option_in_range("max_points", raw.max_points, defaults.max_points)?,
+            num_questions: option_in_range(
+                "num_questions",
+                raw.num_questions,
+                defaults.num_questions,
+            )?,
+        };
+        Ok(ValidatedRequest {
+            job: Job {
+                operation,
+                text: cleaned.text,
+                question,
+                options,
+            },
+            injection_signals: signals,
+        })
+    }
+}
+
+/// `metadata` of a successful response.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResponseMetadata {
+    /// Words in the processed text.
+    pub word_count: usize,
+    /// The provider that answered.
+    pub provider: crate::providers::ProviderKind,
+    /// The model that answered.
+    pub model: String,
+    /// Provider calls made for this job.
+    pub attempts: u32,
+    /// True when a fallback answered.
+    pub degraded: bool,
+    /// Why the primary did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub degraded_reason: Option<String>,
+    /// True when the text looked like a prompt-injection attempt.
+    pub prompt_injection_suspected: bool,
+    /// Which injection patterns were seen.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub injection_signals: Vec<&'static str>,
+    /// Token usage, when the upstream reported it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<TokenUsage>,
+    /// qa: how sure the provider is of the answer, when it can tell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer_confidence: Option<f64>,
+}
+
+/// The body of a successful `process` response.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessResponse {
+    /// The operation run.
+    pub operation: Operation,
+    /// Always true.
+    pub success: bool,
+    /// summarize and qa: the text answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// sentiment: the verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentiment: Option<Sentiment>,
+    /// key_points: the points.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_points: Option<Vec<String>>,
+    /// questions: the questions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub questions: Option<Vec<String>>,
+    /// How the answer was produced.
+    pub metadata: ResponseMetadata,
+    /// Seconds spent on this job.
+    pub processing_time: f64,
+    /// When the answer was produced (RFC 3339).
+    pub timestamp: String,
+    /// True when served from cache.
+    pub cache_hit: bool,
+}
+
+impl ProcessResponse {
+    fn build(validated: &ValidatedRequest, result: JobResult, started: Instant) -> ProcessResponse {
+        let job = &validated.job;
+        let mut response = ProcessResponse {
+            operation: job.operation,
+            success: true,
+            result: None,
+            sentiment: None,
+            key_points: None,
+            questions: None,
+            metadata: ResponseMetadata {
+                word_count: job.text.split_whitespace().count(),
+                provider: result.provider,
+                model: result.model,
+                attempts: result.attempts,
+                degraded: result.degraded,
+                degraded_reason: result.degraded_reason,
+                prompt_injection_suspected: !validated.injection_signals.is_empty(),
+                injection_signals: validated.injection_signals.clone(),
+                usage: result.usage,
+                answer_confidence: None,
+            },
+            processing_time: started.elapsed().as_secs_f64(),
+            timestamp: crate::time::now_rfc3339(),
+            cache_hit: false,
+        };
+        match result.output {
+            JobOutput::Summary { text } => response.result = Some(text),
+            JobOutput::Sentiment(s) => response.sentiment = Some(s),
+            JobOutput::KeyPoints { points } => response.key_points = Some(points),
+            JobOutput::Questions { questions } => response.questions = Some(questions),
+            JobOutput::Answer { text, confidence } => {
+                response.result = Some(text);
+                response.metadata.answer_confidence = confidence;
+            }
+        }
+        response
+    }
+}
+
+/// Validates and runs one request.
+async fn process_one(
+    state: &AppState,
+    request: ProcessRequest,
+) -> Result<ProcessResponse, ApiError> {
+    let started = Instant::now();
+    let validated = request.validate()?;
+    let result = state.engine.run_job(&validated.job).await?;
+    Ok(ProcessResponse::build(&validated, result, started))
+}
+
+/// `POST /v1/text_processing/process`.
+pub async fn process(
+    State(state): State<AppState>,
+    RequireKey(_identity): RequireKey,
+    JsonBody(request): JsonBody<ProcessRequest>,
+) -> Result<Json<ProcessResponse>, ApiError> {
+    Ok(Json(process_one(&state, request).await?))
+}
+
+/// The body of `POST /v1/text_processing/batch_process`. Items stay raw JSON
+/// so one malformed item fails alone instead of failing the batch.
+#[derive(Debug, Deserialize)]
+pub struct BatchRequest {
+    /// 1..=MAX_BATCH_REQUESTS_PER_CALL process requests.
+    pub requests: Vec<Value>,
+    /// Optional client id; generated when absent.
+    #[serde(default)]
+    pub batch_id: Option<String>,
+}
+
+/// One item's outcome.
+#[derive(Debug, Serialize)]
+pub struct BatchItem {
+    /// Position in `requests`.
+    pub request_index: usize,
+    /// `completed` or `failed`.
+    pub status: &'static str,
+    /// The answer, when completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<ProcessResponse>,
+    /// The error message, when failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The error code, when failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<&'static str>,
+}
+
+/// The body of a `batch_process` response.
+#[derive(Debug, Serialize)]
+pub struct BatchResponse {
+    /// The batch id (client's or generated).
+    pub batch_id: String,
+    /// Items submitted.
+    pub total_requests: usize,
+    /// Items answered.
+    pub completed: usize,
+    /// Items failed.
+    pub failed: usize,
+    /// Per-item outcomes, in request order.
+    pub results: Vec<BatchItem>,
+    /// Seconds for the whole batch.
+    pub total_processing_time: f64,
+    /// When the batch finished (RFC 3339).
+    pub timestamp: String,
+}
+
+fn check_batch_id(id: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty()
+        && id.chars().count() <= MAX_BATCH_ID_CHARS
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::field(
+            "batch_id",
+            format!(
+                "batch_id must be 1 to {MAX_BATCH_ID_CHARS} characters of letters, digits, '-', '_', '.', ':'"
+            ),
+        ))
+    }
+}
+
+/// `POST /v1/text_processing/batch_process`.
+pub async fn batch_process(
+    State(state): State<AppState>,
+    RequireKey(identity): RequireKey,
+    JsonBody(batch): JsonBody<BatchRequest>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let started = Instant::now();
+    let max = state.engine.settings().max_batch_requests;
+    if batch.requests.is_empty() {
+        return Err(ApiError::field(
+            "requests",
+            "requests must contain at least one item",
+        ));
+    }
+    if batch.requests.len() > max {
+        return Err(ApiError::Validation {
+            message: format!(
+                "Batch size exceeds maximum limit of {max} requests (got {})",
+                batch.requests.len()
+            ),
+            details: Some(json!({"field": "requests", "max": max, "count": batch.requests.len()})),
+        });
+    }
+    let batch_id = match batch.batch_id {
+        Some(id) => {
+            check_batch_id(&id)?;
+            id
+        }
+        None => format!("batch_{}", uuid::Uuid::new_v4().simple()),
+    };
+    let total = batch.requests.len();
+    let record = state
+        .engine
+        .batches()
+        .begin(&batch_id, &identity.id, total as u64)
+        .map_err(|e| ApiError::Conflict(e.to_string()))?;
+
+    let concurrency = state.engine.settings().batch_concurrency;
+    let results: Vec<BatchItem> = futures::stream::iter(batch.requests.into_iter().enumerate())
+        .map(|(index, raw)| {
+            let state = state.clone();
+            let record = record.clone();
+            async move {
+                let outcome = match serde_json::from_value::<ProcessRequest>(raw) {
+                    Ok(request) => process_one(&state, request).await,
+                    Err(e) => Err(ApiError::validation(format!("invalid request item: {e}"))),
+                };
+                record.item_done(outcome.is_ok());
+                match outcome {
+                    Ok(response) => BatchItem {
+                        request_index: index,
+                        status: "completed",
+                        response: Some(response),
+                        error: None,
+                        error_code: None,
+                    },
+                    Err(e) => BatchItem {
+                        request_index: index,
+                        status: "failed",
+                        response: None,
+                        error: Some(e.to_string()),
+                        error_code: Some(code_for_item(&e)),
+                    },
+                }
+            }
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+
+    let seconds = started.elapsed().as_secs_f64();
+    record.finish(seconds);
+    let completed = results.iter().filter(|r| r.status == "completed").count();
+    Ok(Json(BatchResponse {
+        batch_id,
+        total_requests: total,
+        completed,
+        failed: total - completed,
+        results,
+        total_processing_time: seconds,
+        timestamp: crate::time::now_rfc3339(),
+    }))
+}
+
+fn code_for_item(e: &ApiError) -> &'static str {
+    match e {
+        ApiError::Upstream(_) => e.code(),
+        _ => code_for_status(e.status()),
+    }
+}
+
+/// `GET /v1/text_processing/batch_status/{id}`.
+pub async fn batch_status(
+    State(state): State<AppState>,
+    RequireKey(identity): RequireKey,
+    Path(batch_id): Path<String>,
+) -> Result<Json<crate::batch::BatchStatus>, ApiError> {
+    state
+        .engine
+        .batches()
+        .status(&batch_id, &identity.id)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("batch '{batch_id}' not found")))
+}
+
+/// `GET /v1/text_processing/operations`.
+pub async fn operations(OptionalKey(_identity): OptionalKey) -> Json<Value> {
+    Json(json!({
+        "operations": [
+            {"id": "summarize", "name": "Summarize",
+             "description": "Condense the text to about max_length words",
+             "options": ["max_length"], "requires_question": false,
+             "option_ranges": {"max_length": {"min": 10, "max": 1000, "default": 100}}},
+            {"id": "sentiment", "name": "Sentiment Analysis",
+             "description": "Classify the text as positive, negative or neutral, with confidence and explanation",
+             "options": [], "requires_question": false},
+            {"id": "key_points", "name": "Key Points",
+             "description": "Extract the most important points",
+             "options": ["max_points"], "requires_question": false,
+             "option_ranges": {"max_points": {"min": 1, "max": 20, "default": 5}}},
+            {"id": "questions", "name": "Generate Questions",
+             "description": "Generate questions about the text",
+             "options": ["num_questions"], "requires_question": false,
+             "option_ranges": {"num_questions": {"min": 1, "max": 20, "default": 5}}},
+            {"id": "qa", "name": "Question Answering",
+             "description": "Answer a question from the text",
+             "options": [], "requires_question": true}
+        ]
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(text: &str, op: &str) -> ProcessRequest {
+        ProcessRequest {
+            text: text.into(),
+            operation: op.into(),
+            question: None,
+            options: None,
+            user_metadata: None,
+        }
+    }
+
+    #[test]
+    fn text_is_trimmed_and_bounded() {
+        let v = req("   A perfectly fine text.   ", "summarize")
+            .validate()
+            .unwrap();
+        assert_eq!(v.job.text, "A perfectly fine text.");
+        assert!(req("   \n\t  ", "summarize").validate().is_err());
+        assert!(req("  short  ", "summarize").validate().is_err());
+        assert!(req(&"a".repeat(10_001), "summarize").validate().is_err());
+        assert!(req(&"a".repeat(10_000), "summarize").validate().is_ok());
+    }
+
+    #[test]
+    fn qa_needs_a_question_and_options_are_range_checked() {
+        assert!(req("A perfectly fine text.", "qa").validate().is_err());
+        let mut r = req("A perfectly fine text.", "qa");
+        r.question = Some("What is fine?".into());
+        assert_eq!(
+            r.validate().unwrap().job.question.as_deref(),
+            Some("What is fine?")
+        );
+        let mut r = req("A perfectly fine text.", "key_points");
+        r.options = Some(RawOptions {
+            max_points: Some(0),
+            ..Default::default()
+        });
+        let err = r.validate().unwrap_err();
+        assert!(err.to_string().contains("options.max_points"), "{err}");
+        assert!(
+            req("A perfectly fine text.", "translate")
+                .validate()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,137 @@
+//! The `keel` command line. `serve` runs the server; later subcommands
+//! (presets, config) plug into [`Command`].
+
+use crate::config::{LogFormat, Settings};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// keel: a resilient engine for AI text jobs.
+#[derive(Debug, Parser)]
+#[command(name = "keel", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// keel's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (configuration from the environment and .env).
+    Serve {
+        /// Interface to bind; overrides BACKEND_HOST.
+        #[arg(long)]
+        host: Option<String>,
+        /// Port to bind; overrides BACKEND_PORT.
+        #[arg(long)]
+        port: Option<u16>,
+    },
+}
+
+/// Parses the command line and runs it; the binary's whole `main`.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    // A missing .env is normal; a broken one is worth saying.
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        eprintln!("keel: cannot read .env: {e}");
+        return ExitCode::FAILURE;
+    }
+    match cli.command {
+        Command::Serve { host, port } => serve(host, port),
+    }
+}
+
+fn serve(host: Option<String>, port: Option<u16>) -> ExitCode {
+    let mut settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("keel: configuration error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(h) = host {
+        settings.host = h;
+    }
+    if let Some(p) = port {
+        settings.port = p;
+    }
+    if let Err(e) = init_logging(&settings) {
+        eprintln!("keel: configuration error: {e}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("keel: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let mut server = match crate::server::start(settings).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "start-up failed");
+                eprintln!("keel: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        server.shutdown_on(shutdown_signal());
+        match server.wait().await {
+            Ok(()) => {
+                tracing::info!("keel stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "server failed");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn init_logging(settings: &Settings) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level).map_err(|e| {
+        format!(
+            "invalid LOG_LEVEL={:?}: allowed a level (error, warn, info, debug, trace) or a filter like 'keel=debug,info' ({e})",
+            settings.log_level
+        )
+    })?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match settings.log_format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Pretty => builder.init(),
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining");
+}

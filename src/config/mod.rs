@@ -1,0 +1,437 @@
+//! Process configuration: everything keel reads from the environment.
+//!
+//! One source of truth: [`Settings::from_env`] reads every variable once at
+//! start-up, applies defaults, validates ranges and returns a typed struct or a
+//! [`ConfigError`] that names the variable, the bad value and what is allowed.
+//! keel never falls back silently on a bad value. `.env` is honoured by the
+//! binary (loaded before this runs); real environment variables win over it.
+
+mod env;
+
+pub use env::{EnvSource, MapEnv, ProcessEnv};
+
+use crate::providers::ProviderKind;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A configuration mistake, reported at start-up before anything listens.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A variable holds a value outside its allowed set or range.
+    #[error("invalid {name}={value:?}: allowed {allowed}")]
+    Invalid {
+        /// The environment variable.
+        name: &'static str,
+        /// What it held.
+        value: String,
+        /// The allowed values or range, in words.
+        allowed: String,
+    },
+    /// A combination of settings that cannot work together.
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+/// The deployment environment; decides how strict keel is about security.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// A developer machine: open access allowed with a warning.
+    Development,
+    /// Automated tests: like development.
+    Testing,
+    /// Pre-production: API keys are mandatory.
+    Staging,
+    /// Production: API keys are mandatory.
+    Production,
+}
+
+impl Environment {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Testing => "testing",
+            Environment::Staging => "staging",
+            Environment::Production => "production",
+        }
+    }
+
+    /// Staging and production refuse to run without API keys.
+    pub fn requires_auth(self) -> bool {
+        matches!(self, Environment::Staging | Environment::Production)
+    }
+}
+
+impl FromStr for Environment {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "development" | "dev" => Ok(Environment::Development),
+            "testing" | "test" => Ok(Environment::Testing),
+            "staging" | "stage" => Ok(Environment::Staging),
+            "production" | "prod" => Ok(Environment::Production),
+            _ => Err(()),
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, for log shippers.
+    Json,
+    /// Human-readable, for terminals.
+    Pretty,
+}
+
+/// Everything needed to reach one LLM provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderSettings {
+    /// Which provider.
+    pub kind: ProviderKind,
+    /// Model name sent upstream (`AI_MODEL` for the primary, a per-kind default otherwise).
+    pub model: String,
+    /// Base URL: `OPENAI_BASE_URL` (including `/v1`) or `GEMINI_BASE_URL`; empty for `local`.
+    pub base_url: String,
+    /// Secret sent upstream, if any.
+    pub api_key: Option<String>,
+    /// Per-call timeout (`PROVIDER_TIMEOUT_SECONDS`, default 30 s).
+    pub timeout: Duration,
+}
+
+/// The validated process configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Interface to bind (`BACKEND_HOST`, default `127.0.0.1`).
+    pub host: String,
+    /// Port to bind (`BACKEND_PORT`, default 8000; 0 picks a free port).
+    pub port: u16,
+    /// `ENVIRONMENT`, default development.
+    pub environment: Environment,
+    /// `LOG_LEVEL`: a tracing filter such as `info` or `keel=debug,tower_http=info` (default `info`).
+    pub log_level: String,
+    /// `LOG_FORMAT`: `json` or `pretty` (default pretty).
+    pub log_format: LogFormat,
+    /// Accepted client keys: `API_KEY` plus the comma list `ADDITIONAL_API_KEYS`. Empty = open access.
+    pub api_keys: Vec<String>,
+    /// The primary provider (`AI_PROVIDER`), then the fallbacks (`AI_FALLBACK_PROVIDERS`) in order.
+    pub providers: Vec<ProviderSettings>,
+    /// Largest accepted request body in bytes (`MAX_REQUEST_SIZE`, default 10 MiB).
+    pub max_request_size: usize,
+    /// Most items in one batch call (`MAX_BATCH_REQUESTS_PER_CALL`, default 50).
+    pub max_batch_requests: usize,
+    /// Items of one batch processed at once (`BATCH_AI_CONCURRENCY_LIMIT`, default 5).
+    pub batch_concurrency: usize,
+    /// Requests served at once before the edge sheds load with 503 (`MAX_CONCURRENT_REQUESTS`, default 1024).
+    pub max_concurrent_requests: usize,
+    /// Recent batches kept for `batch_status` (`BATCH_STATUS_RETENTION`, default 1000).
+    pub batch_status_retention: usize,
+}
+
+impl Settings {
+    /// Reads and validates the configuration from the process environment.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        Settings::from_source(&ProcessEnv)
+    }
+
+    /// Reads and validates the configuration from any variable source (tests use [`MapEnv`]).
+    pub fn from_source(env: &dyn EnvSource) -> Result<Settings, ConfigError> {
+        let environment = match env.get("ENVIRONMENT") {
+            None => Environment::Development,
+            Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+                name: "ENVIRONMENT",
+                value: v.clone(),
+                allowed: "development | testing | staging | production".into(),
+            })?,
+        };
+        let log_format = match env.get("LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(v) => {
+                return Err(ConfigError::Invalid {
+                    name: "LOG_FORMAT",
+                    value: v.into(),
+                    allowed: "json | pretty".into(),
+                });
+            }
+        };
+
+        let mut api_keys: Vec<String> = Vec::new();
+        if let Some(k) = env.get("API_KEY") {
+            push_key(&mut api_keys, &k);
+        }
+        if let Some(list) = env.get("ADDITIONAL_API_KEYS") {
+            for k in list.split(',') {
+                push_key(&mut api_keys, k);
+            }
+        }
+        if api_keys.is_empty() && environment.requires_auth() {
+            return Err(ConfigError::Inconsistent(format!(
+                "ENVIRONMENT={environment} requires at least one API key: set API_KEY \
+                 (and optionally ADDITIONAL_API_KEYS); open access is only allowed in \
+                 development and testing"
+            )));
+        }
+
+        let providers = provider_settings(env)?;
+
+        Ok(Settings {
+            host: env
+                .get("BACKEND_HOST")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|| "127.0.0.1".into()),
+            port: number(env, "BACKEND_PORT", 8000u16, 0, u16::MAX)?,
+            environment,
+            log_level: env.get("LOG_LEVEL").unwrap_or_else(|| "info".into()),
+            log_format,
+            api_keys,
+            providers,
+            max_request_size: number(env, "MAX_REQUEST_SIZE", 10 * 1024 * 1024, 1024, 1 << 30)?,
+            max_batch_requests: number(env, "MAX_BATCH_REQUESTS_PER_CALL", 50, 1, 1000)?,
+            batch_concurrency: number(env, "BATCH_AI_CONCURRENCY_LIMIT", 5, 1, 256)?,
+            max_concurrent_requests: number(env, "MAX_CONCURRENT_REQUESTS", 1024, 1, 1_000_000)?,
+            batch_status_retention: number(env, "BATCH_STATUS_RETENTION", 1000, 1, 1_000_000)?,
+        })
+    }
+
+    /// The provider that answers first.
+    pub fn primary_provider(&self) -> &ProviderSettings {
+        // Invariant: `provider_settings` always returns at least the primary.
+        &self.providers[0]
+    }
+}
+
+fn push_key(keys: &mut Vec<String>, raw: &str) {
+    let k = raw.trim();
+    if !k.is_empty() && !keys.iter().any(|existing| existing == k) {
+        keys.push(k.to_string());
+    }
+}
+
+/// Parses a number variable within `min..=max`, or returns `default` when unset.
+fn number<T>(
+    env: &dyn EnvSource,
+    name: &'static str,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + Copy + fmt::Display,
+{
+    let Some(raw) = env.get(name) else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<T>() {
+        Ok(v) if v >= min && v <= max => Ok(v),
+        _ => Err(ConfigError::Invalid {
+            name,
+            value: raw,
+            allowed: format!("an integer from {min} to {max}"),
+        }),
+    }
+}
+
+fn provider_kind(name: &'static str, raw: &str) -> Result<ProviderKind, ConfigError> {
+    raw.trim().parse().map_err(|_| ConfigError::Invalid {
+        name,
+        value: raw.to_string(),
+        allowed: "local | openai | gemini".into(),
+    })
+}
+
+/// Builds the ordered provider list: primary first, then distinct fallbacks.
+fn provider_settings(env: &dyn EnvSource) -> Result<Vec<ProviderSettings>, ConfigError> {
+    let primary = match env.get("AI_PROVIDER").filter(|v| !v.trim().is_empty()) {
+        Some(v) => provider_kind("AI_PROVIDER", &v)?,
+        None if env.get("GEMINI_API_KEY").is_some() => ProviderKind::Gemini,
+        None if env.get("OPENAI_API_KEY").is_some() || env.get("OPENAI_BASE_URL").is_some() => {
+            ProviderKind::OpenAi
+        }
+        None => ProviderKind::Local,
+    };
+    let mut order = vec![primary];
+    match env.get("AI_FALLBACK_PROVIDERS") {
+        // "none" turns fallbacks off: a failing primary then fails the request.
+        Some(list) if list.trim().eq_ignore_ascii_case("none") => {}
+        Some(list) => {
+            for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let kind = provider_kind("AI_FALLBACK_PROVIDERS", item)?;
+                if !order.contains(&kind) {
+                    order.push(kind);
+                }
+            }
+        }
+        None => {
+            if primary != ProviderKind::Local {
+                order.push(ProviderKind::Local);
+            }
+        }
+    }
+    let timeout_secs: u64 = number(env, "PROVIDER_TIMEOUT_SECONDS", 30, 1, 600)?;
+    let timeout = Duration::from_secs(timeout_secs);
+    let model_override = env.get("AI_MODEL").filter(|m| !m.trim().is_empty());
+
+    order
+        .into_iter()
+        .map(|kind| {
+            // AI_MODEL names the primary's model; fallbacks use their kind's default.
+            let model = match (&model_override, kind == primary) {
+                (Some(m), true) => m.trim().to_string(),
+                _ => kind.default_model().to_string(),
+            };
+            let (base_url, api_key) = match kind {
+                ProviderKind::Local => (String::new(), None),
+                ProviderKind::OpenAi => (
+                    env.get("OPENAI_BASE_URL")
+                        .unwrap_or_else(|| "https://api.openai.com/v1".into()),
+                    env.get("OPENAI_API_KEY"),
+                ),
+                ProviderKind::Gemini => (
+                    env.get("GEMINI_BASE_URL")
+                        .unwrap_or_else(|| "https://generativelanguage.googleapis.com".into()),
+                    env.get("GEMINI_API_KEY"),
+                ),
+            };
+            let base_url = base_url.trim().trim_end_matches('/').to_string();
+            if kind != ProviderKind::Local {
+                check_url(kind, &base_url)?;
+            }
+            let api_key = api_key
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty());
+            if api_key.is_none() && base_url.contains("api.openai.com") {
+                return Err(ConfigError::Inconsistent(
+                    "OPENAI_API_KEY is required to use api.openai.com (or set OPENAI_BASE_URL \
+                     to an OpenAI-compatible server such as Ollama or vLLM)"
+                        .into(),
+                ));
+            }
+            if api_key.is_none() && base_url.contains("googleapis.com") {
+                return Err(ConfigError::Inconsistent(
+                    "GEMINI_API_KEY is required to use the Gemini API".into(),
+                ));
+            }
+            Ok(ProviderSettings {
+                kind,
+                model,
+                base_url,
+                api_key,
+                timeout,
+            })
+        })
+        .collect()
+}
+
+fn check_url(kind: ProviderKind, url: &str) -> Result<(), ConfigError> {
+    let name = match kind {
+        ProviderKind::OpenAi => "OPENAI_BASE_URL",
+        _ => "GEMINI_BASE_URL",
+    };
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        _ => Err(ConfigError::Invalid {
+            name,
+            value: url.to_string(),
+            allowed: "an http:// or https:// URL".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::from_source(&MapEnv::new(vars))
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.host, "127.0.0.1");
+        assert_eq!(s.port, 8000);
+        assert_eq!(s.environment, Environment::Development);
+        assert!(s.api_keys.is_empty());
+        assert_eq!(s.providers.len(), 1);
+        assert_eq!(s.primary_provider().kind, ProviderKind::Local);
+        assert_eq!(s.max_batch_requests, 50);
+        assert_eq!(s.batch_concurrency, 5);
+    }
+
+    #[test]
+    fn production_without_keys_refuses() {
+        let err = settings(&[("ENVIRONMENT", "production")]).unwrap_err();
+        assert!(err.to_string().contains("API_KEY"), "{err}");
+        assert!(settings(&[("ENVIRONMENT", "production"), ("API_KEY", "k")]).is_ok());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_the_range() {
+        let err = settings(&[("BACKEND_PORT", "99999")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid BACKEND_PORT=\"99999\": allowed an integer from 0 to 65535"
+        );
+        let err = settings(&[("AI_PROVIDER", "claude")]).unwrap_err();
+        assert!(err.to_string().contains("local | openai | gemini"));
+        let err = settings(&[("ENVIRONMENT", "qa")]).unwrap_err();
+        assert!(err.to_string().contains("ENVIRONMENT"));
+        let err = settings(&[("OPENAI_BASE_URL", "not a url")]).unwrap_err();
+        assert!(err.to_string().contains("OPENAI_BASE_URL"));
+    }
+
+    #[test]
+    fn keys_are_merged_and_deduplicated() {
+        let s = settings(&[("API_KEY", "a"), ("ADDITIONAL_API_KEYS", " b, a ,,c")]).unwrap();
+        assert_eq!(s.api_keys, vec!["a", "b", "c"]);
+    }
+
+    #[test]
+    fn provider_is_inferred_and_local_is_the_last_fallback() {
+        let s = settings(&[("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1/")]).unwrap();
+        let kinds: Vec<_> = s.providers.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, vec![ProviderKind::OpenAi, ProviderKind::Local]);
+        assert_eq!(s.providers[0].base_url, "http://127.0.0.1:11434/v1");
+
+        let s = settings(&[
+            ("AI_PROVIDER", "gemini"),
+            ("GEMINI_BASE_URL", "http://127.0.0.1:9"),
+            ("AI_FALLBACK_PROVIDERS", "openai,local"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:8"),
+            ("AI_MODEL", "gemini-test"),
+        ])
+        .unwrap();
+        let kinds: Vec<_> = s.providers.iter().map(|p| p.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ProviderKind::Gemini,
+                ProviderKind::OpenAi,
+                ProviderKind::Local
+            ]
+        );
+        assert_eq!(s.providers[0].model, "gemini-test");
+        assert_eq!(s.providers[1].model, ProviderKind::OpenAi.default_model());
+
+        let s = settings(&[
+            ("OPENAI_BASE_URL", "http://127.0.0.1:8/v1"),
+            ("AI_FALLBACK_PROVIDERS", "none"),
+        ])
+        .unwrap();
+        assert_eq!(s.providers.len(), 1);
+    }
+
+    #[test]
+    fn real_openai_needs_a_key() {
+        let err = settings(&[("AI_PROVIDER", "openai")]).unwrap_err();
+        assert!(err.to_string().contains("OPENAI_API_KEY"));
+    }
+}

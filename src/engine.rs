@@ -1,0 +1,220 @@
+//! The [`Engine`]: the handle the HTTP layer (or an embedding program) holds.
+//!
+//! It starts the supervised actor tree, owns the shared views actors publish
+//! (provider table, metrics registry, recent batches) and runs jobs. A job runs
+//! entirely in the caller's task: it reads the provider table, calls the
+//! provider and records metrics with atomics — no mailbox on the way.
+
+use crate::actors::metrics::{MetricsMsg, MetricsSnapshot};
+use crate::actors::provider::{ProviderInfo, ProviderMsg};
+use crate::actors::provider_supervisor::ProviderSupervisorArgs;
+use crate::actors::supervisor::{EngineActors, EngineMsg, EngineSupervisor, EngineSupervisorArgs};
+use crate::actors::{CALL_TIMEOUT, ProviderTable, RestartPolicy};
+use crate::batch::BatchStore;
+use crate::config::Settings;
+use crate::job::Job;
+use crate::metrics::Metrics;
+use crate::orchestrator::{self, JobError, JobResult};
+use crate::providers::{ProviderKind, SharedProvider, build_provider};
+use ractor::{Actor, ActorRef, ActorStatus};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use tokio::task::JoinHandle;
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A provider client could not be built.
+    #[error("cannot build provider: {0}")]
+    Provider(#[from] crate::providers::ProviderError),
+    /// The actor tree failed to start.
+    #[error("cannot start the actor tree: {0}")]
+    Spawn(#[from] ractor::SpawnErr),
+}
+
+/// A cheap-to-clone handle on a running engine.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Arc<Settings>,
+    providers: Arc<ProviderTable>,
+    metrics: Arc<Metrics>,
+    actors: Arc<EngineActors>,
+    supervisor: ActorRef<EngineMsg>,
+    supervisor_task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    batches: BatchStore,
+    started_at: Instant,
+    draining: AtomicBool,
+}
+
+impl Engine {
+    /// Builds the providers and starts the actor tree.
+    pub async fn start(settings: Settings) -> Result<Engine, EngineError> {
+        Engine::start_with(settings, Vec::new()).await
+    }
+
+    /// Like [`Engine::start`], but providers in `overrides` replace the
+    /// configured provider of the same kind (tests plug in-process fakes here).
+    pub async fn start_with(
+        settings: Settings,
+        overrides: Vec<SharedProvider>,
+    ) -> Result<Engine, EngineError> {
+        let settings = Arc::new(settings);
+        let mut initial = Vec::with_capacity(settings.providers.len());
+        for p in &settings.providers {
+            match overrides.iter().find(|o| o.kind() == p.kind) {
+                Some(o) => initial.push(o.clone()),
+                None => initial.push(build_provider(p)?),
+            }
+        }
+        let providers = Arc::new(ProviderTable::new(initial));
+        let metrics = Arc::new(Metrics::default());
+        let actors = Arc::new(EngineActors::default());
+        // Overridden providers are not rebuilt by their actors from settings.
+        let supervised: Vec<_> = settings
+            .providers
+            .iter()
+            .filter(|p| !overrides.iter().any(|o| o.kind() == p.kind))
+            .cloned()
+            .collect();
+        let args = EngineSupervisorArgs {
+            providers: ProviderSupervisorArgs {
+                providers: supervised,
+                table: providers.clone(),
+                metrics: metrics.clone(),
+                policy: RestartPolicy::default(),
+            },
+            metrics: metrics.clone(),
+            actors: actors.clone(),
+            policy: RestartPolicy::default(),
+        };
+        let (supervisor, task) = Actor::spawn(None, EngineSupervisor, args).await?;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                batches: BatchStore::new(settings.batch_status_retention),
+                settings,
+                providers,
+                metrics,
+                actors,
+                supervisor,
+                supervisor_task: std::sync::Mutex::new(Some(task)),
+                started_at: Instant::now(),
+                draining: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Runs one validated job through the provider chain.
+    pub async fn run_job(&self, job: &Job) -> Result<JobResult, JobError> {
+        orchestrator::run(
+            &self.inner.settings,
+            &self.inner.providers,
+            &self.inner.metrics,
+            job,
+        )
+        .await
+    }
+
+    /// The validated configuration the engine runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The shared metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The provider handle table.
+    pub fn providers(&self) -> &Arc<ProviderTable> {
+        &self.inner.providers
+    }
+
+    /// Recent batches.
+    pub fn batches(&self) -> &BatchStore {
+        &self.inner.batches
+    }
+
+    /// Time since start.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.inner.started_at.elapsed()
+    }
+
+    /// True while the root supervisor and its direct children are running.
+    pub fn actors_alive(&self) -> bool {
+        let running = |s: ActorStatus| s == ActorStatus::Running;
+        running(self.inner.supervisor.get_status())
+            && self
+                .inner
+                .actors
+                .metrics
+                .load()
+                .as_ref()
+                .is_some_and(|a| running(a.get_status()))
+            && self
+                .inner
+                .actors
+                .providers
+                .load()
+                .as_ref()
+                .is_some_and(|a| running(a.get_status()))
+    }
+
+    /// True once shutdown has begun; readiness then reports 503.
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Acquire)
+    }
+
+    /// Asks the metrics aggregator for a snapshot (admin path; bounded wait).
+    pub async fn metrics_snapshot(&self) -> Option<MetricsSnapshot> {
+        let actor = self.inner.actors.metrics.load_full()?;
+        reply(actor.call(MetricsMsg::Snapshot, Some(CALL_TIMEOUT)).await)
+    }
+
+    /// The current metrics aggregator, if running (operators and tests use it
+    /// to exercise supervision).
+    pub fn metrics_actor(&self) -> Option<ActorRef<MetricsMsg>> {
+        self.inner.actors.metrics.load_full().map(|a| (*a).clone())
+    }
+
+    /// Describes a provider via its actor (admin path; bounded wait).
+    pub async fn describe_provider(&self, kind: ProviderKind) -> Option<ProviderInfo> {
+        let actor = self.inner.providers.get(kind)?.actor.clone()?;
+        reply(actor.call(ProviderMsg::Describe, Some(CALL_TIMEOUT)).await)
+    }
+
+    /// Marks the engine as draining: readiness reports 503 from now on.
+    pub fn begin_draining(&self) {
+        self.inner.draining.store(true, Ordering::Release);
+    }
+
+    /// Marks the engine as draining, then stops the actor tree and waits for it.
+    pub async fn shutdown(&self) {
+        self.begin_draining();
+        self.inner.supervisor.stop(Some("shutdown".into()));
+        let task = self
+            .inner
+            .supervisor_task
+            .lock()
+            .ok()
+            .and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = tokio::time::timeout(CALL_TIMEOUT, task).await;
+        }
+    }
+}
+
+/// The value of an admin `call`, or `None` when the actor timed out or is
+/// gone (admin paths then report "unavailable" rather than fail).
+fn reply<T>(
+    result: Result<ractor::rpc::CallResult<T>, ractor::MessagingErr<impl Sized>>,
+) -> Option<T> {
+    match result {
+        Ok(ractor::rpc::CallResult::Success(v)) => Some(v),
+        _ => None,
+    }
+}

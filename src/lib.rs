@@ -1,0 +1,32 @@
+//! keel: a resilient engine for AI text jobs (summarize, sentiment, key
+//! points, questions, question answering).
+//!
+//! Layout, one concept per module:
+//! - [`config`]: settings from the environment, validated at start-up;
+//! - [`job`]: the unit of work and its output;
+//! - [`sanitize`]: input cleaning and prompt-injection signals;
+//! - [`nlp`]: the offline algorithms behind the `local` provider;
+//! - [`providers`]: the provider trait and the local / OpenAI / Gemini clients;
+//! - [`actors`]: the supervised actor tree that owns long-lived state;
+//! - [`metrics`]: lock-free counters the request path writes;
+//! - [`orchestrator`]: runs one job through the provider chain;
+//! - [`engine`]: the handle that ties actors and shared views together;
+//! - [`batch`]: recent batch progress for `batch_status`;
+//! - [`api`]: the axum front; [`server`]: binding and shutdown; [`cli`]: the binary;
+//! - [`fake_llm`]: a fake OpenAI/Gemini upstream for tests, demos and benchmarks.
+
+pub mod actors;
+pub mod api;
+pub mod batch;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod fake_llm;
+pub mod job;
+pub mod metrics;
+pub mod nlp;
+pub mod orchestrator;
+pub mod providers;
+pub mod sanitize;
+pub mod server;
+pub mod time;

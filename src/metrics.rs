@@ -1,0 +1,338 @@
+//! The metrics registry: lock-free counters and latency histograms written on
+//! the request path, read by the [`crate::actors::metrics::MetricsAggregator`].
+//!
+//! Invariant: request tasks only ever *add* to these atomics (like Prometheus
+//! counters); everything else — windows, rates, resets, snapshots — is done by
+//! the aggregator actor. Recording a request costs a few atomic adds, never a
+//! lock or a mailbox round trip.
+
+use crate::job::Operation;
+use crate::providers::{ErrorClass, ProviderKind};
+use dashmap::DashMap;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in microseconds (roughly ×1.5 apart,
+/// 50 µs to 5 min); one overflow bucket follows.
+const BUCKET_BOUNDS_US: [u64; 40] = [
+    50,
+    75,
+    110,
+    170,
+    250,
+    380,
+    570,
+    850,
+    1_300,
+    1_900,
+    2_900,
+    4_300,
+    6_500,
+    9_800,
+    15_000,
+    22_000,
+    33_000,
+    50_000,
+    75_000,
+    110_000,
+    170_000,
+    250_000,
+    380_000,
+    570_000,
+    850_000,
+    1_300_000,
+    1_900_000,
+    2_900_000,
+    4_300_000,
+    6_500_000,
+    9_800_000,
+    15_000_000,
+    22_000_000,
+    33_000_000,
+    50_000_000,
+    75_000_000,
+    110_000_000,
+    170_000_000,
+    250_000_000,
+    300_000_000,
+];
+
+/// A fixed-bucket latency histogram safe to record from many threads.
+#[derive(Debug)]
+pub struct LatencyHistogram {
+    buckets: [AtomicU64; BUCKET_BOUNDS_US.len() + 1],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            sum_us: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Percentiles and mean of a histogram, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    /// Observations.
+    pub count: u64,
+    /// Mean.
+    pub avg_ms: f64,
+    /// Median (bucket-interpolated).
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+}
+
+impl LatencyHistogram {
+    /// Records one observation.
+    pub fn record(&self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let idx = BUCKET_BOUNDS_US.partition_point(|&b| b < us);
+        self.buckets[idx].fetch_add(1, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+    }
+
+    /// Clears every bucket (used by metric resets).
+    pub fn reset(&self) {
+        for b in &self.buckets {
+            b.store(0, Relaxed);
+        }
+        self.count.store(0, Relaxed);
+        self.sum_us.store(0, Relaxed);
+    }
+
+    /// Summarises the current distribution.
+    pub fn summary(&self) -> LatencySummary {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let count: u64 = counts.iter().sum();
+        if count == 0 {
+            return LatencySummary::default();
+        }
+        let quantile = |q: f64| -> f64 {
+            let rank = (q * count as f64).ceil().max(1.0) as u64;
+            let mut seen = 0;
+            for (i, &c) in counts.iter().enumerate() {
+                if seen + c >= rank {
+                    let lower = if i == 0 { 0 } else { BUCKET_BOUNDS_US[i - 1] };
+                    let upper = BUCKET_BOUNDS_US.get(i).copied().unwrap_or(lower * 2);
+                    let within = (rank - seen) as f64 / c as f64;
+                    return (lower as f64 + (upper - lower) as f64 * within) / 1000.0;
+                }
+                seen += c;
+            }
+            0.0
+        };
+        LatencySummary {
+            count,
+            avg_ms: self.sum_us.load(Relaxed) as f64 / count as f64 / 1000.0,
+            p50_ms: quantile(0.50),
+            p95_ms: quantile(0.95),
+            p99_ms: quantile(0.99),
+        }
+    }
+}
+
+/// Counters for one operation, over every provider.
+#[derive(Debug, Default)]
+pub struct OperationStats {
+    /// Jobs started.
+    pub requests: AtomicU64,
+    /// Jobs answered.
+    pub succeeded: AtomicU64,
+    /// Jobs that ended in an error.
+    pub failed: AtomicU64,
+    /// Jobs answered by a fallback provider.
+    pub degraded: AtomicU64,
+    /// End-to-end job latency.
+    pub latency: LatencyHistogram,
+}
+
+/// Counters for one provider.
+#[derive(Debug, Default)]
+pub struct ProviderStats {
+    /// Calls made.
+    pub calls: AtomicU64,
+    /// Calls that answered.
+    pub successes: AtomicU64,
+    /// Calls that failed transiently.
+    pub transient_failures: AtomicU64,
+    /// Calls that failed permanently.
+    pub permanent_failures: AtomicU64,
+    /// Prompt tokens reported by the upstream.
+    pub prompt_tokens: AtomicU64,
+    /// Completion tokens reported by the upstream.
+    pub completion_tokens: AtomicU64,
+    /// Per-call latency.
+    pub latency: LatencyHistogram,
+}
+
+/// The shared registry; one per engine.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    operations: [OperationStats; 5],
+    providers: [ProviderStats; 3],
+    restarts: DashMap<String, AtomicU64>,
+}
+
+fn op_index(op: Operation) -> usize {
+    match op {
+        Operation::Summarize => 0,
+        Operation::Sentiment => 1,
+        Operation::KeyPoints => 2,
+        Operation::Questions => 3,
+        Operation::Qa => 4,
+    }
+}
+
+fn provider_index(kind: ProviderKind) -> usize {
+    match kind {
+        ProviderKind::Local => 0,
+        ProviderKind::OpenAi => 1,
+        ProviderKind::Gemini => 2,
+    }
+}
+
+impl Metrics {
+    /// Counters of one operation.
+    pub fn operation(&self, op: Operation) -> &OperationStats {
+        &self.operations[op_index(op)]
+    }
+
+    /// Counters of one provider.
+    pub fn provider(&self, kind: ProviderKind) -> &ProviderStats {
+        &self.providers[provider_index(kind)]
+    }
+
+    /// Records the end of one provider call.
+    pub fn record_call(
+        &self,
+        kind: ProviderKind,
+        elapsed: Duration,
+        outcome: Result<(), ErrorClass>,
+    ) {
+        let p = self.provider(kind);
+        p.calls.fetch_add(1, Relaxed);
+        p.latency.record(elapsed);
+        match outcome {
+            Ok(()) => p.successes.fetch_add(1, Relaxed),
+            Err(ErrorClass::Transient) => p.transient_failures.fetch_add(1, Relaxed),
+            Err(ErrorClass::Permanent) => p.permanent_failures.fetch_add(1, Relaxed),
+        };
+    }
+
+    /// Adds reported token usage.
+    pub fn record_tokens(&self, kind: ProviderKind, prompt: u64, completion: u64) {
+        let p = self.provider(kind);
+        p.prompt_tokens.fetch_add(prompt, Relaxed);
+        p.completion_tokens.fetch_add(completion, Relaxed);
+    }
+
+    /// Counts a supervised actor restart under `actor`'s name.
+    pub fn record_restart(&self, actor: &str) {
+        self.restarts
+            .entry(actor.to_string())
+            .or_default()
+            .fetch_add(1, Relaxed);
+    }
+
+    /// Restarts counted for `actor` so far.
+    pub fn restarts(&self, actor: &str) -> u64 {
+        self.restarts
+            .get(actor)
+            .map(|c| c.load(Relaxed))
+            .unwrap_or(0)
+    }
+
+    /// Every actor's restart count, sorted by name.
+    pub fn all_restarts(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<_> = self
+            .restarts
+            .iter()
+            .map(|e| (e.key().clone(), e.value().load(Relaxed)))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Total jobs started over all operations.
+    pub fn total_requests(&self) -> u64 {
+        self.operations
+            .iter()
+            .map(|o| o.requests.load(Relaxed))
+            .sum()
+    }
+
+    /// Zeroes operation and provider counters (restart counts are kept: they
+    /// describe the process, not the traffic).
+    pub fn reset(&self) {
+        for o in &self.operations {
+            o.requests.store(0, Relaxed);
+            o.succeeded.store(0, Relaxed);
+            o.failed.store(0, Relaxed);
+            o.degraded.store(0, Relaxed);
+            o.latency.reset();
+        }
+        for p in &self.providers {
+            p.calls.store(0, Relaxed);
+            p.successes.store(0, Relaxed);
+            p.transient_failures.store(0, Relaxed);
+            p.permanent_failures.store(0, Relaxed);
+            p.prompt_tokens.store(0, Relaxed);
+            p.completion_tokens.store(0, Relaxed);
+            p.latency.reset();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_percentiles_land_in_the_right_bucket() {
+        let h = LatencyHistogram::default();
+        for _ in 0..90 {
+            h.record(Duration::from_millis(1));
+        }
+        for _ in 0..10 {
+            h.record(Duration::from_millis(100));
+        }
+        let s = h.summary();
+        assert_eq!(s.count, 100);
+        assert!(s.p50_ms > 0.8 && s.p50_ms <= 1.3, "{s:?}");
+        assert!(s.p99_ms > 75.0 && s.p99_ms <= 110.0, "{s:?}");
+        assert!((s.avg_ms - 10.9).abs() < 0.01, "{s:?}");
+        h.reset();
+        assert_eq!(h.summary(), LatencySummary::default());
+    }
+
+    #[test]
+    fn calls_and_restarts_are_counted() {
+        let m = Metrics::default();
+        m.record_call(ProviderKind::OpenAi, Duration::from_millis(5), Ok(()));
+        m.record_call(
+            ProviderKind::OpenAi,
+            Duration::from_millis(5),
+            Err(ErrorClass::Transient),
+        );
+        let p = m.provider(ProviderKind::OpenAi);
+        assert_eq!(p.calls.load(Relaxed), 2);
+        assert_eq!(p.successes.load(Relaxed), 1);
+        assert_eq!(p.transient_failures.load(Relaxed), 1);
+        m.record_restart("provider:openai");
+        m.record_restart("provider:openai");
+        assert_eq!(m.restarts("provider:openai"), 2);
+        m.reset();
+        assert_eq!(m.provider(ProviderKind::OpenAi).calls.load(Relaxed), 0);
+        assert_eq!(m.restarts("provider:openai"), 2);
+    }
+}

@@ -1,0 +1,163 @@
+//! The Gemini provider: `POST {GEMINI_BASE_URL}/v1beta/models/{model}:generateContent`.
+//!
+//! The key travels in the `x-goog-api-key` header (never in the URL, so it
+//! cannot leak into access logs).
+
+use super::http::{client, send_json};
+use super::parse::parse_output;
+use super::prompt::build_prompt;
+use super::{
+    CallOptions, Provider, ProviderError, ProviderErrorKind, ProviderKind, ProviderReply,
+    TokenUsage,
+};
+use crate::config::ProviderSettings;
+use crate::job::Job;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+/// Talks to one Gemini endpoint through a pooled client.
+pub struct GeminiProvider {
+    client: reqwest::Client,
+    /// The full `generateContent` URL, computed once.
+    url: String,
+    model: String,
+    api_key: Option<String>,
+}
+
+impl GeminiProvider {
+    /// Creates the provider and its connection pool.
+    pub fn new(settings: &ProviderSettings) -> Result<GeminiProvider, ProviderError> {
+        Ok(GeminiProvider {
+            client: client(ProviderKind::Gemini)?,
+            url: format!(
+                "{}/v1beta/models/{}:generateContent",
+                settings.base_url, settings.model
+            ),
+            model: settings.model.clone(),
+            api_key: settings.api_key.clone(),
+        })
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerateRequest<'a> {
+    system_instruction: Content<'a>,
+    contents: [Content<'a>; 1],
+    generation_config: GenerationConfig,
+}
+
+#[derive(Serialize)]
+struct Content<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    parts: [Part<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct Part<'a> {
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+struct GenerationConfig {
+    temperature: f32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerateResponse {
+    #[serde(default)]
+    candidates: Vec<Candidate>,
+    #[serde(default)]
+    usage_metadata: Option<UsageMetadata>,
+    #[serde(default)]
+    model_version: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Candidate {
+    #[serde(default)]
+    content: Option<CandidateContent>,
+}
+
+#[derive(Deserialize)]
+struct CandidateContent {
+    #[serde(default)]
+    parts: Vec<CandidatePart>,
+}
+
+#[derive(Deserialize)]
+struct CandidatePart {
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageMetadata {
+    #[serde(default)]
+    prompt_token_count: u64,
+    #[serde(default)]
+    candidates_token_count: u64,
+}
+
+impl Provider for GeminiProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Gemini
+    }
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn run<'a>(
+        &'a self,
+        job: &'a Job,
+        opts: CallOptions,
+    ) -> BoxFuture<'a, Result<ProviderReply, ProviderError>> {
+        Box::pin(async move {
+            let prompt = build_prompt(job);
+            let body = GenerateRequest {
+                system_instruction: Content {
+                    role: None,
+                    parts: [Part {
+                        text: &prompt.system,
+                    }],
+                },
+                contents: [Content {
+                    role: Some("user"),
+                    parts: [Part { text: &prompt.user }],
+                }],
+                generation_config: GenerationConfig { temperature: 0.2 },
+            };
+            let mut request = self.client.post(&self.url).json(&body);
+            if let Some(key) = &self.api_key {
+                request = request.header("x-goog-api-key", key);
+            }
+            let response: GenerateResponse = send_json(ProviderKind::Gemini, request, opts).await?;
+            // A candidate may be split into several parts; they form one answer.
+            let content: String = response
+                .candidates
+                .into_iter()
+                .next()
+                .and_then(|c| c.content)
+                .map(|c| c.parts.into_iter().filter_map(|p| p.text).collect())
+                .unwrap_or_default();
+            let output = parse_output(job, &content).map_err(|e| {
+                ProviderError::new(
+                    ProviderKind::Gemini,
+                    ProviderErrorKind::InvalidOutput(e.to_string()),
+                )
+            })?;
+            Ok(ProviderReply {
+                output,
+                model: response.model_version.unwrap_or_else(|| self.model.clone()),
+                usage: response.usage_metadata.map(|u| TokenUsage {
+                    prompt_tokens: u.prompt_token_count,
+                    completion_tokens: u.candidates_token_count,
+                }),
+            })
+        })
+    }
+}

@@ -1,0 +1,156 @@
+//! The HTTP plumbing shared by the remote providers: one pooled client per
+//! provider, error mapping from `reqwest` to [`ProviderErrorKind`], and
+//! `Retry-After` parsing.
+//!
+//! Invariant: every non-2xx answer becomes a [`ProviderError`] carrying the
+//! status and (for 429/503) the upstream's `Retry-After`, so the resilience layer
+//! never has to look at HTTP itself.
+
+use super::{CallOptions, ProviderError, ProviderErrorKind, ProviderKind};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use serde::de::DeserializeOwned;
+use std::time::{Duration, SystemTime};
+
+/// Largest upstream body we read, so a broken upstream cannot exhaust memory.
+const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Builds the pooled client for one provider. `TCP_NODELAY` avoids Nagle
+/// stalls on small request bodies; idle connections are kept warm.
+pub(super) fn client(kind: ProviderKind) -> Result<reqwest::Client, ProviderError> {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent(concat!("keel/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ProviderError::new(kind, ProviderErrorKind::Transport(e.to_string())))
+}
+
+/// Sends `request`, enforces `opts.timeout` over the whole exchange (headers
+/// and body), and decodes a 2xx JSON body as `T`.
+pub(super) async fn send_json<T: DeserializeOwned>(
+    kind: ProviderKind,
+    request: reqwest::RequestBuilder,
+    opts: CallOptions,
+) -> Result<T, ProviderError> {
+    let exchange = async {
+        let response = request.send().await.map_err(|e| map_reqwest(kind, e))?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let body = read_body(kind, response).await?;
+        if !status.is_success() {
+            let kind_err = if status.as_u16() == 429 {
+                ProviderErrorKind::RateLimited
+            } else {
+                ProviderErrorKind::Status {
+                    status: status.as_u16(),
+                    message: error_message(&body),
+                }
+            };
+            return Err(ProviderError {
+                provider: kind,
+                kind: kind_err,
+                retry_after,
+            });
+        }
+        serde_json::from_slice::<T>(&body)
+            .map_err(|e| ProviderError::new(kind, ProviderErrorKind::Malformed(e.to_string())))
+    };
+    match tokio::time::timeout(opts.timeout, exchange).await {
+        Ok(result) => result,
+        Err(_) => Err(ProviderError::new(
+            kind,
+            ProviderErrorKind::Timeout(opts.timeout),
+        )),
+    }
+}
+
+async fn read_body(
+    kind: ProviderKind,
+    mut response: reqwest::Response,
+) -> Result<Vec<u8>, ProviderError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| map_reqwest(kind, e))? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ProviderError::new(
+                kind,
+                ProviderErrorKind::Malformed(format!("body larger than {MAX_BODY_BYTES} bytes")),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn map_reqwest(kind: ProviderKind, e: reqwest::Error) -> ProviderError {
+    let err = if e.is_connect() {
+        ProviderErrorKind::Connect(e.to_string())
+    } else if e.is_timeout() {
+        ProviderErrorKind::Timeout(Duration::ZERO)
+    } else {
+        ProviderErrorKind::Transport(e.to_string())
+    };
+    ProviderError::new(kind, err)
+}
+
+/// The upstream's error message from an OpenAI- or Gemini-style error body
+/// (`{"error":{"message":...}}`), else the start of the raw body.
+fn error_message(body: &[u8]) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| v.pointer("/error/message"))
+        .and_then(|m| m.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    message.chars().take(300).collect()
+}
+
+/// Parses `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3).
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = raw.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(raw).ok()?;
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_accepts_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        let later = SystemTime::now() + Duration::from_secs(120);
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_str(&httpdate::fmt_http_date(later)).unwrap(),
+        );
+        let d = retry_after(&h).unwrap();
+        assert!(
+            d > Duration::from_secs(115) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn error_messages_are_extracted() {
+        assert_eq!(
+            error_message(br#"{"error":{"message":"bad key","type":"x"}}"#),
+            "bad key"
+        );
+        assert_eq!(error_message(b"plain failure"), "plain failure");
+    }
+}

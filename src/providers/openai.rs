@@ -1,0 +1,138 @@
+//! The OpenAI-compatible provider: `POST {OPENAI_BASE_URL}/chat/completions`.
+//!
+//! The same wire format is spoken by OpenAI, vLLM, Ollama, llama.cpp's server
+//! and LiteLLM, so `OPENAI_BASE_URL` (including its `/v1`) is all that changes.
+
+use super::http::{client, send_json};
+use super::parse::parse_output;
+use super::prompt::build_prompt;
+use super::{
+    CallOptions, Provider, ProviderError, ProviderErrorKind, ProviderKind, ProviderReply,
+    TokenUsage,
+};
+use crate::config::ProviderSettings;
+use crate::job::Job;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+/// Talks to one OpenAI-compatible endpoint through a pooled client.
+pub struct OpenAiProvider {
+    client: reqwest::Client,
+    /// `{base}/chat/completions`, computed once.
+    url: String,
+    model: String,
+    api_key: Option<String>,
+}
+
+impl OpenAiProvider {
+    /// Creates the provider and its connection pool.
+    pub fn new(settings: &ProviderSettings) -> Result<OpenAiProvider, ProviderError> {
+        Ok(OpenAiProvider {
+            client: client(ProviderKind::OpenAi)?,
+            url: format!("{}/chat/completions", settings.base_url),
+            model: settings.model.clone(),
+            api_key: settings.api_key.clone(),
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct ChatRequest<'a> {
+    model: &'a str,
+    messages: [Message<'a>; 2],
+    temperature: f32,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+#[derive(Deserialize)]
+struct ChatResponse {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: ChoiceMessage,
+}
+
+#[derive(Deserialize)]
+struct ChoiceMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+impl Provider for OpenAiProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::OpenAi
+    }
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn run<'a>(
+        &'a self,
+        job: &'a Job,
+        opts: CallOptions,
+    ) -> BoxFuture<'a, Result<ProviderReply, ProviderError>> {
+        Box::pin(async move {
+            let prompt = build_prompt(job);
+            let body = ChatRequest {
+                model: &self.model,
+                messages: [
+                    Message {
+                        role: "system",
+                        content: &prompt.system,
+                    },
+                    Message {
+                        role: "user",
+                        content: &prompt.user,
+                    },
+                ],
+                temperature: 0.2,
+            };
+            let mut request = self.client.post(&self.url).json(&body);
+            if let Some(key) = &self.api_key {
+                request = request.bearer_auth(key);
+            }
+            let response: ChatResponse = send_json(ProviderKind::OpenAi, request, opts).await?;
+            let content = response
+                .choices
+                .into_iter()
+                .next()
+                .and_then(|c| c.message.content)
+                .unwrap_or_default();
+            let output = parse_output(job, &content).map_err(|e| {
+                ProviderError::new(
+                    ProviderKind::OpenAi,
+                    ProviderErrorKind::InvalidOutput(e.to_string()),
+                )
+            })?;
+            Ok(ProviderReply {
+                output,
+                model: response.model.unwrap_or_else(|| self.model.clone()),
+                usage: response.usage.map(|u| TokenUsage {
+                    prompt_tokens: u.prompt_tokens,
+                    completion_tokens: u.completion_tokens,
+                }),
+            })
+        })
+    }
+}

@@ -1,0 +1,13 @@
+//! Timestamps as the API writes them: RFC 3339, UTC, millisecond precision.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Formats `t` like `2026-11-22T01:02:03.456Z`.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The current time, formatted with [`rfc3339`].
+pub fn now_rfc3339() -> String {
+    rfc3339(Utc::now())
+}

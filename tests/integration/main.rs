@@ -1,0 +1,12 @@
+//! keel's integration tests: one binary, one module per area. Every test
+//! starts a real keel server on a free loopback port and talks HTTP to it;
+//! upstream tests use the real fake LLM server (`keel::fake_llm`).
+
+mod auth;
+mod batch;
+mod cli;
+mod local_ops;
+mod supervision;
+mod support;
+mod upstreams;
+mod validation;

@@ -1,0 +1,193 @@
+//! Shared test harness: start keel with a given environment, send requests.
+
+use keel::config::{MapEnv, Settings};
+use keel::server::RunningServer;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+
+/// A running keel plus a client pointed at it.
+pub struct TestServer {
+    pub server: RunningServer,
+    pub client: reqwest::Client,
+    base: String,
+}
+
+/// A 20-sentence article used across tests.
+pub const ARTICLE: &str = "The city of Riverton launched a new solar energy program this spring. \
+The solar program will install panels on two hundred public buildings. \
+Officials expect the solar panels to cut the city's energy costs by a third. \
+The mayor said the program is the largest investment in clean energy in the city's history. \
+Construction crews began work on the first schools in April. \
+Parents welcomed the news at a crowded meeting. \
+Some residents worried about the cost of the project. \
+The council approved a budget of forty million dollars for the program. \
+Federal grants will cover half of the solar program's cost. \
+Local businesses will supply most of the equipment. \
+The program is expected to create three hundred jobs. \
+Training courses for installers started at the community college. \
+The first buildings will produce power by the end of the summer. \
+Engineers will monitor the panels from a central control room. \
+Excess energy will be sold back to the regional grid. \
+Critics said the timeline was too ambitious. \
+The mayor replied that the solar program had been planned for years. \
+Neighbouring towns are watching the program closely. \
+Several have asked Riverton for advice on similar projects. \
+The city hopes the solar program will be finished within three years.";
+
+pub async fn start(vars: &[(&str, &str)]) -> TestServer {
+    let mut env = MapEnv::new(vars);
+    env.set("BACKEND_PORT", "0");
+    let settings = Settings::from_source(&env).expect("test settings are valid");
+    start_with_settings(settings).await
+}
+
+pub async fn start_with_settings(settings: Settings) -> TestServer {
+    let server = keel::server::start(settings).await.expect("server starts");
+    let base = format!("http://{}", server.addr());
+    TestServer {
+        server,
+        client: reqwest::Client::new(),
+        base,
+    }
+}
+
+/// A response with its status, headers and parsed JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    async fn from(r: reqwest::Response) -> Reply {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.expect("body readable");
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text:?}"));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the common error body and returns its error_code.
+    pub fn assert_error(&self, status: u16) -> &str {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        assert_eq!(self.body["success"], json!(false), "{}", self.body);
+        assert!(
+            self.body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{}",
+            self.body
+        );
+        assert!(
+            self.body.get("details").is_some(),
+            "details key present: {}",
+            self.body
+        );
+        assert!(self.body["timestamp"].as_str().is_some(), "{}", self.body);
+        let id = self.body["request_id"].as_str().expect("request_id");
+        assert_eq!(
+            Some(id),
+            self.header("x-request-id"),
+            "body id matches header"
+        );
+        self.body["error_code"].as_str().expect("error_code")
+    }
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> Reply {
+        let mut r = self.client.get(self.url(path));
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        Reply::from(r.send().await.expect("request sent")).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value, key: Option<&str>) -> Reply {
+        let mut r = self.client.post(self.url(path)).json(body);
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        Reply::from(r.send().await.expect("request sent")).await
+    }
+
+    pub async fn process(&self, body: Value) -> Reply {
+        self.post("/v1/text_processing/process", &body, None).await
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        Reply::from(request.send().await.expect("request sent")).await
+    }
+}
+
+/// One request body per operation over [`ARTICLE`].
+pub fn all_operations() -> Vec<Value> {
+    vec![
+        json!({"text": ARTICLE, "operation": "summarize", "options": {"max_length": 40}}),
+        json!({"text": ARTICLE, "operation": "sentiment"}),
+        json!({"text": ARTICLE, "operation": "key_points", "options": {"max_points": 3}}),
+        json!({"text": ARTICLE, "operation": "questions", "options": {"num_questions": 3}}),
+        json!({"text": ARTICLE, "operation": "qa", "question": "How much did the council approve for the program?"}),
+    ]
+}
+
+/// Asserts that a successful response has the shape its operation promises.
+pub fn assert_answer_shape(body: &Value) {
+    assert_eq!(body["success"], json!(true), "{body}");
+    let op = body["operation"].as_str().expect("operation");
+    match op {
+        "summarize" | "qa" => {
+            assert!(
+                body["result"]
+                    .as_str()
+                    .is_some_and(|r| !r.trim().is_empty()),
+                "{body}"
+            )
+        }
+        "sentiment" => {
+            let s = &body["sentiment"];
+            assert!(
+                ["positive", "negative", "neutral"]
+                    .contains(&s["sentiment"].as_str().unwrap_or("")),
+                "{body}"
+            );
+            let c = s["confidence"].as_f64().expect("confidence");
+            assert!((0.0..=1.0).contains(&c), "{body}");
+        }
+        "key_points" => {
+            let points = body["key_points"].as_array().expect("key_points");
+            assert!(!points.is_empty() && points.len() <= 3, "{body}");
+        }
+        "questions" => {
+            let qs = body["questions"].as_array().expect("questions");
+            assert!(!qs.is_empty() && qs.len() <= 3, "{body}");
+            for q in qs {
+                assert!(q.as_str().is_some_and(|q| q.ends_with('?')), "{body}");
+            }
+        }
+        other => panic!("unexpected operation {other}"),
+    }
+    let meta = &body["metadata"];
+    assert!(meta["word_count"].as_u64().is_some_and(|n| n > 0), "{body}");
+    assert!(meta["model"].as_str().is_some(), "{body}");
+    assert!(meta["attempts"].as_u64().is_some_and(|n| n >= 1), "{body}");
+    assert!(body["processing_time"].as_f64().is_some(), "{body}");
+    assert!(body["timestamp"].as_str().is_some(), "{body}");
+    assert_eq!(body["cache_hit"], json!(false));
+}

@@ -1,0 +1,166 @@
+//! The same operations against the fake OpenAI-compatible and Gemini
+//! upstreams (real HTTP servers), including upstream failures.
+
+use crate::support::{all_operations, assert_answer_shape, start};
+use keel::fake_llm::{FakeLlm, FakeLlmConfig, FakeLlmHandle};
+use serde_json::json;
+
+async fn fake(config: FakeLlmConfig) -> FakeLlmHandle {
+    FakeLlm::spawn("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .expect("fake upstream starts")
+}
+
+#[tokio::test]
+async fn openai_compatible_upstream_answers_every_operation() {
+    let upstream = fake(FakeLlmConfig {
+        api_key: Some("sk-test".into()),
+        ..Default::default()
+    })
+    .await;
+    let base = upstream.openai_base_url();
+    let s = start(&[
+        ("AI_PROVIDER", "openai"),
+        ("OPENAI_BASE_URL", &base),
+        ("OPENAI_API_KEY", "sk-test"),
+        ("AI_MODEL", "gpt-test"),
+        ("AI_FALLBACK_PROVIDERS", "none"),
+    ])
+    .await;
+    for body in all_operations() {
+        let r = s.process(body.clone()).await;
+        assert_eq!(r.status, 200, "{body} -> {}", r.body);
+        assert_answer_shape(&r.body);
+        assert_eq!(r.body["metadata"]["provider"], json!("openai"));
+        assert_eq!(r.body["metadata"]["model"], json!("gpt-test"));
+        assert!(
+            r.body["metadata"]["usage"]["prompt_tokens"]
+                .as_u64()
+                .unwrap()
+                > 0
+        );
+    }
+    let stats = upstream.stats();
+    assert_eq!(stats.openai_requests, 5);
+    assert_eq!(stats.ok, 5);
+    assert_eq!(stats.unauthorized, 0);
+}
+
+#[tokio::test]
+async fn gemini_upstream_answers_every_operation() {
+    let upstream = fake(FakeLlmConfig {
+        api_key: Some("g-key".into()),
+        ..Default::default()
+    })
+    .await;
+    let base = upstream.base_url();
+    let s = start(&[
+        ("AI_PROVIDER", "gemini"),
+        ("GEMINI_BASE_URL", &base),
+        ("GEMINI_API_KEY", "g-key"),
+        ("AI_FALLBACK_PROVIDERS", "none"),
+    ])
+    .await;
+    for body in all_operations() {
+        let r = s.process(body.clone()).await;
+        assert_eq!(r.status, 200, "{body} -> {}", r.body);
+        assert_answer_shape(&r.body);
+        assert_eq!(r.body["metadata"]["provider"], json!("gemini"));
+    }
+    let stats = upstream.stats();
+    assert_eq!(stats.gemini_requests, 5);
+    assert_eq!(stats.ok, 5);
+}
+
+#[tokio::test]
+async fn a_rejected_key_is_a_permanent_502_without_fallback() {
+    let upstream = fake(FakeLlmConfig {
+        api_key: Some("right".into()),
+        ..Default::default()
+    })
+    .await;
+    let base = upstream.openai_base_url();
+    let s = start(&[
+        ("OPENAI_BASE_URL", &base),
+        ("OPENAI_API_KEY", "wrong"),
+        ("AI_FALLBACK_PROVIDERS", "none"),
+    ])
+    .await;
+    let r = s.process(all_operations()[0].clone()).await;
+    assert_eq!(r.assert_error(502), "AI_SERVICE_ERROR");
+    assert_eq!(r.body["details"]["class"], json!("permanent"));
+}
+
+#[tokio::test]
+async fn a_failing_upstream_is_a_503_with_retry_after() {
+    let upstream = fake(FakeLlmConfig {
+        error_rate: 1.0,
+        ..Default::default()
+    })
+    .await;
+    let base = upstream.openai_base_url();
+    let s = start(&[
+        ("OPENAI_BASE_URL", &base),
+        ("AI_FALLBACK_PROVIDERS", "none"),
+    ])
+    .await;
+    let r = s.process(all_operations()[1].clone()).await;
+    assert_eq!(r.assert_error(503), "SERVICE_UNAVAILABLE");
+    assert!(r.header("retry-after").is_some());
+
+    // Malformed and empty answers are transient failures too.
+    upstream.set_config(FakeLlmConfig {
+        malformed_rate: 1.0,
+        ..Default::default()
+    });
+    let r = s.process(all_operations()[1].clone()).await;
+    r.assert_error(503);
+    upstream.set_config(FakeLlmConfig {
+        empty_rate: 1.0,
+        ..Default::default()
+    });
+    let r = s.process(all_operations()[0].clone()).await;
+    r.assert_error(503);
+}
+
+#[tokio::test]
+async fn a_failing_primary_falls_back_to_local_and_says_so() {
+    let upstream = fake(FakeLlmConfig {
+        error_rate: 1.0,
+        ..Default::default()
+    })
+    .await;
+    let base = upstream.openai_base_url();
+    let s = start(&[("OPENAI_BASE_URL", &base)]).await;
+    let r = s.process(all_operations()[0].clone()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["metadata"]["provider"], json!("local"));
+    assert_eq!(r.body["metadata"]["degraded"], json!(true));
+    assert_eq!(r.body["metadata"]["attempts"], json!(2));
+    assert!(
+        r.body["metadata"]["degraded_reason"]
+            .as_str()
+            .unwrap()
+            .contains("500")
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_upstream_times_out_as_504() {
+    let upstream = fake(FakeLlmConfig {
+        hang_rate: 1.0,
+        ..Default::default()
+    })
+    .await;
+    let base = upstream.openai_base_url();
+    let s = start(&[
+        ("OPENAI_BASE_URL", &base),
+        ("AI_FALLBACK_PROVIDERS", "none"),
+        ("PROVIDER_TIMEOUT_SECONDS", "1"),
+    ])
+    .await;
+    let started = std::time::Instant::now();
+    let r = s.process(all_operations()[0].clone()).await;
+    assert_eq!(r.assert_error(504), "GATEWAY_TIMEOUT");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+}
