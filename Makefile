@@ -4,7 +4,8 @@ CARGO ?= cargo
 # Extra arguments for `make run`, e.g. ARGS="--port 9000".
 ARGS ?=
 
-.PHONY: help run test lint fmt bench build release fake-llm clean
+.PHONY: help run test lint fmt bench build release fake-llm clean \
+	list-resil-presets show-resil-preset validate-resil-config recommend-resil-preset migrate-config
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -38,6 +39,26 @@ bench: ## Criterion micro-benchmarks
 
 fake-llm: ## Run the fake OpenAI/Gemini upstream on 127.0.0.1:8089 (ARGS="--error-rate 0.3")
 	$(CARGO) run --release --example fake_llm -- $(ARGS)
+
+KEEL = $(CARGO) run --quiet --bin keel --
+PRESET ?= simple
+ENV ?=
+FORMAT ?= bash
+
+list-resil-presets: ## List the resilience presets
+	$(KEEL) presets list
+
+show-resil-preset: ## Show one preset and its per-operation policies (PRESET=production)
+	$(KEEL) presets show $(PRESET)
+
+validate-resil-config: ## Validate the resilience config from the environment (or JSON='{...}')
+	$(KEEL) config validate $(if $(JSON),--json '$(JSON)',)
+
+recommend-resil-preset: ## Recommend a preset (ENV=staging; auto-detected when empty)
+	$(KEEL) presets recommend $(ENV)
+
+migrate-config: ## Turn legacy RETRY_*/CIRCUIT_BREAKER_* variables into a preset (FORMAT=bash|env|docker)
+	$(KEEL) config migrate --format $(FORMAT)
 
 clean: ## Remove build output
 	$(CARGO) clean

@@ -95,7 +95,7 @@ fn views_vs_mailbox(c: &mut Criterion) {
     let j = job(Operation::Sentiment);
     c.bench_function("engine_run_job_local_sentiment", |b| {
         b.to_async(&rt)
-            .iter(|| async { black_box(engine.run_job(&j).await.is_ok()) })
+            .iter(|| async { black_box(engine.run_job(&j, None).await.is_ok()) })
     });
     actor.stop(None);
     rt.block_on(engine.shutdown());

@@ -1,7 +1,9 @@
-//! The `keel` command line. `serve` runs the server; later subcommands
-//! (presets, config) plug into [`Command`].
+//! The `keel` command line: `serve` runs the server; `presets` and `config`
+//! inspect, validate and migrate the resilience configuration (see
+//! [`crate::cli_resilience`]).
 
-use crate::config::{LogFormat, Settings};
+use crate::cli_resilience::{ConfigCommand, PresetsCommand, run_config, run_presets};
+use crate::config::{LogFormat, ProcessEnv, Settings};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -26,6 +28,12 @@ pub enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
+    /// Resilience presets: list, show one, recommend one for an environment.
+    #[command(subcommand)]
+    Presets(PresetsCommand),
+    /// Resilience configuration: validate it, migrate legacy variables.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 /// Parses the command line and runs it; the binary's whole `main`.
@@ -40,6 +48,8 @@ pub fn run() -> ExitCode {
     }
     match cli.command {
         Command::Serve { host, port } => serve(host, port),
+        Command::Presets(cmd) => run_presets(cmd, &ProcessEnv),
+        Command::Config(cmd) => run_config(cmd, &ProcessEnv),
     }
 }
 

@@ -5,6 +5,7 @@
 //! entirely in the caller's task: it reads the provider table, calls the
 //! provider and records metrics with atomics — no mailbox on the way.
 
+use crate::actors::breaker_registry::BreakerRegistryMsg;
 use crate::actors::metrics::{MetricsMsg, MetricsSnapshot};
 use crate::actors::provider::{ProviderInfo, ProviderMsg};
 use crate::actors::provider_supervisor::ProviderSupervisorArgs;
@@ -14,8 +15,11 @@ use crate::batch::BatchStore;
 use crate::config::Settings;
 use crate::job::Job;
 use crate::metrics::Metrics;
-use crate::orchestrator::{self, JobError, JobResult};
 use crate::providers::{ProviderKind, SharedProvider, build_provider};
+use crate::resilience::Resilience;
+use crate::resilience::breaker::{BreakerCommand, BreakerSnapshot};
+use crate::resilience::config::ResilienceConfig;
+use crate::resilience::orchestrator::{JobError, JobResult, JobRun};
 use ractor::{Actor, ActorRef, ActorStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +47,7 @@ struct Inner {
     settings: Arc<Settings>,
     providers: Arc<ProviderTable>,
     metrics: Arc<Metrics>,
+    resilience: Arc<Resilience>,
     actors: Arc<EngineActors>,
     supervisor: ActorRef<EngineMsg>,
     supervisor_task: std::sync::Mutex<Option<JoinHandle<()>>>,
@@ -73,6 +78,12 @@ impl Engine {
         }
         let providers = Arc::new(ProviderTable::new(initial));
         let metrics = Arc::new(Metrics::default());
+        let resilience = Arc::new(Resilience::new(
+            settings.resilience.clone(),
+            settings.providers.iter().map(|p| p.kind),
+            settings.provider_max_concurrency,
+            settings.bulkhead_max_wait,
+        ));
         let actors = Arc::new(EngineActors::default());
         // Overridden providers are not rebuilt by their actors from settings.
         let supervised: Vec<_> = settings
@@ -89,6 +100,7 @@ impl Engine {
                 policy: RestartPolicy::default(),
             },
             metrics: metrics.clone(),
+            resilience: resilience.clone(),
             actors: actors.clone(),
             policy: RestartPolicy::default(),
         };
@@ -99,6 +111,7 @@ impl Engine {
                 settings,
                 providers,
                 metrics,
+                resilience,
                 actors,
                 supervisor,
                 supervisor_task: std::sync::Mutex::new(Some(task)),
@@ -108,15 +121,71 @@ impl Engine {
         })
     }
 
-    /// Runs one validated job through the provider chain.
-    pub async fn run_job(&self, job: &Job) -> Result<JobResult, JobError> {
-        orchestrator::run(
-            &self.inner.settings,
-            &self.inner.providers,
-            &self.inner.metrics,
-            job,
-        )
+    /// Runs one validated job through the resilience pipeline and the
+    /// provider chain. `client_deadline` (the `Request-Timeout` header) can
+    /// only shorten the operation's deadline.
+    pub async fn run_job(
+        &self,
+        job: &Job,
+        client_deadline: Option<std::time::Duration>,
+    ) -> Result<JobResult, JobError> {
+        JobRun {
+            settings: &self.inner.settings,
+            providers: &self.inner.providers,
+            resilience: &self.inner.resilience,
+            metrics: &self.inner.metrics,
+        }
+        .run(job, client_deadline)
         .await
+    }
+
+    /// Breakers, budgets, bulkheads and the configuration in force.
+    pub fn resilience(&self) -> &Arc<Resilience> {
+        &self.inner.resilience
+    }
+
+    /// Applies an operator command to a breaker through the registry actor;
+    /// `None` when the breaker does not exist or the actor did not answer.
+    pub async fn breaker_command(
+        &self,
+        name: &str,
+        command: BreakerCommand,
+        who: &str,
+    ) -> Option<BreakerSnapshot> {
+        let actor = self.inner.actors.breakers.load_full()?;
+        let (name, who) = (name.to_string(), who.to_string());
+        reply(
+            actor
+                .call(
+                    |reply| BreakerRegistryMsg::Command {
+                        name,
+                        command,
+                        who,
+                        reply,
+                    },
+                    Some(CALL_TIMEOUT),
+                )
+                .await,
+        )
+        .flatten()
+    }
+
+    /// Switches the resilience configuration at runtime (new calls use it at
+    /// once); false when the registry actor did not answer.
+    pub async fn reconfigure(&self, config: ResilienceConfig) -> bool {
+        let Some(actor) = self.inner.actors.breakers.load_full() else {
+            return false;
+        };
+        let config = Box::new(config);
+        reply(
+            actor
+                .call(
+                    |reply| BreakerRegistryMsg::Reconfigure(config, reply),
+                    Some(CALL_TIMEOUT),
+                )
+                .await,
+        )
+        .is_some()
     }
 
     /// The validated configuration the engine runs with.
@@ -159,6 +228,13 @@ impl Engine {
                 .inner
                 .actors
                 .providers
+                .load()
+                .as_ref()
+                .is_some_and(|a| running(a.get_status()))
+            && self
+                .inner
+                .actors
+                .breakers
                 .load()
                 .as_ref()
                 .is_some_and(|a| running(a.get_status()))

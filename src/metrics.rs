@@ -175,12 +175,33 @@ pub struct ProviderStats {
     pub latency: LatencyHistogram,
 }
 
+/// What the resilience layer did, over all providers and operations.
+#[derive(Debug, Default, Serialize)]
+pub struct ResilienceCounters {
+    /// Attempts after the first (retries).
+    pub retries: AtomicU64,
+    /// Backoff sleeps taken.
+    pub backoffs: AtomicU64,
+    /// Times a job moved on to a fallback provider.
+    pub fallbacks: AtomicU64,
+    /// Calls refused by an open breaker.
+    pub breaker_rejections: AtomicU64,
+    /// Calls refused by a full bulkhead.
+    pub bulkhead_rejections: AtomicU64,
+    /// Retries refused by the retry budget.
+    pub budget_refusals: AtomicU64,
+    /// Jobs that ran out of deadline.
+    pub deadline_exceeded: AtomicU64,
+}
+
 /// The shared registry; one per engine.
 #[derive(Debug, Default)]
 pub struct Metrics {
     operations: [OperationStats; 5],
     providers: [ProviderStats; 3],
     restarts: DashMap<String, AtomicU64>,
+    /// Resilience actions (retries, fallbacks, rejections...).
+    pub resilience: ResilienceCounters,
 }
 
 fn op_index(op: Operation) -> usize {
@@ -289,6 +310,18 @@ impl Metrics {
             p.prompt_tokens.store(0, Relaxed);
             p.completion_tokens.store(0, Relaxed);
             p.latency.reset();
+        }
+        let r = &self.resilience;
+        for c in [
+            &r.retries,
+            &r.backoffs,
+            &r.fallbacks,
+            &r.breaker_rejections,
+            &r.bulkhead_rejections,
+            &r.budget_refusals,
+            &r.deadline_exceeded,
+        ] {
+            c.store(0, Relaxed);
         }
     }
 }

@@ -3,6 +3,7 @@
 //! ```text
 //! EngineSupervisor
 //! ├── MetricsAggregator      windows, rates and snapshots over the shared metrics registry
+//! ├── BreakerRegistry        operator commands and config switches for the circuit breakers
 //! └── ProviderSupervisor
 //!     └── Provider[kind]     one per configured provider: builds and publishes its client
 //! ```
@@ -14,6 +15,7 @@
 //! failed child with its original arguments, counts the restart in metrics and
 //! logs it, and refreshes the handle tables so nobody keeps a dead `ActorRef`.
 
+pub mod breaker_registry;
 pub mod metrics;
 pub mod provider;
 pub mod provider_supervisor;

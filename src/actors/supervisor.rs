@@ -1,16 +1,19 @@
 //! `EngineSupervisor`: the root of keel's actor tree.
 //!
-//! It starts the [`MetricsAggregator`] and the [`ProviderSupervisor`], restarts
+//! It starts the [`MetricsAggregator`], the [`BreakerRegistry`] and the
+//! [`ProviderSupervisor`], restarts
 //! either when it fails (with its original arguments), counts and logs every
 //! restart, and keeps the current child refs in [`EngineActors`] so handles
 //! never hold a dead `ActorRef`.
 
+use super::breaker_registry::{BreakerRegistry, BreakerRegistryMsg};
 use super::metrics::{MetricsAggregator, MetricsMsg};
 use super::provider_supervisor::{
     ProviderSupervisor, ProviderSupervisorArgs, ProviderSupervisorMsg,
 };
 use super::restart::{RestartHistory, RestartPolicy};
 use crate::metrics::Metrics;
+use crate::resilience::Resilience;
 use arc_swap::ArcSwapOption;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use std::collections::HashMap;
@@ -24,6 +27,8 @@ pub struct EngineActors {
     pub metrics: ArcSwapOption<ActorRef<MetricsMsg>>,
     /// The provider supervisor.
     pub providers: ArcSwapOption<ActorRef<ProviderSupervisorMsg>>,
+    /// The breaker registry.
+    pub breakers: ArcSwapOption<ActorRef<BreakerRegistryMsg>>,
 }
 
 /// Messages the engine supervisor handles (none today).
@@ -36,6 +41,8 @@ pub struct EngineSupervisorArgs {
     pub providers: ProviderSupervisorArgs,
     /// The registry the aggregator reads.
     pub metrics: Arc<Metrics>,
+    /// The resilience state the breaker registry manages.
+    pub resilience: Arc<Resilience>,
     /// Where current child refs are published.
     pub actors: Arc<EngineActors>,
     /// Restart intensity per child.
@@ -49,6 +56,7 @@ pub struct EngineSupervisor;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Child {
     Metrics,
+    Breakers,
     Providers,
 }
 
@@ -56,6 +64,7 @@ impl Child {
     fn name(self) -> &'static str {
         match self {
             Child::Metrics => "metrics_aggregator",
+            Child::Breakers => "breaker_registry",
             Child::Providers => "provider_supervisor",
         }
     }
@@ -81,6 +90,13 @@ async fn start_child(
             args.actors.metrics.store(Some(Arc::new(r)));
             Ok(id)
         }
+        Child::Breakers => {
+            let (r, _) =
+                Actor::spawn_linked(None, BreakerRegistry, args.resilience.clone(), myself).await?;
+            let id = r.get_id();
+            args.actors.breakers.store(Some(Arc::new(r)));
+            Ok(id)
+        }
         Child::Providers => {
             let (r, _) =
                 Actor::spawn_linked(None, ProviderSupervisor, args.providers.clone(), myself)
@@ -103,7 +119,7 @@ impl Actor for EngineSupervisor {
         args: EngineSupervisorArgs,
     ) -> Result<EngineSupervisorState, ActorProcessingErr> {
         let mut children = HashMap::new();
-        for child in [Child::Metrics, Child::Providers] {
+        for child in [Child::Metrics, Child::Breakers, Child::Providers] {
             let id = start_child(child, myself.get_cell(), &args).await?;
             children.insert(id, child);
         }

@@ -7,8 +7,8 @@
 //! `request_context` middleware wraps any other 4xx/5xx in it.
 
 use super::request_id;
-use crate::orchestrator::JobError;
-use crate::providers::{ErrorClass, ProviderErrorKind};
+use crate::providers::ErrorClass;
+use crate::resilience::orchestrator::JobError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -29,6 +29,9 @@ pub enum ApiError {
     /// The body is not valid JSON (400).
     #[error("request body is not valid JSON: {0}")]
     InvalidJson(String),
+    /// A malformed header or other request-level mistake (400).
+    #[error("{0}")]
+    BadRequest(String),
     /// No or a wrong API key (401).
     #[error("{0}")]
     Unauthorized(&'static str),
@@ -96,22 +99,16 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidJson(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Upstream(e) => match e {
-                JobError::Exhausted { last, .. }
-                    if matches!(last.kind, ProviderErrorKind::Timeout(_)) =>
-                {
-                    StatusCode::GATEWAY_TIMEOUT
-                }
-                _ if e.class() == ErrorClass::Permanent => StatusCode::BAD_GATEWAY,
-                _ => StatusCode::SERVICE_UNAVAILABLE,
-            },
+            ApiError::Upstream(e) if e.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Upstream(e) if e.class() == ErrorClass::Permanent => StatusCode::BAD_GATEWAY,
+            ApiError::Upstream(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -129,7 +126,7 @@ impl ApiError {
         match self {
             ApiError::Overloaded => Some(Duration::from_secs(1)),
             ApiError::Upstream(e) if self.status() == StatusCode::SERVICE_UNAVAILABLE => {
-                Some(e.retry_after().unwrap_or(Duration::from_secs(5)))
+                Some(e.retry_after.unwrap_or(Duration::from_secs(1)))
             }
             _ => None,
         }
@@ -138,13 +135,28 @@ impl ApiError {
     fn details(&self) -> Option<Value> {
         match self {
             ApiError::Validation { details, .. } => details.clone(),
-            ApiError::Upstream(JobError::Exhausted { attempts, last }) => Some(serde_json::json!({
+            ApiError::Upstream(JobError {
+                attempts,
+                last,
+                reasons,
+                deadline_exceeded,
+                ..
+            }) => Some(serde_json::json!({
                 "attempts": attempts,
-                "provider": last.provider,
-                "class": last.class(),
+                "provider": last.as_ref().map(|e| e.provider),
+                "class": self_class(self),
+                "reasons": reasons,
+                "deadline_exceeded": deadline_exceeded,
             })),
             _ => None,
         }
+    }
+}
+
+fn self_class(e: &ApiError) -> Option<ErrorClass> {
+    match e {
+        ApiError::Upstream(job) => Some(job.class()),
+        _ => None,
     }
 }
 

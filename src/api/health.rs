@@ -3,7 +3,7 @@
 
 use super::AppState;
 use super::auth::RequireKey;
-use crate::providers::ProviderKind;
+use crate::resilience::breaker::BreakerState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -47,12 +47,24 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
             })
         })
         .collect();
-    let primary_remote = chain
-        .first()
-        .is_some_and(|s| s.provider.kind() != ProviderKind::Local);
+    // Breakers that are not letting traffic through normally.
+    let tripped: Vec<Value> = engine
+        .resilience()
+        .breakers()
+        .iter()
+        .filter_map(|b| {
+            let state = b.state();
+            matches!(
+                state,
+                BreakerState::Open | BreakerState::HalfOpen | BreakerState::ForcedOpen
+            )
+            .then(|| json!({"name": b.name(), "state": state}))
+        })
+        .collect();
+    let resilience_healthy = actors_alive && tripped.is_empty();
     let status = if !actors_alive {
         "unhealthy"
-    } else if engine.is_draining() {
+    } else if engine.is_draining() || !tripped.is_empty() {
         "degraded"
     } else {
         "healthy"
@@ -62,7 +74,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
         "timestamp": crate::time::now_rfc3339(),
         "version": env!("CARGO_PKG_VERSION"),
         "ai_model_available": !chain.is_empty(),
-        "resilience_healthy": actors_alive,
+        "resilience_healthy": resilience_healthy,
         "cache_healthy": Value::Null,
         "components": {
             "actors": {
@@ -70,7 +82,11 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
                 "restarts": engine.metrics().all_restarts().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
             },
             "providers": providers,
-            "primary_is_remote": primary_remote,
+            "circuit_breakers": {
+                "total": engine.resilience().breakers().len(),
+                "not_closed": tripped,
+            },
+            "resilience_preset": engine.resilience().config().preset,
         },
         "uptime_seconds": engine.uptime().as_secs(),
     }))

@@ -11,15 +11,16 @@ use super::auth::{OptionalKey, RequireKey};
 use super::error::{ApiError, code_for_status};
 use super::extract::JsonBody;
 use crate::job::{Job, JobOptions, JobOutput, Operation, Sentiment};
-use crate::orchestrator::JobResult;
 use crate::providers::TokenUsage;
+use crate::resilience::orchestrator::JobResult;
 use crate::sanitize::sanitize_text;
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Shortest accepted text, in characters after trimming.
 pub const MIN_TEXT_CHARS: usize = 10;
@@ -293,20 +294,45 @@ impl ProcessResponse {
 async fn process_one(
     state: &AppState,
     request: ProcessRequest,
+    deadline: Option<Duration>,
 ) -> Result<ProcessResponse, ApiError> {
     let started = Instant::now();
     let validated = request.validate()?;
-    let result = state.engine.run_job(&validated.job).await?;
+    let result = state.engine.run_job(&validated.job, deadline).await?;
     Ok(ProcessResponse::build(&validated, result, started))
+}
+
+/// Longest `Request-Timeout` a client may ask for, in seconds.
+const MAX_REQUEST_TIMEOUT_SECS: f64 = 600.0;
+
+/// The client's `Request-Timeout` header (seconds, fractions allowed): it can
+/// only shorten the operation's own deadline.
+fn client_deadline(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
+    let Some(raw) = headers.get("request-timeout") else {
+        return Ok(None);
+    };
+    let secs = raw
+        .to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= MAX_REQUEST_TIMEOUT_SECS)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "invalid Request-Timeout header: expected seconds in (0, {MAX_REQUEST_TIMEOUT_SECS}]"
+            ))
+        })?;
+    Ok(Some(Duration::from_secs_f64(secs)))
 }
 
 /// `POST /v1/text_processing/process`.
 pub async fn process(
     State(state): State<AppState>,
     RequireKey(_identity): RequireKey,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<ProcessRequest>,
 ) -> Result<Json<ProcessResponse>, ApiError> {
-    Ok(Json(process_one(&state, request).await?))
+    let deadline = client_deadline(&headers)?;
+    Ok(Json(process_one(&state, request, deadline).await?))
 }
 
 /// The body of `POST /v1/text_processing/batch_process`. Items stay raw JSON
@@ -379,9 +405,11 @@ fn check_batch_id(id: &str) -> Result<(), ApiError> {
 pub async fn batch_process(
     State(state): State<AppState>,
     RequireKey(identity): RequireKey,
+    headers: HeaderMap,
     JsonBody(batch): JsonBody<BatchRequest>,
 ) -> Result<Json<BatchResponse>, ApiError> {
     let started = Instant::now();
+    let deadline = client_deadline(&headers)?;
     let max = state.engine.settings().max_batch_requests;
     if batch.requests.is_empty() {
         return Err(ApiError::field(
@@ -419,7 +447,7 @@ pub async fn batch_process(
             let record = record.clone();
             async move {
                 let outcome = match serde_json::from_value::<ProcessRequest>(raw) {
-                    Ok(request) => process_one(&state, request).await,
+                    Ok(request) => process_one(&state, request, deadline).await,
                     Err(e) => Err(ApiError::validation(format!("invalid request item: {e}"))),
                 };
                 record.item_done(outcome.is_ok());

@@ -11,6 +11,7 @@ mod env;
 pub use env::{EnvSource, MapEnv, ProcessEnv};
 
 use crate::providers::ProviderKind;
+use crate::resilience::config::ResilienceConfig;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -107,7 +108,7 @@ pub struct ProviderSettings {
 }
 
 /// The validated process configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Interface to bind (`BACKEND_HOST`, default `127.0.0.1`).
     pub host: String,
@@ -133,6 +134,13 @@ pub struct Settings {
     pub max_concurrent_requests: usize,
     /// Recent batches kept for `batch_status` (`BATCH_STATUS_RETENTION`, default 1000).
     pub batch_status_retention: usize,
+    /// Concurrent calls per provider, the bulkhead (`PROVIDER_MAX_CONCURRENCY`, default 256).
+    pub provider_max_concurrency: usize,
+    /// Longest wait for a bulkhead slot before failing over (`BULKHEAD_MAX_WAIT_MS`, default 100 ms).
+    pub bulkhead_max_wait: Duration,
+    /// Retry, breaker and deadline policies per operation (`RESILIENCE_PRESET`,
+    /// `RESILIENCE_CUSTOM_CONFIG`, legacy variables).
+    pub resilience: ResilienceConfig,
 }
 
 impl Settings {
@@ -198,6 +206,16 @@ impl Settings {
             batch_concurrency: number(env, "BATCH_AI_CONCURRENCY_LIMIT", 5, 1, 256)?,
             max_concurrent_requests: number(env, "MAX_CONCURRENT_REQUESTS", 1024, 1, 1_000_000)?,
             batch_status_retention: number(env, "BATCH_STATUS_RETENTION", 1000, 1, 1_000_000)?,
+            provider_max_concurrency: number(env, "PROVIDER_MAX_CONCURRENCY", 256, 1, 100_000)?,
+            bulkhead_max_wait: Duration::from_millis(number(
+                env,
+                "BULKHEAD_MAX_WAIT_MS",
+                100u64,
+                0,
+                60_000,
+            )?),
+            resilience: crate::resilience::config::load(env)
+                .map_err(|e| ConfigError::Inconsistent(e.to_string()))?,
         })
     }
 

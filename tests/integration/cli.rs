@@ -30,11 +30,24 @@ fn version_and_help() {
 
 #[test]
 fn bad_settings_stop_start_up_with_a_clear_message() {
-    let cases: [(&[(&str, &str)], &str); 4] = [
+    let cases: [(&[(&str, &str)], &str); 8] = [
         (&[("BACKEND_PORT", "eighty")], "BACKEND_PORT"),
         (&[("AI_PROVIDER", "claude")], "local | openai | gemini"),
         (&[("ENVIRONMENT", "production")], "API_KEY"),
         (&[("LOG_LEVEL", "loud=[")], "LOG_LEVEL"),
+        (
+            &[("RESILIENCE_PRESET", "fast")],
+            "simple | development | production",
+        ),
+        (
+            &[("RESILIENCE_CUSTOM_CONFIG", "{}")],
+            "RESILIENCE_CUSTOM_CONFIG",
+        ),
+        (
+            &[("RESILIENCE_CUSTOM_CONFIG", r#"{"retry_attempts": 15}"#)],
+            "retry_attempts",
+        ),
+        (&[("RETRY_MAX_ATTEMPTS", "many")], "RETRY_MAX_ATTEMPTS"),
     ];
     for (vars, expected) in cases {
         let mut cmd = keel();
@@ -47,4 +60,106 @@ fn bad_settings_stop_start_up_with_a_clear_message() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(expected), "{vars:?}: {stderr}");
     }
+}
+
+fn run(args: &[&str], vars: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = keel();
+    cmd.args(args);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn presets_commands() {
+    let (code, out, _) = run(&["presets", "list"], &[]);
+    assert_eq!(code, 0);
+    for name in ["simple", "development", "production"] {
+        assert!(out.contains(name), "{out}");
+    }
+    let (code, out, _) = run(&["presets", "show", "production"], &[]);
+    assert_eq!(code, 0);
+    let qa = out.lines().find(|l| l.starts_with("qa ")).expect("qa row");
+    let cols: Vec<&str> = qa.split_whitespace().collect();
+    assert_eq!(&cols[..5], ["qa", "critical", "7", "10", "300s"], "{qa}");
+    let (code, _, err) = run(&["presets", "show", "fast"], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("allowed: simple, development, production"),
+        "{err}"
+    );
+
+    let (code, out, _) = run(&["presets", "recommend", "prod"], &[]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("recommended preset: production") && out.contains("0.90"),
+        "{out}"
+    );
+    let (_, out, _) = run(
+        &["presets", "recommend"],
+        &[("ENVIRONMENT", "staging"), ("DEBUG", "false")],
+    );
+    assert!(out.contains("recommended preset: production"), "{out}");
+    let (_, out, _) = run(&["presets", "recommend"], &[]);
+    assert!(
+        out.contains("recommended preset: simple") && out.contains("0.50"),
+        "{out}"
+    );
+}
+
+#[test]
+fn config_commands() {
+    let (code, out, _) = run(
+        &["config", "validate"],
+        &[("RESILIENCE_PRESET", "development")],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("valid"), "{out}");
+    let (code, out, _) = run(
+        &["config", "validate", "--json", r#"{"retry_attempts": 15}"#],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("retry_attempts") && out.contains("maximum of 10"),
+        "{out}"
+    );
+    let (code, out, _) = run(
+        &[
+            "config",
+            "validate",
+            "--json",
+            r#"{"exponential_min": 9, "exponential_max": 6}"#,
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("exponential_min must be less than exponential_max"),
+        "{out}"
+    );
+
+    let (code, out, _) = run(&["config", "migrate"], &[]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("recommended preset: simple") && out.contains("HIGH"),
+        "{out}"
+    );
+    let legacy = [
+        ("RETRY_MAX_ATTEMPTS", "5"),
+        ("CIRCUIT_BREAKER_FAILURE_THRESHOLD", "10"),
+        ("CIRCUIT_BREAKER_RECOVERY_TIMEOUT", "120"),
+        ("DEFAULT_RESILIENCE_STRATEGY", "conservative"),
+    ];
+    let (code, out, _) = run(&["config", "migrate", "--format", "env"], &legacy);
+    assert_eq!(code, 0);
+    assert!(out.contains("RESILIENCE_PRESET=production"), "{out}");
+    let (code, _, _) = run(&["config", "migrate", "--format", "yaml"], &[]);
+    assert_eq!(code, 2);
 }

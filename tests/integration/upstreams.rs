@@ -5,6 +5,9 @@ use crate::support::{all_operations, assert_answer_shape, start};
 use keel::fake_llm::{FakeLlm, FakeLlmConfig, FakeLlmHandle};
 use serde_json::json;
 
+/// No retries: these tests look at one call's classification.
+const ONE_ATTEMPT: &str = r#"{"retry_attempts": 1}"#;
+
 async fn fake(config: FakeLlmConfig) -> FakeLlmHandle {
     FakeLlm::spawn("127.0.0.1:0".parse().unwrap(), config)
         .await
@@ -102,6 +105,7 @@ async fn a_failing_upstream_is_a_503_with_retry_after() {
     let s = start(&[
         ("OPENAI_BASE_URL", &base),
         ("AI_FALLBACK_PROVIDERS", "none"),
+        ("RESILIENCE_CUSTOM_CONFIG", ONE_ATTEMPT),
     ])
     .await;
     let r = s.process(all_operations()[1].clone()).await;
@@ -131,7 +135,11 @@ async fn a_failing_primary_falls_back_to_local_and_says_so() {
     })
     .await;
     let base = upstream.openai_base_url();
-    let s = start(&[("OPENAI_BASE_URL", &base)]).await;
+    let s = start(&[
+        ("OPENAI_BASE_URL", &base),
+        ("RESILIENCE_CUSTOM_CONFIG", ONE_ATTEMPT),
+    ])
+    .await;
     let r = s.process(all_operations()[0].clone()).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["metadata"]["provider"], json!("local"));
@@ -157,6 +165,7 @@ async fn a_hanging_upstream_times_out_as_504() {
         ("OPENAI_BASE_URL", &base),
         ("AI_FALLBACK_PROVIDERS", "none"),
         ("PROVIDER_TIMEOUT_SECONDS", "1"),
+        ("RESILIENCE_CUSTOM_CONFIG", ONE_ATTEMPT),
     ])
     .await;
     let started = std::time::Instant::now();

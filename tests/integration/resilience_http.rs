@@ -1,0 +1,172 @@
+//! The resilience scenarios end to end over HTTP against the fake upstream,
+//! with small real durations.
+
+use crate::support::{ARTICLE, start};
+use futures::StreamExt;
+use keel::fake_llm::{FakeLlm, FakeLlmConfig};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Fast backoff so real-time tests stay short.
+const FAST_RETRIES: &str = r#"{"exponential_multiplier": 0.1, "exponential_min": 0.5, "exponential_max": 5.0, "jitter_enabled": false, "circuit_breaker_threshold": 10}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_percent_upstream_errors_never_reach_the_client() {
+    let upstream = FakeLlm::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        FakeLlmConfig {
+            error_rate: 0.3,
+            seed: 7,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let base = upstream.openai_base_url();
+    let s = start(&[
+        ("OPENAI_BASE_URL", &base),
+        ("RESILIENCE_CUSTOM_CONFIG", FAST_RETRIES),
+    ])
+    .await;
+    let url = s.url("/v1/text_processing/process");
+    let replies: Vec<(u16, serde_json::Value)> = futures::stream::iter(0..100)
+        .map(|i| {
+            let client = s.client.clone();
+            let url = url.clone();
+            async move {
+                let r = client
+                    .post(&url)
+                    .json(
+                        &json!({"text": format!("{ARTICLE} Item {i}."), "operation": "sentiment"}),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.json().await.unwrap())
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    assert!(
+        replies.iter().all(|(status, _)| *status == 200),
+        "every client request succeeds"
+    );
+    let primary = replies
+        .iter()
+        .filter(|(_, b)| {
+            b["metadata"]["degraded"] == json!(false)
+                && b["metadata"]["provider"] == json!("openai")
+        })
+        .count();
+    assert!(primary >= 97, "answered by the primary: {primary}/100");
+    let stats = upstream.stats();
+    assert!(
+        stats.requests_total <= 300,
+        "at most 3 attempts each: {}",
+        stats.requests_total
+    );
+    assert!(stats.errors > 0, "faults were injected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_breaker_stops_upstream_traffic_and_answers_fast() {
+    let upstream = FakeLlm::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        FakeLlmConfig {
+            error_rate: 1.0,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let base = upstream.openai_base_url();
+    let s = start(&[
+        ("OPENAI_BASE_URL", &base),
+        (
+            "RESILIENCE_CUSTOM_CONFIG",
+            r#"{"retry_attempts": 1, "circuit_breaker_threshold": 2}"#,
+        ),
+    ])
+    .await;
+    let body = json!({"text": ARTICLE, "operation": "summarize"});
+    for _ in 0..2 {
+        let r = s.process(body.clone()).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body["metadata"]["degraded"], json!(true));
+    }
+    assert_eq!(upstream.stats().requests_total, 2);
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let started = Instant::now();
+        let r = s.process(body.clone()).await;
+        slowest = slowest.max(started.elapsed());
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body["metadata"]["provider"], json!("local"));
+        assert!(
+            r.body["metadata"]["degraded_reason"]
+                .as_str()
+                .unwrap()
+                .contains("circuit breaker open"),
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(
+        upstream.stats().requests_total,
+        2,
+        "no request reached the upstream while open"
+    );
+    assert!(
+        slowest < Duration::from_millis(100),
+        "fail-fast: slowest {slowest:?}"
+    );
+
+    let health = s.get("/v1/health", None).await;
+    assert_eq!(health.body["status"], json!("degraded"), "{}", health.body);
+    assert_eq!(health.body["resilience_healthy"], json!(false));
+    assert_eq!(
+        health.body["components"]["circuit_breakers"]["not_closed"][0],
+        json!({"name": "openai:summarize", "state": "open"})
+    );
+
+    // Without a fallback the client gets 503 with the breaker's Retry-After.
+    let s = start(&[
+        ("OPENAI_BASE_URL", &base),
+        ("AI_FALLBACK_PROVIDERS", "none"),
+        (
+            "RESILIENCE_CUSTOM_CONFIG",
+            r#"{"retry_attempts": 1, "circuit_breaker_threshold": 1, "recovery_timeout": 45}"#,
+        ),
+    ])
+    .await;
+    let r = s.process(body.clone()).await;
+    r.assert_error(503);
+    let r = s.process(body.clone()).await;
+    assert_eq!(r.assert_error(503), "SERVICE_UNAVAILABLE");
+    let after: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((44..=45).contains(&after), "Retry-After {after}");
+}
+
+#[tokio::test]
+async fn request_timeout_header_is_validated() {
+    let s = start(&[]).await;
+    let r = s
+        .send(
+            s.client
+                .post(s.url("/v1/text_processing/process"))
+                .header("request-timeout", "soon")
+                .json(&json!({"text": ARTICLE, "operation": "summarize"})),
+        )
+        .await;
+    assert_eq!(r.assert_error(400), "BAD_REQUEST");
+    let r = s
+        .send(
+            s.client
+                .post(s.url("/v1/text_processing/process"))
+                .header("request-timeout", "2.5")
+                .json(&json!({"text": ARTICLE, "operation": "summarize"})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+}
