@@ -54,6 +54,20 @@ struct Inner {
     batches: BatchStore,
     started_at: Instant,
     draining: AtomicBool,
+    last_change: arc_swap::ArcSwapOption<ConfigChange>,
+}
+
+/// A runtime configuration switch, for the audit trail.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConfigChange {
+    /// Who switched (the operator key's fingerprint).
+    pub by: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// The preset switched to.
+    pub preset: String,
+    /// The custom configuration applied with it.
+    pub custom_config: Option<serde_json::Value>,
 }
 
 impl Engine {
@@ -117,6 +131,7 @@ impl Engine {
                 supervisor_task: std::sync::Mutex::new(Some(task)),
                 started_at: Instant::now(),
                 draining: AtomicBool::new(false),
+                last_change: arc_swap::ArcSwapOption::empty(),
             }),
         })
     }
@@ -168,6 +183,38 @@ impl Engine {
                 .await,
         )
         .flatten()
+    }
+
+    /// Zeroes the traffic counters via the metrics aggregator; false when it
+    /// did not answer.
+    pub async fn reset_metrics(&self) -> bool {
+        let Some(actor) = self.inner.actors.metrics.load_full() else {
+            return false;
+        };
+        reply(actor.call(MetricsMsg::Reset, Some(CALL_TIMEOUT)).await).is_some()
+    }
+
+    /// The last runtime configuration switch, if any.
+    pub fn last_config_change(&self) -> Option<ConfigChange> {
+        self.inner.last_change.load_full().map(|c| (*c).clone())
+    }
+
+    /// Switches the resilience configuration at runtime (new calls use it at
+    /// once) and records who did it; false when the registry actor did not
+    /// answer.
+    pub async fn reconfigure_by(&self, config: ResilienceConfig, who: &str) -> bool {
+        let change = ConfigChange {
+            by: who.to_string(),
+            at: crate::time::now_rfc3339(),
+            preset: config.preset.clone(),
+            custom_config: config.custom.as_ref().map(|c| c.to_value()),
+        };
+        let applied = self.reconfigure(config).await;
+        if applied {
+            tracing::info!(by = %change.by, preset = %change.preset, custom = ?change.custom_config, "resilience configuration switched");
+            self.inner.last_change.store(Some(Arc::new(change)));
+        }
+        applied
     }
 
     /// Switches the resilience configuration at runtime (new calls use it at

@@ -8,12 +8,14 @@
 //! - [`nlp`]: the offline algorithms behind the `local` provider;
 //! - [`providers`]: the provider trait and the local / OpenAI / Gemini clients;
 //! - [`actors`]: the supervised actor tree that owns long-lived state;
-//! - [`metrics`]: lock-free counters the request path writes;
+//! - [`metrics`]: lock-free counters the request path writes; [`exposition`]: their Prometheus form;
 //! - [`resilience`]: breakers, retries, budgets, bulkheads, deadlines, fallbacks, presets;
 //! - [`engine`]: the handle that ties actors and shared views together;
 //! - [`batch`]: recent batch progress for `batch_status`;
 //! - [`api`]: the axum front; [`server`]: binding and shutdown; [`cli`]: the binary;
-//! - [`fake_llm`]: a fake OpenAI/Gemini upstream for tests, demos and benchmarks.
+//! - [`redis_link`]: Redis with timeouts, cool-off and lazy reconnection;
+//! - [`fake_llm`]: a fake OpenAI/Gemini upstream for tests, demos and benchmarks;
+//! - [`testing`]: test support (a real `redis-server` on a free port).
 
 pub mod actors;
 pub mod api;
@@ -22,12 +24,15 @@ pub mod cli;
 pub mod cli_resilience;
 pub mod config;
 pub mod engine;
+pub mod exposition;
 pub mod fake_llm;
 pub mod job;
 pub mod metrics;
 pub mod nlp;
 pub mod providers;
+pub mod redis_link;
 pub mod resilience;
 pub mod sanitize;
 pub mod server;
+pub mod testing;
 pub mod time;

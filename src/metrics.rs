@@ -110,6 +110,21 @@ impl LatencyHistogram {
         self.sum_us.store(0, Relaxed);
     }
 
+    /// Cumulative `(upper bound in seconds, count)` pairs and the sum in
+    /// seconds, as Prometheus histograms want them (`+Inf` last).
+    pub fn cumulative(&self) -> (Vec<(f64, u64)>, f64, u64) {
+        let mut total = 0;
+        let mut buckets = Vec::with_capacity(BUCKET_BOUNDS_US.len() + 1);
+        for (i, b) in self.buckets.iter().enumerate() {
+            total += b.load(Relaxed);
+            let upper = BUCKET_BOUNDS_US
+                .get(i)
+                .map_or(f64::INFINITY, |us| *us as f64 / 1e6);
+            buckets.push((upper, total));
+        }
+        (buckets, self.sum_us.load(Relaxed) as f64 / 1e6, total)
+    }
+
     /// Summarises the current distribution.
     pub fn summary(&self) -> LatencySummary {
         let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
@@ -194,6 +209,21 @@ pub struct ResilienceCounters {
     pub deadline_exceeded: AtomicU64,
 }
 
+/// Counters for one HTTP route (its matched path, e.g. `/v1/text_processing/process`).
+#[derive(Debug, Default)]
+pub struct RouteStats {
+    /// Requests answered.
+    pub requests: AtomicU64,
+    /// Answers with a 4xx status.
+    pub client_errors: AtomicU64,
+    /// Answers with a 5xx status.
+    pub server_errors: AtomicU64,
+    /// Answers per status code.
+    pub statuses: DashMap<u16, AtomicU64>,
+    /// Time to answer.
+    pub latency: LatencyHistogram,
+}
+
 /// The shared registry; one per engine.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -202,6 +232,9 @@ pub struct Metrics {
     restarts: DashMap<String, AtomicU64>,
     /// Resilience actions (retries, fallbacks, rejections...).
     pub resilience: ResilienceCounters,
+    /// keel's own time per job: handler time minus time spent in providers.
+    pub overhead: LatencyHistogram,
+    routes: DashMap<String, std::sync::Arc<RouteStats>>,
 }
 
 fn op_index(op: Operation) -> usize {
@@ -248,6 +281,45 @@ impl Metrics {
             Err(ErrorClass::Transient) => p.transient_failures.fetch_add(1, Relaxed),
             Err(ErrorClass::Permanent) => p.permanent_failures.fetch_add(1, Relaxed),
         };
+    }
+
+    /// Records one answered HTTP request on `route` (a matched path, so the
+    /// number of distinct routes is bounded by the router).
+    pub fn record_route(&self, route: &str, status: u16, elapsed: Duration) {
+        let stats = match self.routes.get(route) {
+            Some(s) => s.clone(),
+            None => self.routes.entry(route.to_string()).or_default().clone(),
+        };
+        stats.requests.fetch_add(1, Relaxed);
+        match stats.statuses.get(&status) {
+            Some(c) => {
+                c.fetch_add(1, Relaxed);
+            }
+            None => {
+                stats
+                    .statuses
+                    .entry(status)
+                    .or_default()
+                    .fetch_add(1, Relaxed);
+            }
+        }
+        if (400..500).contains(&status) {
+            stats.client_errors.fetch_add(1, Relaxed);
+        } else if status >= 500 {
+            stats.server_errors.fetch_add(1, Relaxed);
+        }
+        stats.latency.record(elapsed);
+    }
+
+    /// Every route's counters, sorted by route.
+    pub fn routes(&self) -> Vec<(String, std::sync::Arc<RouteStats>)> {
+        let mut v: Vec<_> = self
+            .routes
+            .iter()
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
     }
 
     /// Adds reported token usage.
@@ -311,6 +383,8 @@ impl Metrics {
             p.completion_tokens.store(0, Relaxed);
             p.latency.reset();
         }
+        self.routes.clear();
+        self.overhead.reset();
         let r = &self.resilience;
         for c in [
             &r.retries,

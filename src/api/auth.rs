@@ -208,3 +208,54 @@ mod tests {
         assert_eq!(id.id, "anonymous");
     }
 }
+
+/// How the operator API authenticates.
+#[derive(Clone)]
+pub enum InternalAuth {
+    /// `INTERNAL_API_KEY` is set: only it is accepted.
+    OwnKey(KeyRing),
+    /// Development/testing without `INTERNAL_API_KEY`: the public keys (or
+    /// open access when there are none).
+    PublicKeys(KeyRing),
+    /// Staging/production without `INTERNAL_API_KEY`: refused.
+    Refused,
+}
+
+impl InternalAuth {
+    /// The mode for a configuration.
+    pub fn from_settings(settings: &crate::config::Settings) -> InternalAuth {
+        match (
+            &settings.internal_api_key,
+            settings.environment.requires_auth(),
+        ) {
+            (Some(key), _) => InternalAuth::OwnKey(KeyRing::new(std::slice::from_ref(key))),
+            (None, false) => InternalAuth::PublicKeys(KeyRing::new(&settings.api_keys)),
+            (None, true) => InternalAuth::Refused,
+        }
+    }
+}
+
+/// Extractor for operator routes; carries who is acting (for audit logs).
+pub struct OperatorKey(pub Identity);
+
+impl FromRequestParts<AppState> for OperatorKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ring = match &*state.internal_auth {
+            InternalAuth::OwnKey(ring) | InternalAuth::PublicKeys(ring) => ring,
+            InternalAuth::Refused => {
+                return Err(ApiError::Forbidden(
+                    "the operator API is disabled: set INTERNAL_API_KEY",
+                ));
+            }
+        };
+        match ring.check(&parts.headers)? {
+            Some(identity) => Ok(OperatorKey(identity)),
+            None if ring.is_open() => Ok(OperatorKey(Identity::anonymous())),
+            None => Err(ApiError::Unauthorized(
+                "operator key required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+            )),
+        }
+    }
+}

@@ -35,6 +35,9 @@ pub enum ApiError {
     /// No or a wrong API key (401).
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// Authenticated but not allowed (403).
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// No such resource (404).
     #[error("{0}")]
     NotFound(String),
@@ -101,6 +104,7 @@ impl ApiError {
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::InvalidJson(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

@@ -10,11 +10,12 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod internal;
 pub mod request_id;
 pub mod text;
 
 use crate::engine::Engine;
-use auth::KeyRing;
+use auth::{InternalAuth, KeyRing};
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
@@ -31,13 +32,20 @@ pub struct AppState {
     pub engine: Engine,
     /// Accepted API keys.
     pub keys: Arc<KeyRing>,
+    /// How the operator API authenticates.
+    pub internal_auth: Arc<InternalAuth>,
 }
 
 impl AppState {
     /// State for `engine`, with the keys from its settings.
     pub fn new(engine: Engine) -> AppState {
         let keys = Arc::new(KeyRing::new(&engine.settings().api_keys));
-        AppState { engine, keys }
+        let internal_auth = Arc::new(InternalAuth::from_settings(engine.settings()));
+        AppState {
+            engine,
+            keys,
+            internal_auth,
+        }
     }
 }
 
@@ -84,6 +92,9 @@ pub fn router(state: AppState) -> Router {
             get(|| async { health::legacy_redirect("/v1/auth/status") }),
         )
         .nest("/v1", v1)
+        .nest("/internal", internal::routes())
+        // `nest` serves the index at `/internal`; operators type the slash too.
+        .route("/internal/", get(internal::index))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
@@ -97,6 +108,9 @@ pub fn router(state: AppState) -> Router {
                 .load_shed()
                 .concurrency_limit(max_in_flight),
         )
-        .layer(axum::middleware::from_fn(request_id::request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_id::request_context,
+        ))
         .with_state(state)
 }

@@ -3,7 +3,8 @@
 //! attached to every log line of the request, and readable anywhere in the
 //! request's task through [`current`] — so error bodies carry it too.
 
-use axum::extract::Request;
+use super::AppState;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -35,7 +36,11 @@ fn sane(id: &str) -> bool {
 
 /// Middleware: assigns the id, times the request, logs it, and wraps any
 /// non-JSON 4xx/5xx (axum's 405, a shed request...) in the common error body.
-pub async fn request_context(request: Request, next: Next) -> Response {
+pub async fn request_context(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let id = request
         .headers()
@@ -51,6 +56,12 @@ pub async fn request_context(request: Request, next: Next) -> Response {
         path = %request.uri().path()
     );
     let task_id = id.clone();
+    // Unmatched paths share one label so arbitrary URLs cannot grow metrics.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
     let mut response = REQUEST_ID
         .scope(task_id, async move {
             let response = next.run(request).await;
@@ -59,7 +70,12 @@ pub async fn request_context(request: Request, next: Next) -> Response {
         .instrument(span.clone())
         .await;
 
-    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed_d = started.elapsed();
+    let elapsed = elapsed_d.as_secs_f64();
+    state
+        .engine
+        .metrics()
+        .record_route(&route, response.status().as_u16(), elapsed_d);
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
         headers.insert(&X_REQUEST_ID, v);

@@ -299,7 +299,14 @@ async fn process_one(
     let started = Instant::now();
     let validated = request.validate()?;
     let result = state.engine.run_job(&validated.job, deadline).await?;
-    Ok(ProcessResponse::build(&validated, result, started))
+    let upstream_time = result.upstream_time;
+    let response = ProcessResponse::build(&validated, result, started);
+    state
+        .engine
+        .metrics()
+        .overhead
+        .record(started.elapsed().saturating_sub(upstream_time));
+    Ok(response)
 }
 
 /// Longest `Request-Timeout` a client may ask for, in seconds.

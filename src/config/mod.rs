@@ -122,6 +122,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Accepted client keys: `API_KEY` plus the comma list `ADDITIONAL_API_KEYS`. Empty = open access.
     pub api_keys: Vec<String>,
+    /// Key of the operator API (`INTERNAL_API_KEY`). Unset: in development and
+    /// testing the public keys (or open access) work; in staging and
+    /// production the operator API is refused.
+    pub internal_api_key: Option<String>,
     /// The primary provider (`AI_PROVIDER`), then the fallbacks (`AI_FALLBACK_PROVIDERS`) in order.
     pub providers: Vec<ProviderSettings>,
     /// Largest accepted request body in bytes (`MAX_REQUEST_SIZE`, default 10 MiB).
@@ -200,6 +204,10 @@ impl Settings {
             log_level: env.get("LOG_LEVEL").unwrap_or_else(|| "info".into()),
             log_format,
             api_keys,
+            internal_api_key: env
+                .get("INTERNAL_API_KEY")
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty()),
             providers,
             max_request_size: number(env, "MAX_REQUEST_SIZE", 10 * 1024 * 1024, 1024, 1 << 30)?,
             max_batch_requests: number(env, "MAX_BATCH_REQUESTS_PER_CALL", 50, 1, 1000)?,

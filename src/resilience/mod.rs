@@ -91,9 +91,22 @@ impl Resilience {
         capacity: usize,
         max_wait: Duration,
     ) -> Resilience {
+        let providers: Vec<ProviderKind> = providers.into_iter().collect();
+        // Every breaker exists from the start, so operators see (and can
+        // act on) all of them before any traffic.
+        let breakers = DashMap::new();
+        for &kind in &providers {
+            for op in Operation::ALL {
+                let settings = config.policy(op).breaker_settings();
+                breakers.insert(
+                    (kind, op),
+                    CircuitBreaker::new(breaker_name(kind, op), settings),
+                );
+            }
+        }
         Resilience {
             config: ArcSwap::from_pointee(config),
-            breakers: DashMap::new(),
+            breakers,
             guards: providers
                 .into_iter()
                 .map(|k| {

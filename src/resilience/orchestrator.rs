@@ -53,6 +53,9 @@ pub struct JobResult {
     pub degraded: bool,
     /// Why the providers before the one that answered did not, when degraded.
     pub degraded_reason: Option<String>,
+    /// Time spent waiting on providers and backoff sleeps; the rest of the
+    /// job's time is keel's own overhead.
+    pub upstream_time: Duration,
 }
 
 /// Why a job could not be answered: every provider failed or refused.
@@ -150,6 +153,7 @@ impl JobRun<'_> {
         op_stats.requests.fetch_add(1, Relaxed);
 
         let mut attempts = 0u32;
+        let mut waited = Duration::ZERO;
         let mut reasons = Vec::new();
         let mut last_error = None;
         let mut upstream_retry_after = None;
@@ -160,7 +164,7 @@ impl JobRun<'_> {
             }
             let provider = slot.provider.clone();
             let outcome = self
-                .try_provider(&provider, job, deadline, &mut attempts)
+                .try_provider(&provider, job, deadline, &mut attempts, &mut waited)
                 .await;
             match outcome {
                 ProviderTry::Answered(reply) => {
@@ -177,6 +181,7 @@ impl JobRun<'_> {
                         attempts,
                         degraded: index > 0,
                         degraded_reason: (index > 0).then(|| reasons.join("; ")),
+                        upstream_time: waited,
                     });
                 }
                 ProviderTry::Refused {
@@ -230,6 +235,7 @@ impl JobRun<'_> {
         job: &Job,
         deadline: Instant,
         attempts: &mut u32,
+        waited: &mut Duration,
     ) -> ProviderTry {
         let kind = provider.kind();
         let config = self.resilience.config();
@@ -302,6 +308,7 @@ impl JobRun<'_> {
             let call_started = Instant::now();
             let result = provider.run(job, CallOptions { timeout }).await;
             let elapsed = call_started.elapsed();
+            *waited += elapsed;
             drop(slot);
             match result {
                 Ok(reply) => {
@@ -358,6 +365,7 @@ impl JobRun<'_> {
                     }
                     counters.backoffs.fetch_add(1, Relaxed);
                     tokio::time::sleep(delay).await;
+                    *waited += delay;
                 }
             }
         }

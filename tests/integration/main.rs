@@ -5,6 +5,7 @@
 mod auth;
 mod batch;
 mod cli;
+mod internal;
 mod local_ops;
 mod resilience;
 mod resilience_http;

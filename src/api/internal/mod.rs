@@ -1,0 +1,101 @@
+//! The operator API under `/internal`: health with system figures, metrics,
+//! resilience configuration and presets, circuit breakers with manual
+//! control. Every route needs the operator key (see [`OperatorKey`]) and
+//! answers JSON, with the common error body and 404 for unknown names.
+
+mod monitoring;
+mod resilience;
+
+use super::AppState;
+use super::auth::OperatorKey;
+use axum::Json;
+use axum::Router;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+/// The `/internal` routes (nested by [`super::router`]).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/monitoring/health", get(monitoring::health))
+        .route("/metrics", get(monitoring::prometheus))
+        .route("/metrics/summary", get(monitoring::summary))
+        .route("/resilience/health", get(resilience::health))
+        .route(
+            "/resilience/config",
+            get(resilience::get_config).put(resilience::put_config),
+        )
+        .route("/resilience/metrics", get(resilience::metrics))
+        .route("/resilience/metrics/reset", post(resilience::reset_metrics))
+        .route(
+            "/resilience/metrics/{operation}",
+            get(resilience::operation_metrics),
+        )
+        .route(
+            "/resilience/circuit-breakers",
+            get(resilience::list_breakers),
+        )
+        .route(
+            "/resilience/circuit-breakers/{name}",
+            get(resilience::get_breaker),
+        )
+        .route(
+            "/resilience/circuit-breakers/{name}/{action}",
+            post(resilience::breaker_action),
+        )
+        .route("/resilience/config/presets", get(resilience::list_presets))
+        .route(
+            "/resilience/config/presets/{name}",
+            get(resilience::get_preset),
+        )
+        .route(
+            "/resilience/config/presets-summary",
+            get(resilience::presets_summary),
+        )
+        .route(
+            "/resilience/config/recommend-preset/{environment}",
+            get(resilience::recommend),
+        )
+        .route(
+            "/resilience/config/recommend-preset-auto",
+            get(resilience::recommend_auto),
+        )
+        .route("/resilience/config/validate", post(resilience::validate))
+}
+
+/// `GET /internal/`: the endpoint map.
+pub async fn index(_: OperatorKey) -> Json<Value> {
+    Json(json!({
+        "message": "keel operator API",
+        "version": env!("CARGO_PKG_VERSION"),
+        "endpoints": {
+            "monitoring": ["GET /internal/monitoring/health"],
+            "metrics": ["GET /internal/metrics", "GET /internal/metrics/summary"],
+            "resilience": [
+                "GET /internal/resilience/health",
+                "GET /internal/resilience/config",
+                "PUT /internal/resilience/config",
+                "GET /internal/resilience/metrics",
+                "GET /internal/resilience/metrics/{operation}",
+                "POST /internal/resilience/metrics/reset"
+            ],
+            "circuit_breakers": [
+                "GET /internal/resilience/circuit-breakers",
+                "GET /internal/resilience/circuit-breakers/{name}",
+                "POST /internal/resilience/circuit-breakers/{name}/reset",
+                "POST /internal/resilience/circuit-breakers/{name}/force-open",
+                "POST /internal/resilience/circuit-breakers/{name}/force-closed",
+                "POST /internal/resilience/circuit-breakers/{name}/disable",
+                "POST /internal/resilience/circuit-breakers/{name}/metrics-only"
+            ],
+            "presets": [
+                "GET /internal/resilience/config/presets",
+                "GET /internal/resilience/config/presets/{name}",
+                "GET /internal/resilience/config/presets-summary",
+                "GET /internal/resilience/config/recommend-preset/{environment}",
+                "GET /internal/resilience/config/recommend-preset-auto",
+                "POST /internal/resilience/config/validate"
+            ]
+        }
+    }))
+}

@@ -1,0 +1,324 @@
+//! Prometheus exposition of keel's metrics (`GET /internal/metrics`).
+//!
+//! The request path already counts everything in lock-free atomics
+//! ([`crate::metrics::Metrics`], breaker counters); this module reads them at
+//! scrape time through a `prometheus-client` collector, so exposing metrics
+//! adds no cost per request. Counter names get `_total` appended by the
+//! OpenMetrics encoder.
+
+use crate::engine::Engine;
+use crate::job::Operation;
+use crate::metrics::LatencyHistogram;
+use crate::providers::ProviderKind;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// The content type of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Everything a scrape reads.
+#[derive(Clone)]
+struct EngineCollector {
+    engine: Engine,
+    process: Option<(u64, u64)>,
+}
+
+impl std::fmt::Debug for EngineCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EngineCollector")
+    }
+}
+
+fn counters(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (Labels, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in series {
+        if labels.is_empty() {
+            // An unlabelled series is written without `{}`; there is only one.
+            return ConstCounter::new(value).encode(metric);
+        }
+        ConstCounter::new(value).encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn gauges(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (Labels, i64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in series {
+        if labels.is_empty() {
+            return ConstGauge::new(value).encode(metric);
+        }
+        ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn histograms<'a>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (Labels, &'a LatencyHistogram)>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, h) in series {
+        let (buckets, sum, count) = h.cumulative();
+        if labels.is_empty() {
+            return metric.encode_histogram::<Labels>(sum, count, &buckets, None);
+        }
+        metric
+            .encode_family(&labels)?
+            .encode_histogram::<Labels>(sum, count, &buckets, None)?;
+    }
+    Ok(())
+}
+
+const PROVIDERS: [ProviderKind; 3] = [
+    ProviderKind::Local,
+    ProviderKind::OpenAi,
+    ProviderKind::Gemini,
+];
+
+impl prometheus_client::collector::Collector for EngineCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let m = self.engine.metrics();
+        let routes = m.routes();
+        counters(
+            &mut e,
+            "keel_http_requests",
+            "HTTP requests answered, by route and status",
+            routes.iter().flat_map(|(route, s)| {
+                let mut v: Vec<(Labels, u64)> = s
+                    .statuses
+                    .iter()
+                    .map(|st| {
+                        (
+                            vec![("route", route.clone()), ("status", st.key().to_string())],
+                            st.value().load(Relaxed),
+                        )
+                    })
+                    .collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                v
+            }),
+        )?;
+        histograms(
+            &mut e,
+            "keel_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route",
+            routes
+                .iter()
+                .map(|(route, s)| (vec![("route", route.clone())], &s.latency)),
+        )?;
+        histograms(
+            &mut e,
+            "keel_overhead_seconds",
+            "keel's own time per job: handler time minus time spent waiting for providers",
+            [(Vec::new(), &m.overhead)],
+        )?;
+        counters(
+            &mut e,
+            "keel_jobs",
+            "Jobs by operation and outcome (succeeded, failed, degraded)",
+            Operation::ALL.into_iter().flat_map(|op| {
+                let o = m.operation(op);
+                [
+                    ("succeeded", o.succeeded.load(Relaxed)),
+                    ("failed", o.failed.load(Relaxed)),
+                    ("degraded", o.degraded.load(Relaxed)),
+                ]
+                .into_iter()
+                .map(move |(outcome, v)| {
+                    (
+                        vec![
+                            ("operation", op.to_string()),
+                            ("outcome", outcome.to_string()),
+                        ],
+                        v,
+                    )
+                })
+            }),
+        )?;
+        counters(
+            &mut e,
+            "keel_provider_calls",
+            "Provider calls by provider and outcome",
+            PROVIDERS.into_iter().flat_map(|k| {
+                let p = m.provider(k);
+                [
+                    ("success", p.successes.load(Relaxed)),
+                    ("transient_error", p.transient_failures.load(Relaxed)),
+                    ("permanent_error", p.permanent_failures.load(Relaxed)),
+                ]
+                .into_iter()
+                .map(move |(outcome, v)| {
+                    (
+                        vec![
+                            ("provider", k.to_string()),
+                            ("outcome", outcome.to_string()),
+                        ],
+                        v,
+                    )
+                })
+            }),
+        )?;
+        histograms(
+            &mut e,
+            "keel_provider_call_duration_seconds",
+            "Provider call latency, by provider",
+            PROVIDERS
+                .into_iter()
+                .map(|k| (vec![("provider", k.to_string())], &m.provider(k).latency)),
+        )?;
+        counters(
+            &mut e,
+            "keel_provider_tokens",
+            "Tokens reported by upstreams, by provider and kind",
+            PROVIDERS.into_iter().flat_map(|k| {
+                let p = m.provider(k);
+                [
+                    ("prompt", p.prompt_tokens.load(Relaxed)),
+                    ("completion", p.completion_tokens.load(Relaxed)),
+                ]
+                .into_iter()
+                .map(move |(kind, v)| {
+                    (
+                        vec![("provider", k.to_string()), ("kind", kind.to_string())],
+                        v,
+                    )
+                })
+            }),
+        )?;
+        let breakers = self.engine.resilience().breakers();
+        gauges(
+            &mut e,
+            "keel_circuit_breaker_state",
+            "Breaker state: 0 closed, 1 half-open, 2 open or forced open, 3 disabled, 4 metrics-only",
+            breakers.iter().map(|b| {
+                (
+                    vec![("breaker", b.name().to_string())],
+                    i64::from(b.state().gauge()),
+                )
+            }),
+        )?;
+        let snapshots: Vec<_> = breakers
+            .iter()
+            .map(|b| (b.name().to_string(), b.snapshot()))
+            .collect();
+        counters(
+            &mut e,
+            "keel_circuit_breaker_opens",
+            "Transitions to open, by breaker",
+            snapshots
+                .iter()
+                .map(|(n, s)| (vec![("breaker", n.clone())], s.counters.opens)),
+        )?;
+        counters(
+            &mut e,
+            "keel_circuit_breaker_rejections",
+            "Calls refused by an open breaker, by breaker",
+            snapshots
+                .iter()
+                .map(|(n, s)| (vec![("breaker", n.clone())], s.counters.rejections)),
+        )?;
+        let r = &m.resilience;
+        for (name, help, value) in [
+            (
+                "keel_retries",
+                "Retries (attempts after the first)",
+                &r.retries,
+            ),
+            ("keel_backoffs", "Backoff sleeps taken", &r.backoffs),
+            (
+                "keel_fallbacks",
+                "Moves to a fallback provider",
+                &r.fallbacks,
+            ),
+            (
+                "keel_bulkhead_rejections",
+                "Calls refused by a full bulkhead",
+                &r.bulkhead_rejections,
+            ),
+            (
+                "keel_retry_budget_refusals",
+                "Retries refused by the retry budget",
+                &r.budget_refusals,
+            ),
+            (
+                "keel_deadline_exceeded",
+                "Jobs that ran out of deadline",
+                &r.deadline_exceeded,
+            ),
+        ] {
+            counters(&mut e, name, help, [(Vec::new(), value.load(Relaxed))])?;
+        }
+        counters(
+            &mut e,
+            "keel_actor_restarts",
+            "Supervised actor restarts, by actor",
+            m.all_restarts()
+                .into_iter()
+                .map(|(actor, n)| (vec![("actor", actor)], n)),
+        )?;
+        if let Some((rss, cpu_ms)) = self.process {
+            gauges(
+                &mut e,
+                "process_resident_memory_bytes",
+                "Resident memory of the keel process",
+                [(Vec::new(), i64::try_from(rss).unwrap_or(i64::MAX))],
+            )?;
+            let metric = e.encode_descriptor(
+                "process_cpu_seconds",
+                "CPU time used by the keel process",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(cpu_ms as f64 / 1000.0).encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
+/// Resident memory (bytes) and accumulated CPU time (ms) of this process.
+fn process_figures() -> Option<(u64, u64)> {
+    use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, RefreshKind, System};
+    let pid = sysinfo::get_current_pid().ok()?;
+    let mut sys = System::new_with_specifics(RefreshKind::nothing()).ok()?;
+    sys.refresh_processes_specifics(
+        ProcessesToUpdate::Some(&[pid]),
+        true,
+        ProcessRefreshKind::nothing().with_memory().with_cpu(),
+    );
+    let p = sys.process(pid)?;
+    Some((p.memory(), p.accumulated_cpu_time()))
+}
+
+/// Renders every metric in the OpenMetrics text format.
+pub async fn render(engine: &Engine) -> Result<String, std::fmt::Error> {
+    let process = tokio::task::spawn_blocking(process_figures)
+        .await
+        .ok()
+        .flatten();
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(EngineCollector {
+        engine: engine.clone(),
+        process,
+    }));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry)?;
+    Ok(out)
+}
