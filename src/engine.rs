@@ -6,16 +6,22 @@
 //! provider and records metrics with atomics — no mailbox on the way.
 
 use crate::actors::breaker_registry::BreakerRegistryMsg;
+use crate::actors::cache::{CacheMsg, Invalidation};
 use crate::actors::metrics::{MetricsMsg, MetricsSnapshot};
 use crate::actors::provider::{ProviderInfo, ProviderMsg};
 use crate::actors::provider_supervisor::ProviderSupervisorArgs;
 use crate::actors::supervisor::{EngineActors, EngineMsg, EngineSupervisor, EngineSupervisorArgs};
 use crate::actors::{CALL_TIMEOUT, ProviderTable, RestartPolicy};
 use crate::batch::BatchStore;
+use crate::cache::{
+    Cache, CacheKey, CachedAnswer, InvalidPattern, InvalidationReport, SingleFlight, should_store,
+};
 use crate::config::Settings;
 use crate::job::Job;
 use crate::metrics::Metrics;
 use crate::providers::{ProviderKind, SharedProvider, build_provider};
+use crate::rate_limit::RateLimiter;
+use crate::redis_link::RedisLink;
 use crate::resilience::Resilience;
 use crate::resilience::breaker::{BreakerCommand, BreakerSnapshot};
 use crate::resilience::config::ResilienceConfig;
@@ -32,6 +38,9 @@ pub enum EngineError {
     /// A provider client could not be built.
     #[error("cannot build provider: {0}")]
     Provider(#[from] crate::providers::ProviderError),
+    /// `REDIS_URL` could not be turned into a client.
+    #[error("cannot use REDIS_URL: {0}")]
+    Redis(#[from] crate::redis_link::RedisError),
     /// The actor tree failed to start.
     #[error("cannot start the actor tree: {0}")]
     Spawn(#[from] ractor::SpawnErr),
@@ -48,6 +57,9 @@ struct Inner {
     providers: Arc<ProviderTable>,
     metrics: Arc<Metrics>,
     resilience: Arc<Resilience>,
+    rate_limiter: Arc<RateLimiter>,
+    cache: Arc<Cache>,
+    flights: SingleFlight<CacheKey, Result<JobResult, JobError>>,
     actors: Arc<EngineActors>,
     supervisor: ActorRef<EngineMsg>,
     supervisor_task: std::sync::Mutex<Option<JoinHandle<()>>>,
@@ -98,6 +110,11 @@ impl Engine {
             settings.provider_max_concurrency,
             settings.bulkhead_max_wait,
         ));
+        let rate_limiter = Arc::new(RateLimiter::new(
+            settings.rate_limit.clone(),
+            redis_link(&settings)?,
+        ));
+        let cache = Arc::new(Cache::new(settings.cache.clone(), redis_link(&settings)?));
         let actors = Arc::new(EngineActors::default());
         // Overridden providers are not rebuilt by their actors from settings.
         let supervised: Vec<_> = settings
@@ -115,6 +132,8 @@ impl Engine {
             },
             metrics: metrics.clone(),
             resilience: resilience.clone(),
+            rate_limiter: rate_limiter.clone(),
+            cache: cache.clone(),
             actors: actors.clone(),
             policy: RestartPolicy::default(),
         };
@@ -126,6 +145,9 @@ impl Engine {
                 providers,
                 metrics,
                 resilience,
+                rate_limiter,
+                cache,
+                flights: SingleFlight::new(),
                 actors,
                 supervisor,
                 supervisor_task: std::sync::Mutex::new(Some(task)),
@@ -136,10 +158,58 @@ impl Engine {
         })
     }
 
-    /// Runs one validated job through the resilience pipeline and the
-    /// provider chain. `client_deadline` (the `Request-Timeout` header) can
-    /// only shorten the operation's deadline.
+    /// Runs one validated job: from the cache when an identical job was
+    /// answered recently, else through the resilience pipeline — with
+    /// concurrent identical jobs sharing one pipeline run (single-flight).
+    /// `client_deadline` (the `Request-Timeout` header) can only shorten the
+    /// operation's deadline. Degraded answers are never cached.
     pub async fn run_job(
+        &self,
+        job: &Job,
+        client_deadline: Option<std::time::Duration>,
+    ) -> Result<JobResult, JobError> {
+        let cache = &self.inner.cache;
+        if !cache.config().enabled {
+            return self.run_pipeline(job, client_deadline).await;
+        }
+        let started = std::time::Instant::now();
+        let Some(primary) = self.inner.providers.chain().into_iter().next() else {
+            return self.run_pipeline(job, client_deadline).await;
+        };
+        let key = CacheKey::new(
+            job,
+            primary.provider.kind().as_str(),
+            primary.provider.model(),
+        );
+        if let Some(hit) = cache.get(&key).await {
+            let stats = self.inner.metrics.operation(job.operation);
+            stats.requests.fetch_add(1, Ordering::Relaxed);
+            stats.succeeded.fetch_add(1, Ordering::Relaxed);
+            stats.latency.record(started.elapsed());
+            return Ok(JobResult::from_cache(hit, primary.provider.kind()));
+        }
+        self.inner
+            .flights
+            .run(key.clone(), || async {
+                let result = self.run_pipeline(job, client_deadline).await;
+                if let Ok(r) = &result
+                    && should_store(r.degraded)
+                {
+                    let answer = CachedAnswer {
+                        output: r.output.clone(),
+                        provider: r.provider.as_str().to_string(),
+                        model: r.model.clone(),
+                        stored_at_unix_ms: crate::time::unix_ms(),
+                    };
+                    cache.put(&key, job.operation, answer).await;
+                }
+                result
+            })
+            .await
+    }
+
+    /// Runs one job through the resilience pipeline, bypassing the cache.
+    pub async fn run_pipeline(
         &self,
         job: &Job,
         client_deadline: Option<std::time::Duration>,
@@ -152,6 +222,37 @@ impl Engine {
         }
         .run(job, client_deadline)
         .await
+    }
+
+    /// Invalidates cache entries through the cache actor; `None` when the
+    /// actor did not answer.
+    pub async fn invalidate_cache(
+        &self,
+        what: Invalidation,
+        who: &str,
+    ) -> Option<Result<InvalidationReport, InvalidPattern>> {
+        let actor = self.inner.actors.cache.load_full()?;
+        let who = who.to_string();
+        // SCAN over a large Redis keyspace can take a while: allow more than
+        // the usual admin timeout.
+        reply(
+            actor
+                .call(
+                    |r| CacheMsg::Invalidate(what, who, r),
+                    Some(std::time::Duration::from_secs(30)),
+                )
+                .await,
+        )
+    }
+
+    /// The two-tier response cache.
+    pub fn cache(&self) -> &Arc<Cache> {
+        &self.inner.cache
+    }
+
+    /// The rate limiter (checked by the HTTP layer).
+    pub fn rate_limiter(&self) -> &Arc<RateLimiter> {
+        &self.inner.rate_limiter
     }
 
     /// Breakers, budgets, bulkheads and the configuration in force.
@@ -285,6 +386,20 @@ impl Engine {
                 .load()
                 .as_ref()
                 .is_some_and(|a| running(a.get_status()))
+            && self
+                .inner
+                .actors
+                .rate_limiter
+                .load()
+                .as_ref()
+                .is_some_and(|a| running(a.get_status()))
+            && self
+                .inner
+                .actors
+                .cache
+                .load()
+                .as_ref()
+                .is_some_and(|a| running(a.get_status()))
     }
 
     /// True once shutdown has begun; readiness then reports 503.
@@ -328,6 +443,15 @@ impl Engine {
         if let Some(task) = task {
             let _ = tokio::time::timeout(CALL_TIMEOUT, task).await;
         }
+    }
+}
+
+/// A new Redis link (each subsystem gets its own, so cool-offs are
+/// independent), or `None` without `REDIS_URL`.
+fn redis_link(settings: &Settings) -> Result<Option<Arc<RedisLink>>, EngineError> {
+    match &settings.redis_url {
+        Some(url) => Ok(Some(Arc::new(RedisLink::new(url, settings.redis)?))),
+        None => Ok(None),
     }
 }
 

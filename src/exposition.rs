@@ -266,6 +266,32 @@ impl prometheus_client::collector::Collector for EngineCollector {
         ] {
             counters(&mut e, name, help, [(Vec::new(), value.load(Relaxed))])?;
         }
+        let (memory_hits, redis_hits, misses) = self.engine.cache().hit_counters();
+        counters(
+            &mut e,
+            "keel_cache_requests",
+            "Cache lookups by result (memory_hit, redis_hit, miss)",
+            [
+                ("memory_hit", memory_hits),
+                ("redis_hit", redis_hits),
+                ("miss", misses),
+            ]
+            .into_iter()
+            .map(|(result, v)| (vec![("result", result.to_string())], v)),
+        )?;
+        let limits = self.engine.rate_limiter().stats();
+        counters(
+            &mut e,
+            "keel_rate_limited",
+            "Requests refused by the rate limiter",
+            [(Vec::new(), limits.denied)],
+        )?;
+        counters(
+            &mut e,
+            "keel_rate_limit_redis_fallbacks",
+            "Rate-limit checks answered by the Redis failure mode",
+            [(Vec::new(), limits.redis_fallbacks)],
+        )?;
         counters(
             &mut e,
             "keel_actor_restarts",

@@ -13,6 +13,8 @@
 //! - [`engine`]: the handle that ties actors and shared views together;
 //! - [`batch`]: recent batch progress for `batch_status`;
 //! - [`api`]: the axum front; [`server`]: binding and shutdown; [`cli`]: the binary;
+//! - [`cache`]: the two-tier (memory + Redis) response cache with single-flight;
+//! - [`rate_limit`]: per-identity sliding-window limits, in memory or on Redis;
 //! - [`redis_link`]: Redis with timeouts, cool-off and lazy reconnection;
 //! - [`fake_llm`]: a fake OpenAI/Gemini upstream for tests, demos and benchmarks;
 //! - [`testing`]: test support (a real `redis-server` on a free port).
@@ -20,6 +22,7 @@
 pub mod actors;
 pub mod api;
 pub mod batch;
+pub mod cache;
 pub mod cli;
 pub mod cli_resilience;
 pub mod config;
@@ -30,6 +33,7 @@ pub mod job;
 pub mod metrics;
 pub mod nlp;
 pub mod providers;
+pub mod rate_limit;
 pub mod redis_link;
 pub mod resilience;
 pub mod sanitize;

@@ -117,12 +117,15 @@ pub async fn start_with(
         let _ = tcp.set_nodelay(true);
     });
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-                draining.begin_draining();
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.await;
+            draining.begin_draining();
+        })
+        .await
     });
     let primary = engine.settings().primary_provider();
     tracing::info!(%addr, provider = %primary.kind, model = %primary.model, "keel listening");

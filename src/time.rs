@@ -11,3 +11,8 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
 pub fn now_rfc3339() -> String {
     rfc3339(Utc::now())
 }
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_ms() -> u64 {
+    u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0)
+}

@@ -4,6 +4,8 @@
 //! EngineSupervisor
 //! ├── MetricsAggregator      windows, rates and snapshots over the shared metrics registry
 //! ├── BreakerRegistry        operator commands and config switches for the circuit breakers
+//! ├── RateLimiterActor       sweeps idle identities out of the rate-limit buckets
+//! ├── CacheActor             invalidation and clear-all on both cache tiers
 //! └── ProviderSupervisor
 //!     └── Provider[kind]     one per configured provider: builds and publishes its client
 //! ```
@@ -16,10 +18,12 @@
 //! logs it, and refreshes the handle tables so nobody keeps a dead `ActorRef`.
 
 pub mod breaker_registry;
+pub mod cache;
 pub mod metrics;
 pub mod provider;
 pub mod provider_supervisor;
 pub mod provider_table;
+pub mod rate_limiter;
 mod restart;
 pub mod supervisor;
 

@@ -7,12 +7,16 @@
 //! never hold a dead `ActorRef`.
 
 use super::breaker_registry::{BreakerRegistry, BreakerRegistryMsg};
+use super::cache::{CacheActor, CacheMsg};
 use super::metrics::{MetricsAggregator, MetricsMsg};
 use super::provider_supervisor::{
     ProviderSupervisor, ProviderSupervisorArgs, ProviderSupervisorMsg,
 };
+use super::rate_limiter::{RateLimiterActor, RateLimiterMsg};
 use super::restart::{RestartHistory, RestartPolicy};
+use crate::cache::Cache;
 use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
 use crate::resilience::Resilience;
 use arc_swap::ArcSwapOption;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
@@ -29,6 +33,10 @@ pub struct EngineActors {
     pub providers: ArcSwapOption<ActorRef<ProviderSupervisorMsg>>,
     /// The breaker registry.
     pub breakers: ArcSwapOption<ActorRef<BreakerRegistryMsg>>,
+    /// The rate limiter's housekeeper.
+    pub rate_limiter: ArcSwapOption<ActorRef<RateLimiterMsg>>,
+    /// The cache administrator.
+    pub cache: ArcSwapOption<ActorRef<CacheMsg>>,
 }
 
 /// Messages the engine supervisor handles (none today).
@@ -43,6 +51,10 @@ pub struct EngineSupervisorArgs {
     pub metrics: Arc<Metrics>,
     /// The resilience state the breaker registry manages.
     pub resilience: Arc<Resilience>,
+    /// The limiter the rate-limiter actor sweeps.
+    pub rate_limiter: Arc<RateLimiter>,
+    /// The cache the cache actor administers.
+    pub cache: Arc<Cache>,
     /// Where current child refs are published.
     pub actors: Arc<EngineActors>,
     /// Restart intensity per child.
@@ -57,6 +69,8 @@ pub struct EngineSupervisor;
 enum Child {
     Metrics,
     Breakers,
+    RateLimiter,
+    Cache,
     Providers,
 }
 
@@ -65,6 +79,8 @@ impl Child {
         match self {
             Child::Metrics => "metrics_aggregator",
             Child::Breakers => "breaker_registry",
+            Child::RateLimiter => "rate_limiter",
+            Child::Cache => "cache",
             Child::Providers => "provider_supervisor",
         }
     }
@@ -97,6 +113,20 @@ async fn start_child(
             args.actors.breakers.store(Some(Arc::new(r)));
             Ok(id)
         }
+        Child::RateLimiter => {
+            let (r, _) =
+                Actor::spawn_linked(None, RateLimiterActor, args.rate_limiter.clone(), myself)
+                    .await?;
+            let id = r.get_id();
+            args.actors.rate_limiter.store(Some(Arc::new(r)));
+            Ok(id)
+        }
+        Child::Cache => {
+            let (r, _) = Actor::spawn_linked(None, CacheActor, args.cache.clone(), myself).await?;
+            let id = r.get_id();
+            args.actors.cache.store(Some(Arc::new(r)));
+            Ok(id)
+        }
         Child::Providers => {
             let (r, _) =
                 Actor::spawn_linked(None, ProviderSupervisor, args.providers.clone(), myself)
@@ -119,7 +149,13 @@ impl Actor for EngineSupervisor {
         args: EngineSupervisorArgs,
     ) -> Result<EngineSupervisorState, ActorProcessingErr> {
         let mut children = HashMap::new();
-        for child in [Child::Metrics, Child::Breakers, Child::Providers] {
+        for child in [
+            Child::Metrics,
+            Child::Breakers,
+            Child::RateLimiter,
+            Child::Cache,
+            Child::Providers,
+        ] {
             let id = start_child(child, myself.get_cell(), &args).await?;
             children.insert(id, child);
         }

@@ -53,6 +53,10 @@ pub enum ApiError {
     /// The body is not `application/json` (415).
     #[error("expected a body with Content-Type: application/json")]
     UnsupportedMediaType,
+    /// The caller's rate limit is used up (429), or the limiter cannot
+    /// decide because Redis failed in `closed` mode (503).
+    #[error("{}", rate_limit_message(.0))]
+    RateLimited(crate::rate_limit::Decision),
     /// Too many requests in flight; try again shortly (503).
     #[error("server is at capacity, retry shortly")]
     Overloaded,
@@ -109,6 +113,8 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RateLimited(d) if d.unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Upstream(e) if e.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Upstream(e) if e.class() == ErrorClass::Permanent => StatusCode::BAD_GATEWAY,
@@ -129,6 +135,7 @@ impl ApiError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             ApiError::Overloaded => Some(Duration::from_secs(1)),
+            ApiError::RateLimited(d) => Some(Duration::from_secs(d.retry_after_secs.unwrap_or(1))),
             ApiError::Upstream(e) if self.status() == StatusCode::SERVICE_UNAVAILABLE => {
                 Some(e.retry_after.unwrap_or(Duration::from_secs(1)))
             }
@@ -139,6 +146,12 @@ impl ApiError {
     fn details(&self) -> Option<Value> {
         match self {
             ApiError::Validation { details, .. } => details.clone(),
+            ApiError::RateLimited(d) => Some(serde_json::json!({
+                "limit": d.limit,
+                "remaining": d.remaining,
+                "reset_seconds": d.reset_secs,
+                "retry_after_seconds": d.retry_after_secs,
+            })),
             ApiError::Upstream(JobError {
                 attempts,
                 last,
@@ -161,6 +174,18 @@ fn self_class(e: &ApiError) -> Option<ErrorClass> {
     match e {
         ApiError::Upstream(job) => Some(job.class()),
         _ => None,
+    }
+}
+
+fn rate_limit_message(d: &crate::rate_limit::Decision) -> String {
+    if d.unavailable {
+        "rate limiter unavailable (Redis is down and RATE_LIMIT_REDIS_FAILURE=closed); retry shortly".into()
+    } else {
+        format!(
+            "rate limit exceeded: {} requests allowed in the current window; retry in {} s",
+            d.limit,
+            d.retry_after_secs.unwrap_or(1)
+        )
     }
 }
 
@@ -220,6 +245,9 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        if let ApiError::RateLimited(d) = &self {
+            super::limits::add_headers(response.headers_mut(), d);
         }
         if status == StatusCode::UNAUTHORIZED {
             response

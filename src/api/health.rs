@@ -62,9 +62,28 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
         })
         .collect();
     let resilience_healthy = actors_alive && tripped.is_empty();
+    // Redis trouble degrades keel (memory tiers answer), it never breaks it.
+    let cache_redis = engine.cache().redis_status();
+    let limiter_redis = engine.rate_limiter().stats().redis;
+    let redis_down = [&cache_redis, &limiter_redis]
+        .iter()
+        .any(|s| s.as_ref().is_some_and(|s| s.status == "unavailable"));
+    let cache_healthy = cache_redis
+        .as_ref()
+        .is_none_or(|s| s.status != "unavailable");
+    let mut reasons = Vec::new();
+    if !tripped.is_empty() {
+        reasons.push("circuit breakers not closed".to_string());
+    }
+    if redis_down {
+        reasons.push("redis unavailable: serving from memory tiers".to_string());
+    }
+    if engine.is_draining() {
+        reasons.push("draining".to_string());
+    }
     let status = if !actors_alive {
         "unhealthy"
-    } else if engine.is_draining() || !tripped.is_empty() {
+    } else if !reasons.is_empty() {
         "degraded"
     } else {
         "healthy"
@@ -75,7 +94,8 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "ai_model_available": !chain.is_empty(),
         "resilience_healthy": resilience_healthy,
-        "cache_healthy": Value::Null,
+        "cache_healthy": cache_healthy,
+        "degraded_reasons": reasons,
         "components": {
             "actors": {
                 "healthy": actors_alive,
@@ -87,6 +107,11 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
                 "not_closed": tripped,
             },
             "resilience_preset": engine.resilience().config().preset,
+            "redis": {
+                "configured": engine.settings().redis_url.is_some(),
+                "cache": cache_redis,
+                "rate_limiter": limiter_redis,
+            },
         },
         "uptime_seconds": engine.uptime().as_secs(),
     }))

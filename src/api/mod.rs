@@ -4,13 +4,15 @@
 //! `tower::ServiceExt::oneshot` or over a socket. Layers, outermost first:
 //! request context (id, timing, log span, error envelope) → load shedding and
 //! the concurrency cap (503 JSON, never an unbounded queue) → panic catcher
-//! (500 JSON) → body-size limit → routes.
+//! (500 JSON) → body-size limit → routes; `/v1` routes also pass the rate
+//! limiter ([`limits`]).
 
 pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod internal;
+pub mod limits;
 pub mod request_id;
 pub mod text;
 
@@ -79,7 +81,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/text_processing/batch_status/{batch_id}",
             get(text::batch_status),
-        );
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit,
+        ));
 
     Router::new()
         .route("/", get(health::root))

@@ -10,13 +10,16 @@ use super::AppState;
 use super::auth::{OptionalKey, RequireKey};
 use super::error::{ApiError, code_for_status};
 use super::extract::JsonBody;
+use super::limits::{self, ClientIdentity};
 use crate::job::{Job, JobOptions, JobOutput, Operation, Sentiment};
 use crate::providers::TokenUsage;
 use crate::resilience::orchestrator::JobResult;
 use crate::sanitize::sanitize_text;
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -274,7 +277,7 @@ impl ProcessResponse {
             },
             processing_time: started.elapsed().as_secs_f64(),
             timestamp: crate::time::now_rfc3339(),
-            cache_hit: false,
+            cache_hit: result.cache_hit,
         };
         match result.output {
             JobOutput::Summary { text } => response.result = Some(text),
@@ -412,9 +415,10 @@ fn check_batch_id(id: &str) -> Result<(), ApiError> {
 pub async fn batch_process(
     State(state): State<AppState>,
     RequireKey(identity): RequireKey,
+    client: Option<Extension<ClientIdentity>>,
     headers: HeaderMap,
     JsonBody(batch): JsonBody<BatchRequest>,
-) -> Result<Json<BatchResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let started = Instant::now();
     let deadline = client_deadline(&headers)?;
     let max = state.engine.settings().max_batch_requests;
@@ -433,6 +437,19 @@ pub async fn batch_process(
             details: Some(json!({"field": "requests", "max": max, "count": batch.requests.len()})),
         });
     }
+    // A batch costs one unit per item.
+    let decision = match &client {
+        Some(Extension(client)) => Some(
+            limits::check(
+                &state,
+                client,
+                limits::BATCH_ROUTE,
+                batch.requests.len() as u32,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let batch_id = match batch.batch_id {
         Some(id) => {
             check_batch_id(&id)?;
@@ -483,7 +500,7 @@ pub async fn batch_process(
     let seconds = started.elapsed().as_secs_f64();
     record.finish(seconds);
     let completed = results.iter().filter(|r| r.status == "completed").count();
-    Ok(Json(BatchResponse {
+    let mut response = Json(BatchResponse {
         batch_id,
         total_requests: total,
         completed,
@@ -491,7 +508,12 @@ pub async fn batch_process(
         results,
         total_processing_time: seconds,
         timestamp: crate::time::now_rfc3339(),
-    }))
+    })
+    .into_response();
+    if let Some(d) = &decision {
+        limits::add_headers(response.headers_mut(), d);
+    }
+    Ok(response)
 }
 
 fn code_for_item(e: &ApiError) -> &'static str {

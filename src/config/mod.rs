@@ -10,7 +10,10 @@ mod env;
 
 pub use env::{EnvSource, MapEnv, ProcessEnv};
 
+use crate::cache::CacheConfig;
 use crate::providers::ProviderKind;
+use crate::rate_limit::RateLimitConfig;
+use crate::redis_link::RedisLinkOptions;
 use crate::resilience::config::ResilienceConfig;
 use std::fmt;
 use std::str::FromStr;
@@ -142,6 +145,16 @@ pub struct Settings {
     pub provider_max_concurrency: usize,
     /// Longest wait for a bulkhead slot before failing over (`BULKHEAD_MAX_WAIT_MS`, default 100 ms).
     pub bulkhead_max_wait: Duration,
+    /// Redis shared by the cache and the rate limiter (`REDIS_URL`); `None` =
+    /// memory tiers only.
+    pub redis_url: Option<String>,
+    /// Redis command timeout and cool-off (`REDIS_TIMEOUT_MS`, default 50;
+    /// `REDIS_COOLOFF_MS`, default 2000).
+    pub redis: RedisLinkOptions,
+    /// Response cache (`CACHE_*`).
+    pub cache: CacheConfig,
+    /// Rate limits (`RATE_LIMIT_*`, `TRUST_PROXY_HEADERS`).
+    pub rate_limit: RateLimitConfig,
     /// Retry, breaker and deadline policies per operation (`RESILIENCE_PRESET`,
     /// `RESILIENCE_CUSTOM_CONFIG`, legacy variables).
     pub resilience: ResilienceConfig,
@@ -222,6 +235,21 @@ impl Settings {
                 0,
                 60_000,
             )?),
+            redis_url: redis_url(env)?,
+            redis: RedisLinkOptions {
+                timeout: Duration::from_millis(number(env, "REDIS_TIMEOUT_MS", 50u64, 1, 10_000)?),
+                cooloff: Duration::from_millis(number(
+                    env,
+                    "REDIS_COOLOFF_MS",
+                    2000u64,
+                    0,
+                    600_000,
+                )?),
+            },
+            cache: CacheConfig::from_env(env)
+                .map_err(|e| ConfigError::Inconsistent(e.to_string()))?,
+            rate_limit: RateLimitConfig::from_env(env)
+                .map_err(|e| ConfigError::Inconsistent(e.to_string()))?,
             resilience: crate::resilience::config::load(env)
                 .map_err(|e| ConfigError::Inconsistent(e.to_string()))?,
         })
@@ -232,6 +260,20 @@ impl Settings {
         // Invariant: `provider_settings` always returns at least the primary.
         &self.providers[0]
     }
+}
+
+/// `REDIS_URL`, checked to be a Redis URL (the server may be down: keel
+/// starts anyway and picks Redis up when it appears).
+fn redis_url(env: &dyn EnvSource) -> Result<Option<String>, ConfigError> {
+    let Some(url) = env.get("REDIS_URL").map(|u| u.trim().to_string()) else {
+        return Ok(None);
+    };
+    redis::Client::open(url.as_str()).map_err(|e| ConfigError::Invalid {
+        name: "REDIS_URL",
+        value: crate::redis_link::redact_url(&url),
+        allowed: format!("a redis:// or rediss:// URL ({e})"),
+    })?;
+    Ok(Some(url))
 }
 
 fn push_key(keys: &mut Vec<String>, raw: &str) {

@@ -56,6 +56,26 @@ pub struct JobResult {
     /// Time spent waiting on providers and backoff sleeps; the rest of the
     /// job's time is keel's own overhead.
     pub upstream_time: Duration,
+    /// True when the answer came from the cache.
+    pub cache_hit: bool,
+}
+
+impl JobResult {
+    /// A result served from the cache (`fallback_kind` when the stored
+    /// provider name is unknown to this version).
+    pub fn from_cache(hit: crate::cache::CachedAnswer, fallback_kind: ProviderKind) -> JobResult {
+        JobResult {
+            output: hit.output,
+            provider: hit.provider.parse().unwrap_or(fallback_kind),
+            model: hit.model,
+            usage: None,
+            attempts: 0,
+            degraded: false,
+            degraded_reason: None,
+            upstream_time: Duration::ZERO,
+            cache_hit: true,
+        }
+    }
 }
 
 /// Why a job could not be answered: every provider failed or refused.
@@ -182,6 +202,7 @@ impl JobRun<'_> {
                         degraded: index > 0,
                         degraded_reason: (index > 0).then(|| reasons.join("; ")),
                         upstream_time: waited,
+                        cache_hit: false,
                     });
                 }
                 ProviderTry::Refused {

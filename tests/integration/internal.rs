@@ -325,15 +325,10 @@ async fn the_preset_can_be_switched_at_runtime() {
 #[tokio::test]
 async fn prometheus_metrics_name_what_happened() {
     let s = start(&[]).await;
-    for _ in 0..3 {
-        assert_eq!(
-            s.process(
-                json!({"text": ARTICLE, "operation": "qa", "question": "What was launched?"})
-            )
-            .await
-            .status,
-            200
-        );
+    for i in 0..3 {
+        let text = format!("{ARTICLE} Variant {i}.");
+        let body = json!({"text": text, "operation": "qa", "question": "What was launched?"});
+        assert_eq!(s.process(body).await.status, 200);
     }
     s.process(json!({"text": "short", "operation": "qa"}))
         .await

@@ -4,6 +4,7 @@
 
 mod auth;
 mod batch;
+mod cache_limits;
 mod cli;
 mod internal;
 mod local_ops;

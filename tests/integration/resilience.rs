@@ -29,6 +29,8 @@ async fn engine(scripted: &Arc<Scripted>, vars: &[(&str, &str)]) -> Engine {
         ("AI_PROVIDER", "openai"),
         ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
         ("PROVIDER_TIMEOUT_SECONDS", "5"),
+        // Count every upstream call: no answer may come from the cache.
+        ("CACHE_ENABLED", "false"),
     ]);
     for (k, v) in vars {
         env.set(k, v);

@@ -3,6 +3,7 @@
 //! control. Every route needs the operator key (see [`OperatorKey`]) and
 //! answers JSON, with the common error body and 404 for unknown names.
 
+mod cache;
 mod monitoring;
 mod resilience;
 
@@ -20,6 +21,11 @@ pub fn routes() -> Router<AppState> {
         .route("/monitoring/health", get(monitoring::health))
         .route("/metrics", get(monitoring::prometheus))
         .route("/metrics/summary", get(monitoring::summary))
+        .route("/cache", axum::routing::delete(cache::clear))
+        .route("/cache/status", get(cache::status))
+        .route("/cache/metrics", get(cache::metrics))
+        .route("/cache/invalidate", post(cache::invalidate))
+        .route("/rate-limits", get(monitoring::rate_limits))
         .route("/resilience/health", get(resilience::health))
         .route(
             "/resilience/config",
@@ -71,6 +77,13 @@ pub async fn index(_: OperatorKey) -> Json<Value> {
         "endpoints": {
             "monitoring": ["GET /internal/monitoring/health"],
             "metrics": ["GET /internal/metrics", "GET /internal/metrics/summary"],
+            "cache": [
+                "GET /internal/cache/status",
+                "GET /internal/cache/metrics",
+                "POST /internal/cache/invalidate",
+                "DELETE /internal/cache"
+            ],
+            "rate_limits": ["GET /internal/rate-limits"],
             "resilience": [
                 "GET /internal/resilience/health",
                 "GET /internal/resilience/config",

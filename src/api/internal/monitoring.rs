@@ -83,6 +83,8 @@ pub async fn health(
             "providers": providers,
             "circuit_breakers": breakers,
             "resilience_preset": engine.resilience().config().preset,
+            "cache": engine.cache().stats().await,
+            "rate_limiter": engine.rate_limiter().stats(),
         },
         "system": system,
     })))
@@ -147,4 +149,9 @@ pub async fn prometheus(
         body,
     )
         .into_response())
+}
+
+/// `GET /internal/rate-limits`: limits in force, counters and Redis state.
+pub async fn rate_limits(State(state): State<AppState>, _: OperatorKey) -> Json<Value> {
+    Json(json!(state.engine.rate_limiter().stats()))
 }
