@@ -67,6 +67,9 @@ struct Inner {
     started_at: Instant,
     draining: AtomicBool,
     last_change: arc_swap::ArcSwapOption<ConfigChange>,
+    /// Turns true when the shutdown grace period is over: requests still
+    /// running are answered 503 at once.
+    cut: tokio::sync::watch::Sender<bool>,
 }
 
 /// A runtime configuration switch, for the audit trail.
@@ -154,6 +157,7 @@ impl Engine {
                 started_at: Instant::now(),
                 draining: AtomicBool::new(false),
                 last_change: arc_swap::ArcSwapOption::empty(),
+                cut: tokio::sync::watch::Sender::new(false),
             }),
         })
     }
@@ -423,6 +427,17 @@ impl Engine {
     pub async fn describe_provider(&self, kind: ProviderKind) -> Option<ProviderInfo> {
         let actor = self.inner.providers.get(kind)?.actor.clone()?;
         reply(actor.call(ProviderMsg::Describe, Some(CALL_TIMEOUT)).await)
+    }
+
+    /// A receiver that turns true when in-flight requests must be cut.
+    pub fn cut_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.cut.subscribe()
+    }
+
+    /// Ends every request still running (they answer 503): the shutdown
+    /// grace period is over.
+    pub fn cut_in_flight(&self) {
+        self.inner.cut.send_replace(true);
     }
 
     /// Marks the engine as draining: readiness reports 503 from now on.

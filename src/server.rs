@@ -1,18 +1,22 @@
 //! Binding, serving and shutting down: what `keel serve` runs and what
 //! integration tests start on a free port.
 //!
-//! Shutdown order: the engine is marked draining (readiness turns 503), the
-//! listener stops accepting, in-flight requests finish, then the actor tree
-//! stops. Accepted sockets get `TCP_NODELAY` so small responses are not held
-//! back by Nagle's algorithm.
+//! Shutdown (SIGTERM/SIGINT, or [`RunningServer::shutdown`]): the engine is
+//! marked draining (readiness turns 503), keel waits
+//! `SHUTDOWN_DRAIN_DELAY_SECONDS` so load balancers notice, the listeners stop
+//! accepting, in-flight requests get up to `SHUTDOWN_GRACE_SECONDS` to finish
+//! (then they are cut), and the actor tree stops. Accepted sockets get
+//! `TCP_NODELAY` so small responses are not held back by Nagle's algorithm.
 
-use crate::api::{AppState, router};
+use crate::api::{AppState, internal_router, router};
 use crate::config::Settings;
 use crate::engine::{Engine, EngineError};
 use crate::providers::SharedProvider;
+use axum::Router;
 use axum::serve::ListenerExt;
 use std::net::SocketAddr;
-use tokio::sync::oneshot;
+use std::time::Duration;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Why the server could not start.
@@ -21,7 +25,7 @@ pub enum StartError {
     /// The engine (providers, actors) failed to start.
     #[error(transparent)]
     Engine(#[from] EngineError),
-    /// The address could not be bound.
+    /// An address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         /// The address tried.
@@ -31,18 +35,25 @@ pub enum StartError {
     },
 }
 
-/// A server accepting connections in a background task.
+/// A server accepting connections in background tasks.
 pub struct RunningServer {
     addr: SocketAddr,
+    internal_addr: Option<SocketAddr>,
     engine: Engine,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    /// Flipped to true to begin shutdown.
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<std::io::Result<()>>>,
 }
 
 impl RunningServer {
-    /// The bound address (useful with port 0).
+    /// The bound public address (useful with port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The operator listener's address, when `INTERNAL_BIND` is set.
+    pub fn internal_addr(&self) -> Option<SocketAddr> {
+        self.internal_addr
     }
 
     /// The engine behind the server.
@@ -50,37 +61,104 @@ impl RunningServer {
         &self.engine
     }
 
-    /// Begins a graceful shutdown and waits until in-flight requests are done
-    /// and the actors have stopped.
-    pub async fn shutdown(mut self) -> std::io::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    /// Begins a graceful shutdown and waits until it is complete.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.stop.send_replace(true);
         self.wait().await
     }
 
-    /// Waits for the server to end (after a shutdown was requested).
-    pub async fn wait(self) -> std::io::Result<()> {
-        let result = match self.task.await {
-            Ok(r) => r,
-            Err(e) => Err(std::io::Error::other(e)),
-        };
+    /// Begins a graceful shutdown when `signal` completes.
+    pub fn shutdown_on(&mut self, signal: impl std::future::Future<Output = ()> + Send + 'static) {
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            signal.await;
+            stop.send_replace(true);
+        });
+    }
+
+    /// Waits for the server to end: after a shutdown was requested, for the
+    /// in-flight requests (at most the grace period), then stops the actors.
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        let grace = self.engine.settings().shutdown_grace;
+        let drain_delay = self.engine.settings().shutdown_drain_delay;
+        let mut stopping = self.stop.subscribe();
+        let _ = stopping.wait_for(|s| *s).await;
+        // The listeners stop accepting after the drain delay; give in-flight
+        // requests the grace period on top of that.
+        let budget = drain_delay + grace;
+        let mut result = Ok(());
+        let all = futures::future::join_all(self.tasks.iter_mut());
+        match tokio::time::timeout(budget, all).await {
+            Ok(results) => {
+                for r in results {
+                    match r {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => result = Err(e),
+                        Err(e) => result = Err(std::io::Error::other(e)),
+                    }
+                }
+            }
+            Err(_) => {
+                tracing::warn!(
+                    grace_s = grace.as_secs(),
+                    "grace period over; cutting the remaining requests"
+                );
+                // Running requests answer 503 now; give the connections a
+                // moment to write that answer, then stop serving.
+                self.engine.cut_in_flight();
+                let all = futures::future::join_all(self.tasks.iter_mut());
+                if tokio::time::timeout(Duration::from_secs(1), all)
+                    .await
+                    .is_err()
+                {
+                    for t in &self.tasks {
+                        t.abort();
+                    }
+                }
+            }
+        }
         self.engine.shutdown().await;
         result
     }
-
-    /// A handle that triggers shutdown when `signal` completes.
-    pub fn shutdown_on(&mut self, signal: impl std::future::Future<Output = ()> + Send + 'static) {
-        if let Some(stop) = self.stop.take() {
-            tokio::spawn(async move {
-                signal.await;
-                let _ = stop.send(());
-            });
-        }
-    }
 }
 
-/// Starts the engine and serves the API on `settings.host:settings.port`.
+async fn bind(addr: &str) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Serves `app` on `listener` until `stop` turns true (after `drain_delay`).
+fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+    engine: Engine,
+    drain_delay: Duration,
+) -> JoinHandle<std::io::Result<()>> {
+    let listener = listener.tap_io(|tcp| {
+        // Best effort: a socket that refuses NODELAY still works, just slower.
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+            engine.begin_draining();
+            tokio::time::sleep(drain_delay).await;
+        })
+        .await
+    })
+}
+
+/// Starts the engine and serves the API on `settings.host:settings.port`
+/// (and the operator API on `INTERNAL_BIND` when set).
 pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     start_with(settings, Vec::new()).await
 }
@@ -98,41 +176,49 @@ pub async fn start_with(
              set API_KEY before exposing keel"
         );
     }
-    let listener = tokio::net::TcpListener::bind(&bind_addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: bind_addr.clone(),
-            source,
-        })?;
+    if settings.internal_api_key.is_none() && settings.environment.requires_auth() {
+        tracing::warn!(
+            "INTERNAL_API_KEY is not set: the operator API answers 403 in {}",
+            settings.environment
+        );
+    }
+    let listener = bind(&bind_addr).await?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: bind_addr,
+        addr: bind_addr.clone(),
         source,
     })?;
+    let internal_listener = match settings.internal_bind {
+        Some(a) => Some(bind(&a.to_string()).await?),
+        None => None,
+    };
+    let internal_addr = internal_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let drain_delay = settings.shutdown_drain_delay;
     let engine = Engine::start_with(settings, overrides).await?;
-    let app = router(AppState::new(engine.clone()));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let draining = engine.clone();
-    let listener = listener.tap_io(|tcp| {
-        // Best effort: a socket that refuses NODELAY still works, just slower.
-        let _ = tcp.set_nodelay(true);
-    });
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stopped.await;
-            draining.begin_draining();
-        })
-        .await
-    });
+    let state = AppState::new(engine.clone());
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = vec![serve(
+        listener,
+        router(state.clone()),
+        stopped.clone(),
+        engine.clone(),
+        drain_delay,
+    )];
+    if let Some(l) = internal_listener {
+        tasks.push(serve(
+            l,
+            internal_router(state),
+            stopped,
+            engine.clone(),
+            drain_delay,
+        ));
+    }
     let primary = engine.settings().primary_provider();
-    tracing::info!(%addr, provider = %primary.kind, model = %primary.model, "keel listening");
+    tracing::info!(%addr, internal = ?internal_addr, provider = %primary.kind, model = %primary.model, "keel listening");
     Ok(RunningServer {
         addr,
+        internal_addr,
         engine,
-        stop: Some(stop),
-        task,
+        stop,
+        tasks,
     })
 }

@@ -57,6 +57,9 @@ pub enum ApiError {
     /// decide because Redis failed in `closed` mode (503).
     #[error("{}", rate_limit_message(.0))]
     RateLimited(crate::rate_limit::Decision),
+    /// The server is shutting down and this request ran past the grace period (503).
+    #[error("server shutting down: the request did not finish within the grace period")]
+    ShuttingDown,
     /// Too many requests in flight; try again shortly (503).
     #[error("server is at capacity, retry shortly")]
     Overloaded,
@@ -115,7 +118,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited(d) if d.unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Overloaded | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Upstream(e) if e.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Upstream(e) if e.class() == ErrorClass::Permanent => StatusCode::BAD_GATEWAY,
             ApiError::Upstream(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -134,7 +137,7 @@ impl ApiError {
     /// Seconds a client should wait before retrying, for 503s.
     fn retry_after(&self) -> Option<Duration> {
         match self {
-            ApiError::Overloaded => Some(Duration::from_secs(1)),
+            ApiError::Overloaded | ApiError::ShuttingDown => Some(Duration::from_secs(1)),
             ApiError::RateLimited(d) => Some(Duration::from_secs(d.retry_after_secs.unwrap_or(1))),
             ApiError::Upstream(e) if self.status() == StatusCode::SERVICE_UNAVAILABLE => {
                 Some(e.retry_after.unwrap_or(Duration::from_secs(1)))

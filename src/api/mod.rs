@@ -2,10 +2,11 @@
 //!
 //! [`router`] builds the whole application so tests can drive it with
 //! `tower::ServiceExt::oneshot` or over a socket. Layers, outermost first:
-//! request context (id, timing, log span, error envelope) → load shedding and
-//! the concurrency cap (503 JSON, never an unbounded queue) → panic catcher
-//! (500 JSON) → body-size limit → routes; `/v1` routes also pass the rate
-//! limiter ([`limits`]).
+//! request context (id, timing, log span, error envelope) → security headers
+//! → CORS (when `CORS_ORIGINS` is set) → compression above 1 KB → header
+//! count cap (431) → load shedding and the concurrency cap (503 JSON, never
+//! an unbounded queue) → panic catcher (500 JSON) → body-size limit → routes;
+//! `/v1` routes also pass the rate limiter ([`limits`]).
 
 pub mod auth;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod health;
 pub mod internal;
 pub mod limits;
 pub mod request_id;
+pub mod security;
 pub mod text;
 
 use crate::engine::Engine;
@@ -64,12 +66,9 @@ fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> axum::respons
     ApiError::Internal(detail).into_response()
 }
 
-/// Builds the complete application.
+/// Builds the application served on the main port: the public API, plus
+/// the operator API unless it has its own listener (`INTERNAL_BIND`).
 pub fn router(state: AppState) -> Router {
-    let settings = state.engine.settings();
-    let body_limit = settings.max_request_size;
-    let max_in_flight = settings.max_concurrent_requests;
-
     let v1 = Router::new()
         .route("/health", get(health::health))
         .route("/health/live", get(health::live))
@@ -87,7 +86,7 @@ pub fn router(state: AppState) -> Router {
             limits::limit,
         ));
 
-    Router::new()
+    let mut app = Router::new()
         .route("/", get(health::root))
         .route(
             "/health",
@@ -97,10 +96,32 @@ pub fn router(state: AppState) -> Router {
             "/auth/status",
             get(|| async { health::legacy_redirect("/v1/auth/status") }),
         )
-        .nest("/v1", v1)
+        .nest("/v1", v1);
+    if state.engine.settings().internal_bind.is_none() {
+        app = app.merge(operator_routes());
+    }
+    edge(app, state)
+}
+
+/// Builds the operator application for its own listener (`INTERNAL_BIND`).
+pub fn internal_router(state: AppState) -> Router {
+    edge(operator_routes(), state)
+}
+
+fn operator_routes() -> Router<AppState> {
+    Router::new()
         .nest("/internal", internal::routes())
         // `nest` serves the index at `/internal`; operators type the slash too.
         .route("/internal/", get(internal::index))
+}
+
+/// The layers every listener shares, outermost last.
+fn edge(app: Router<AppState>, state: AppState) -> Router {
+    let settings = state.engine.settings();
+    let body_limit = settings.max_request_size;
+    let max_in_flight = settings.max_concurrent_requests;
+    let hsts = settings.environment == crate::config::Environment::Production;
+    let mut app = app
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
@@ -114,9 +135,21 @@ pub fn router(state: AppState) -> Router {
                 .load_shed()
                 .concurrency_limit(max_in_flight),
         )
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            request_id::request_context,
-        ))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(security::limit_headers))
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .compress_when(tower_http::compression::predicate::SizeAbove::new(1024)),
+        );
+    if let Some(cors) = security::cors(&settings.cors_origins) {
+        app = app.layer(cors);
+    }
+    for (name, value) in security::security_headers(hsts) {
+        app =
+            app.layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(name, value));
+    }
+    app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        request_id::request_context,
+    ))
+    .with_state(state)
 }

@@ -4,9 +4,11 @@
 //! request's task through [`current`] — so error bodies carry it too.
 
 use super::AppState;
+use super::error::ApiError;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
+use axum::response::IntoResponse;
 use axum::response::Response;
 use std::time::Instant;
 use tracing::Instrument;
@@ -56,6 +58,7 @@ pub async fn request_context(
         path = %request.uri().path()
     );
     let task_id = id.clone();
+    let mut cut = state.engine.cut_signal();
     // Unmatched paths share one label so arbitrary URLs cannot grow metrics.
     let route = request
         .extensions()
@@ -64,7 +67,11 @@ pub async fn request_context(
         .unwrap_or_else(|| "unmatched".to_string());
     let mut response = REQUEST_ID
         .scope(task_id, async move {
-            let response = next.run(request).await;
+            let response = tokio::select! {
+                response = next.run(request) => response,
+                // Shutdown grace period over: answer instead of vanishing.
+                _ = cut.wait_for(|c| *c) => ApiError::ShuttingDown.into_response(),
+            };
             wrap_plain_error(response)
         })
         .instrument(span.clone())

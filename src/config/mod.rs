@@ -151,6 +151,20 @@ pub struct Settings {
     /// Redis command timeout and cool-off (`REDIS_TIMEOUT_MS`, default 50;
     /// `REDIS_COOLOFF_MS`, default 2000).
     pub redis: RedisLinkOptions,
+    /// Origins allowed to call keel from a browser (`CORS_ORIGINS`, comma
+    /// list; `*` = any; empty = same-origin only).
+    pub cors_origins: Vec<String>,
+    /// A separate listener for the operator API (`INTERNAL_BIND`, e.g.
+    /// `127.0.0.1:9000`); when set, `/internal` leaves the main port.
+    pub internal_bind: Option<std::net::SocketAddr>,
+    /// Serve the operator API's docs (`INTERNAL_DOCS`; default on, except in production).
+    pub internal_docs: bool,
+    /// How long in-flight requests may take to finish after SIGTERM
+    /// (`SHUTDOWN_GRACE_SECONDS`, default 30, 0–3600).
+    pub shutdown_grace: Duration,
+    /// How long readiness reports 503 before the listener closes, so load
+    /// balancers stop sending traffic first (`SHUTDOWN_DRAIN_DELAY_SECONDS`, default 0, 0–300).
+    pub shutdown_drain_delay: Duration,
     /// Response cache (`CACHE_*`).
     pub cache: CacheConfig,
     /// Rate limits (`RATE_LIMIT_*`, `TRUST_PROXY_HEADERS`).
@@ -246,6 +260,30 @@ impl Settings {
                     600_000,
                 )?),
             },
+            cors_origins: cors_origins(env)?,
+            internal_bind: match env.get("INTERNAL_BIND") {
+                None => None,
+                Some(v) => Some(v.trim().parse().map_err(|_| ConfigError::Invalid {
+                    name: "INTERNAL_BIND",
+                    value: v.clone(),
+                    allowed: "a socket address such as 127.0.0.1:9000".into(),
+                })?),
+            },
+            internal_docs: boolean(env, "INTERNAL_DOCS", environment != Environment::Production)?,
+            shutdown_grace: Duration::from_secs(number(
+                env,
+                "SHUTDOWN_GRACE_SECONDS",
+                30u64,
+                0,
+                3600,
+            )?),
+            shutdown_drain_delay: Duration::from_secs(number(
+                env,
+                "SHUTDOWN_DRAIN_DELAY_SECONDS",
+                0u64,
+                0,
+                300,
+            )?),
             cache: CacheConfig::from_env(env)
                 .map_err(|e| ConfigError::Inconsistent(e.to_string()))?,
             rate_limit: RateLimitConfig::from_env(env)
@@ -260,6 +298,46 @@ impl Settings {
         // Invariant: `provider_settings` always returns at least the primary.
         &self.providers[0]
     }
+}
+
+/// A boolean variable: true/false, 1/0, yes/no, on/off.
+fn boolean(env: &dyn EnvSource, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match env.get(name).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => Ok(true),
+        Some(v) if matches!(v.as_str(), "false" | "0" | "no" | "off") => Ok(false),
+        Some(v) => Err(ConfigError::Invalid {
+            name,
+            value: v,
+            allowed: "true | false".into(),
+        }),
+    }
+}
+
+/// `CORS_ORIGINS`: `*` or origins like `https://app.example.com`.
+fn cors_origins(env: &dyn EnvSource) -> Result<Vec<String>, ConfigError> {
+    let Some(list) = env.get("CORS_ORIGINS") else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let ok = o == "*"
+                || reqwest::Url::parse(o).is_ok_and(|u| {
+                    matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/"
+                });
+            if ok {
+                Ok(o.trim_end_matches('/').to_string())
+            } else {
+                Err(ConfigError::Invalid {
+                    name: "CORS_ORIGINS",
+                    value: o.to_string(),
+                    allowed: "* or comma-separated origins like https://app.example.com".into(),
+                })
+            }
+        })
+        .collect()
 }
 
 /// `REDIS_URL`, checked to be a Redis URL (the server may be down: keel

@@ -163,3 +163,57 @@ fn config_commands() {
     let (code, _, _) = run(&["config", "migrate", "--format", "yaml"], &[]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = keel()
+        .args(["serve", "--port", &port.to_string()])
+        .env("LOG_LEVEL", "warn")
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if ready_ok(port) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "keel did not become ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0), "clean exit after SIGTERM");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "keel did not exit after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A bare HTTP/1.0 readiness probe (no client library needed in a sync test).
+fn ready_ok(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.write_all(b"GET /v1/health/ready HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200")
+}

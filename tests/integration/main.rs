@@ -6,6 +6,7 @@ mod auth;
 mod batch;
 mod cache_limits;
 mod cli;
+mod edge;
 mod internal;
 mod local_ops;
 mod resilience;
