@@ -170,3 +170,55 @@ async fn request_timeout_header_is_validated() {
         .await;
     assert_eq!(r.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_bulkhead_fails_over_or_answers_503() {
+    let upstream = FakeLlm::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        FakeLlmConfig {
+            latency_ms: 500,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let base = upstream.openai_base_url();
+    let vars = |fallback: &'static str| {
+        vec![
+            ("OPENAI_BASE_URL", base.clone()),
+            ("AI_FALLBACK_PROVIDERS", fallback.to_string()),
+            ("PROVIDER_MAX_CONCURRENCY", "1".to_string()),
+            ("BULKHEAD_MAX_WAIT_MS", "50".to_string()),
+        ]
+    };
+    for (fallback, expect_degraded) in [("none", false), ("local", true)] {
+        let owned = vars(fallback);
+        let borrowed: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let s = start(&borrowed).await;
+        let body = |i: usize| json!({"text": format!("{ARTICLE} Bulkhead {fallback} {i}."), "operation": "sentiment"});
+        let (first, second) = tokio::join!(s.process(body(1)), async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let started = Instant::now();
+            (s.process(body(2)).await, started.elapsed())
+        });
+        assert_eq!(first.status, 200);
+        let (second, took) = second;
+        assert!(
+            took < Duration::from_millis(400),
+            "bounded wait, no queue: {took:?}"
+        );
+        if expect_degraded {
+            assert_eq!(second.status, 200);
+            assert_eq!(second.body["metadata"]["provider"], json!("local"));
+            assert!(
+                second.body["metadata"]["degraded_reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("bulkhead full")
+            );
+        } else {
+            assert_eq!(second.assert_error(503), "SERVICE_UNAVAILABLE");
+            assert_eq!(second.header("retry-after"), Some("1"));
+        }
+    }
+}
