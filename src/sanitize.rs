@@ -26,7 +26,7 @@ pub const SYSTEM_PROMPT_PROBE: &str = "system_prompt_probe";
 /// Signal: known jailbreak vocabulary ("jailbreak", "developer mode" aimed at
 /// an AI, "DAN", "do anything now").
 pub const JAILBREAK: &str = "jailbreak";
-/// Signal: chat-template role markers ("<|im_start|>", "[INST]", "### system",
+/// Signal: chat-template role markers ("<|im_start|>", "`[INST]`", "### system",
 /// "assistant:" at a line start).
 pub const ROLE_TAG_SPOOFING: &str = "role_tag_spoofing";
 /// Signal: keel's own prompt delimiters ("---USER TEXT END---" etc.) inside

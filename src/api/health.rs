@@ -16,6 +16,9 @@ pub async fn root() -> Json<Value> {
         "message": "keel: resilient AI text processing",
         "version": env!("CARGO_PKG_VERSION"),
         "api_version": "v1",
+        "docs": "/docs",
+        "openapi": "/openapi.json",
+        "internal_docs": "/internal/docs",
         "endpoints": {
             "health": "/v1/health",
             "liveness": "/v1/health/live",

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod health;
 pub mod internal;
 pub mod limits;
+pub mod openapi;
 pub mod request_id;
 pub mod security;
 pub mod text;
@@ -86,6 +87,11 @@ pub fn router(state: AppState) -> Router {
             limits::limit,
         ));
 
+    // The operator API's document is published only where that API is
+    // enabled, and in production only with INTERNAL_DOCS=true.
+    let internal_docs = state.engine.settings().internal_docs
+        && !matches!(*state.internal_auth, InternalAuth::Refused)
+        && state.engine.settings().internal_bind.is_none();
     let mut app = Router::new()
         .route("/", get(health::root))
         .route(
@@ -96,7 +102,8 @@ pub fn router(state: AppState) -> Router {
             "/auth/status",
             get(|| async { health::legacy_redirect("/v1/auth/status") }),
         )
-        .nest("/v1", v1);
+        .nest("/v1", v1)
+        .merge(openapi::docs_routes(internal_docs));
     if state.engine.settings().internal_bind.is_none() {
         app = app.merge(operator_routes());
     }

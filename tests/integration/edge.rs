@@ -244,3 +244,44 @@ async fn the_grace_period_bounds_shutdown() {
     let body: serde_json::Value = cut.json().await.unwrap();
     assert_eq!(body["error_code"], json!("SERVICE_UNAVAILABLE"));
 }
+
+#[tokio::test]
+async fn openapi_documents_and_offline_docs_are_served() {
+    let s = start(&[]).await;
+    for path in ["/openapi.json", "/internal/openapi.json"] {
+        let r = s.get(path, None).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert!(
+            r.body["openapi"].as_str().unwrap().starts_with("3.1"),
+            "{path}"
+        );
+    }
+    let public = s.get("/openapi.json", None).await;
+    assert!(public.body["paths"]["/v1/text_processing/process"]["post"].is_object());
+    let r = s.client.get(s.url("/docs/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("swagger") && !html.contains("https://"),
+        "served offline"
+    );
+
+    let s = start(&[
+        ("ENVIRONMENT", "production"),
+        ("API_KEY", "k"),
+        ("INTERNAL_API_KEY", "ops"),
+    ])
+    .await;
+    assert_eq!(s.get("/openapi.json", None).await.status, 200);
+    s.get("/internal/openapi.json", None)
+        .await
+        .assert_error(404);
+    let s = start(&[
+        ("ENVIRONMENT", "production"),
+        ("API_KEY", "k"),
+        ("INTERNAL_API_KEY", "ops"),
+        ("INTERNAL_DOCS", "true"),
+    ])
+    .await;
+    assert_eq!(s.get("/internal/openapi.json", None).await.status, 200);
+}

@@ -1,0 +1,3075 @@
+//! OpenAPI 3.1 documents for both HTTP surfaces, and the routes that serve
+//! them with a Swagger UI compiled into the binary (no network needed).
+//!
+//! The documents are written here, not derived from the handlers: the
+//! schemas are documentation-only mirrors of the real serde shapes (module
+//! `schemas`) and the operations come from one table (`public_routes`,
+//! `internal_routes`) that states, per route, its method, path,
+//! parameters, body, success response and error statuses. Everything every
+//! route shares is added by one builder, so it cannot drift between routes:
+//! the `X-Request-ID` / `X-Process-Time` headers on every response, the
+//! common error body on every error, `X-RateLimit-*` on rate-limited routes,
+//! `Retry-After` on 429 and 503, `WWW-Authenticate` on 401, the security
+//! requirements.
+//!
+//! Invariant (checked by the tests): every `(method, path)` the router serves
+//! is in exactly one of the two documents, and no document has a path the
+//! router lacks. A new route therefore needs a row here.
+
+use axum::Router;
+use serde_json::{Value, json};
+use utoipa::OpenApi as _;
+use utoipa::openapi::header::{Header, HeaderBuilder};
+use utoipa::openapi::path::{
+    HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::tag::TagBuilder;
+use utoipa::openapi::{
+    Components, ContentBuilder, Deprecated, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder,
+    Ref, RefOr, Required, Schema,
+};
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+/// Where the public document is served.
+pub const PUBLIC_SPEC_PATH: &str = "/openapi.json";
+/// Where the Swagger UI for the public document is served (`/docs/`; `/docs`
+/// redirects there).
+pub const PUBLIC_DOCS_PATH: &str = "/docs";
+/// Where the operator document is served (when enabled).
+pub const INTERNAL_SPEC_PATH: &str = "/internal/openapi.json";
+/// Where the Swagger UI for the operator document is served (when enabled).
+pub const INTERNAL_DOCS_PATH: &str = "/internal/docs";
+
+const BEARER: &str = "bearerAuth";
+const API_KEY: &str = "apiKeyHeader";
+const JSON: &str = "application/json";
+
+// ---------------------------------------------------------------------------
+// The route tables
+// ---------------------------------------------------------------------------
+
+/// The HTTP methods keel serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Method {
+    fn http(self) -> HttpMethod {
+        match self {
+            Method::Get => HttpMethod::Get,
+            Method::Post => HttpMethod::Post,
+            Method::Put => HttpMethod::Put,
+            Method::Delete => HttpMethod::Delete,
+        }
+    }
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    /// No key needed (a key sent is ignored).
+    None,
+    /// A key is optional, but one that is sent must be valid.
+    Optional,
+    /// An API key (`API_KEY` / `ADDITIONAL_API_KEYS`) is required.
+    Key,
+    /// The operator key (`INTERNAL_API_KEY`) is required.
+    Operator,
+}
+
+/// What a response carries.
+#[derive(Debug, Clone, Copy)]
+enum Body {
+    /// A JSON body of the named schema.
+    Json(&'static str),
+    /// A JSON body of one of the named schemas.
+    JsonOneOf(&'static [&'static str]),
+    /// A text body of this content type.
+    Text(&'static str),
+    /// A redirect (no body) to this location.
+    Redirect(&'static str),
+}
+
+/// A path parameter: name, description, allowed values (empty = any string).
+type Param = (&'static str, &'static str, &'static [&'static str]);
+
+/// One documented route.
+struct Route {
+    method: Method,
+    path: &'static str,
+    tag: &'static str,
+    operation_id: &'static str,
+    summary: &'static str,
+    description: &'static str,
+    auth: Auth,
+    params: &'static [Param],
+    /// The JSON request body schema, if any.
+    request: Option<&'static str>,
+    /// Accepts the `Request-Timeout` header.
+    request_timeout: bool,
+    /// Success status, description, body.
+    ok: (u16, &'static str, Body),
+    /// Error statuses, each answered with the common error body.
+    errors: &'static [u16],
+    /// Route-specific responses that replace the common one for a status.
+    special: &'static [(u16, &'static str, Body)],
+    deprecated: bool,
+}
+
+impl Route {
+    /// Rate-limited routes are exactly those that can answer 429.
+    fn rate_limited(&self) -> bool {
+        self.errors.contains(&429)
+    }
+}
+
+const fn route(
+    method: Method,
+    path: &'static str,
+    tag: &'static str,
+    operation_id: &'static str,
+    summary: &'static str,
+) -> Route {
+    Route {
+        method,
+        path,
+        tag,
+        operation_id,
+        summary,
+        description: "",
+        auth: Auth::None,
+        params: &[],
+        request: None,
+        request_timeout: false,
+        ok: (200, "OK", Body::Json("Object")),
+        errors: &[503],
+        special: &[],
+        deprecated: false,
+    }
+}
+
+use Method::{Delete, Get, Post, Put};
+
+const V1_KEYED: &[u16] = &[401, 429, 503];
+const OPERATOR: &[u16] = &[401, 403, 503];
+const OPERATOR_500: &[u16] = &[401, 403, 500, 503];
+const OPERATOR_NAMED: &[u16] = &[401, 403, 404, 503];
+const OPERATOR_NAMED_500: &[u16] = &[401, 403, 404, 500, 503];
+
+const OPERATIONS: &[&str] = &["summarize", "sentiment", "key_points", "questions", "qa"];
+const PRESETS: &[&str] = &["simple", "development", "production"];
+const BREAKER_ACTIONS: &[&str] = &[
+    "reset",
+    "force-open",
+    "force-closed",
+    "disable",
+    "metrics-only",
+];
+
+/// The public routes: `/`, `/v1/...`, the legacy redirects and the docs.
+fn public_routes() -> Vec<Route> {
+    vec![
+        Route {
+            description: "Name, version and the endpoint map. Not rate limited.",
+            ok: (200, "Service information", Body::Json("RootResponse")),
+            ..route(Get, "/", "service", "root", "What this server is")
+        },
+        Route {
+            description: "Overall status (`healthy`, `degraded`, `unhealthy`) with per-component \
+                detail: actors, providers, circuit breakers, Redis. Always 200: read `status`. \
+                Not rate limited.",
+            ok: (200, "Health report", Body::Json("HealthResponse")),
+            ..route(Get, "/v1/health", "service", "health", "Service health")
+        },
+        Route {
+            description: "200 while the process answers. Not rate limited.",
+            ok: (200, "Alive", Body::Json("LiveResponse")),
+            ..route(Get, "/v1/health/live", "service", "live", "Liveness probe")
+        },
+        Route {
+            description: "200 when the actors run and the server is not draining; 503 with \
+                `Retry-After: 1` otherwise. Not rate limited.",
+            ok: (200, "Ready", Body::Json("ReadyResponse")),
+            errors: &[],
+            special: &[(
+                503,
+                "Not ready (readiness body: draining or actors down), or at capacity (error body)",
+                Body::JsonOneOf(&["ReadyResponse", "ErrorBody"]),
+            )],
+            ..route(
+                Get,
+                "/v1/health/ready",
+                "service",
+                "ready",
+                "Readiness probe",
+            )
+        },
+        Route {
+            description: "Checks the key and answers who it says you are. With no keys \
+                configured (development) every caller is anonymous.",
+            auth: Auth::Key,
+            ok: (200, "Authenticated", Body::Json("AuthStatus")),
+            errors: V1_KEYED,
+            ..route(
+                Get,
+                "/v1/auth/status",
+                "auth",
+                "auth_status",
+                "Check an API key",
+            )
+        },
+        Route {
+            description: "The five operations with their options, ranges and whether they need \
+                a `question`. A key is optional, but a key that is sent must be valid.",
+            auth: Auth::Optional,
+            ok: (200, "The operations", Body::Json("OperationsResponse")),
+            errors: V1_KEYED,
+            ..route(
+                Get,
+                "/v1/text_processing/operations",
+                "text processing",
+                "operations",
+                "List the operations",
+            )
+        },
+        Route {
+            description: "Runs one operation on a text. `text` is 10–10000 characters after \
+                trimming (control characters are stripped, nothing else is removed); `qa` needs \
+                `question` (at most 1000 characters); an unknown option name is a 422. Text that \
+                looks like prompt injection is kept, sent between delimiters and flagged in \
+                `metadata`. An answer from a fallback provider has `metadata.degraded: true`.",
+            auth: Auth::Key,
+            request: Some("ProcessRequest"),
+            request_timeout: true,
+            ok: (200, "The answer", Body::Json("ProcessResponse")),
+            errors: &[400, 401, 413, 415, 422, 429, 502, 503, 504],
+            ..route(
+                Post,
+                "/v1/text_processing/process",
+                "text processing",
+                "process",
+                "Process one text",
+            )
+        },
+        Route {
+            description: "Runs up to `MAX_BATCH_REQUESTS_PER_CALL` (default 50) requests, \
+                `BATCH_AI_CONCURRENCY_LIMIT` at a time. One item's failure never fails the batch: \
+                it is reported in its `results` entry with `error` and `error_code`. The batch \
+                costs one rate-limit unit per item. A `batch_id` still running is a 409.",
+            auth: Auth::Key,
+            request: Some("BatchRequest"),
+            request_timeout: true,
+            ok: (200, "Per-item results", Body::Json("BatchResponse")),
+            errors: &[400, 401, 409, 413, 415, 422, 429, 503],
+            ..route(
+                Post,
+                "/v1/text_processing/batch_process",
+                "text processing",
+                "batch_process",
+                "Process a batch of texts",
+            )
+        },
+        Route {
+            description: "Progress of a recent batch, visible only to the key that submitted it \
+                (others get 404).",
+            auth: Auth::Key,
+            params: &[(
+                "batch_id",
+                "The batch id (the client's or the generated one)",
+                &[],
+            )],
+            ok: (200, "The batch's progress", Body::Json("BatchStatus")),
+            errors: &[401, 404, 429, 503],
+            ..route(
+                Get,
+                "/v1/text_processing/batch_status/{batch_id}",
+                "text processing",
+                "batch_status",
+                "Status of a batch",
+            )
+        },
+        Route {
+            description: "Legacy path of the reference API: permanent redirect to `/v1/health`.",
+            ok: (301, "Moved permanently", Body::Redirect("/v1/health")),
+            deprecated: true,
+            ..route(
+                Get,
+                "/health",
+                "legacy",
+                "legacy_health",
+                "Redirect to /v1/health",
+            )
+        },
+        Route {
+            description: "Legacy path of the reference API: permanent redirect to \
+                `/v1/auth/status`.",
+            ok: (301, "Moved permanently", Body::Redirect("/v1/auth/status")),
+            deprecated: true,
+            ..route(
+                Get,
+                "/auth/status",
+                "legacy",
+                "legacy_auth_status",
+                "Redirect to /v1/auth/status",
+            )
+        },
+        Route {
+            description: "This document.",
+            ok: (200, "The OpenAPI 3.1 document", Body::Json("Object")),
+            ..route(Get, PUBLIC_SPEC_PATH, "docs", "openapi", "OpenAPI document")
+        },
+        Route {
+            description: "Redirects to `/docs/`.",
+            ok: (303, "See `/docs/`", Body::Redirect("/docs/")),
+            ..route(
+                Get,
+                "/docs",
+                "docs",
+                "docs_redirect",
+                "Swagger UI (redirect)",
+            )
+        },
+        Route {
+            description: "Swagger UI for this document, served from the binary.",
+            ok: (200, "The Swagger UI page", Body::Text("text/html")),
+            ..route(Get, "/docs/", "docs", "docs", "Swagger UI")
+        },
+        Route {
+            description: "Swagger UI's scripts, styles and icons.",
+            params: &[("file", "Asset file name, e.g. `swagger-ui-bundle.js`", &[])],
+            ok: (200, "The asset", Body::Text("application/octet-stream")),
+            errors: &[404, 503],
+            ..route(
+                Get,
+                "/docs/{file}",
+                "docs",
+                "docs_asset",
+                "Swagger UI asset",
+            )
+        },
+    ]
+}
+
+/// The operator routes under `/internal`.
+fn internal_routes() -> Vec<Route> {
+    let index = |path| Route {
+        description: "The operator endpoint map.",
+        auth: Auth::Operator,
+        ok: (200, "Endpoint map", Body::Json("InternalIndex")),
+        errors: OPERATOR,
+        ..route(
+            Get,
+            path,
+            "operator",
+            if path == "/internal" {
+                "internal_index"
+            } else {
+                "internal_index_slash"
+            },
+            "Operator endpoint map",
+        )
+    };
+    vec![
+        index("/internal"),
+        index("/internal/"),
+        Route {
+            description: "A self-contained HTML page (no external assets). The page itself needs \
+                no key; it calls the operator routes with the key the operator enters.",
+            ok: (200, "The dashboard", Body::Text("text/html")),
+            ..route(
+                Get,
+                "/internal/dashboard",
+                "dashboard",
+                "dashboard",
+                "Operator dashboard",
+            )
+        },
+        Route {
+            description: "Component health with system figures (CPU, memory, disk, load).",
+            auth: Auth::Operator,
+            ok: (200, "Health report", Body::Json("MonitoringHealth")),
+            errors: OPERATOR_500,
+            ..route(
+                Get,
+                "/internal/monitoring/health",
+                "monitoring",
+                "monitoring_health",
+                "Detailed health",
+            )
+        },
+        Route {
+            description: "Prometheus / OpenMetrics text exposition.",
+            auth: Auth::Operator,
+            ok: (
+                200,
+                "Metrics",
+                Body::Text("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            ),
+            errors: OPERATOR_500,
+            ..route(
+                Get,
+                "/internal/metrics",
+                "monitoring",
+                "metrics",
+                "Prometheus metrics",
+            )
+        },
+        Route {
+            description: "Per route and per operation traffic, latency, error rates, provider \
+                figures and actor restarts.",
+            auth: Auth::Operator,
+            ok: (200, "Summary", Body::Json("MetricsSummary")),
+            errors: OPERATOR_500,
+            ..route(
+                Get,
+                "/internal/metrics/summary",
+                "monitoring",
+                "metrics_summary",
+                "Metrics summary (JSON)",
+            )
+        },
+        Route {
+            description: "Clears both cache tiers (memory and Redis).",
+            auth: Auth::Operator,
+            ok: (200, "What was removed", Body::Json("InvalidationResult")),
+            errors: OPERATOR_500,
+            ..route(
+                Delete,
+                "/internal/cache",
+                "cache",
+                "cache_clear",
+                "Clear the cache",
+            )
+        },
+        Route {
+            description: "Tiers and their health at a glance.",
+            auth: Auth::Operator,
+            ok: (200, "Cache status", Body::Json("CacheStatus")),
+            errors: OPERATOR,
+            ..route(
+                Get,
+                "/internal/cache/status",
+                "cache",
+                "cache_status",
+                "Cache status",
+            )
+        },
+        Route {
+            description: "Every counter of both tiers.",
+            auth: Auth::Operator,
+            ok: (200, "Cache counters", Body::Json("CacheStats")),
+            errors: OPERATOR,
+            ..route(
+                Get,
+                "/internal/cache/metrics",
+                "cache",
+                "cache_metrics",
+                "Cache metrics",
+            )
+        },
+        Route {
+            description: "Removes every entry of one operation, or the entries whose \
+                `{operation}:{hash}` key matches a glob. Send exactly one of the two fields.",
+            auth: Auth::Operator,
+            request: Some("InvalidateRequest"),
+            ok: (200, "What was removed", Body::Json("InvalidationResult")),
+            errors: &[400, 401, 403, 413, 415, 422, 500, 503],
+            ..route(
+                Post,
+                "/internal/cache/invalidate",
+                "cache",
+                "cache_invalidate",
+                "Invalidate cache entries",
+            )
+        },
+        Route {
+            description: "Limits in force, counters and the Redis link's state.",
+            auth: Auth::Operator,
+            ok: (200, "Rate limiter state", Body::Json("RateLimitStats")),
+            errors: OPERATOR,
+            ..route(
+                Get,
+                "/internal/rate-limits",
+                "rate limits",
+                "rate_limits",
+                "Rate limiter status",
+            )
+        },
+        Route {
+            description: "Healthy when no breaker is open and the actors run.",
+            auth: Auth::Operator,
+            ok: (200, "Resilience health", Body::Json("ResilienceHealth")),
+            errors: OPERATOR,
+            ..route(
+                Get,
+                "/internal/resilience/health",
+                "resilience",
+                "resilience_health",
+                "Resilience health",
+            )
+        },
+        Route {
+            description: "The effective configuration, where each value came from, and the last \
+                runtime change.",
+            auth: Auth::Operator,
+            ok: (200, "Configuration", Body::Json("ResilienceConfigView")),
+            errors: OPERATOR,
+            ..route(
+                Get,
+                "/internal/resilience/config",
+                "resilience",
+                "resilience_config",
+                "Current resilience configuration",
+            )
+        },
+        Route {
+            description: "Validates, then switches the runtime configuration (preset and/or \
+                custom configuration); new calls use it at once. Audited with the operator \
+                key's fingerprint.",
+            auth: Auth::Operator,
+            request: Some("ConfigChangeRequest"),
+            ok: (
+                200,
+                "The new configuration",
+                Body::Json("ConfigChangeResult"),
+            ),
+            errors: &[400, 401, 403, 413, 415, 422, 500, 503],
+            ..route(
+                Put,
+                "/internal/resilience/config",
+                "resilience",
+                "resilience_config_put",
+                "Switch the resilience configuration",
+            )
+        },
+        Route {
+            description: "Per operation and per provider figures, every breaker's snapshot, and \
+                the resilience summary.",
+            auth: Auth::Operator,
+            ok: (200, "Resilience metrics", Body::Json("ResilienceMetrics")),
+            errors: OPERATOR_500,
+            ..route(
+                Get,
+                "/internal/resilience/metrics",
+                "resilience",
+                "resilience_metrics",
+                "Resilience metrics",
+            )
+        },
+        Route {
+            description: "Resets the metrics counters.",
+            auth: Auth::Operator,
+            ok: (200, "Reset", Body::Json("MessageResponse")),
+            errors: OPERATOR_500,
+            ..route(
+                Post,
+                "/internal/resilience/metrics/reset",
+                "resilience",
+                "resilience_metrics_reset",
+                "Reset metrics",
+            )
+        },
+        Route {
+            description: "One operation's figures, policy and breakers. Unknown operation: 404.",
+            auth: Auth::Operator,
+            params: &[("operation", "The operation", OPERATIONS)],
+            ok: (200, "Operation metrics", Body::Json("OperationMetrics")),
+            errors: OPERATOR_NAMED_500,
+            ..route(
+                Get,
+                "/internal/resilience/metrics/{operation}",
+                "resilience",
+                "resilience_operation_metrics",
+                "Metrics of one operation",
+            )
+        },
+        Route {
+            description: "Every breaker (one per provider and operation) with counters and \
+                recent transitions.",
+            auth: Auth::Operator,
+            ok: (200, "Breakers", Body::Json("BreakerList")),
+            errors: OPERATOR,
+            ..route(
+                Get,
+                "/internal/resilience/circuit-breakers",
+                "circuit breakers",
+                "breakers",
+                "List circuit breakers",
+            )
+        },
+        Route {
+            description: "One breaker. Unknown name: 404.",
+            auth: Auth::Operator,
+            params: &[(
+                "name",
+                "Breaker name, `provider:operation`, e.g. `openai:summarize`",
+                &[],
+            )],
+            ok: (200, "The breaker", Body::Json("NamedBreakerSnapshot")),
+            errors: OPERATOR_NAMED,
+            ..route(
+                Get,
+                "/internal/resilience/circuit-breakers/{name}",
+                "circuit breakers",
+                "breaker",
+                "One circuit breaker",
+            )
+        },
+        Route {
+            description: "Manual control: `reset` (closed, counters cleared), `force-open` \
+                (reject every call), `force-closed` (permit every call), `disable` (permit, \
+                record nothing), `metrics-only` (record, never open). Audited. Unknown breaker \
+                or action: 404.",
+            auth: Auth::Operator,
+            params: &[
+                (
+                    "name",
+                    "Breaker name, `provider:operation`, e.g. `openai:summarize`",
+                    &[],
+                ),
+                ("action", "What to do", BREAKER_ACTIONS),
+            ],
+            ok: (200, "Applied", Body::Json("BreakerActionResult")),
+            errors: OPERATOR_NAMED_500,
+            ..route(
+                Post,
+                "/internal/resilience/circuit-breakers/{name}/{action}",
+                "circuit breakers",
+                "breaker_action",
+                "Control a circuit breaker",
+            )
+        },
+        Route {
+            description: "The shipped presets.",
+            auth: Auth::Operator,
+            ok: (200, "Presets", Body::Json("PresetList")),
+            errors: OPERATOR,
+            ..route(
+                Get,
+                "/internal/resilience/config/presets",
+                "presets",
+                "presets",
+                "List presets",
+            )
+        },
+        Route {
+            description: "One preset and the configuration it resolves to. Unknown name: 404.",
+            auth: Auth::Operator,
+            params: &[("name", "Preset name", PRESETS)],
+            ok: (200, "The preset", Body::Json("PresetDetail")),
+            errors: OPERATOR_NAMED_500,
+            ..route(
+                Get,
+                "/internal/resilience/config/presets/{name}",
+                "presets",
+                "preset",
+                "One preset",
+            )
+        },
+        Route {
+            description: "Every preset's key values, by name.",
+            auth: Auth::Operator,
+            ok: (200, "Summary", Body::Json("PresetsSummary")),
+            errors: OPERATOR,
+            ..route(
+                Get,
+                "/internal/resilience/config/presets-summary",
+                "presets",
+                "presets_summary",
+                "Presets summary",
+            )
+        },
+        Route {
+            description: "The preset that suits a deployment environment name (e.g. `prod`, \
+                `staging`, `dev`), with a confidence and the reasoning.",
+            auth: Auth::Operator,
+            params: &[("environment", "An environment name", &[])],
+            ok: (200, "Recommendation", Body::Json("Recommendation")),
+            errors: OPERATOR,
+            ..route(
+                Get,
+                "/internal/resilience/config/recommend-preset/{environment}",
+                "presets",
+                "recommend_preset",
+                "Recommend a preset for an environment",
+            )
+        },
+        Route {
+            description: "Like `recommend-preset`, with the environment detected from the \
+                process environment.",
+            auth: Auth::Operator,
+            ok: (200, "Recommendation", Body::Json("Recommendation")),
+            errors: OPERATOR,
+            ..route(
+                Get,
+                "/internal/resilience/config/recommend-preset-auto",
+                "presets",
+                "recommend_preset_auto",
+                "Recommend a preset for this process",
+            )
+        },
+        Route {
+            description: "Checks a custom configuration (the `RESILIENCE_CUSTOM_CONFIG` schema). \
+                Always 200 for a well-formed request: read `is_valid`.",
+            auth: Auth::Operator,
+            request: Some("ValidateRequest"),
+            ok: (200, "Validation report", Body::Json("ValidationReport")),
+            errors: &[400, 401, 403, 413, 415, 422, 503],
+            ..route(
+                Post,
+                "/internal/resilience/config/validate",
+                "presets",
+                "validate_config",
+                "Validate a custom configuration",
+            )
+        },
+        Route {
+            description: "This document.",
+            ok: (200, "The OpenAPI 3.1 document", Body::Json("Object")),
+            ..route(
+                Get,
+                INTERNAL_SPEC_PATH,
+                "docs",
+                "internal_openapi",
+                "OpenAPI document",
+            )
+        },
+        Route {
+            description: "Redirects to `/internal/docs/`.",
+            ok: (
+                303,
+                "See `/internal/docs/`",
+                Body::Redirect("/internal/docs/"),
+            ),
+            ..route(
+                Get,
+                "/internal/docs",
+                "docs",
+                "internal_docs_redirect",
+                "Swagger UI (redirect)",
+            )
+        },
+        Route {
+            description: "Swagger UI for this document, served from the binary.",
+            ok: (200, "The Swagger UI page", Body::Text("text/html")),
+            ..route(
+                Get,
+                "/internal/docs/",
+                "docs",
+                "internal_docs",
+                "Swagger UI",
+            )
+        },
+        Route {
+            description: "Swagger UI's scripts, styles and icons.",
+            params: &[("file", "Asset file name, e.g. `swagger-ui-bundle.js`", &[])],
+            ok: (200, "The asset", Body::Text("application/octet-stream")),
+            errors: &[404, 503],
+            ..route(
+                Get,
+                "/internal/docs/{file}",
+                "docs",
+                "internal_docs_asset",
+                "Swagger UI asset",
+            )
+        },
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// Building the documents
+// ---------------------------------------------------------------------------
+
+/// Which document is being built (wording of auth and errors differs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Surface {
+    Public,
+    Internal,
+}
+
+const PUBLIC_DESCRIPTION: &str = "\
+Resilient AI text processing: summarize, sentiment, key points, questions and \
+question answering, with provider fallback, retries, circuit breakers, a cache \
+and rate limits. A drop-in successor to the reference FastAPI backend's `/v1`.
+
+**Authentication.** `Authorization: Bearer <key>` or `X-API-Key: <key>`; keys are \
+`API_KEY` plus `ADDITIONAL_API_KEYS`. A missing or wrong key is a 401 with \
+`WWW-Authenticate: Bearer`. With no key configured (development and testing only) \
+access is open.
+
+**Errors.** Every error, on every route, has one JSON body (`ErrorBody`): \
+`{success: false, error, error_code, details, request_id, timestamp}`. 400 malformed \
+JSON or header, 401 missing/invalid key, 404 unknown route or batch, 405 wrong method \
+(with `Allow`), 409 batch id still running, 413 body over `MAX_REQUEST_SIZE`, 415 not \
+JSON, 422 validation, 429 rate limit, 500 bug, 502 the provider rejected the request \
+permanently, 503 providers unavailable or keel at capacity, 504 deadline exceeded. \
+429 and 503 carry `Retry-After` (seconds).
+
+**Headers.** Every response carries `X-Request-ID` (yours if you send a sane one: up \
+to 128 visible ASCII characters) and `X-Process-Time` (seconds). Rate-limited routes \
+add `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` when rate \
+limiting is enabled; a batch costs one unit per item. `Request-Timeout: <seconds>` \
+can shorten a job's deadline.
+
+The operator API (`/internal`) has its own document at `/internal/openapi.json` \
+when enabled.";
+
+const INTERNAL_DESCRIPTION: &str = "\
+keel's operator API: monitoring, metrics, cache control, rate-limit state, \
+resilience configuration (switchable at runtime), circuit breakers with manual \
+control, presets, and a dashboard page.
+
+**Authentication.** Same schemes as the public API (`Authorization: Bearer <key>` or \
+`X-API-Key: <key>`), but with the **operator key `INTERNAL_API_KEY`**. Without it, in \
+development/testing the public API keys work (or access is open when there are none); \
+in staging/production every operator route answers 403 until `INTERNAL_API_KEY` is \
+set. Operator routes are not rate limited.
+
+**Errors.** The same JSON error body as the public API (`ErrorBody`), 404 for unknown \
+names (operation, breaker, action, preset), 405 (with `Allow`) for a wrong method.
+
+**Headers.** Every response carries `X-Request-ID` and `X-Process-Time` (seconds); \
+503 carries `Retry-After`.";
+
+/// The public document: `/`, `/v1/...`, the legacy redirects and the docs routes.
+pub fn public_doc() -> OpenApi {
+    build(Surface::Public, &public_routes())
+}
+
+/// The operator document: everything under `/internal`.
+pub fn internal_doc() -> OpenApi {
+    build(Surface::Internal, &internal_routes())
+}
+
+fn build(surface: Surface, routes: &[Route]) -> OpenApi {
+    let (title, description, tags): (_, _, &[(&str, &str)]) = match surface {
+        Surface::Public => (
+            "keel public API",
+            PUBLIC_DESCRIPTION,
+            &[
+                (
+                    "text processing",
+                    "The five text operations, single and batch",
+                ),
+                ("auth", "API key check"),
+                (
+                    "service",
+                    "Service information, health, liveness, readiness",
+                ),
+                (
+                    "legacy",
+                    "Unversioned paths of the reference API (301 to /v1)",
+                ),
+                ("docs", "This document and its Swagger UI"),
+            ],
+        ),
+        Surface::Internal => (
+            "keel operator API",
+            INTERNAL_DESCRIPTION,
+            &[
+                ("operator", "Endpoint map"),
+                ("monitoring", "Health with system figures, metrics"),
+                ("cache", "Cache status and invalidation"),
+                ("rate limits", "Rate limiter state"),
+                ("resilience", "Resilience health, configuration, metrics"),
+                ("circuit breakers", "Breaker state and manual control"),
+                ("presets", "Resilience presets, recommendations, validation"),
+                ("dashboard", "Operator HTML page"),
+                ("docs", "This document and its Swagger UI"),
+            ],
+        ),
+    };
+    let mut paths = PathsBuilder::new();
+    for r in routes {
+        paths = paths.path(r.path, PathItem::new(r.method.http(), operation(r)));
+    }
+    let mut components = match surface {
+        Surface::Public => schemas::PublicSchemas::openapi().components,
+        Surface::Internal => schemas::InternalSchemas::openapi().components,
+    }
+    .unwrap_or_else(Components::new);
+    add_error_responses(&mut components, surface);
+    add_security_schemes(&mut components, surface);
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title(title)
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(description)),
+        )
+        .paths(paths)
+        .components(Some(components))
+        .tags(Some(tags.iter().map(|(name, description)| {
+            TagBuilder::new()
+                .name(*name)
+                .description(Some(*description))
+                .build()
+        })))
+        .build()
+}
+
+/// One operation from its table row.
+fn operation(r: &Route) -> Operation {
+    let mut op = OperationBuilder::new()
+        .tag(r.tag)
+        .operation_id(Some(r.operation_id))
+        .summary(Some(r.summary))
+        .description((!r.description.is_empty()).then_some(r.description));
+    if r.deprecated {
+        op = op.deprecated(Some(Deprecated::True));
+    }
+    for (name, description, values) in r.params {
+        let mut schema = ObjectBuilder::new().schema_type(Type::String);
+        if !values.is_empty() {
+            schema = schema.enum_values(Some(values.iter().copied()));
+        }
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name(*name)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some(*description))
+                .schema(Some(schema)),
+        );
+    }
+    if r.request_timeout {
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name("Request-Timeout")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "Seconds (fractions allowed, at most 600) this job may take; can only \
+                     shorten the operation's own deadline. Malformed: 400.",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Number)
+                        .exclusive_minimum(Some(0))
+                        .maximum(Some(600)),
+                )),
+        );
+    }
+    if let Some(schema) = r.request {
+        op = op.request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .content(
+                    JSON,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name(schema)))
+                        .build(),
+                )
+                .build(),
+        ));
+    }
+    // Success.
+    let (status, description, body) = r.ok;
+    let mut ok = with_common_headers(ResponseBuilder::new().description(description));
+    ok = with_body(ok, body);
+    if let Body::Redirect(to) = body {
+        ok = ok.header("Location", header(Type::String, &format!("`{to}`")));
+        if status == 301 {
+            ok = ok.header("X-API-Version", header(Type::String, "`v1`"));
+        }
+    }
+    if r.rate_limited() {
+        ok = with_rate_limit_headers(ok);
+    }
+    op = op.response(status.to_string(), ok.build());
+    // Errors.
+    for &status in r.errors {
+        op = op.response(
+            status.to_string(),
+            Ref::from_response_name(error_response_name(status)),
+        );
+    }
+    for &(status, description, body) in r.special {
+        let mut special = with_common_headers(ResponseBuilder::new().description(description));
+        special = with_body(special, body);
+        if status == 503 || status == 429 {
+            special = special.header("Retry-After", retry_after());
+        }
+        op = op.response(status.to_string(), special.build());
+    }
+    op = op.response("default", Ref::from_response_name("Error"));
+    // Auth.
+    let schemes = [
+        SecurityRequirement::new(BEARER, Vec::<String>::new()),
+        SecurityRequirement::new(API_KEY, Vec::<String>::new()),
+    ];
+    // The schemes' descriptions (per document) say which key applies.
+    match r.auth {
+        Auth::None => {}
+        Auth::Optional => {
+            op = op.securities(Some(
+                std::iter::once(SecurityRequirement::default()).chain(schemes),
+            ));
+        }
+        Auth::Key | Auth::Operator => op = op.securities(Some(schemes)),
+    }
+    op.build()
+}
+
+fn with_body(response: ResponseBuilder, body: Body) -> ResponseBuilder {
+    match body {
+        Body::Json(schema) => response.content(
+            JSON,
+            ContentBuilder::new()
+                .schema(Some(schema_ref(schema)))
+                .build(),
+        ),
+        Body::JsonOneOf(names) => {
+            let mut one_of = OneOfBuilder::new();
+            for name in names {
+                one_of = one_of.item(Ref::from_schema_name(*name));
+            }
+            response.content(
+                JSON,
+                ContentBuilder::new()
+                    .schema(Some(Schema::OneOf(one_of.build())))
+                    .build(),
+            )
+        }
+        Body::Text(content_type) => response.content(
+            content_type,
+            ContentBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build(),
+        ),
+        Body::Redirect(_) => response,
+    }
+}
+
+/// `Object` stands for a free-form JSON object; anything else is a component.
+fn schema_ref(name: &str) -> RefOr<Schema> {
+    if name == "Object" {
+        ObjectBuilder::new().schema_type(Type::Object).into()
+    } else {
+        Ref::from_schema_name(name).into()
+    }
+}
+
+fn header(schema_type: Type, description: &str) -> Header {
+    HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(schema_type)))
+        .description(Some(description))
+        .build()
+}
+
+fn retry_after() -> Header {
+    header(
+        Type::Integer,
+        "Seconds to wait before retrying (at least 1).",
+    )
+}
+
+fn with_common_headers(response: ResponseBuilder) -> ResponseBuilder {
+    response
+        .header(
+            "X-Request-ID",
+            header(
+                Type::String,
+                "The request id: the client's `X-Request-ID` when sane, else a UUID. Also in \
+                 error bodies and logs.",
+            ),
+        )
+        .header(
+            "X-Process-Time",
+            header(
+                Type::String,
+                "Server-side processing time in seconds, e.g. `0.000158`.",
+            ),
+        )
+}
+
+fn with_rate_limit_headers(response: ResponseBuilder) -> ResponseBuilder {
+    response
+        .header(
+            "X-RateLimit-Limit",
+            header(
+                Type::Integer,
+                "Requests allowed in the tightest window (present when rate limiting is on).",
+            ),
+        )
+        .header(
+            "X-RateLimit-Remaining",
+            header(Type::Integer, "Requests left in that window."),
+        )
+        .header(
+            "X-RateLimit-Reset",
+            header(Type::Integer, "Seconds until that window frees capacity."),
+        )
+}
+
+/// Name of the reusable response component for an error status.
+fn error_response_name(status: u16) -> &'static str {
+    match status {
+        400 => "BadRequest",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        405 => "MethodNotAllowed",
+        409 => "Conflict",
+        413 => "PayloadTooLarge",
+        415 => "UnsupportedMediaType",
+        422 => "ValidationError",
+        429 => "RateLimited",
+        500 => "InternalError",
+        502 => "BadGateway",
+        503 => "ServiceUnavailable",
+        504 => "GatewayTimeout",
+        _ => "Error",
+    }
+}
+
+/// The error statuses with a response component: status, `error_code`, description.
+const ERRORS: &[(u16, &str, &str)] = &[
+    (
+        400,
+        "BAD_REQUEST",
+        "Malformed JSON, or a malformed header such as `Request-Timeout`.",
+    ),
+    (
+        401,
+        "AUTHENTICATION_ERROR",
+        "Missing or invalid key (a malformed `Authorization` header counts as invalid).",
+    ),
+    (
+        403,
+        "AUTHORIZATION_ERROR",
+        "The operator API is disabled: staging/production without `INTERNAL_API_KEY`.",
+    ),
+    (404, "NOT_FOUND", "No such route or resource."),
+    (405, "METHOD_NOT_ALLOWED", "Wrong method for this path."),
+    (
+        409,
+        "CONFLICT",
+        "A batch with this `batch_id` is still running.",
+    ),
+    (
+        413,
+        "PAYLOAD_TOO_LARGE",
+        "The body exceeds `MAX_REQUEST_SIZE` bytes.",
+    ),
+    (
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "The body is not sent as `Content-Type: application/json`.",
+    ),
+    (
+        422,
+        "VALIDATION_ERROR",
+        "Well-formed JSON that breaks a rule; `details.field` names the field.",
+    ),
+    (
+        429,
+        "RATE_LIMIT_EXCEEDED",
+        "The caller's rate limit is used up; `details` has the limit and the wait.",
+    ),
+    (
+        500,
+        "INTERNAL_ERROR",
+        "A bug, or an internal component did not answer; details are logged, not returned.",
+    ),
+    (
+        502,
+        "AI_SERVICE_ERROR",
+        "The AI provider rejected the request permanently; `details` has the attempts.",
+    ),
+    (
+        503,
+        "SERVICE_UNAVAILABLE",
+        "keel is at capacity, the providers are unavailable, or the rate limiter cannot \
+         decide (Redis down in `closed` mode). Retry after `Retry-After` seconds.",
+    ),
+    (
+        504,
+        "GATEWAY_TIMEOUT",
+        "The job's deadline passed before a provider answered.",
+    ),
+];
+
+fn add_error_responses(components: &mut Components, surface: Surface) {
+    let mut all: Vec<(String, Response)> = ERRORS
+        .iter()
+        .map(|&(status, code, description)| {
+            let description = match (status, surface) {
+                (401, Surface::Internal) => {
+                    "Missing or invalid operator key (`INTERNAL_API_KEY`; in development \
+                     without it, a public API key)."
+                }
+                _ => description,
+            };
+            let mut response = with_common_headers(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(JSON, error_content(status, code)),
+            );
+            match status {
+                401 => {
+                    response =
+                        response.header("WWW-Authenticate", header(Type::String, "`Bearer`"));
+                }
+                405 => {
+                    response =
+                        response.header("Allow", header(Type::String, "The allowed methods."));
+                }
+                429 => {
+                    response =
+                        with_rate_limit_headers(response.header("Retry-After", retry_after()))
+                }
+                503 => response = response.header("Retry-After", retry_after()),
+                _ => {}
+            }
+            (error_response_name(status).to_string(), response.build())
+        })
+        .collect();
+    all.push((
+        "Error".to_string(),
+        with_common_headers(
+            ResponseBuilder::new()
+                .description(
+                    "Any other error (e.g. 405 wrong method, 500 bug), with the common error \
+                     body.",
+                )
+                .content(JSON, error_content(500, "INTERNAL_ERROR")),
+        )
+        .build(),
+    ));
+    for (name, response) in all {
+        components.responses.insert(name, RefOr::T(response));
+    }
+}
+
+fn error_content(status: u16, code: &str) -> utoipa::openapi::Content {
+    let message = ERRORS
+        .iter()
+        .find(|(s, _, _)| *s == status)
+        .map_or("request failed", |(_, _, d)| d);
+    ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("ErrorBody")))
+        .example(Some(json!({
+            "success": false,
+            "error": message,
+            "error_code": code,
+            "details": Value::Null,
+            "request_id": "92d71b23-a32b-4af5-9c59-82a2b2a6c061",
+            "timestamp": "2026-11-22T01:13:17.441Z",
+        })))
+        .build()
+}
+
+fn add_security_schemes(components: &mut Components, surface: Surface) {
+    let whose = match surface {
+        Surface::Public => "an API key (`API_KEY` or one of `ADDITIONAL_API_KEYS`)",
+        Surface::Internal => {
+            "the operator key `INTERNAL_API_KEY` (in development without it: a public API key)"
+        }
+    };
+    components.add_security_scheme(
+        BEARER,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(format!("`Authorization: Bearer <key>` with {whose}.")))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        API_KEY,
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "X-API-Key".to_string(),
+            format!("`X-API-Key: <key>` with {whose}."),
+        ))),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Serving
+// ---------------------------------------------------------------------------
+
+fn swagger(docs_path: &'static str, spec_path: &'static str, doc: OpenApi) -> SwaggerUi {
+    SwaggerUi::new(docs_path).url(spec_path, doc).config(
+        Config::new([spec_path])
+            // The validator badge would call an external service.
+            .validator_url("none")
+            .display_request_duration(true)
+            .filter(true),
+    )
+}
+
+/// Routes serving `/openapi.json`, `/docs` (Swagger UI for the public doc)
+/// and — when `internal_docs` — `/internal/openapi.json` and
+/// `/internal/docs`. All assets offline.
+///
+/// `/docs` redirects (303) to `/docs/`, which serves the page; its scripts and
+/// styles are embedded in the binary and referenced by relative URLs. The
+/// routes need no key: pass `internal_docs = false` where the operator API's
+/// shape must not be published.
+pub fn docs_routes<S: Clone + Send + Sync + 'static>(internal_docs: bool) -> Router<S> {
+    let router = Router::from(swagger(PUBLIC_DOCS_PATH, PUBLIC_SPEC_PATH, public_doc()));
+    if internal_docs {
+        router.merge(Router::from(swagger(
+            INTERNAL_DOCS_PATH,
+            INTERNAL_SPEC_PATH,
+            internal_doc(),
+        )))
+    } else {
+        router
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Schemas
+// ---------------------------------------------------------------------------
+
+/// Documentation-only mirrors of the wire shapes. Each follows the real type
+/// (named in a `// Mirrors` comment) field by field, with the same serde attributes, so the
+/// generated schema says what keel really sends and accepts. They are never
+/// constructed.
+#[allow(dead_code)]
+mod schemas {
+    use serde::{Deserialize, Serialize};
+    use serde_json::Value;
+    use std::collections::BTreeMap;
+    use utoipa::{OpenApi, ToSchema};
+
+    /// Components of the public document.
+    #[derive(OpenApi)]
+    #[openapi(components(schemas(
+        ErrorBody,
+        RootResponse,
+        HealthResponse,
+        LiveResponse,
+        ReadyResponse,
+        AuthStatus,
+        OperationsResponse,
+        ProcessRequest,
+        ProcessResponse,
+        BatchRequest,
+        BatchResponse,
+        BatchStatus,
+    )))]
+    pub struct PublicSchemas;
+
+    /// Components of the operator document.
+    #[derive(OpenApi)]
+    #[openapi(components(schemas(
+        ErrorBody,
+        InternalIndex,
+        MonitoringHealth,
+        MetricsSummary,
+        CacheStatus,
+        CacheStats,
+        InvalidateRequest,
+        InvalidationResult,
+        RateLimitStats,
+        ResilienceHealth,
+        ResilienceConfigView,
+        ConfigChangeRequest,
+        ConfigChangeResult,
+        ResilienceMetrics,
+        MessageResponse,
+        OperationMetrics,
+        BreakerList,
+        NamedBreakerSnapshot,
+        BreakerActionResult,
+        PresetList,
+        PresetDetail,
+        PresetsSummary,
+        Recommendation,
+        ValidateRequest,
+        ValidationReport,
+    )))]
+    pub struct InternalSchemas;
+
+    // ----- shared -------------------------------------------------------
+
+    // Mirrors `crate::api::error::ErrorBody`.
+    /// The one error body of both APIs.
+    #[derive(Serialize, ToSchema)]
+    #[schema(examples(json!({
+        "success": false,
+        "error": "text must be at least 10 characters after trimming, got 2",
+        "error_code": "VALIDATION_ERROR",
+        "details": {"field": "text", "length": 2, "min": 10},
+        "request_id": "92d71b23-a32b-4af5-9c59-82a2b2a6c061",
+        "timestamp": "2026-11-22T01:13:17.441Z"
+    })))]
+    pub struct ErrorBody {
+        /// Always `false`.
+        pub success: bool,
+        /// Human-readable message.
+        pub error: String,
+        /// Stable machine-readable code: `BAD_REQUEST`, `AUTHENTICATION_ERROR`,
+        /// `AUTHORIZATION_ERROR`, `NOT_FOUND`, `METHOD_NOT_ALLOWED`, `CONFLICT`,
+        /// `PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`, `VALIDATION_ERROR`,
+        /// `RATE_LIMIT_EXCEEDED`, `INTERNAL_ERROR`, `AI_SERVICE_ERROR`,
+        /// `SERVICE_UNAVAILABLE`, `GATEWAY_TIMEOUT`, …
+        pub error_code: String,
+        /// Structured detail (e.g. `{"field": "text", "max": 10000}`), or `null`.
+        #[schema(required = true)]
+        pub details: Option<Value>,
+        /// The request's `X-Request-ID`.
+        pub request_id: String,
+        /// When the error was produced (RFC 3339).
+        #[schema(format = DateTime)]
+        pub timestamp: String,
+    }
+
+    // Mirrors `crate::job::Operation`.
+    /// The five operations.
+    #[derive(Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Operation {
+        /// Shorten a text to about `max_length` words.
+        Summarize,
+        /// Positive, negative or neutral, with a confidence.
+        Sentiment,
+        /// Up to `max_points` key points.
+        KeyPoints,
+        /// Up to `num_questions` questions about the text.
+        Questions,
+        /// Answer `question` from the text.
+        Qa,
+    }
+
+    // ----- public: service ------------------------------------------------
+
+    // Mirrors `crate::api::health::root`.
+    /// `GET /`.
+    #[derive(Serialize, ToSchema)]
+    pub struct RootResponse {
+        /// Service name and tagline.
+        pub message: String,
+        /// keel's version.
+        pub version: String,
+        /// Always `v1`.
+        pub api_version: String,
+        /// Endpoint name → path.
+        pub endpoints: BTreeMap<String, String>,
+    }
+
+    /// Overall health.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum HealthStatus {
+        /// Everything works.
+        Healthy,
+        /// Serving, with a breaker not closed, Redis down (memory tiers
+        /// answer) or draining.
+        Degraded,
+        /// The actors are down.
+        Unhealthy,
+    }
+
+    // Mirrors `crate::api::health::health`.
+    /// `GET /v1/health`.
+    #[derive(Serialize, ToSchema)]
+    pub struct HealthResponse {
+        /// Overall status.
+        pub status: HealthStatus,
+        /// RFC 3339.
+        #[schema(format = DateTime)]
+        pub timestamp: String,
+        /// keel's version.
+        pub version: String,
+        /// At least one provider is configured.
+        pub ai_model_available: bool,
+        /// Actors run and every breaker is closed.
+        pub resilience_healthy: bool,
+        /// The cache's Redis tier (if any) is reachable.
+        pub cache_healthy: bool,
+        /// Why the status is not `healthy`.
+        pub degraded_reasons: Vec<String>,
+        /// Per-component detail.
+        pub components: HealthComponents,
+        /// Seconds since start.
+        pub uptime_seconds: u64,
+    }
+
+    /// `components` of [`HealthResponse`].
+    #[derive(Serialize, ToSchema)]
+    pub struct HealthComponents {
+        /// The actor tree.
+        pub actors: ActorsHealth,
+        /// The provider chain, primary first.
+        pub providers: Vec<ProviderHealth>,
+        /// Breakers not letting traffic through normally.
+        pub circuit_breakers: BreakersHealth,
+        /// The resilience preset in force.
+        pub resilience_preset: String,
+        /// Redis, when configured.
+        pub redis: RedisHealth,
+    }
+
+    /// The actor tree's health.
+    #[derive(Serialize, ToSchema)]
+    pub struct ActorsHealth {
+        /// Every actor runs.
+        pub healthy: bool,
+        /// Supervised restarts per actor name.
+        pub restarts: BTreeMap<String, u64>,
+    }
+
+    /// Provider role in the chain.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum ProviderRole {
+        /// Tried first.
+        Primary,
+        /// Tried when those before it fail.
+        Fallback,
+    }
+
+    /// One provider of the chain.
+    #[derive(Serialize, ToSchema)]
+    pub struct ProviderHealth {
+        /// The provider.
+        pub name: ProviderKind,
+        /// Its model.
+        pub model: String,
+        /// Primary or fallback.
+        pub role: ProviderRole,
+        /// Its actor runs.
+        pub actor_alive: bool,
+        /// Restarts of its actor so far.
+        pub actor_generation: u64,
+    }
+
+    /// Breakers summary.
+    #[derive(Serialize, ToSchema)]
+    pub struct BreakersHealth {
+        /// Breakers in total.
+        pub total: usize,
+        /// Breakers open, half-open or forced open.
+        pub not_closed: Vec<NamedState>,
+    }
+
+    /// A breaker's name and state.
+    #[derive(Serialize, ToSchema)]
+    pub struct NamedState {
+        /// `provider:operation`.
+        pub name: String,
+        /// Its state.
+        pub state: BreakerState,
+    }
+
+    /// Redis summary.
+    #[derive(Serialize, ToSchema)]
+    pub struct RedisHealth {
+        /// `REDIS_URL` is set.
+        pub configured: bool,
+        /// The cache's link, `null` without Redis.
+        #[schema(required = true)]
+        pub cache: Option<RedisStatus>,
+        /// The rate limiter's link, `null` without Redis.
+        #[schema(required = true)]
+        pub rate_limiter: Option<RedisStatus>,
+    }
+
+    // Mirrors `crate::redis_link::RedisStatus`.
+    /// A Redis link's state.
+    #[derive(Serialize, ToSchema)]
+    pub struct RedisStatus {
+        /// `connected`, `unavailable` (cooling off or last call failed) or `unknown` (never used).
+        pub status: String,
+        /// The URL with any password removed.
+        pub url: String,
+        /// Commands sent.
+        pub commands: u64,
+        /// Commands that failed or timed out.
+        pub failures: u64,
+        /// Calls refused during cool-off.
+        pub skipped: u64,
+        /// Latency of the last successful command, ms.
+        #[schema(required = true)]
+        pub last_latency_ms: Option<f64>,
+        /// The last error, if not connected.
+        #[schema(required = true)]
+        pub last_error: Option<String>,
+    }
+
+    /// `GET /v1/health/live`.
+    #[derive(Serialize, ToSchema)]
+    #[schema(examples(json!({"status": "alive"})))]
+    pub struct LiveResponse {
+        /// Always `alive`.
+        pub status: String,
+    }
+
+    /// `GET /v1/health/ready`.
+    #[derive(Serialize, ToSchema)]
+    #[schema(examples(json!({"status": "ready", "reason": null})))]
+    pub struct ReadyResponse {
+        /// `ready` or `not_ready`.
+        pub status: String,
+        /// `draining` or `actors not running` when not ready, else `null`.
+        #[schema(required = true)]
+        pub reason: Option<String>,
+    }
+
+    /// `GET /v1/auth/status`.
+    #[derive(Serialize, ToSchema)]
+    #[schema(examples(json!({
+        "authenticated": true,
+        "api_key_prefix": "sk-live-...",
+        "message": "Authentication successful"
+    })))]
+    pub struct AuthStatus {
+        /// Always `true` (a bad key is a 401).
+        pub authenticated: bool,
+        /// First 8 characters of the key and `...`; `null` with open access.
+        #[schema(required = true)]
+        pub api_key_prefix: Option<String>,
+        /// Human-readable outcome.
+        pub message: String,
+    }
+
+    /// `GET /v1/text_processing/operations`.
+    #[derive(Serialize, ToSchema)]
+    pub struct OperationsResponse {
+        /// The five operations.
+        pub operations: Vec<OperationInfo>,
+    }
+
+    /// One operation's description.
+    #[derive(Serialize, ToSchema)]
+    pub struct OperationInfo {
+        /// The wire name.
+        pub id: Operation,
+        /// Display name.
+        pub name: String,
+        /// What it does.
+        pub description: String,
+        /// Option names it takes.
+        pub options: Vec<String>,
+        /// True for `qa`.
+        pub requires_question: bool,
+        /// Range and default per option (absent when it takes none).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub option_ranges: Option<BTreeMap<String, OptionRange>>,
+    }
+
+    /// An option's range.
+    #[derive(Serialize, ToSchema)]
+    pub struct OptionRange {
+        /// Smallest value.
+        pub min: i64,
+        /// Largest value.
+        pub max: i64,
+        /// Value when absent.
+        pub default: i64,
+    }
+
+    // ----- public: text processing ---------------------------------------
+
+    // Mirrors `crate::api::text::ProcessRequest`.
+    /// Body of `POST /v1/text_processing/process`.
+    #[derive(Deserialize, ToSchema)]
+    #[schema(examples(json!({
+        "text": "The city of Riverton launched a solar energy program this spring. The program will install panels on two hundred public buildings. Officials expect the panels to cut the city energy costs by a third.",
+        "operation": "summarize",
+        "options": {"max_length": 25}
+    })))]
+    pub struct ProcessRequest {
+        /// The text: 10–10000 characters after trimming, not whitespace only.
+        /// Control characters are stripped; nothing else is removed.
+        #[schema(min_length = 10)]
+        pub text: String,
+        /// The operation (an unknown name is a 422).
+        pub operation: Operation,
+        /// Required for `qa` (at most 1000 characters); ignored otherwise.
+        #[serde(default)]
+        pub question: Option<String>,
+        /// Operation options.
+        #[serde(default)]
+        pub options: Option<ProcessOptions>,
+        /// Accepted for compatibility with the reference API; not used.
+        #[serde(default)]
+        pub user_metadata: Option<Value>,
+    }
+
+    // Mirrors `crate::api::text::RawOptions`.
+    /// Options; an unknown name is a 422.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ProcessOptions {
+        /// summarize: about this many words, 10–1000 (default 100).
+        #[schema(minimum = 10, maximum = 1000, default = 100)]
+        pub max_length: Option<i64>,
+        /// key_points: 1–20 (default 5).
+        #[schema(minimum = 1, maximum = 20, default = 5)]
+        pub max_points: Option<i64>,
+        /// questions: 1–20 (default 5).
+        #[schema(minimum = 1, maximum = 20, default = 5)]
+        pub num_questions: Option<i64>,
+    }
+
+    // Mirrors `crate::api::text::ProcessResponse`.
+    /// A successful answer. Which of `result`,
+    /// `sentiment`, `key_points`, `questions` is present depends on the
+    /// operation.
+    #[derive(Serialize, ToSchema)]
+    #[schema(examples(json!({
+        "operation": "summarize",
+        "success": true,
+        "result": "The city of Riverton launched a solar energy program this spring.",
+        "metadata": {"word_count": 66, "provider": "local", "model": "keel-local-1",
+                     "attempts": 1, "degraded": false, "prompt_injection_suspected": false},
+        "processing_time": 0.000157842,
+        "timestamp": "2026-11-22T01:13:17.441Z",
+        "cache_hit": false
+    })))]
+    pub struct ProcessResponse {
+        /// The operation run.
+        pub operation: Operation,
+        /// Always `true`.
+        pub success: bool,
+        /// summarize and qa: the text answer.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub result: Option<String>,
+        /// sentiment: the verdict.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub sentiment: Option<Sentiment>,
+        /// key_points: the points, most important first.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub key_points: Option<Vec<String>>,
+        /// questions: the questions.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub questions: Option<Vec<String>>,
+        /// How the answer was produced.
+        pub metadata: ResponseMetadata,
+        /// Seconds spent on this job.
+        pub processing_time: f64,
+        /// When the answer was produced (RFC 3339).
+        #[schema(format = DateTime)]
+        pub timestamp: String,
+        /// True when served from cache.
+        pub cache_hit: bool,
+    }
+
+    // Mirrors `crate::api::text::ResponseMetadata`.
+    /// `metadata` of an answer.
+    #[derive(Serialize, ToSchema)]
+    pub struct ResponseMetadata {
+        /// Words in the processed text.
+        pub word_count: u64,
+        /// The provider that answered.
+        pub provider: ProviderKind,
+        /// The model that answered.
+        pub model: String,
+        /// Provider calls made for this job.
+        pub attempts: u32,
+        /// True when a fallback answered.
+        pub degraded: bool,
+        /// Why the primary did not answer.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub degraded_reason: Option<String>,
+        /// True when the text looked like a prompt-injection attempt (it is
+        /// kept and sent between delimiters).
+        pub prompt_injection_suspected: bool,
+        /// Which injection patterns were seen.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub injection_signals: Vec<String>,
+        /// Token usage, when the upstream reported it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub usage: Option<TokenUsage>,
+        /// qa: how sure the provider is of the answer, when it can tell.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub answer_confidence: Option<f64>,
+    }
+
+    // Mirrors `crate::providers::ProviderKind`.
+    /// Provider kinds.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum ProviderKind {
+        /// Built-in offline algorithms.
+        Local,
+        /// OpenAI-compatible server.
+        #[serde(rename = "openai")]
+        OpenAi,
+        /// Google Gemini.
+        Gemini,
+    }
+
+    // Mirrors `crate::providers::TokenUsage`.
+    /// Tokens an upstream reported.
+    #[derive(Serialize, ToSchema)]
+    pub struct TokenUsage {
+        /// Tokens in the prompt.
+        pub prompt_tokens: u64,
+        /// Tokens in the answer.
+        pub completion_tokens: u64,
+    }
+
+    // Mirrors `crate::job::Sentiment`.
+    /// A sentiment verdict.
+    #[derive(Serialize, ToSchema)]
+    pub struct Sentiment {
+        /// The label.
+        pub sentiment: SentimentLabel,
+        /// How sure, 0.0–1.0.
+        #[schema(minimum = 0.0, maximum = 1.0)]
+        pub confidence: f64,
+        /// A short reason (cue words for the local provider).
+        pub explanation: String,
+    }
+
+    // Mirrors `crate::job::SentimentLabel`.
+    /// Sentiment labels.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum SentimentLabel {
+        /// Predominantly favourable.
+        Positive,
+        /// Predominantly unfavourable.
+        Negative,
+        /// Neither, or balanced evidence.
+        Neutral,
+    }
+
+    // Mirrors `crate::api::text::BatchRequest`.
+    /// Body of `POST /v1/text_processing/batch_process`.
+    #[derive(Deserialize, ToSchema)]
+    #[schema(examples(json!({
+        "batch_id": "demo-1",
+        "requests": [
+            {"text": "The support team was friendly and solved my problem quickly.", "operation": "sentiment"},
+            {"text": "too short", "operation": "summarize"}
+        ]
+    })))]
+    pub struct BatchRequest {
+        /// 1 to `MAX_BATCH_REQUESTS_PER_CALL` (default 50) requests. An item
+        /// that is not a valid request fails alone (in its result), not the batch.
+        #[schema(min_items = 1)]
+        pub requests: Vec<ProcessRequest>,
+        /// Optional client id (generated when absent): 1–100 letters, digits,
+        /// `-`, `_`, `.`, `:`.
+        #[serde(default)]
+        #[schema(pattern = r"^[A-Za-z0-9._:-]{1,100}$")]
+        pub batch_id: Option<String>,
+    }
+
+    /// An item's outcome.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum BatchItemStatus {
+        /// Answered: see `response`.
+        Completed,
+        /// Failed: see `error` and `error_code`.
+        Failed,
+    }
+
+    // Mirrors `crate::api::text::BatchItem`.
+    /// One item of a batch.
+    #[derive(Serialize, ToSchema)]
+    pub struct BatchItem {
+        /// Position in `requests`.
+        pub request_index: u64,
+        /// Completed or failed.
+        pub status: BatchItemStatus,
+        /// The answer, when completed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub response: Option<ProcessResponse>,
+        /// The error message, when failed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub error: Option<String>,
+        /// The error code, when failed (as in [`ErrorBody`]).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub error_code: Option<String>,
+    }
+
+    // Mirrors `crate::api::text::BatchResponse`.
+    /// A batch's results.
+    #[derive(Serialize, ToSchema)]
+    pub struct BatchResponse {
+        /// The batch id (the client's or generated).
+        pub batch_id: String,
+        /// Items submitted.
+        pub total_requests: u64,
+        /// Items answered.
+        pub completed: u64,
+        /// Items failed.
+        pub failed: u64,
+        /// Per-item outcomes, in request order.
+        pub results: Vec<BatchItem>,
+        /// Seconds for the whole batch.
+        pub total_processing_time: f64,
+        /// When the batch finished (RFC 3339).
+        #[schema(format = DateTime)]
+        pub timestamp: String,
+    }
+
+    // Mirrors `crate::batch::BatchState`.
+    /// Where a batch is.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum BatchState {
+        /// Items are still running.
+        Processing,
+        /// Every item has finished.
+        Completed,
+    }
+
+    // Mirrors `crate::batch::BatchStatus`.
+    /// `GET /v1/text_processing/batch_status/{batch_id}`.
+    #[derive(Serialize, ToSchema)]
+    pub struct BatchStatus {
+        /// The batch id.
+        pub batch_id: String,
+        /// Processing or completed.
+        pub status: BatchState,
+        /// Number of items.
+        pub total_requests: u64,
+        /// Items answered so far.
+        pub completed: u64,
+        /// Items failed so far.
+        pub failed: u64,
+        /// When the batch was accepted (RFC 3339).
+        #[schema(format = DateTime)]
+        pub created_at: String,
+        /// When the last item finished (RFC 3339); `null` while processing.
+        #[schema(required = true, format = DateTime)]
+        pub completed_at: Option<String>,
+        /// Seconds for the whole batch; `null` while processing.
+        #[schema(required = true)]
+        pub total_processing_time: Option<f64>,
+    }
+
+    // ----- internal ---------------------------------------------------------
+
+    /// `GET /internal/`.
+    #[derive(Serialize, ToSchema)]
+    pub struct InternalIndex {
+        /// `keel operator API`.
+        pub message: String,
+        /// keel's version.
+        pub version: String,
+        /// Group → `METHOD /path` lines.
+        pub endpoints: BTreeMap<String, Vec<String>>,
+    }
+
+    /// `GET /internal/monitoring/health`.
+    #[derive(Serialize, ToSchema)]
+    pub struct MonitoringHealth {
+        /// `healthy` or `unhealthy` (actors down).
+        pub status: String,
+        /// RFC 3339.
+        #[schema(format = DateTime)]
+        pub timestamp: String,
+        /// Seconds since start.
+        pub uptime_seconds: u64,
+        /// `actors`, `providers` (with their actor state), `circuit_breakers`,
+        /// `resilience_preset`, `cache` (as `/internal/cache/metrics`),
+        /// `rate_limiter` (as `/internal/rate-limits`).
+        #[schema(value_type = Object)]
+        pub components: Value,
+        /// `cpu_count`, `load_average`, `memory_total_bytes`,
+        /// `memory_used_bytes`, `disk_total_bytes`, `disk_available_bytes`,
+        /// `process_rss_bytes`, `process_cpu_percent` (`null` when the
+        /// platform cannot tell).
+        #[schema(value_type = Object)]
+        pub system: Value,
+    }
+
+    /// `GET /internal/metrics/summary`.
+    #[derive(Serialize, ToSchema)]
+    pub struct MetricsSummary {
+        /// RFC 3339.
+        #[schema(format = DateTime)]
+        pub timestamp: String,
+        /// Seconds since start.
+        pub uptime_seconds: u64,
+        /// Jobs started in the last minute.
+        pub requests_per_minute: f64,
+        /// Per route: requests, errors, rates, latency.
+        pub routes: Vec<RouteSummary>,
+        /// Per operation figures.
+        pub operations: Vec<Value>,
+        /// Per provider figures.
+        pub providers: Vec<Value>,
+        /// Resilience counters.
+        #[schema(value_type = Object)]
+        pub resilience: Value,
+        /// `[actor name, restarts]` pairs.
+        pub actor_restarts: Vec<Value>,
+    }
+
+    /// One route's traffic.
+    #[derive(Serialize, ToSchema)]
+    pub struct RouteSummary {
+        /// The matched route.
+        pub route: String,
+        /// Requests served.
+        pub requests: u64,
+        /// 4xx answers.
+        pub client_errors: u64,
+        /// 5xx answers.
+        pub server_errors: u64,
+        /// 1 − error_rate.
+        pub success_rate: f64,
+        /// Errors / requests.
+        pub error_rate: f64,
+        /// Average since start.
+        pub requests_per_minute_avg: f64,
+        /// Latency percentiles.
+        #[schema(value_type = Object)]
+        pub latency: Value,
+    }
+
+    /// `GET /internal/cache/status`.
+    #[derive(Serialize, ToSchema)]
+    pub struct CacheStatus {
+        /// `CACHE_ENABLED`.
+        pub enabled: bool,
+        /// False when the Redis tier is unavailable.
+        pub healthy: bool,
+        /// The memory tier.
+        pub memory: CacheMemoryStatus,
+        /// The Redis tier, `null` without Redis.
+        #[schema(required = true)]
+        pub redis: Option<CacheRedisStatus>,
+        /// hits / (hits + misses).
+        pub hit_rate: f64,
+        /// RFC 3339.
+        #[schema(format = DateTime)]
+        pub timestamp: String,
+    }
+
+    /// Memory tier at a glance.
+    #[derive(Serialize, ToSchema)]
+    pub struct CacheMemoryStatus {
+        /// Entries held.
+        pub entries: u64,
+        /// Estimated bytes held.
+        pub bytes: u64,
+    }
+
+    /// Redis tier at a glance.
+    #[derive(Serialize, ToSchema)]
+    pub struct CacheRedisStatus {
+        /// `connected`, `unavailable` or `unknown`.
+        pub status: String,
+        /// URL without password.
+        pub url: String,
+        /// Cache keys (bounded count), `null` when Redis did not answer.
+        #[schema(required = true)]
+        pub keys: Option<u64>,
+        /// PING round trip, ms; `null` when Redis did not answer.
+        #[schema(required = true)]
+        pub ping_ms: Option<f64>,
+        /// The last error.
+        #[schema(required = true)]
+        pub last_error: Option<String>,
+    }
+
+    // Mirrors `crate::cache::CacheStats`.
+    /// `GET /internal/cache/metrics`.
+    #[derive(Serialize, ToSchema)]
+    pub struct CacheStats {
+        /// `CACHE_ENABLED`.
+        pub enabled: bool,
+        /// Gets answered by either tier.
+        pub hits: u64,
+        /// Gets answered by neither.
+        pub misses: u64,
+        /// Gets answered by the memory tier.
+        pub memory_hits: u64,
+        /// Gets answered by the Redis tier.
+        pub redis_hits: u64,
+        /// hits / (hits + misses), 0 before the first get.
+        pub hit_rate: f64,
+        /// Values stored.
+        pub puts: u64,
+        /// Puts refused (empty or mismatched output).
+        pub puts_rejected: u64,
+        /// Stored values that could not be decoded.
+        pub decode_errors: u64,
+        /// `entries`, `bytes`, `max_entries`, `max_bytes`, `evictions`, `expirations`.
+        #[schema(value_type = Object)]
+        pub memory: Value,
+        /// The Redis tier (`link`, `keys`, `keys_exact`, `ping_ms`, error
+        /// counters), `null` without Redis.
+        #[schema(required = true, value_type = Option<Object>)]
+        pub redis: Option<Value>,
+    }
+
+    /// Body of `POST /internal/cache/invalidate`: exactly one field.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schema(examples(json!({"pattern": "summarize:*"}), json!({"operation": "sentiment"})))]
+    pub struct InvalidateRequest {
+        /// Remove every entry of this operation.
+        #[serde(default)]
+        pub operation: Option<Operation>,
+        /// Remove entries whose `{operation}:{hash}` key matches this glob
+        /// (`*`, `summarize:*`).
+        #[serde(default)]
+        pub pattern: Option<String>,
+    }
+
+    /// Result of an invalidation or clear.
+    #[derive(Serialize, ToSchema)]
+    pub struct InvalidationResult {
+        /// Human-readable outcome.
+        pub message: String,
+        /// What was removed.
+        pub report: InvalidationReport,
+    }
+
+    // Mirrors `crate::cache::InvalidationReport`.
+    /// What an invalidation removed.
+    #[derive(Serialize, ToSchema)]
+    pub struct InvalidationReport {
+        /// The pattern applied (`*` for a clear).
+        pub pattern: String,
+        /// Entries removed from this instance's memory tier.
+        pub memory_removed: u64,
+        /// Keys removed from Redis; `null` without Redis.
+        #[schema(required = true)]
+        pub redis_removed: Option<u64>,
+        /// Set when Redis failed part-way.
+        #[schema(required = true)]
+        pub redis_error: Option<String>,
+    }
+
+    // Mirrors `crate::rate_limit::RateLimitStats`.
+    /// `GET /internal/rate-limits`.
+    #[derive(Serialize, ToSchema)]
+    pub struct RateLimitStats {
+        /// `RATE_LIMIT_ENABLED`.
+        pub enabled: bool,
+        /// `redis` (shared windows), `memory` (per instance) or `disabled`.
+        pub backend: String,
+        /// `RATE_LIMIT_REDIS_FAILURE`: `open`, `local` or `closed`.
+        pub redis_failure_mode: String,
+        /// Requests allowed since start.
+        pub allowed: u64,
+        /// Requests denied since start.
+        pub denied: u64,
+        /// Checks Redis could not answer.
+        pub redis_fallbacks: u64,
+        /// Identities with state in this instance's memory buckets.
+        pub tracked_identities: u64,
+        /// The default limits.
+        pub limits: Limits,
+        /// Per-route overrides (effective limits).
+        pub overrides: BTreeMap<String, Limits>,
+        /// The Redis link, `null` without Redis.
+        #[schema(required = true)]
+        pub redis: Option<RedisStatus>,
+    }
+
+    // Mirrors `crate::rate_limit::Limits`.
+    /// Window limits; `null` = not limited.
+    #[derive(Serialize, ToSchema)]
+    pub struct Limits {
+        /// Per sliding minute.
+        #[schema(required = true)]
+        pub per_minute: Option<u32>,
+        /// Per sliding hour.
+        #[schema(required = true)]
+        pub per_hour: Option<u32>,
+        /// Per sliding day.
+        #[schema(required = true)]
+        pub per_day: Option<u32>,
+        /// Per second (burst cap); `null` or 0 = none.
+        #[schema(required = true)]
+        pub burst: Option<u32>,
+    }
+
+    /// `GET /internal/resilience/health`.
+    #[derive(Serialize, ToSchema)]
+    pub struct ResilienceHealth {
+        /// No breaker open and actors running.
+        pub healthy: bool,
+        /// `healthy` or `degraded`.
+        pub status: String,
+        /// Detail.
+        pub details: ResilienceHealthDetails,
+    }
+
+    /// Detail of [`ResilienceHealth`].
+    #[derive(Serialize, ToSchema)]
+    pub struct ResilienceHealthDetails {
+        /// Same as the outer `healthy`.
+        pub healthy: bool,
+        /// Open or forced-open breakers.
+        pub open_circuit_breakers: Vec<String>,
+        /// Half-open breakers.
+        pub half_open_circuit_breakers: Vec<String>,
+        /// Breakers in total.
+        pub total_circuit_breakers: u64,
+        /// Always 5.
+        pub total_operations: u64,
+        /// RFC 3339.
+        #[schema(format = DateTime)]
+        pub timestamp: String,
+    }
+
+    /// `GET /internal/resilience/config`.
+    #[derive(Serialize, ToSchema)]
+    pub struct ResilienceConfigView {
+        /// The preset in force.
+        pub preset_name: String,
+        /// Legacy variables contributed to the configuration.
+        pub is_legacy_config: bool,
+        /// The effective configuration with the source of each value.
+        #[schema(value_type = Object)]
+        pub configuration: Value,
+        /// The last runtime switch, `null` if none.
+        #[schema(required = true)]
+        pub last_change: Option<ConfigChange>,
+    }
+
+    // Mirrors `crate::engine::ConfigChange`.
+    /// A runtime switch, for the audit trail.
+    #[derive(Serialize, ToSchema)]
+    pub struct ConfigChange {
+        /// The operator key's fingerprint.
+        pub by: String,
+        /// RFC 3339.
+        #[schema(format = DateTime)]
+        pub at: String,
+        /// The preset switched to.
+        pub preset: String,
+        /// The custom configuration applied with it.
+        #[schema(required = true)]
+        pub custom_config: Option<Value>,
+    }
+
+    /// Body of `PUT /internal/resilience/config`.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schema(examples(json!({"preset": "production"})))]
+    pub struct ConfigChangeRequest {
+        /// The preset to switch to (default: keep the current one).
+        #[serde(default)]
+        pub preset: Option<String>,
+        /// A custom configuration (the `RESILIENCE_CUSTOM_CONFIG` schema);
+        /// `null` or absent removes the current one.
+        #[serde(default)]
+        pub custom_config: Option<Value>,
+    }
+
+    /// Result of `PUT /internal/resilience/config`.
+    #[derive(Serialize, ToSchema)]
+    pub struct ConfigChangeResult {
+        /// Human-readable outcome.
+        pub message: String,
+        /// The new effective configuration.
+        #[schema(value_type = Object)]
+        pub configuration: Value,
+        /// The audit record of this switch.
+        #[schema(required = true)]
+        pub change: Option<ConfigChange>,
+    }
+
+    /// `GET /internal/resilience/metrics`.
+    #[derive(Serialize, ToSchema)]
+    pub struct ResilienceMetrics {
+        /// Per operation figures.
+        pub operations: Vec<Value>,
+        /// Per provider figures.
+        pub providers: Vec<Value>,
+        /// Breaker name → snapshot.
+        pub circuit_breakers: BTreeMap<String, BreakerSnapshot>,
+        /// Resilience counters.
+        #[schema(value_type = Object)]
+        pub summary: Value,
+    }
+
+    /// A message with a timestamp.
+    #[derive(Serialize, ToSchema)]
+    pub struct MessageResponse {
+        /// Human-readable outcome.
+        pub message: String,
+        /// RFC 3339.
+        #[schema(format = DateTime)]
+        pub timestamp: String,
+    }
+
+    /// `GET /internal/resilience/metrics/{operation}`.
+    #[derive(Serialize, ToSchema)]
+    pub struct OperationMetrics {
+        /// The operation.
+        pub operation: Operation,
+        /// Its figures, `null` before its first job.
+        #[schema(required = true, value_type = Option<Object>)]
+        pub metrics: Option<Value>,
+        /// The retry and breaker policy in force.
+        #[schema(value_type = Object)]
+        pub policy: Value,
+        /// Its breakers (one per provider).
+        pub circuit_breakers: Vec<BreakerEntry>,
+    }
+
+    /// A breaker in [`OperationMetrics`].
+    #[derive(Serialize, ToSchema)]
+    pub struct BreakerEntry {
+        /// `provider:operation`.
+        pub name: String,
+        /// Its snapshot.
+        pub snapshot: BreakerSnapshot,
+    }
+
+    // Mirrors `crate::resilience::breaker::BreakerState`.
+    /// Breaker states.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum BreakerState {
+        /// Normal operation.
+        Closed,
+        /// Rejecting calls until the recovery timeout passes.
+        Open,
+        /// Admitting a limited number of probes.
+        HalfOpen,
+        /// Operator: reject every call.
+        ForcedOpen,
+        /// Operator: permit every call, record nothing.
+        Disabled,
+        /// Operator: record calls, never open.
+        MetricsOnly,
+    }
+
+    // Mirrors `crate::resilience::breaker::BreakerSnapshot`.
+    /// A breaker's view.
+    #[derive(Serialize, ToSchema)]
+    pub struct BreakerSnapshot {
+        /// Current state.
+        pub state: BreakerState,
+        /// Current consecutive failures.
+        pub consecutive_failures: u32,
+        /// Calls in the sliding window.
+        pub window_calls: u32,
+        /// Failures in the sliding window.
+        pub window_failures: u32,
+        /// Slow calls in the sliding window.
+        pub window_slow_calls: u32,
+        /// Probes running now (half-open).
+        pub probes_in_flight: u32,
+        /// Seconds until an open breaker admits probes.
+        #[schema(required = true)]
+        pub seconds_until_half_open: Option<f64>,
+        /// Lifetime counters.
+        pub counters: BreakerCounters,
+        /// Recent state changes, newest last.
+        pub transitions: Vec<Transition>,
+        /// Failure threshold in force.
+        pub failure_threshold: u32,
+        /// Recovery timeout in force, seconds.
+        pub recovery_timeout_seconds: f64,
+        /// Half-open probes allowed.
+        pub half_open_max_calls: u32,
+    }
+
+    /// Lifetime counters of a breaker.
+    #[derive(Serialize, ToSchema)]
+    pub struct BreakerCounters {
+        /// Calls permitted and recorded.
+        pub calls: u64,
+        /// Successful calls.
+        pub successes: u64,
+        /// Failed calls.
+        pub failures: u64,
+        /// Calls rejected while open.
+        pub rejections: u64,
+        /// Calls slower than the slow-call threshold.
+        pub slow_calls: u64,
+        /// Times the breaker opened.
+        pub opens: u64,
+    }
+
+    /// One state change.
+    #[derive(Serialize, ToSchema)]
+    pub struct Transition {
+        /// RFC 3339.
+        #[schema(format = DateTime)]
+        pub at: String,
+        /// Previous state.
+        pub from: BreakerState,
+        /// New state.
+        pub to: BreakerState,
+        /// Why.
+        pub reason: String,
+    }
+
+    /// A breaker snapshot with its name.
+    #[derive(Serialize, ToSchema)]
+    pub struct NamedBreakerSnapshot {
+        /// `provider:operation`.
+        pub name: String,
+        /// The snapshot's fields.
+        #[serde(flatten)]
+        pub snapshot: BreakerSnapshot,
+    }
+
+    /// `GET /internal/resilience/circuit-breakers`.
+    #[derive(Serialize, ToSchema)]
+    pub struct BreakerList {
+        /// Every breaker.
+        pub circuit_breakers: Vec<NamedBreakerSnapshot>,
+    }
+
+    /// Result of a breaker action.
+    #[derive(Serialize, ToSchema)]
+    pub struct BreakerActionResult {
+        /// Human-readable outcome.
+        pub message: String,
+        /// The breaker.
+        pub name: String,
+        /// Its state after the action.
+        pub new_state: BreakerState,
+        /// Its snapshot after the action.
+        pub breaker: BreakerSnapshot,
+    }
+
+    // Mirrors `crate::resilience::config::Strategy`.
+    /// Retry/breaker strategies.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Strategy {
+        /// Fail fast.
+        Aggressive,
+        /// The default.
+        Balanced,
+        /// Patient.
+        Conservative,
+        /// Maximum effort.
+        Critical,
+    }
+
+    // Mirrors `crate::resilience::config::Preset`.
+    /// A shipped preset.
+    #[derive(Serialize, ToSchema)]
+    pub struct Preset {
+        /// `simple`, `development` or `production`.
+        pub name: String,
+        /// What it is for.
+        pub description: String,
+        /// Total attempts for operations without an override.
+        pub retry_attempts: u32,
+        /// Breaker threshold for operations without an override.
+        pub circuit_breaker_threshold: u32,
+        /// Breaker recovery seconds for operations without an override.
+        pub recovery_timeout: u32,
+        /// Strategy of operations without an override.
+        pub default_strategy: Strategy,
+        /// Operation → strategy overrides.
+        pub operation_overrides: BTreeMap<String, Strategy>,
+        /// Deployment environments it suits.
+        pub environment_contexts: Vec<String>,
+    }
+
+    /// `GET /internal/resilience/config/presets`.
+    #[derive(Serialize, ToSchema)]
+    pub struct PresetList {
+        /// The presets.
+        pub presets: Vec<Preset>,
+    }
+
+    /// `GET /internal/resilience/config/presets/{name}`.
+    #[derive(Serialize, ToSchema)]
+    pub struct PresetDetail {
+        /// The preset.
+        pub preset: Preset,
+        /// The configuration it resolves to (without environment overrides).
+        #[schema(value_type = Object)]
+        pub resolved: Value,
+    }
+
+    /// A preset's key values.
+    #[derive(Serialize, ToSchema)]
+    pub struct PresetSummary {
+        /// Total attempts.
+        pub retry_attempts: u32,
+        /// Breaker threshold.
+        pub circuit_breaker_threshold: u32,
+        /// Breaker recovery seconds.
+        pub recovery_timeout: u32,
+        /// Default strategy.
+        pub default_strategy: Strategy,
+        /// Operation → strategy overrides.
+        pub operation_overrides: BTreeMap<String, Strategy>,
+        /// Environments it suits.
+        pub environment_contexts: Vec<String>,
+        /// What it is for.
+        pub description: String,
+    }
+
+    /// `GET /internal/resilience/config/presets-summary`: preset name → summary.
+    #[derive(Serialize, ToSchema)]
+    pub struct PresetsSummary(pub BTreeMap<String, PresetSummary>);
+
+    // Mirrors `crate::resilience::config::Recommendation`.
+    /// A preset recommendation.
+    #[derive(Serialize, ToSchema)]
+    pub struct Recommendation {
+        /// The environment as given, or `"<value> (auto-detected)"`.
+        pub environment_detected: String,
+        /// `simple`, `development` or `production`.
+        pub recommended_preset: String,
+        /// 0.0–1.0.
+        pub confidence: f64,
+        /// Why, in one sentence.
+        pub reasoning: String,
+    }
+
+    /// Body of `POST /internal/resilience/config/validate`.
+    #[derive(Deserialize, ToSchema)]
+    #[schema(examples(json!({"configuration": {"retry_attempts": 3, "circuit_breaker_threshold": 5}})))]
+    pub struct ValidateRequest {
+        /// The custom configuration to check.
+        #[schema(value_type = Object)]
+        pub configuration: Value,
+    }
+
+    // Mirrors `crate::resilience::config::ValidationReport`.
+    /// The outcome of a validation.
+    #[derive(Serialize, ToSchema)]
+    pub struct ValidationReport {
+        /// True exactly when `errors` is empty.
+        pub is_valid: bool,
+        /// Problems that make the document unusable.
+        pub errors: Vec<String>,
+        /// Legal but doubtful settings.
+        pub warnings: Vec<String>,
+        /// Hints, e.g. the closest preset or a likely misspelt field.
+        pub suggestions: Vec<String>,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body as HttpBody;
+    use axum::http::{Request, StatusCode, header};
+    use http_body_util::BodyExt;
+    use std::collections::BTreeSet;
+    use tower::ServiceExt;
+
+    /// Every `(method, path)` the application serves, mirroring `router` in
+    /// `src/api/mod.rs`, `routes` in `src/api/internal/mod.rs` (prefixed with
+    /// `/internal`) and [`docs_routes`]. Update it with the router.
+    const SERVED: &[(&str, &str)] = &[
+        // src/api/mod.rs
+        ("GET", "/"),
+        ("GET", "/health"),
+        ("GET", "/auth/status"),
+        ("GET", "/v1/health"),
+        ("GET", "/v1/health/live"),
+        ("GET", "/v1/health/ready"),
+        ("GET", "/v1/auth/status"),
+        ("GET", "/v1/text_processing/operations"),
+        ("POST", "/v1/text_processing/process"),
+        ("POST", "/v1/text_processing/batch_process"),
+        ("GET", "/v1/text_processing/batch_status/{batch_id}"),
+        ("GET", "/internal/"),
+        // src/api/internal/mod.rs
+        ("GET", "/internal"),
+        ("GET", "/internal/dashboard"),
+        ("GET", "/internal/monitoring/health"),
+        ("GET", "/internal/metrics"),
+        ("GET", "/internal/metrics/summary"),
+        ("DELETE", "/internal/cache"),
+        ("GET", "/internal/cache/status"),
+        ("GET", "/internal/cache/metrics"),
+        ("POST", "/internal/cache/invalidate"),
+        ("GET", "/internal/rate-limits"),
+        ("GET", "/internal/resilience/health"),
+        ("GET", "/internal/resilience/config"),
+        ("PUT", "/internal/resilience/config"),
+        ("GET", "/internal/resilience/metrics"),
+        ("POST", "/internal/resilience/metrics/reset"),
+        ("GET", "/internal/resilience/metrics/{operation}"),
+        ("GET", "/internal/resilience/circuit-breakers"),
+        ("GET", "/internal/resilience/circuit-breakers/{name}"),
+        (
+            "POST",
+            "/internal/resilience/circuit-breakers/{name}/{action}",
+        ),
+        ("GET", "/internal/resilience/config/presets"),
+        ("GET", "/internal/resilience/config/presets/{name}"),
+        ("GET", "/internal/resilience/config/presets-summary"),
+        (
+            "GET",
+            "/internal/resilience/config/recommend-preset/{environment}",
+        ),
+        ("GET", "/internal/resilience/config/recommend-preset-auto"),
+        ("POST", "/internal/resilience/config/validate"),
+        // docs_routes (utoipa-swagger-ui serves `{*rest}`; documented as `{file}`)
+        ("GET", "/openapi.json"),
+        ("GET", "/docs"),
+        ("GET", "/docs/"),
+        ("GET", "/docs/{file}"),
+        ("GET", "/internal/openapi.json"),
+        ("GET", "/internal/docs"),
+        ("GET", "/internal/docs/"),
+        ("GET", "/internal/docs/{file}"),
+    ];
+
+    fn json_of(doc: &OpenApi) -> Value {
+        serde_json::from_str(&doc.to_pretty_json().expect("serialises")).expect("valid JSON")
+    }
+
+    /// `(METHOD, path)` of every operation of a document.
+    fn operations_of(doc: &Value) -> BTreeSet<(String, String)> {
+        let mut out = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in ["get", "put", "post", "delete", "patch", "head", "options"] {
+                if item.get(method).is_some() {
+                    out.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    fn all_operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                out.push((method.to_uppercase(), path.clone(), op.clone()));
+            }
+        }
+        out
+    }
+
+    /// Follows a local `$ref` (`#/components/...`).
+    fn resolve<'a>(doc: &'a Value, node: &'a Value) -> &'a Value {
+        match node.get("$ref").and_then(Value::as_str) {
+            Some(r) => {
+                let pointer = r.strip_prefix('#').expect("local ref");
+                doc.pointer(pointer)
+                    .unwrap_or_else(|| panic!("dangling $ref {r}"))
+            }
+            None => node,
+        }
+    }
+
+    #[test]
+    fn every_served_route_is_documented_and_nothing_else() {
+        let public = operations_of(&json_of(&public_doc()));
+        let internal = operations_of(&json_of(&internal_doc()));
+        let served: BTreeSet<(String, String)> = SERVED
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(served.len(), SERVED.len(), "duplicate in SERVED");
+        for route in &served {
+            assert!(
+                public.contains(route) ^ internal.contains(route),
+                "{route:?} must be in exactly one document"
+            );
+        }
+        let documented: BTreeSet<_> = public.union(&internal).cloned().collect();
+        let extra: Vec<_> = documented.difference(&served).collect();
+        assert!(extra.is_empty(), "documented but not served: {extra:?}");
+        assert!(
+            internal.iter().all(|(_, p)| p.starts_with("/internal")),
+            "operator routes only in the internal document"
+        );
+        assert!(
+            public.iter().all(|(_, p)| !p.starts_with("/internal")),
+            "no operator route in the public document"
+        );
+    }
+
+    #[test]
+    fn documents_serialise_as_openapi_3_1_without_dangling_refs() {
+        for doc in [public_doc(), internal_doc()] {
+            let json = json_of(&doc);
+            assert_eq!(json["openapi"], "3.1.0");
+            assert_eq!(json["info"]["version"], env!("CARGO_PKG_VERSION"));
+            // Every `$ref` anywhere in the document resolves.
+            fn walk(doc: &Value, node: &Value) {
+                match node {
+                    Value::Object(map) => {
+                        if map.contains_key("$ref") {
+                            resolve(doc, node);
+                        }
+                        map.values().for_each(|v| walk(doc, v));
+                    }
+                    Value::Array(items) => items.iter().for_each(|v| walk(doc, v)),
+                    _ => {}
+                }
+            }
+            walk(&json, &json);
+            let schemes = &json["components"]["securitySchemes"];
+            assert_eq!(schemes[BEARER]["scheme"], "bearer");
+            assert_eq!(schemes[API_KEY]["name"], "X-API-Key");
+            assert_eq!(schemes[API_KEY]["in"], "header");
+        }
+        let internal = json_of(&internal_doc());
+        assert!(
+            internal["components"]["securitySchemes"][BEARER]["description"]
+                .as_str()
+                .unwrap()
+                .contains("INTERNAL_API_KEY")
+        );
+    }
+
+    #[test]
+    fn every_operation_documents_headers_errors_and_auth() {
+        for (doc, routes) in [
+            (json_of(&public_doc()), public_routes()),
+            (json_of(&internal_doc()), internal_routes()),
+        ] {
+            for (method, path, op) in all_operations(&doc) {
+                let at = format!("{method} {path}");
+                let route = routes
+                    .iter()
+                    .find(|r| r.path == path && r.method.http() == method_of(&method))
+                    .expect("row");
+                let responses = op["responses"].as_object().expect("responses");
+                assert!(responses.contains_key("default"), "{at}: default");
+                for (status, response) in responses {
+                    let response = resolve(&doc, response);
+                    let headers = &response["headers"];
+                    for h in ["X-Request-ID", "X-Process-Time"] {
+                        assert!(headers.get(h).is_some(), "{at} {status}: {h}");
+                    }
+                    if status.starts_with('4') || status.starts_with('5') || status == "default" {
+                        let schema = &response["content"][JSON]["schema"];
+                        let refs = schema.to_string();
+                        assert!(refs.contains("ErrorBody"), "{at} {status}: error body");
+                    }
+                    if status == "429" || status == "503" {
+                        assert!(headers.get("Retry-After").is_some(), "{at} {status}");
+                    }
+                    if status == "401" {
+                        assert!(headers.get("WWW-Authenticate").is_some(), "{at}");
+                    }
+                }
+                // Rate-limited routes: 429 and the X-RateLimit-* headers on success.
+                let limited = path.starts_with("/v1/") && !path.starts_with("/v1/health");
+                assert_eq!(responses.contains_key("429"), limited, "{at}: 429");
+                if limited {
+                    let ok = &responses["200"]["headers"];
+                    for h in [
+                        "X-RateLimit-Limit",
+                        "X-RateLimit-Remaining",
+                        "X-RateLimit-Reset",
+                    ] {
+                        assert!(ok.get(h).is_some(), "{at}: {h}");
+                    }
+                }
+                // Auth.
+                let keyed = matches!(route.auth, Auth::Key | Auth::Optional | Auth::Operator);
+                assert_eq!(op.get("security").is_some(), keyed, "{at}: security");
+                assert_eq!(responses.contains_key("401"), keyed, "{at}: 401");
+                assert_eq!(
+                    responses.contains_key("403"),
+                    route.auth == Auth::Operator,
+                    "{at}: 403"
+                );
+                // Bodies.
+                let has_body = op.get("requestBody").is_some();
+                for status in ["400", "413", "415", "422"] {
+                    assert!(
+                        !has_body || responses.contains_key(status),
+                        "{at}: {status}"
+                    );
+                }
+                // Path parameters match the template.
+                let names: BTreeSet<String> = path
+                    .split('/')
+                    .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                    .map(str::to_string)
+                    .collect();
+                let params: BTreeSet<String> = op["parameters"]
+                    .as_array()
+                    .map(|ps| {
+                        ps.iter()
+                            .filter(|p| p["in"] == "path")
+                            .map(|p| p["name"].as_str().unwrap().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                assert_eq!(names, params, "{at}: path parameters");
+                // A named resource can be missing; an environment name is free
+                // input that always gets a recommendation.
+                let names_resource = !names.is_empty() && !names.contains("environment");
+                assert_eq!(
+                    responses.contains_key("404"),
+                    names_resource,
+                    "{at}: 404 exactly for a named resource"
+                );
+            }
+        }
+    }
+
+    fn method_of(m: &str) -> HttpMethod {
+        match m {
+            "GET" => HttpMethod::Get,
+            "POST" => HttpMethod::Post,
+            "PUT" => HttpMethod::Put,
+            "DELETE" => HttpMethod::Delete,
+            other => panic!("unexpected method {other}"),
+        }
+    }
+
+    /// Property names and required names of a component schema.
+    fn shape(doc: &Value, name: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+        let schema = &doc["components"]["schemas"][name];
+        let props = schema["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name} has properties"))
+            .keys()
+            .cloned()
+            .collect();
+        let required = schema["required"]
+            .as_array()
+            .map(|r| r.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        (props, required)
+    }
+
+    /// A real value's keys must be documented, and every required key present.
+    fn assert_faithful(doc: &Value, name: &str, real: &Value) {
+        let keys: BTreeSet<String> = real.as_object().expect("object").keys().cloned().collect();
+        let (props, required) = shape(doc, name);
+        assert!(
+            keys.is_subset(&props),
+            "{name}: undocumented {:?}",
+            keys.difference(&props)
+        );
+        assert!(
+            required.is_subset(&keys),
+            "{name}: missing {:?}",
+            required.difference(&keys)
+        );
+    }
+
+    #[test]
+    fn schemas_match_the_real_serde_shapes() {
+        use crate::api::error::ErrorBody;
+        use crate::api::text::{BatchItem, BatchResponse, ProcessResponse, ResponseMetadata};
+        use crate::job::{Operation, Sentiment, SentimentLabel};
+        use crate::providers::{ProviderKind, TokenUsage};
+
+        let doc = json_of(&public_doc());
+        let details = json!({"field": "text"});
+        let error = ErrorBody {
+            success: false,
+            error: "bad",
+            error_code: "VALIDATION_ERROR",
+            details: Some(&details),
+            request_id: "id".into(),
+            timestamp: "2026-11-22T01:13:17.441Z".into(),
+        };
+        assert_faithful(&doc, "ErrorBody", &json!(error));
+        let full = ProcessResponse {
+            operation: Operation::Qa,
+            success: true,
+            result: Some("answer".into()),
+            sentiment: Some(Sentiment {
+                sentiment: SentimentLabel::Positive,
+                confidence: 0.5,
+                explanation: "cues".into(),
+            }),
+            key_points: Some(vec!["a".into()]),
+            questions: Some(vec!["b?".into()]),
+            metadata: ResponseMetadata {
+                word_count: 3,
+                provider: ProviderKind::OpenAi,
+                model: "m".into(),
+                attempts: 2,
+                degraded: true,
+                degraded_reason: Some("r".into()),
+                prompt_injection_suspected: true,
+                injection_signals: vec!["ignore_previous"],
+                usage: Some(TokenUsage {
+                    prompt_tokens: 1,
+                    completion_tokens: 2,
+                }),
+                answer_confidence: Some(0.7),
+            },
+            processing_time: 0.1,
+            timestamp: "t".into(),
+            cache_hit: false,
+        };
+        let real = json!(full);
+        assert_faithful(&doc, "ProcessResponse", &real);
+        assert_faithful(&doc, "ResponseMetadata", &real["metadata"]);
+        assert_faithful(&doc, "Sentiment", &real["sentiment"]);
+        assert_faithful(&doc, "TokenUsage", &real["metadata"]["usage"]);
+        assert_eq!(real["metadata"]["provider"], "openai");
+        let enum_values = |name: &str| doc["components"]["schemas"][name]["enum"].clone();
+        assert!(
+            enum_values("ProviderKind")
+                .as_array()
+                .unwrap()
+                .contains(&json!("openai"))
+        );
+        assert!(
+            enum_values("Operation")
+                .as_array()
+                .unwrap()
+                .contains(&json!("key_points"))
+        );
+        let batch = BatchResponse {
+            batch_id: "b".into(),
+            total_requests: 2,
+            completed: 1,
+            failed: 1,
+            results: vec![
+                BatchItem {
+                    request_index: 0,
+                    status: "completed",
+                    response: Some(full),
+                    error: None,
+                    error_code: None,
+                },
+                BatchItem {
+                    request_index: 1,
+                    status: "failed",
+                    response: None,
+                    error: Some("e".into()),
+                    error_code: Some("VALIDATION_ERROR"),
+                },
+            ],
+            total_processing_time: 0.2,
+            timestamp: "t".into(),
+        };
+        let real = json!(batch);
+        assert_faithful(&doc, "BatchResponse", &real);
+        assert_faithful(&doc, "BatchItem", &real["results"][0]);
+        assert_faithful(&doc, "BatchItem", &real["results"][1]);
+        let status = crate::batch::BatchStatus {
+            batch_id: "b".into(),
+            status: crate::batch::BatchState::Processing,
+            total_requests: 2,
+            completed: 0,
+            failed: 0,
+            created_at: "t".into(),
+            completed_at: None,
+            total_processing_time: None,
+        };
+        assert_faithful(&doc, "BatchStatus", &json!(status));
+
+        // The documented request examples are accepted by the real types.
+        let example = doc["components"]["schemas"]["ProcessRequest"]["examples"][0].clone();
+        let request: crate::api::text::ProcessRequest =
+            serde_json::from_value(example).expect("example parses");
+        request.validate().expect("example validates");
+        let example = doc["components"]["schemas"]["BatchRequest"]["examples"][0].clone();
+        let batch: crate::api::text::BatchRequest =
+            serde_json::from_value(example).expect("example parses");
+        assert_eq!(batch.requests.len(), 2);
+        let options = &doc["components"]["schemas"]["ProcessOptions"];
+        assert_eq!(
+            options["additionalProperties"], false,
+            "unknown options are a 422"
+        );
+    }
+
+    /// Status, content type (location for redirects), body.
+    async fn get(router: &Router, uri: &str) -> (StatusCode, String, Vec<u8>) {
+        let response = router
+            .clone()
+            .oneshot(Request::get(uri).body(HttpBody::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let header_of = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let content_type = header_of(header::CONTENT_TYPE);
+        let location = header_of(header::LOCATION);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let meta = if status.is_redirection() {
+            location
+        } else {
+            content_type
+        };
+        (status, meta, body.to_vec())
+    }
+
+    #[tokio::test]
+    async fn swagger_ui_is_served_from_the_binary() {
+        let router: Router = docs_routes(true);
+        for (docs, spec) in [
+            (PUBLIC_DOCS_PATH, PUBLIC_SPEC_PATH),
+            (INTERNAL_DOCS_PATH, INTERNAL_SPEC_PATH),
+        ] {
+            // `/docs` redirects to `/docs/`.
+            let (status, location, _) = get(&router, docs).await;
+            assert!(status.is_redirection(), "{docs}: {status}");
+            assert_eq!(location, format!("{docs}/"));
+
+            // The page references only local assets.
+            let (status, content_type, body) = get(&router, &format!("{docs}/")).await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(content_type.starts_with("text/html"), "{content_type}");
+            let html = String::from_utf8(body).unwrap();
+            for asset in [
+                "swagger-ui-bundle.js",
+                "swagger-initializer.js",
+                "swagger-ui.css",
+            ] {
+                assert!(
+                    html.contains(&format!("./{asset}")),
+                    "{docs}/ references {asset}"
+                );
+            }
+            assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
+
+            // Assets come from the binary.
+            let (status, content_type, body) =
+                get(&router, &format!("{docs}/swagger-ui-bundle.js")).await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(content_type.contains("javascript"), "{content_type}");
+            assert!(body.len() > 100_000, "the real bundle");
+            let (status, content_type, _) = get(&router, &format!("{docs}/swagger-ui.css")).await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(content_type.starts_with("text/css"), "{content_type}");
+
+            // The configuration points at our document, without the external validator.
+            let (status, _, body) = get(&router, &format!("{docs}/swagger-initializer.js")).await;
+            assert_eq!(status, StatusCode::OK);
+            let init = String::from_utf8(body).unwrap();
+            assert!(init.contains(&format!("\"url\": \"{spec}\"")), "{init}");
+            assert!(init.contains("\"validatorUrl\": \"none\""), "{init}");
+
+            // The document itself.
+            let (status, content_type, body) = get(&router, spec).await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(content_type.starts_with(JSON));
+            let json: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(json["openapi"], "3.1.0");
+        }
+        let (status, _, _) = get(&router, "/docs/no-such-file.js").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        // Without internal docs, only the public ones exist.
+        let router: Router = docs_routes(false);
+        assert_eq!(get(&router, PUBLIC_SPEC_PATH).await.0, StatusCode::OK);
+        assert_eq!(
+            get(&router, INTERNAL_SPEC_PATH).await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            get(&router, "/internal/docs/").await.0,
+            StatusCode::NOT_FOUND
+        );
+    }
+}

@@ -1,0 +1,272 @@
+// Browser test of the operator dashboard (GET /internal/dashboard).
+//
+// Starts the fake upstream (every call fails) and keel pointed at it, opens
+// the dashboard in Debian's Chromium under the strict CSP it is meant to be
+// served with, signs in (a wrong key first: the page must say 401 and ask
+// again), sends sentiment jobs from Node until the `openai:sentiment` breaker
+// opens, checks the page shows it open (listed first), clicks Reset and
+// checks it shows closed. Saves target/dashboard.png (and
+// target/dashboard-open.png while the breaker is open); on failure saves
+// target/dashboard-failure.png. Always kills both children. The last line
+// printed is `1 passed, 0 failed` or `0 passed, 1 failed`.
+//
+// Env: KEEL_BIN, FAKE_LLM_BIN (default target/release/keel and
+// target/release/examples/fake_llm, relative to the repository root),
+// CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR (default target/),
+// DASHBOARD_HTML (a path: serve the page from this file instead of the copy
+// compiled into keel, to iterate on the page without rebuilding).
+
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const fromRoot = (p) => (isAbsolute(p) ? p : join(ROOT, p));
+const KEEL_BIN = fromRoot(process.env.KEEL_BIN || 'target/release/keel');
+const FAKE_LLM_BIN = fromRoot(process.env.FAKE_LLM_BIN || 'target/release/examples/fake_llm');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const OUT_DIR = fromRoot(process.env.SCREENSHOT_DIR || 'target');
+const KEY = 'dash-test-key';
+const BREAKER = 'openai:sentiment';
+const CSP =
+  "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; " +
+  "img-src 'self' data:; connect-src 'self'";
+const JOB = {
+  text: 'The support team was friendly and solved my problem quickly.',
+  operation: 'sentiment',
+};
+const OVERALL_TIMEOUT_MS = 120_000;
+
+const children = [];
+const started = Date.now();
+const log = (msg) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Spawns a child, keeping its last output lines for the failure report. */
+function startChild(name, bin, args, env, cwd) {
+  const child = spawn(bin, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const rec = { name, child, lines: [], exited: null };
+  const keep = (chunk) => {
+    for (const line of chunk.toString().split('\n')) {
+      if (!line.trim()) continue;
+      rec.lines.push(line);
+      if (rec.lines.length > 40) rec.lines.shift();
+    }
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  child.on('error', (e) => { rec.exited = `spawn error: ${e.message}`; });
+  child.on('exit', (code, signal) => { rec.exited ??= `exited (code ${code}, signal ${signal})`; });
+  children.push(rec);
+  return rec;
+}
+
+async function killChildren() {
+  await Promise.all(children.map(async (rec) => {
+    const c = rec.child;
+    if (c.exitCode !== null || c.signalCode !== null || c.pid === undefined) return;
+    const gone = new Promise((r) => c.once('exit', r));
+    c.kill('SIGTERM');
+    const t = setTimeout(() => c.kill('SIGKILL'), 3000);
+    await Promise.race([gone, sleep(5000)]);
+    clearTimeout(t);
+    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  }));
+}
+// Last resort, synchronous: never leave a child behind.
+process.on('exit', () => {
+  for (const { child } of children) {
+    if (child.exitCode === null && child.signalCode === null) {
+      try { child.kill('SIGKILL'); } catch { /* already gone */ }
+    }
+  }
+});
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
+}
+
+async function waitFor(what, fn, timeoutMs, rec) {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    if (rec?.exited) throw new Error(`${rec.name} ${rec.exited} while waiting for ${what}`);
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e.message;
+    }
+    await sleep(150);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last: ${last})` : ''}`);
+}
+
+async function main() {
+  mkdirSync(OUT_DIR, { recursive: true });
+
+  // 1. The fake upstream: every call answers 500.
+  const fake = startChild('fake_llm', FAKE_LLM_BIN, ['--host', '127.0.0.1', '--port', '0', '--error-rate', '1.0'],
+    { PATH: process.env.PATH ?? '/usr/bin:/bin' });
+  const fakeUrl = await waitFor('fake_llm to listen', async () => {
+    const m = fake.lines.join('\n').match(/fake_llm listening on (http:\/\/[0-9.:]+)/);
+    return m?.[1];
+  }, 15_000, fake);
+  log(`fake_llm at ${fakeUrl} (error rate 1.0)`);
+
+  // 2. keel, hermetic: minimal environment, its own empty working directory
+  //    (so no .env is read).
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const workDir = mkdtempSync(join(tmpdir(), 'keel-dash-'));
+  const keel = startChild('keel', KEEL_BIN, ['serve', '--host', '127.0.0.1', '--port', String(port)], {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: workDir,
+    RUST_LOG: process.env.RUST_LOG ?? 'info',
+    NO_COLOR: '1',
+    ENVIRONMENT: 'development',
+    OPENAI_BASE_URL: `${fakeUrl}/v1`,
+    INTERNAL_API_KEY: KEY,
+    RESILIENCE_CUSTOM_CONFIG: '{"retry_attempts":1,"circuit_breaker_threshold":2,"recovery_timeout":300}',
+  }, workDir);
+  keel.child.on('exit', () => rmSync(workDir, { recursive: true, force: true }));
+  await waitFor('keel /v1/health/ready', async () => (await fetch(`${base}/v1/health/ready`)).ok, 30_000, keel);
+  log(`keel ready at ${base}`);
+
+  // 3. The browser, with the dashboard served under the strict CSP.
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const problems = [];
+  try {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, bypassCSP: false });
+    const page = await context.newPage();
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /Content.Security.Policy|Refused to/i.test(m.text())) {
+        problems.push(`CSP: ${m.text()}`);
+      }
+    });
+    await page.route('**/internal/dashboard', async (route) => {
+      const response = await route.fetch();
+      const headers = { ...response.headers(), 'content-security-policy': CSP };
+      if (process.env.DASHBOARD_HTML) {
+        delete headers['content-length'];
+        await route.fulfill({ response, headers, body: readFileSync(fromRoot(process.env.DASHBOARD_HTML), 'utf8') });
+      } else {
+        await route.fulfill({ response, headers });
+      }
+    });
+    try {
+      await runScenario(page, base);
+      if (problems.length) throw new Error(problems.join('; '));
+      await page.screenshot({ path: join(OUT_DIR, 'dashboard.png'), fullPage: true });
+      log(`screenshot: ${join(OUT_DIR, 'dashboard.png')}`);
+    } catch (e) {
+      const shot = join(OUT_DIR, 'dashboard-failure.png');
+      await page.screenshot({ path: shot, fullPage: true }).catch(() => {});
+      console.log(`failure screenshot: ${shot}`);
+      if (problems.length) console.log(`browser problems: ${problems.join('; ')}`);
+      throw e;
+    }
+  } finally {
+    await browser.close().catch(() => {});
+  }
+}
+
+async function runScenario(page, base) {
+  const row = page.locator(`[data-breaker="${BREAKER}"]`);
+
+  await page.goto(`${base}/internal/dashboard`);
+  await page.locator('#key-input').waitFor({ state: 'visible', timeout: 10_000 });
+
+  // A wrong key: clear message, and the form comes back.
+  await page.fill('#key-input', 'not-the-key');
+  await page.click('#key-submit');
+  await page.locator('#login-msg', { hasText: '401' }).waitFor({ timeout: 10_000 });
+  await page.locator('#key-input').waitFor({ state: 'visible', timeout: 5_000 });
+  log('wrong key: 401 shown, key asked again');
+
+  await page.fill('#key-input', KEY);
+  await page.click('#key-submit');
+  await row.locator('[data-state="closed"]').waitFor({ timeout: 10_000 });
+  log(`signed in; ${BREAKER} shows closed`);
+
+  // Fail sentiment jobs upstream until the breaker opens (the local fallback
+  // still answers them). Bounded: at most 8 jobs.
+  let opened = false;
+  for (let i = 1; i <= 8 && !opened; i++) {
+    const res = await fetch(`${base}/v1/text_processing/process`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(JOB),
+    });
+    const body = await res.json().catch(() => ({}));
+    log(`job ${i}: HTTP ${res.status}, provider ${body?.metadata?.provider ?? '?'}, degraded ${body?.metadata?.degraded ?? '?'}`);
+    const b = await (await fetch(`${base}/internal/resilience/circuit-breakers/${BREAKER}`, {
+      headers: { authorization: `Bearer ${KEY}` },
+    })).json();
+    opened = b.state === 'open';
+  }
+  if (!opened) throw new Error(`${BREAKER} did not open after 8 failing jobs (API view)`);
+
+  await row.locator('[data-state="open"]').waitFor({ timeout: 10_000 });
+  log(`page shows ${BREAKER} open`);
+  const first = await page.locator('#breaker-rows tr').first().getAttribute('data-breaker');
+  if (first !== BREAKER) throw new Error(`the open breaker is not listed first (first row: ${first})`);
+  const headerText = await page.locator('#summary').innerText();
+  if (!/\b1\s+of\s+\d+\s+breakers open/.test(headerText)) throw new Error(`header does not count the open breaker: ${headerText}`);
+  await page.screenshot({ path: join(OUT_DIR, 'dashboard-open.png'), fullPage: true });
+
+  await row.locator('[data-action="reset"]').click();
+  await row.locator('[data-state="closed"]').waitFor({ timeout: 10_000 });
+  log(`clicked Reset; page shows ${BREAKER} closed`);
+  await page.locator('#toast', { hasText: 'reset applied' }).waitFor({ timeout: 5_000 });
+}
+
+let failed = false;
+const watchdog = setTimeout(() => {
+  console.log(`FAIL: the whole test took more than ${OVERALL_TIMEOUT_MS / 1000} s`);
+  failed = true;
+  finish();
+}, OVERALL_TIMEOUT_MS);
+
+let finishing = false;
+async function finish() {
+  if (finishing) return;
+  finishing = true;
+  clearTimeout(watchdog);
+  if (failed) {
+    for (const rec of children) {
+      console.log(`--- last output of ${rec.name}${rec.exited ? ` (${rec.exited})` : ''}:`);
+      console.log(rec.lines.slice(-15).join('\n') || '(none)');
+    }
+  }
+  await killChildren();
+  // Everything goes to stdout, so this line is the last one a reader sees.
+  process.stdout.write(failed ? '0 passed, 1 failed\n' : '1 passed, 0 failed\n', () => process.exit(failed ? 1 : 0));
+}
+
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => { console.log(`FAIL: interrupted (${sig})`); failed = true; finish(); });
+}
+
+main().then(
+  () => log('PASS: dashboard shows the breaker opening and closes it with Reset'),
+  (e) => { console.log(`FAIL: ${e?.stack ?? e}`); failed = true; },
+).finally(finish);
