@@ -5,7 +5,7 @@ CARGO ?= cargo
 ARGS ?=
 
 .PHONY: help run test lint fmt bench build release fake-llm clean \
-	list-resil-presets show-resil-preset validate-resil-config recommend-resil-preset migrate-config
+	test-browser bench-load bench-soak list-resil-presets show-resil-preset validate-resil-config recommend-resil-preset migrate-config
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -37,6 +37,14 @@ release: ## Optimised binary at target/release/keel
 bench: ## Criterion micro-benchmarks
 	$(CARGO) bench --bench engine
 
+bench-load: ## Load benchmark keel vs direct upstream: table + target/bench/load-*.json (ARGS="--duration 5 --cells hit-0")
+	$(CARGO) build --release --bin keel --example fake_llm
+	$(CARGO) run --release --example loadgen -- $(ARGS)
+
+bench-soak: ## 10-minute RSS soak of keel at c=16, fails on >10 % growth (ARGS="--soak-duration 120")
+	$(CARGO) build --release --bin keel --example fake_llm
+	$(CARGO) run --release --example loadgen -- --soak $(ARGS)
+
 fake-llm: ## Run the fake OpenAI/Gemini upstream on 127.0.0.1:8089 (ARGS="--error-rate 0.3")
 	$(CARGO) run --release --example fake_llm -- $(ARGS)
 
@@ -59,6 +67,9 @@ recommend-resil-preset: ## Recommend a preset (ENV=staging; auto-detected when e
 
 migrate-config: ## Turn legacy RETRY_*/CIRCUIT_BREAKER_* variables into a preset (FORMAT=bash|env|docker)
 	$(KEEL) config migrate --format $(FORMAT)
+
+test-browser: ## Browser test of /internal/dashboard (Debian chromium + playwright-core)
+	bash tests/browser/run.sh
 
 clean: ## Remove build output
 	$(CARGO) clean

@@ -110,15 +110,17 @@ fn field(hasher: &mut Sha256, bytes: &[u8]) {
 /// Hashes `text` with whitespace runs collapsed to one space and the ends
 /// trimmed, without allocating the normalised copy.
 fn normalized_field(hasher: &mut Sha256, text: &str) {
-    let words = text.split_whitespace().count();
-    let len: usize = text.split_whitespace().map(str::len).sum::<usize>() + words.saturating_sub(1);
-    hasher.update((len as u64).to_le_bytes());
-    for (i, word) in text.split_whitespace().enumerate() {
-        if i > 0 {
-            hasher.update(b" ");
+    // One pass into one buffer, then one hash update: many small updates
+    // (one per word) cost more than the hashing itself.
+    let mut normalized = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !normalized.is_empty() {
+            normalized.push(' ');
         }
-        hasher.update(word.as_bytes());
+        normalized.push_str(word);
     }
+    hasher.update((normalized.len() as u64).to_le_bytes());
+    hasher.update(normalized.as_bytes());
 }
 
 /// Longest accepted invalidation pattern, in bytes.

@@ -184,6 +184,10 @@ pub struct BreakerCore {
     probes_in_flight: u32,
     probe_successes: u32,
     window: VecDeque<WindowEntry>,
+    /// Failures and slow calls currently in `window`, kept in step with it
+    /// so evaluating the rate rules never scans the window.
+    window_failures: u32,
+    window_slow: u32,
     counters: BreakerCounters,
     transitions: VecDeque<Transition>,
 }
@@ -228,6 +232,8 @@ impl BreakerCore {
             probes_in_flight: 0,
             probe_successes: 0,
             window: VecDeque::new(),
+            window_failures: 0,
+            window_slow: 0,
             counters: BreakerCounters::default(),
             transitions: VecDeque::new(),
         }
@@ -256,7 +262,7 @@ impl BreakerCore {
         match to {
             BreakerState::Closed | BreakerState::Disabled | BreakerState::MetricsOnly => {
                 self.consecutive_failures = 0;
-                self.window.clear();
+                self.clear_window();
                 self.open_until = None;
             }
             BreakerState::Open => self.counters.opens += 1,
@@ -350,6 +356,8 @@ impl BreakerCore {
         } else {
             self.consecutive_failures = 0;
         }
+        self.window_failures += u32::from(failed);
+        self.window_slow += u32::from(slow);
         self.window.push_back(WindowEntry {
             at: now,
             failed,
@@ -371,15 +379,25 @@ impl BreakerCore {
                 .front()
                 .is_some_and(|e| now.saturating_duration_since(e.at) > self.settings.window)
         {
-            self.window.pop_front();
+            if let Some(old) = self.window.pop_front() {
+                self.window_failures -= u32::from(old.failed);
+                self.window_slow -= u32::from(old.slow);
+            }
         }
     }
 
+    fn clear_window(&mut self) {
+        self.window.clear();
+        self.window_failures = 0;
+        self.window_slow = 0;
+    }
+
     fn window_counts(&self) -> (u32, u32, u32) {
-        let calls = self.window.len() as u32;
-        let failures = self.window.iter().filter(|e| e.failed).count() as u32;
-        let slow = self.window.iter().filter(|e| e.slow).count() as u32;
-        (calls, failures, slow)
+        (
+            self.window.len() as u32,
+            self.window_failures,
+            self.window_slow,
+        )
     }
 
     fn should_open(&self) -> Option<String> {
@@ -529,7 +547,7 @@ impl CircuitBreaker {
         };
         if command == BreakerCommand::Reset {
             core.consecutive_failures = 0;
-            core.window.clear();
+            core.clear_window();
         }
         core.transition(to, reason);
     }
@@ -789,5 +807,51 @@ mod tests {
         assert_eq!(b.state(), BreakerState::Open);
         early.record(CallOutcome::Success);
         assert_eq!(b.state(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn window_counts_track_the_calls_of_the_last_window() {
+        let mut s = settings(1000, 10);
+        s.slow_call_duration = Some(Duration::from_secs(1));
+        let b = CircuitBreaker::new("p:op", s);
+        // (time of call, failed, slow) as a reference model.
+        let mut model: Vec<(Duration, bool, bool)> = Vec::new();
+        let mut now = Duration::ZERO;
+        let mut seed = 7u64;
+        for _ in 0..400 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let failed = seed >> 62 == 0;
+            let slow = (seed >> 60) & 3 == 1;
+            let step = Duration::from_millis((seed >> 40) % 900);
+            let p = b.try_acquire().unwrap();
+            if slow {
+                tokio::time::advance(Duration::from_secs(1)).await;
+                now += Duration::from_secs(1);
+            }
+            p.record(if failed {
+                CallOutcome::Failure
+            } else {
+                CallOutcome::Success
+            });
+            model.push((now, failed, slow));
+            tokio::time::advance(step).await;
+            now += step;
+        }
+        let snap = b.snapshot();
+        let recent: Vec<_> = model
+            .iter()
+            .filter(|(t, _, _)| now - *t <= Duration::from_secs(60))
+            .collect();
+        assert_eq!(snap.window_calls as usize, recent.len());
+        assert_eq!(
+            snap.window_failures as usize,
+            recent.iter().filter(|c| c.1).count()
+        );
+        assert_eq!(
+            snap.window_slow_calls as usize,
+            recent.iter().filter(|c| c.2).count()
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! The operator API under `/internal`: health with system figures, metrics,
 //! resilience configuration and presets, circuit breakers with manual
-//! control. Every route needs the operator key (see [`OperatorKey`]) and
-//! answers JSON, with the common error body and 404 for unknown names.
+//! control, and the dashboard page. Every route but the page itself needs
+//! the operator key (see [`OperatorKey`]) and answers JSON, with the common
+//! error body and 404 for unknown names.
 
 mod cache;
 mod monitoring;
@@ -18,6 +19,7 @@ use serde_json::{Value, json};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
+        .route("/dashboard", get(dashboard))
         .route("/monitoring/health", get(monitoring::health))
         .route("/metrics", get(monitoring::prometheus))
         .route("/metrics/summary", get(monitoring::summary))
@@ -69,12 +71,20 @@ pub fn routes() -> Router<AppState> {
         .route("/resilience/config/validate", post(resilience::validate))
 }
 
+/// `GET /internal/dashboard`: the operator dashboard, one self-contained
+/// page. It needs no key to load; it asks for the operator key and sends it
+/// with every call it makes.
+async fn dashboard() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("dashboard.html"))
+}
+
 /// `GET /internal/`: the endpoint map.
 pub async fn index(_: OperatorKey) -> Json<Value> {
     Json(json!({
         "message": "keel operator API",
         "version": env!("CARGO_PKG_VERSION"),
         "endpoints": {
+            "dashboard": "GET /internal/dashboard",
             "monitoring": ["GET /internal/monitoring/health"],
             "metrics": ["GET /internal/metrics", "GET /internal/metrics/summary"],
             "cache": [

@@ -1,0 +1,1206 @@
+//! `loadgen`: a self-contained HTTP load benchmark of keel against its fake
+//! LLM upstream, e.g. `make bench-load` or
+//! `cargo run --release --example loadgen -- --duration 5 --cells hit-0`.
+//!
+//! It orchestrates the whole run itself, on loopback only:
+//!
+//! 1. starts `fake_llm` (the fake OpenAI-compatible upstream) and
+//!    `keel serve` (pointed at it, no fallback, no rate limits, `LOG_LEVEL=warn`)
+//!    on free ports, and times keel's start-up (spawn → first 200 from
+//!    `GET /v1/health/ready`);
+//! 2. for every cell — cache `miss` (every request a different text) or `hit`
+//!    (the same body every time), an upstream latency (set through
+//!    `PUT /_fake/config`) and a concurrency — runs the same load twice,
+//!    alternating which goes first: **direct** (straight to the fake's
+//!    `POST /v1/chat/completions` with the chat body keel itself would send)
+//!    and **keel** (`POST /v1/text_processing/process`, operation
+//!    `sentiment`);
+//! 3. prints a markdown table and writes JSON to `target/bench/load-<unix>.json`
+//!    and `target/bench/load-latest.json`.
+//!
+//! Load model: closed loop — N workers each send their next request when the
+//! previous one returns — for a fixed duration after a warm-up. Latencies are
+//! raw (an HDR histogram of what each request took, no coordinated-omission
+//! "correction"); a request counts when it started after the warm-up and
+//! finished before the end.
+//!
+//! Per keel run it also reports keel's CPU time per request (utime + stime
+//! from `/proc/<pid>/stat` read at the start and end of the measured window,
+//! converted with `getconf CLK_TCK`, 100 Hz when that fails) and its peak RSS
+//! (`VmHWM` from `/proc/<pid>/status`). The load generator, the fake and keel
+//! share the machine's cores: on a small machine the throughput figures are
+//! those of the three together.
+//!
+//! `--soak` instead runs mixed traffic (all five operations, half cache hits)
+//! against keel for 10 minutes (`--soak-duration`), samples keel's RSS every
+//! 10 s and fails when the last sample exceeds the post-warm-up one by more
+//! than 10 %.
+//!
+//! Exit status: 0 on success, 1 when keel answered a non-2xx (or a transport
+//! error) during a cell or the soak's RSS grew too much, 2 when the run could
+//! not be set up or was interrupted. Child processes are killed on every exit
+//! path (a guard's `Drop`, also on panic and Ctrl-C).
+
+use std::fmt::{self, Display};
+use std::fs;
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+use keel::job::{Job, JobOptions, Operation};
+use keel::providers::ProviderKind;
+use keel::providers::prompt::build_prompt;
+use serde::Serialize;
+use serde_json::json;
+
+/// Load benchmark of keel vs its fake upstream (direct), or a memory soak.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "loadgen", about)]
+struct Args {
+    /// Measured seconds per run (each cell has a direct and a keel run).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Warm-up seconds before each measured run (not recorded).
+    #[arg(long, default_value_t = 3.0)]
+    warmup: f64,
+    /// Cells, comma-separated: `miss-<upstream ms>` (unique texts) or
+    /// `hit-<upstream ms>` (the same body every time).
+    #[arg(long, default_value = "miss-0,hit-0,miss-50,hit-50")]
+    cells: String,
+    /// Concurrency levels (closed-loop workers), comma-separated.
+    #[arg(long, default_value = "16,64")]
+    concurrency: String,
+    /// Run the memory soak instead of the cells.
+    #[arg(long)]
+    soak: bool,
+    /// Soak: measured seconds after the warm-up.
+    #[arg(long, default_value_t = 600.0)]
+    soak_duration: f64,
+    /// Soak: warm-up seconds (the cache fills up to its bound meanwhile).
+    #[arg(long, default_value_t = 60.0)]
+    soak_warmup: f64,
+    /// Soak: seconds between RSS samples.
+    #[arg(long, default_value_t = 10.0)]
+    soak_interval: f64,
+    /// Soak: closed-loop workers.
+    #[arg(long, default_value_t = 16)]
+    soak_concurrency: usize,
+    /// Soak: upstream latency in milliseconds.
+    #[arg(long, default_value_t = 5)]
+    soak_latency_ms: u64,
+    /// Soak: allowed RSS growth after the warm-up, in percent.
+    #[arg(long, default_value_t = 10.0)]
+    soak_max_growth: f64,
+    /// keel binary (default: `keel` next to this example's directory).
+    #[arg(long)]
+    keel_bin: Option<PathBuf>,
+    /// fake_llm binary (default: `fake_llm` next to this example).
+    #[arg(long)]
+    fake_bin: Option<PathBuf>,
+    /// Output directory for JSON and child logs (default: `<target>/bench`).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Extra environment for keel, `KEY=VALUE` (repeatable).
+    #[arg(long = "keel-env", value_name = "KEY=VALUE")]
+    keel_env: Vec<String>,
+}
+
+// ------------------------------------------------------------------ errors
+
+/// A failure that ends the run, with a message for the operator.
+#[derive(Debug)]
+struct Fatal(String);
+
+impl Display for Fatal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+type Res<T> = Result<T, Fatal>;
+
+/// Adds what was being done to any displayable error.
+trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Res<T>;
+}
+
+impl<T, E: Display> Context<T> for Result<T, E> {
+    fn context(self, what: impl FnOnce() -> String) -> Res<T> {
+        self.map_err(|e| Fatal(format!("{}: {e}", what())))
+    }
+}
+
+fn fatal<T>(message: impl Into<String>) -> Res<T> {
+    Err(Fatal(message.into()))
+}
+
+// ------------------------------------------------------------- processes
+
+/// A child process killed (and reaped) when dropped: on success, error,
+/// panic unwinding and Ctrl-C alike.
+struct ChildGuard {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl ChildGuard {
+    fn spawn(name: &'static str, mut command: Command, log: PathBuf) -> Res<ChildGuard> {
+        let file = fs::File::create(&log).context(|| format!("cannot create {}", log.display()))?;
+        let err = file
+            .try_clone()
+            .context(|| format!("cannot reopen {}", log.display()))?;
+        let program = command.get_program().to_string_lossy().into_owned();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(err)
+            .spawn()
+            .context(|| format!("cannot start {name} ({program})"))?;
+        Ok(ChildGuard { name, child, log })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `Err` with the exit status and the log's tail when the child has exited.
+    fn check_alive(&mut self) -> Res<()> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => fatal(format!(
+                "{} exited early ({status}); last lines of {}:\n{}",
+                self.name,
+                self.log.display(),
+                log_tail(&self.log)
+            )),
+            Err(e) => fatal(format!("cannot poll {}: {e}", self.name)),
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// A free loopback port (bound then released; the child binds it next).
+fn free_port() -> Res<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .context(|| "cannot bind a loopback port".to_string())?;
+    let port = listener
+        .local_addr()
+        .context(|| "cannot read the bound port".to_string())?
+        .port();
+    Ok(port)
+}
+
+/// CPU time (user + system) of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> Res<u64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = fs::read_to_string(&path).context(|| format!("cannot read {path}"))?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| Fatal(format!("unexpected format of {path}")))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| -> Res<u64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| Fatal(format!("unexpected format of {path}")))
+    };
+    // utime is field 14, stime field 15 (1-based); index 0 here is field 3.
+    Ok(field(11)? + field(12)?)
+}
+
+/// A `kB` line of `/proc/<pid>/status` (`VmHWM`, `VmRSS`), in KiB.
+fn status_kib(pid: u32, key: &str) -> Res<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = fs::read_to_string(&path).context(|| format!("cannot read {path}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| Fatal(format!("no {key} in {path}")))
+}
+
+/// The 1-minute load average (`/proc/loadavg`), 0 when unreadable.
+fn loadavg_1m() -> f64 {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Clock ticks per second and where the figure came from.
+fn clock_ticks() -> (u64, &'static str) {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|&t| t > 0)
+        .map_or((100, "assumed 100 Hz"), |t| (t, "getconf CLK_TCK"))
+}
+
+// ------------------------------------------------------------------ load
+
+/// What a run sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Target {
+    /// Straight to the fake upstream.
+    Direct,
+    /// Through keel.
+    Keel,
+}
+
+/// How request bodies vary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Traffic {
+    /// Every request a different text (sentiment).
+    Miss,
+    /// The same body every time (sentiment).
+    Hit,
+    /// All operations, half repeated texts, half unique (soak).
+    Mixed,
+}
+
+const HIT_TEXT: &str = "Ticket fixed-0: the support team was friendly and solved my problem \
+quickly, although the first reply took a while.";
+
+const ARTICLE: &str = "The city of Riverton launched a solar energy program this spring. \
+The program will install panels on two hundred public buildings. \
+Officials expect the panels to cut the city energy costs by a third. \
+Construction crews began work on the first schools in April. \
+The council approved a budget of forty million dollars.";
+
+/// Builds request bodies; unique texts come from a counter plus a per-run
+/// nonce, so no cell ever finds another cell's entries in keel's cache.
+struct Bodies {
+    target: Target,
+    traffic: Traffic,
+    nonce: u64,
+    counter: AtomicU64,
+}
+
+impl Bodies {
+    fn next(&self) -> Vec<u8> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let (operation, text) = match self.traffic {
+            Traffic::Hit => (Operation::Sentiment, HIT_TEXT.to_string()),
+            Traffic::Miss => (
+                Operation::Sentiment,
+                format!(
+                    "Ticket {}-{n}: the support team was friendly and solved my problem \
+                     quickly, although the first reply took a while.",
+                    self.nonce
+                ),
+            ),
+            Traffic::Mixed => {
+                let op = Operation::ALL[(n % Operation::ALL.len() as u64) as usize];
+                // Odd requests repeat one of 64 texts (hits once warm), even
+                // ones are new (misses that keep the cache evicting).
+                let id = if n % 2 == 1 {
+                    format!("shared-{}", (n / 2) % 64)
+                } else {
+                    format!("{}-{n}", self.nonce)
+                };
+                (op, format!("Report {id}. {ARTICLE}"))
+            }
+        };
+        let question = (operation == Operation::Qa).then_some("How much did the council approve?");
+        let body = match self.target {
+            Target::Keel => json!({
+                "text": text,
+                "operation": operation.as_str(),
+                "question": question,
+            }),
+            Target::Direct => {
+                let prompt = build_prompt(&Job {
+                    operation,
+                    text,
+                    question: question.map(str::to_string),
+                    options: JobOptions::default(),
+                });
+                json!({
+                    "model": ProviderKind::OpenAi.default_model(),
+                    "messages": [
+                        {"role": "system", "content": prompt.system},
+                        {"role": "user", "content": prompt.user},
+                    ],
+                    "temperature": 0.2,
+                })
+            }
+        };
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+}
+
+/// The measured part of one worker's work.
+struct WorkerTally {
+    hist: Histogram<u64>,
+    /// Successful measured requests (their latencies are in `hist`).
+    ok: u64,
+    /// Failed measured requests.
+    errors: u64,
+    /// Non-2xx or failed requests over the whole run, warm-up included.
+    errors_total: u64,
+    first_error: Option<String>,
+}
+
+/// One closed-loop worker: next request when the previous one returns.
+async fn worker(
+    client: reqwest::Client,
+    url: Arc<str>,
+    bodies: Arc<Bodies>,
+    measure_from: Instant,
+    end: Instant,
+) -> Res<WorkerTally> {
+    let mut tally = WorkerTally {
+        hist: Histogram::new_with_bounds(1, 60_000_000, 3)
+            .context(|| "cannot create a histogram".to_string())?,
+        ok: 0,
+        errors: 0,
+        errors_total: 0,
+        first_error: None,
+    };
+    loop {
+        let started = Instant::now();
+        if started >= end {
+            return Ok(tally);
+        }
+        let body = bodies.next();
+        let sent = client
+            .post(&*url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await;
+        let failure = match sent {
+            Ok(response) => {
+                let status = response.status();
+                match response.bytes().await {
+                    Ok(_) if status.is_success() => None,
+                    Ok(b) => Some(format!(
+                        "HTTP {status}: {}",
+                        String::from_utf8_lossy(&b[..b.len().min(300)])
+                    )),
+                    Err(e) => Some(format!("reading the body failed: {e}")),
+                }
+            }
+            Err(e) => Some(format!("request failed: {e}")),
+        };
+        let finished = Instant::now();
+        let measured = started >= measure_from && finished <= end;
+        match failure {
+            None if measured => {
+                let micros = finished.duration_since(started).as_micros();
+                tally
+                    .hist
+                    .saturating_record(u64::try_from(micros).unwrap_or(u64::MAX));
+                tally.ok += 1;
+            }
+            None => {}
+            Some(message) => {
+                tally.errors_total += 1;
+                tally.errors += u64::from(measured);
+                tally.first_error.get_or_insert(message);
+            }
+        }
+    }
+}
+
+/// Figures of one measured run.
+#[derive(Debug, Clone, Serialize)]
+struct RunStats {
+    target: Target,
+    requests: u64,
+    requests_per_s: f64,
+    p50_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    mean_ms: f64,
+    /// Non-2xx answers and transport errors over the whole run (warm-up included).
+    errors: u64,
+    /// The same, in the measured window only.
+    errors_measured: u64,
+    first_error: Option<String>,
+    /// CPU µs per measured request of each process.
+    keel_cpu_us_per_req: f64,
+    fake_cpu_us_per_req: f64,
+    loadgen_cpu_us_per_req: f64,
+    /// keel's `VmHWM` after the run, KiB.
+    keel_vmhwm_kib: u64,
+    /// keel's `VmRSS` after the run, KiB.
+    keel_vmrss_kib: u64,
+    /// Completion requests the fake upstream served during the whole run.
+    upstream_requests: u64,
+    /// The machine's 1-minute load average after the run (other work on the
+    /// machine skews every figure).
+    loadavg_1m: f64,
+}
+
+/// Processes being measured and how to reach them.
+struct Rig {
+    client: reqwest::Client,
+    keel: ChildGuard,
+    fake: ChildGuard,
+    keel_url: String,
+    fake_url: String,
+    ticks_per_s: u64,
+    nonce: u64,
+}
+
+impl Rig {
+    fn cpu(&self) -> Res<[u64; 3]> {
+        Ok([
+            cpu_ticks(self.keel.pid())?,
+            cpu_ticks(self.fake.pid())?,
+            cpu_ticks(std::process::id())?,
+        ])
+    }
+
+    async fn fake_requests(&self) -> Res<u64> {
+        let url = format!("{}/_fake/stats", self.fake_url);
+        let stats: serde_json::Value = self
+            .client
+            .get(&url)
+            .send()
+            .await
+            .context(|| format!("GET {url}"))?
+            .json()
+            .await
+            .context(|| format!("GET {url}: bad JSON"))?;
+        stats["requests_total"]
+            .as_u64()
+            .ok_or_else(|| Fatal(format!("GET {url}: no requests_total")))
+    }
+
+    async fn set_upstream_latency(&self, latency_ms: u64) -> Res<()> {
+        let url = format!("{}/_fake/config", self.fake_url);
+        let response = self
+            .client
+            .put(&url)
+            .json(&json!({ "latency_ms": latency_ms }))
+            .send()
+            .await
+            .context(|| format!("PUT {url}"))?;
+        if !response.status().is_success() {
+            return fatal(format!("PUT {url}: HTTP {}", response.status()));
+        }
+        Ok(())
+    }
+
+    /// Runs `concurrency` closed-loop workers for warm-up + duration.
+    async fn run(
+        &mut self,
+        target: Target,
+        traffic: Traffic,
+        concurrency: usize,
+        warmup: Duration,
+        duration: Duration,
+    ) -> Res<RunStats> {
+        let url: Arc<str> = match target {
+            Target::Keel => format!("{}/v1/text_processing/process", self.keel_url),
+            Target::Direct => format!("{}/v1/chat/completions", self.fake_url),
+        }
+        .into();
+        self.nonce += 1;
+        let bodies = Arc::new(Bodies {
+            target,
+            traffic,
+            nonce: self.nonce,
+            counter: AtomicU64::new(0),
+        });
+        let upstream_before = self.fake_requests().await?;
+        let start = Instant::now();
+        let measure_from = start + warmup;
+        let end = measure_from + duration;
+        let workers: Vec<_> = (0..concurrency)
+            .map(|_| {
+                tokio::spawn(worker(
+                    self.client.clone(),
+                    url.clone(),
+                    bodies.clone(),
+                    measure_from,
+                    end,
+                ))
+            })
+            .collect();
+        tokio::time::sleep_until(measure_from.into()).await;
+        let cpu_before = self.cpu()?;
+        tokio::time::sleep_until(end.into()).await;
+        let cpu_after = self.cpu()?;
+        let mut hist: Histogram<u64> = Histogram::new_with_bounds(1, 60_000_000, 3)
+            .context(|| "cannot create a histogram".to_string())?;
+        let (mut ok, mut errors, mut errors_measured, mut first_error) = (0, 0, 0, None);
+        for w in workers {
+            let tally = w.await.context(|| "a load worker panicked".to_string())??;
+            hist.add(&tally.hist)
+                .context(|| "cannot merge histograms".to_string())?;
+            ok += tally.ok;
+            errors += tally.errors_total;
+            errors_measured += tally.errors;
+            if first_error.is_none() {
+                first_error = tally.first_error;
+            }
+        }
+        self.keel.check_alive()?;
+        self.fake.check_alive()?;
+        let upstream_requests = self.fake_requests().await?.saturating_sub(upstream_before);
+        let per_req = |i: usize| {
+            let ticks = cpu_after[i].saturating_sub(cpu_before[i]) as f64;
+            ticks * 1e6 / self.ticks_per_s as f64 / ok.max(1) as f64
+        };
+        let ms = |us: u64| us as f64 / 1000.0;
+        Ok(RunStats {
+            target,
+            requests: ok,
+            requests_per_s: ok as f64 / duration.as_secs_f64(),
+            p50_ms: ms(hist.value_at_quantile(0.50)),
+            p90_ms: ms(hist.value_at_quantile(0.90)),
+            p99_ms: ms(hist.value_at_quantile(0.99)),
+            max_ms: ms(hist.max()),
+            mean_ms: hist.mean() / 1000.0,
+            errors,
+            errors_measured,
+            first_error,
+            keel_cpu_us_per_req: per_req(0),
+            fake_cpu_us_per_req: per_req(1),
+            loadgen_cpu_us_per_req: per_req(2),
+            keel_vmhwm_kib: status_kib(self.keel.pid(), "VmHWM")?,
+            keel_vmrss_kib: status_kib(self.keel.pid(), "VmRSS")?,
+            upstream_requests,
+            loadavg_1m: loadavg_1m(),
+        })
+    }
+
+    /// Whether keel answers the hit body from its cache now.
+    async fn keel_serves_hit_from_cache(&self) -> Res<bool> {
+        let url = format!("{}/v1/text_processing/process", self.keel_url);
+        let body: serde_json::Value = self
+            .client
+            .post(&url)
+            .json(&json!({"text": HIT_TEXT, "operation": "sentiment"}))
+            .send()
+            .await
+            .context(|| format!("POST {url}"))?
+            .json()
+            .await
+            .context(|| format!("POST {url}: bad JSON"))?;
+        Ok(body["cache_hit"].as_bool() == Some(true))
+    }
+}
+
+/// Polls `url` until it answers 200; `Err` when `child` exits or after 30 s.
+async fn wait_ready(client: &reqwest::Client, url: &str, child: &mut ChildGuard) -> Res<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = client.get(url).send().await
+            && r.status() == reqwest::StatusCode::OK
+        {
+            return Ok(());
+        }
+        child.check_alive()?;
+        if Instant::now() > deadline {
+            return fatal(format!(
+                "{} not ready at {url} after 30 s; last lines of {}:\n{}",
+                child.name,
+                child.log.display(),
+                log_tail(&child.log)
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+// ------------------------------------------------------------------ cells
+
+/// One benchmark cell.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Cell {
+    traffic: Traffic,
+    upstream_latency_ms: u64,
+    concurrency: usize,
+}
+
+impl Display for Cell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = match self.traffic {
+            Traffic::Miss => "miss",
+            Traffic::Hit => "hit",
+            Traffic::Mixed => "mixed",
+        };
+        write!(
+            f,
+            "{t} {}ms c{}",
+            self.upstream_latency_ms, self.concurrency
+        )
+    }
+}
+
+fn parse_cells(cells: &str, concurrency: &str) -> Res<Vec<Cell>> {
+    let mut levels = Vec::new();
+    for c in concurrency
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        match c.parse::<usize>() {
+            Ok(n) if (1..=4096).contains(&n) => levels.push(n),
+            _ => return fatal(format!("invalid --concurrency {c:?}: allowed 1..=4096")),
+        }
+    }
+    let mut kinds = Vec::new();
+    for spec in cells.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        let parsed = spec.split_once('-').and_then(|(kind, ms)| {
+            let traffic = match kind {
+                "miss" => Traffic::Miss,
+                "hit" => Traffic::Hit,
+                _ => return None,
+            };
+            Some((traffic, ms.trim_end_matches("ms").parse::<u64>().ok()?))
+        });
+        match parsed {
+            Some(k) => kinds.push(k),
+            None => {
+                return fatal(format!(
+                    "invalid cell {spec:?}: allowed miss-<ms> or hit-<ms>, e.g. miss-0,hit-50"
+                ));
+            }
+        }
+    }
+    if levels.is_empty() || kinds.is_empty() {
+        return fatal("no cells to run: --cells and --concurrency must not be empty");
+    }
+    // Grouped by upstream latency so the fake is reconfigured once per group.
+    let mut latencies: Vec<u64> = Vec::new();
+    for &(_, ms) in &kinds {
+        if !latencies.contains(&ms) {
+            latencies.push(ms);
+        }
+    }
+    let mut out = Vec::new();
+    for &latency in &latencies {
+        for &concurrency in &levels {
+            for &(traffic, _) in kinds.iter().filter(|k| k.1 == latency) {
+                out.push(Cell {
+                    traffic,
+                    upstream_latency_ms: latency,
+                    concurrency,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn seconds(flag: &str, value: f64) -> Res<Duration> {
+    if value.is_finite() && value > 0.0 && value < 86_400.0 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        fatal(format!(
+            "invalid --{flag} {value}: allowed seconds above 0 and below 86400"
+        ))
+    }
+}
+
+/// One cell's results: both runs and the differences.
+#[derive(Debug, Serialize)]
+struct CellResult {
+    cell: Cell,
+    direct: RunStats,
+    keel: RunStats,
+    added_p50_ms: f64,
+    added_p99_ms: f64,
+    /// Hit cells: keel answered the hit body from its cache after the run.
+    cache_hit_verified: Option<bool>,
+}
+
+fn table(results: &[CellResult]) -> String {
+    let mut t = String::from(
+        "| cell | target | req/s | p50 ms | p90 ms | p99 ms | +p50 ms | +p99 ms | keel CPU µs/req | keel VmHWM MiB | errors |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in results {
+        for s in [&r.direct, &r.keel] {
+            let keel = s.target == Target::Keel;
+            let extra = if keel {
+                format!(
+                    "{:+.3} | {:+.3} | {:.0} | {:.1}",
+                    r.added_p50_ms,
+                    r.added_p99_ms,
+                    s.keel_cpu_us_per_req,
+                    s.keel_vmhwm_kib as f64 / 1024.0
+                )
+            } else {
+                "  |  |  | ".to_string()
+            };
+            t.push_str(&format!(
+                "| {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {extra} | {} |\n",
+                r.cell,
+                if keel { "keel" } else { "direct" },
+                s.requests_per_s,
+                s.p50_ms,
+                s.p90_ms,
+                s.p99_ms,
+                s.errors
+            ));
+        }
+    }
+    t
+}
+
+// ------------------------------------------------------------------ main
+
+struct Paths {
+    keel: PathBuf,
+    fake: PathBuf,
+    out: PathBuf,
+}
+
+fn paths(args: &Args) -> Res<Paths> {
+    // This example lives in <target>/<profile>/examples/.
+    let exe = std::env::current_exe().context(|| "cannot locate this executable".to_string())?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| Fatal(format!("unexpected location {}", exe.display())))?
+        .to_path_buf();
+    let keel = args
+        .keel_bin
+        .clone()
+        .unwrap_or_else(|| profile_dir.join("keel"));
+    let fake = args
+        .fake_bin
+        .clone()
+        .unwrap_or_else(|| profile_dir.join("examples").join("fake_llm"));
+    for (what, path) in [("keel", &keel), ("fake_llm", &fake)] {
+        if !path.is_file() {
+            return fatal(format!(
+                "{what} binary not found at {}: build it first with \
+                 `cargo build --release --bin keel --example fake_llm --example loadgen` \
+                 (or pass --keel-bin/--fake-bin)",
+                path.display()
+            ));
+        }
+    }
+    let out = match &args.out_dir {
+        Some(dir) => dir.clone(),
+        None => profile_dir
+            .parent()
+            .map(|target| target.join("bench"))
+            .unwrap_or_else(|| PathBuf::from("bench")),
+    };
+    fs::create_dir_all(&out).context(|| format!("cannot create {}", out.display()))?;
+    Ok(Paths { keel, fake, out })
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Starts the fake and keel; returns the rig and keel's start-up time.
+async fn start(args: &Args, paths: &Paths, stamp: u64, latency_ms: u64) -> Res<(Rig, Duration)> {
+    // With `--keel-env API_KEY=...` every request carries the key (the fake
+    // upstream, configured without one, ignores it).
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = args
+        .keel_env
+        .iter()
+        .find_map(|kv| kv.strip_prefix("API_KEY="))
+    {
+        let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
+            .context(|| "API_KEY is not a valid header value".to_string())?;
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .default_headers(headers)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .context(|| "cannot build the HTTP client".to_string())?;
+
+    let fake_port = free_port()?;
+    let mut command = Command::new(&paths.fake);
+    command.args([
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &fake_port.to_string(),
+        "--latency-ms",
+        &latency_ms.to_string(),
+    ]);
+    let fake_log = paths.out.join(format!("fake_llm-{stamp}.log"));
+    let mut fake = ChildGuard::spawn("fake_llm", command, fake_log)?;
+    let fake_url = format!(
+        "http://{}",
+        SocketAddr::from((Ipv4Addr::LOCALHOST, fake_port))
+    );
+    wait_ready(&client, &format!("{fake_url}/health"), &mut fake).await?;
+
+    let keel_port = free_port()?;
+    let mut command = Command::new(&paths.keel);
+    command
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &keel_port.to_string(),
+        ])
+        // A clean environment (PATH kept): a stray API_KEY, REDIS_URL or
+        // .env must not change what is measured.
+        .env_clear()
+        .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
+        .current_dir(&paths.out)
+        .env("ENVIRONMENT", "development")
+        .env("AI_PROVIDER", "openai")
+        .env("OPENAI_BASE_URL", format!("{fake_url}/v1"))
+        .env("AI_FALLBACK_PROVIDERS", "none")
+        .env("RATE_LIMIT_ENABLED", "false")
+        .env("LOG_LEVEL", "warn");
+    for kv in &args.keel_env {
+        let Some((k, v)) = kv.split_once('=') else {
+            return fatal(format!("invalid --keel-env {kv:?}: expected KEY=VALUE"));
+        };
+        command.env(k, v);
+    }
+    let keel_log = paths.out.join(format!("keel-{stamp}.log"));
+    let spawned = Instant::now();
+    let mut keel = ChildGuard::spawn("keel", command, keel_log)?;
+    let keel_url = format!(
+        "http://{}",
+        SocketAddr::from((Ipv4Addr::LOCALHOST, keel_port))
+    );
+    wait_ready(&client, &format!("{keel_url}/v1/health/ready"), &mut keel).await?;
+    let startup = spawned.elapsed();
+
+    let (ticks_per_s, _) = clock_ticks();
+    Ok((
+        Rig {
+            client,
+            keel,
+            fake,
+            keel_url,
+            fake_url,
+            ticks_per_s,
+            nonce: stamp,
+        },
+        startup,
+    ))
+}
+
+fn write_json(out: &Path, stem: &str, stamp: u64, value: &serde_json::Value) -> Res<PathBuf> {
+    let text = serde_json::to_string_pretty(value).context(|| "cannot encode JSON".to_string())?;
+    let path = out.join(format!("{stem}-{stamp}.json"));
+    fs::write(&path, &text).context(|| format!("cannot write {}", path.display()))?;
+    let latest = out.join(format!("{stem}-latest.json"));
+    fs::write(&latest, &text).context(|| format!("cannot write {}", latest.display()))?;
+    Ok(path)
+}
+
+/// The cells benchmark. `Ok(false)` when keel answered any non-2xx.
+async fn bench(args: &Args, paths: &Paths) -> Res<bool> {
+    let warmup = seconds("warmup", args.warmup)?;
+    let duration = seconds("duration", args.duration)?;
+    let cells = parse_cells(&args.cells, &args.concurrency)?;
+    let stamp = unix_now();
+    let (mut rig, startup) = start(args, paths, stamp, cells[0].upstream_latency_ms).await?;
+    let (ticks, tick_source) = clock_ticks();
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    println!(
+        "keel ready in {:.1} ms (spawn → first 200 from /v1/health/ready); {} cells × (direct + keel) × ({} s warm-up + {} s); {cores} cores; CPU ticks at {ticks} Hz ({tick_source}); load average {:.2}",
+        startup.as_secs_f64() * 1000.0,
+        cells.len(),
+        warmup.as_secs_f64(),
+        duration.as_secs_f64(),
+        loadavg_1m(),
+    );
+    let mut results = Vec::new();
+    let mut latency = None;
+    for (i, cell) in cells.iter().enumerate() {
+        if latency != Some(cell.upstream_latency_ms) {
+            rig.set_upstream_latency(cell.upstream_latency_ms).await?;
+            latency = Some(cell.upstream_latency_ms);
+        }
+        // Alternate which target goes first, so drift (heat, caches, other
+        // load on the machine) does not always favour the same one.
+        let order = if i % 2 == 0 {
+            [Target::Direct, Target::Keel]
+        } else {
+            [Target::Keel, Target::Direct]
+        };
+        let mut direct = None;
+        let mut keel = None;
+        for target in order {
+            let stats = rig
+                .run(target, cell.traffic, cell.concurrency, warmup, duration)
+                .await?;
+            println!(
+                "  {cell:<16} {:<6} {:>8.0} req/s  p50 {:>8.3}  p99 {:>8.3} ms  errors {}",
+                if target == Target::Keel {
+                    "keel"
+                } else {
+                    "direct"
+                },
+                stats.requests_per_s,
+                stats.p50_ms,
+                stats.p99_ms,
+                stats.errors
+            );
+            let _ = std::io::stdout().flush();
+            match target {
+                Target::Direct => direct = Some(stats),
+                Target::Keel => keel = Some(stats),
+            }
+        }
+        let (Some(direct), Some(keel)) = (direct, keel) else {
+            return fatal("internal error: a run is missing");
+        };
+        let cache_hit_verified = match cell.traffic {
+            Traffic::Hit => Some(rig.keel_serves_hit_from_cache().await?),
+            _ => None,
+        };
+        results.push(CellResult {
+            cell: *cell,
+            added_p50_ms: keel.p50_ms - direct.p50_ms,
+            added_p99_ms: keel.p99_ms - direct.p99_ms,
+            direct,
+            keel,
+            cache_hit_verified,
+        });
+    }
+    println!();
+    print!("{}", table(&results));
+    let doc = json!({
+        "unix_time": stamp,
+        "cores": cores,
+        "clock_ticks_per_s": ticks,
+        "clock_ticks_source": tick_source,
+        "warmup_s": warmup.as_secs_f64(),
+        "duration_s": duration.as_secs_f64(),
+        "keel_startup_ms": startup.as_secs_f64() * 1000.0,
+        "loadavg_1m_end": loadavg_1m(),
+        "keel_env": {
+            "AI_PROVIDER": "openai", "AI_FALLBACK_PROVIDERS": "none",
+            "RATE_LIMIT_ENABLED": "false", "LOG_LEVEL": "warn", "extra": args.keel_env,
+        },
+        "cells": results,
+    });
+    let path = write_json(&paths.out, "load", stamp, &doc)?;
+    println!("\nJSON: {}", path.display());
+    let mut clean = true;
+    for r in &results {
+        if r.keel.errors > 0 {
+            clean = false;
+            eprintln!(
+                "loadgen: keel answered {} non-2xx/failed requests in cell {}; first: {}",
+                r.keel.errors,
+                r.cell,
+                r.keel.first_error.as_deref().unwrap_or("?")
+            );
+        }
+        if r.cache_hit_verified == Some(false) {
+            eprintln!(
+                "loadgen: warning: keel did not answer the hit body from its cache in cell {}",
+                r.cell
+            );
+        }
+    }
+    Ok(clean)
+}
+
+/// The soak. `Ok(false)` on non-2xx answers or RSS growth over the limit.
+async fn soak(args: &Args, paths: &Paths) -> Res<bool> {
+    let warmup = seconds("soak-warmup", args.soak_warmup)?;
+    let duration = seconds("soak-duration", args.soak_duration)?;
+    let interval = seconds("soak-interval", args.soak_interval)?;
+    if !(1..=4096).contains(&args.soak_concurrency) {
+        return fatal(format!(
+            "invalid --soak-concurrency {}: allowed 1..=4096",
+            args.soak_concurrency
+        ));
+    }
+    let stamp = unix_now();
+    let (rig, startup) = start(args, paths, stamp, args.soak_latency_ms).await?;
+    println!(
+        "keel ready in {:.1} ms; soak: c={} mixed traffic, upstream {} ms, {:.0} s warm-up + {:.0} s, RSS every {:.0} s",
+        startup.as_secs_f64() * 1000.0,
+        args.soak_concurrency,
+        args.soak_latency_ms,
+        warmup.as_secs_f64(),
+        duration.as_secs_f64(),
+        interval.as_secs_f64()
+    );
+    let url: Arc<str> = format!("{}/v1/text_processing/process", rig.keel_url).into();
+    let bodies = Arc::new(Bodies {
+        target: Target::Keel,
+        traffic: Traffic::Mixed,
+        nonce: stamp,
+        counter: AtomicU64::new(0),
+    });
+    let begin = Instant::now();
+    let measure_from = begin + warmup;
+    let end = measure_from + duration;
+    let workers: Vec<_> = (0..args.soak_concurrency)
+        .map(|_| {
+            tokio::spawn(worker(
+                rig.client.clone(),
+                url.clone(),
+                bodies.clone(),
+                measure_from,
+                end,
+            ))
+        })
+        .collect();
+    let pid = rig.keel.pid();
+    let mut samples = Vec::new();
+    let mut next = begin + interval;
+    let mut baseline = None;
+    while next <= end {
+        tokio::time::sleep_until(next.into()).await;
+        let rss = status_kib(pid, "VmRSS")?;
+        let t = next.duration_since(begin).as_secs_f64();
+        let phase = if next < measure_from {
+            "warm-up"
+        } else {
+            "measure"
+        };
+        if next >= measure_from && baseline.is_none() {
+            baseline = Some(rss);
+        }
+        let served = bodies.counter.load(Ordering::Relaxed);
+        println!(
+            "  t={t:>6.0}s  {phase:<7}  RSS {:>8.1} MiB  requests sent {served}",
+            rss as f64 / 1024.0
+        );
+        samples.push(json!({"t_s": t, "phase": phase, "rss_kib": rss, "requests_sent": served}));
+        next += interval;
+    }
+    let mut ok = 0;
+    let mut errors = 0;
+    let mut first_error = None;
+    let mut hist: Histogram<u64> = Histogram::new_with_bounds(1, 60_000_000, 3)
+        .context(|| "cannot create a histogram".to_string())?;
+    for w in workers {
+        let tally = w.await.context(|| "a load worker panicked".to_string())??;
+        hist.add(&tally.hist)
+            .context(|| "cannot merge histograms".to_string())?;
+        ok += tally.ok;
+        errors += tally.errors_total;
+        if first_error.is_none() {
+            first_error = tally.first_error;
+        }
+    }
+    let last = status_kib(pid, "VmRSS")?;
+    let hwm = status_kib(pid, "VmHWM")?;
+    let baseline = baseline.unwrap_or(last);
+    let growth = (last as f64 / baseline.max(1) as f64 - 1.0) * 100.0;
+    let grew = growth > args.soak_max_growth;
+    println!(
+        "soak: {ok} measured requests ({:.0} req/s), p50 {:.3} ms, p99 {:.3} ms, errors {errors}; \
+         RSS after warm-up {:.1} MiB → {:.1} MiB at the end ({growth:+.1} %, limit {:+.1} %), VmHWM {:.1} MiB",
+        ok as f64 / duration.as_secs_f64(),
+        hist.value_at_quantile(0.5) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+        baseline as f64 / 1024.0,
+        last as f64 / 1024.0,
+        args.soak_max_growth,
+        hwm as f64 / 1024.0,
+    );
+    let doc = json!({
+        "unix_time": stamp,
+        "keel_startup_ms": startup.as_secs_f64() * 1000.0,
+        "concurrency": args.soak_concurrency,
+        "upstream_latency_ms": args.soak_latency_ms,
+        "warmup_s": warmup.as_secs_f64(),
+        "duration_s": duration.as_secs_f64(),
+        "requests": ok,
+        "errors": errors,
+        "first_error": first_error,
+        "p50_ms": hist.value_at_quantile(0.5) as f64 / 1000.0,
+        "p99_ms": hist.value_at_quantile(0.99) as f64 / 1000.0,
+        "rss_baseline_kib": baseline,
+        "rss_last_kib": last,
+        "rss_growth_pct": growth,
+        "vmhwm_kib": hwm,
+        "samples": samples,
+    });
+    let path = write_json(&paths.out, "soak", stamp, &doc)?;
+    println!("JSON: {}", path.display());
+    if errors > 0 {
+        eprintln!(
+            "loadgen: keel answered {errors} non-2xx/failed requests during the soak; first: {}",
+            first_error.as_deref().unwrap_or("?")
+        );
+    }
+    if grew {
+        eprintln!(
+            "loadgen: keel's RSS grew {growth:.1} % after the warm-up (limit {:.1} %)",
+            args.soak_max_growth
+        );
+    }
+    Ok(errors == 0 && !grew)
+}
+
+async fn run(args: Args) -> Res<bool> {
+    let paths = paths(&args)?;
+    let work = async {
+        if args.soak {
+            soak(&args, &paths).await
+        } else {
+            bench(&args, &paths).await
+        }
+    };
+    // Ctrl-C ends the run through the normal return path, so the child
+    // guards are dropped and the children killed.
+    tokio::select! {
+        result = work => result,
+        _ = tokio::signal::ctrl_c() => fatal("interrupted"),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("loadgen: cannot start the tokio runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
