@@ -367,43 +367,9 @@ impl Engine {
 
     /// True while the root supervisor and its direct children are running.
     pub fn actors_alive(&self) -> bool {
-        let running = |s: ActorStatus| s == ActorStatus::Running;
-        running(self.inner.supervisor.get_status())
-            && self
-                .inner
-                .actors
-                .metrics
-                .load()
-                .as_ref()
-                .is_some_and(|a| running(a.get_status()))
-            && self
-                .inner
-                .actors
-                .providers
-                .load()
-                .as_ref()
-                .is_some_and(|a| running(a.get_status()))
-            && self
-                .inner
-                .actors
-                .breakers
-                .load()
-                .as_ref()
-                .is_some_and(|a| running(a.get_status()))
-            && self
-                .inner
-                .actors
-                .rate_limiter
-                .load()
-                .as_ref()
-                .is_some_and(|a| running(a.get_status()))
-            && self
-                .inner
-                .actors
-                .cache
-                .load()
-                .as_ref()
-                .is_some_and(|a| running(a.get_status()))
+        let running = |s: Option<ActorStatus>| s == Some(ActorStatus::Running);
+        running(Some(self.inner.supervisor.get_status()))
+            && self.inner.actors.statuses().into_iter().all(running)
     }
 
     /// True once shutdown has begun; readiness then reports 503.

@@ -3,7 +3,7 @@
 
 use super::provider::{ProviderActor, ProviderArgs};
 use super::provider_table::ProviderTable;
-use super::restart::{RestartHistory, RestartPolicy};
+use super::restart::{RestartHistory, RestartPolicy, stopped_child};
 use crate::config::ProviderSettings;
 use crate::metrics::Metrics;
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
@@ -87,12 +87,8 @@ impl Actor for ProviderSupervisor {
         event: SupervisionEvent,
         state: &mut ProviderSupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, reason) = match event {
-            SupervisionEvent::ActorFailed(cell, err) => (cell, err.to_string()),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                (cell, reason.unwrap_or_else(|| "terminated".into()))
-            }
-            _ => return Ok(()),
+        let Some((cell, reason)) = stopped_child(event) else {
+            return Ok(());
         };
         let Some(child_args) = state.children.remove(&cell.get_id()) else {
             return Ok(());

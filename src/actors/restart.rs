@@ -22,6 +22,20 @@ impl Default for RestartPolicy {
     }
 }
 
+/// The child a supervision event reports as stopped (failed or
+/// terminated), with the reason; `None` for other events.
+pub(crate) fn stopped_child(
+    event: ractor::SupervisionEvent,
+) -> Option<(ractor::ActorCell, String)> {
+    match event {
+        ractor::SupervisionEvent::ActorFailed(cell, err) => Some((cell, err.to_string())),
+        ractor::SupervisionEvent::ActorTerminated(cell, _, reason) => {
+            Some((cell, reason.unwrap_or_else(|| "terminated".into())))
+        }
+        _ => None,
+    }
+}
+
 /// Remembers recent restarts of one child.
 #[derive(Debug, Default)]
 pub(crate) struct RestartHistory(VecDeque<Instant>);

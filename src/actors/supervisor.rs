@@ -13,7 +13,7 @@ use super::provider_supervisor::{
     ProviderSupervisor, ProviderSupervisorArgs, ProviderSupervisorMsg,
 };
 use super::rate_limiter::{RateLimiterActor, RateLimiterMsg};
-use super::restart::{RestartHistory, RestartPolicy};
+use super::restart::{RestartHistory, RestartPolicy, stopped_child};
 use crate::cache::Cache;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
@@ -37,6 +37,24 @@ pub struct EngineActors {
     pub rate_limiter: ArcSwapOption<ActorRef<RateLimiterMsg>>,
     /// The cache administrator.
     pub cache: ArcSwapOption<ActorRef<CacheMsg>>,
+}
+
+impl EngineActors {
+    /// The status of each direct child (`None` when it has never started).
+    pub fn statuses(&self) -> [Option<ractor::ActorStatus>; 5] {
+        fn status<M: ractor::Message>(
+            slot: &ArcSwapOption<ActorRef<M>>,
+        ) -> Option<ractor::ActorStatus> {
+            slot.load().as_ref().map(|a| a.get_status())
+        }
+        [
+            status(&self.metrics),
+            status(&self.providers),
+            status(&self.breakers),
+            status(&self.rate_limiter),
+            status(&self.cache),
+        ]
+    }
 }
 
 /// Messages the engine supervisor handles (none today).
@@ -172,12 +190,8 @@ impl Actor for EngineSupervisor {
         event: SupervisionEvent,
         state: &mut EngineSupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, reason) = match event {
-            SupervisionEvent::ActorFailed(cell, err) => (cell, err.to_string()),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                (cell, reason.unwrap_or_else(|| "terminated".into()))
-            }
-            _ => return Ok(()),
+        let Some((cell, reason)) = stopped_child(event) else {
+            return Ok(());
         };
         let Some(child) = state.children.remove(&cell.get_id()) else {
             return Ok(());

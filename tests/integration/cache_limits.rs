@@ -5,21 +5,17 @@
 
 use crate::support::{ARTICLE, TestServer, start};
 use futures::StreamExt;
-use keel::fake_llm::{FakeLlm, FakeLlmConfig, FakeLlmHandle};
+use keel::fake_llm::{FakeLlmConfig, FakeLlmHandle};
 use keel::testing::redis_server::RedisServer;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
 async fn upstream(latency_ms: u64) -> FakeLlmHandle {
-    FakeLlm::spawn(
-        "127.0.0.1:0".parse().unwrap(),
-        FakeLlmConfig {
-            latency_ms,
-            ..Default::default()
-        },
-    )
+    crate::support::fake(FakeLlmConfig {
+        latency_ms,
+        ..Default::default()
+    })
     .await
-    .unwrap()
 }
 
 #[tokio::test]
@@ -96,15 +92,11 @@ async fn repeated_jobs_are_served_from_memory() {
 
 #[tokio::test]
 async fn degraded_answers_are_never_cached() {
-    let fake = FakeLlm::spawn(
-        "127.0.0.1:0".parse().unwrap(),
-        FakeLlmConfig {
-            error_rate: 1.0,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let fake = crate::support::fake(FakeLlmConfig {
+        error_rate: 1.0,
+        ..Default::default()
+    })
+    .await;
     let base = fake.openai_base_url();
     let s = start(&[
         ("OPENAI_BASE_URL", &base),

@@ -3,7 +3,7 @@
 
 use crate::support::{ARTICLE, start, start_with_settings};
 use keel::config::{MapEnv, Settings};
-use keel::fake_llm::{FakeLlm, FakeLlmConfig};
+use keel::fake_llm::FakeLlmConfig;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -130,15 +130,11 @@ fn settings(vars: &[(&str, &str)]) -> Settings {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_in_flight_requests_and_refuses_new_ones() {
-    let fake = FakeLlm::spawn(
-        "127.0.0.1:0".parse().unwrap(),
-        FakeLlmConfig {
-            latency_ms: 600,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let fake = crate::support::fake(FakeLlmConfig {
+        latency_ms: 600,
+        ..Default::default()
+    })
+    .await;
     let base = fake.openai_base_url();
     let s = start_with_settings(settings(&[
         ("OPENAI_BASE_URL", &base),
@@ -202,15 +198,11 @@ async fn shutdown_finishes_in_flight_requests_and_refuses_new_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grace_period_bounds_shutdown() {
-    let fake = FakeLlm::spawn(
-        "127.0.0.1:0".parse().unwrap(),
-        FakeLlmConfig {
-            hang_rate: 1.0,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let fake = crate::support::fake(FakeLlmConfig {
+        hang_rate: 1.0,
+        ..Default::default()
+    })
+    .await;
     let base = fake.openai_base_url();
     let s = start_with_settings(settings(&[
         ("OPENAI_BASE_URL", &base),

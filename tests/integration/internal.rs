@@ -2,7 +2,7 @@
 //! traffic does, runtime preset switching, presets and validation.
 
 use crate::support::{ARTICLE, start};
-use keel::fake_llm::{FakeLlm, FakeLlmConfig};
+use keel::fake_llm::FakeLlmConfig;
 use serde_json::json;
 
 #[tokio::test]
@@ -202,9 +202,7 @@ async fn shapes_and_not_found_names() {
 
 #[tokio::test]
 async fn breaker_commands_change_what_traffic_does() {
-    let upstream = FakeLlm::spawn("127.0.0.1:0".parse().unwrap(), FakeLlmConfig::default())
-        .await
-        .unwrap();
+    let upstream = crate::support::fake(FakeLlmConfig::default()).await;
     let base = upstream.openai_base_url();
     let s = start(&[("OPENAI_BASE_URL", &base)]).await;
     let body = json!({"text": ARTICLE, "operation": "summarize"});

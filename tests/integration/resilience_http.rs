@@ -3,7 +3,7 @@
 
 use crate::support::{ARTICLE, start};
 use futures::StreamExt;
-use keel::fake_llm::{FakeLlm, FakeLlmConfig};
+use keel::fake_llm::FakeLlmConfig;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -12,16 +12,12 @@ const FAST_RETRIES: &str = r#"{"exponential_multiplier": 0.1, "exponential_min":
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_percent_upstream_errors_never_reach_the_client() {
-    let upstream = FakeLlm::spawn(
-        "127.0.0.1:0".parse().unwrap(),
-        FakeLlmConfig {
-            error_rate: 0.3,
-            seed: 7,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let upstream = crate::support::fake(FakeLlmConfig {
+        error_rate: 0.3,
+        seed: 7,
+        ..Default::default()
+    })
+    .await;
     let base = upstream.openai_base_url();
     let s = start(&[
         ("OPENAI_BASE_URL", &base),
@@ -71,15 +67,11 @@ async fn thirty_percent_upstream_errors_never_reach_the_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_breaker_stops_upstream_traffic_and_answers_fast() {
-    let upstream = FakeLlm::spawn(
-        "127.0.0.1:0".parse().unwrap(),
-        FakeLlmConfig {
-            error_rate: 1.0,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let upstream = crate::support::fake(FakeLlmConfig {
+        error_rate: 1.0,
+        ..Default::default()
+    })
+    .await;
     let base = upstream.openai_base_url();
     let s = start(&[
         ("OPENAI_BASE_URL", &base),
@@ -173,15 +165,11 @@ async fn request_timeout_header_is_validated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_bulkhead_fails_over_or_answers_503() {
-    let upstream = FakeLlm::spawn(
-        "127.0.0.1:0".parse().unwrap(),
-        FakeLlmConfig {
-            latency_ms: 500,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let upstream = crate::support::fake(FakeLlmConfig {
+        latency_ms: 500,
+        ..Default::default()
+    })
+    .await;
     let base = upstream.openai_base_url();
     let vars = |fallback: &'static str| {
         vec![

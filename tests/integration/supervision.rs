@@ -4,22 +4,18 @@
 use crate::support::{ARTICLE, start};
 use futures::StreamExt;
 use keel::actors::provider::ProviderMsg;
-use keel::fake_llm::{FakeLlm, FakeLlmConfig};
+use keel::fake_llm::FakeLlmConfig;
 use keel::providers::ProviderKind;
 use serde_json::json;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_provider_actor_mid_traffic_loses_no_request() {
-    let upstream = FakeLlm::spawn(
-        "127.0.0.1:0".parse().unwrap(),
-        FakeLlmConfig {
-            latency_ms: 5,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let upstream = crate::support::fake(FakeLlmConfig {
+        latency_ms: 5,
+        ..Default::default()
+    })
+    .await;
     let base = upstream.openai_base_url();
     let s = start(&[
         ("OPENAI_BASE_URL", &base),
@@ -155,15 +151,11 @@ async fn the_metrics_aggregator_is_restarted_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn excess_load_is_shed_with_503_json() {
-    let upstream = FakeLlm::spawn(
-        "127.0.0.1:0".parse().unwrap(),
-        FakeLlmConfig {
-            latency_ms: 300,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let upstream = crate::support::fake(FakeLlmConfig {
+        latency_ms: 300,
+        ..Default::default()
+    })
+    .await;
     let base = upstream.openai_base_url();
     let s = start(&[
         ("OPENAI_BASE_URL", &base),

@@ -1,6 +1,7 @@
 //! Shared test harness: start keel with a given environment, send requests.
 
 use keel::config::{MapEnv, Settings};
+use keel::fake_llm::{FakeLlm, FakeLlmConfig, FakeLlmHandle};
 use keel::server::RunningServer;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -190,4 +191,11 @@ pub fn assert_answer_shape(body: &Value) {
     assert!(body["processing_time"].as_f64().is_some(), "{body}");
     assert!(body["timestamp"].as_str().is_some(), "{body}");
     assert_eq!(body["cache_hit"], json!(false));
+}
+
+/// Starts the fake LLM upstream on a free loopback port.
+pub async fn fake(config: FakeLlmConfig) -> FakeLlmHandle {
+    FakeLlm::spawn("127.0.0.1:0".parse().expect("valid address"), config)
+        .await
+        .expect("fake upstream starts")
 }

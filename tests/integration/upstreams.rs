@@ -1,18 +1,12 @@
 //! The same operations against the fake OpenAI-compatible and Gemini
 //! upstreams (real HTTP servers), including upstream failures.
 
-use crate::support::{all_operations, assert_answer_shape, start};
-use keel::fake_llm::{FakeLlm, FakeLlmConfig, FakeLlmHandle};
+use crate::support::{all_operations, assert_answer_shape, fake, start};
+use keel::fake_llm::FakeLlmConfig;
 use serde_json::json;
 
 /// No retries: these tests look at one call's classification.
 const ONE_ATTEMPT: &str = r#"{"retry_attempts": 1}"#;
-
-async fn fake(config: FakeLlmConfig) -> FakeLlmHandle {
-    FakeLlm::spawn("127.0.0.1:0".parse().unwrap(), config)
-        .await
-        .expect("fake upstream starts")
-}
 
 #[tokio::test]
 async fn openai_compatible_upstream_answers_every_operation() {
