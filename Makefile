@@ -19,7 +19,6 @@ test: ## Run every test (unit + integration); uses cargo-nextest when installed
 	else \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
-	$(CARGO) test --doc --workspace
 
 lint: ## Formatting check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
