@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::text::{bare, content_terms, is_stopword, split_sentences, tokenize};
+use super::text::{MONTHS, WEEKDAYS, bare, content_terms, is_stopword, split_sentences, tokenize};
 
 /// The answer to a question about a text.
 #[derive(Debug, Clone, PartialEq)]
@@ -204,28 +204,6 @@ fn wanted(question: &str) -> Wanted {
     }
 }
 
-const MONTHS: &[&str] = &[
-    "january",
-    "february",
-    "march",
-    "april",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
-const WEEKDAYS: &[&str] = &[
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-];
 const TIME_WORDS: &[&str] = &[
     "today",
     "yesterday",
@@ -300,7 +278,12 @@ fn holds(wanted: Wanted, sentence: &str) -> bool {
     match wanted {
         Wanted::Time => bares.iter().enumerate().any(|(i, b)| {
             let year = b.len() == 4 && b.bytes().all(|c| c.is_ascii_digit());
-            let month = MONTHS.contains(&b.as_str()) || (b == "may" && capitalised_later(i));
+            // "may" is a month only when written like one (it is usually the verb).
+            let month = if b == "may" {
+                capitalised_later(i)
+            } else {
+                MONTHS.contains(&b.as_str())
+            };
             year || month || WEEKDAYS.contains(&b.as_str()) || TIME_WORDS.contains(&b.as_str())
         }),
         Wanted::Quantity => bares

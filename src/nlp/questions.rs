@@ -18,7 +18,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::salience::{rank, sentence_scores, term_weights};
-use super::text::{bare, capitalize_first, content_terms, is_stopword, split_sentences, stem};
+use super::text::{
+    MONTHS, WEEKDAYS, bare, capitalize_first, content_terms, is_stopword, split_sentences, stem,
+};
 
 /// Up to `n` distinct questions about `text` (see the module docs).
 pub fn generate_questions(text: &str, n: usize) -> Vec<String> {
@@ -180,29 +182,6 @@ const FRONTED_STARTS: &[&str] = &[
     "as",
     "at",
     "for",
-];
-const MONTHS: &[&str] = &[
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
-const WEEKDAYS: &[&str] = &[
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
 ];
 const RELATIVE_DAYS: &[&str] = &["today", "yesterday", "tomorrow", "tonight"];
 const PERIODS: &[&str] = &[

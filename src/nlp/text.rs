@@ -706,6 +706,33 @@ pub(crate) fn bare(word: &str) -> String {
     normalize_word(word.trim_matches(|c: char| !c.is_alphanumeric()))
 }
 
+/// English month names, lowercase (date cues for QA and question generation).
+pub(super) const MONTHS: &[&str] = &[
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+/// English weekday names, lowercase.
+pub(super) const WEEKDAYS: &[&str] = &[
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,13 +3,9 @@
 //! The key travels in the `x-goog-api-key` header (never in the URL, so it
 //! cannot leak into access logs).
 
-use super::http::{client, send_json};
-use super::parse::parse_output;
+use super::http::{client, parse_content, send_json};
 use super::prompt::build_prompt;
-use super::{
-    CallOptions, Provider, ProviderError, ProviderErrorKind, ProviderKind, ProviderReply,
-    TokenUsage,
-};
+use super::{CallOptions, Provider, ProviderError, ProviderKind, ProviderReply, TokenUsage};
 use crate::config::ProviderSettings;
 use crate::job::Job;
 use futures::future::BoxFuture;
@@ -144,12 +140,7 @@ impl Provider for GeminiProvider {
                 .and_then(|c| c.content)
                 .map(|c| c.parts.into_iter().filter_map(|p| p.text).collect())
                 .unwrap_or_default();
-            let output = parse_output(job, &content).map_err(|e| {
-                ProviderError::new(
-                    ProviderKind::Gemini,
-                    ProviderErrorKind::InvalidOutput(e.to_string()),
-                )
-            })?;
+            let output = parse_content(ProviderKind::Gemini, job, &content)?;
             Ok(ProviderReply {
                 output,
                 model: response.model_version.unwrap_or_else(|| self.model.clone()),

@@ -94,6 +94,17 @@ fn map_reqwest(kind: ProviderKind, e: reqwest::Error) -> ProviderError {
     ProviderError::new(kind, err)
 }
 
+/// Parses and checks a model's answer; an unusable answer is a transient
+/// `InvalidOutput` error of `kind`.
+pub(super) fn parse_content(
+    kind: ProviderKind,
+    job: &crate::job::Job,
+    content: &str,
+) -> Result<crate::job::JobOutput, ProviderError> {
+    super::parse::parse_output(job, content)
+        .map_err(|e| ProviderError::new(kind, ProviderErrorKind::InvalidOutput(e.to_string())))
+}
+
 /// The upstream's error message from an OpenAI- or Gemini-style error body
 /// (`{"error":{"message":...}}`), else the start of the raw body.
 fn error_message(body: &[u8]) -> String {

@@ -3,13 +3,9 @@
 //! The same wire format is spoken by OpenAI, vLLM, Ollama, llama.cpp's server
 //! and LiteLLM, so `OPENAI_BASE_URL` (including its `/v1`) is all that changes.
 
-use super::http::{client, send_json};
-use super::parse::parse_output;
+use super::http::{client, parse_content, send_json};
 use super::prompt::build_prompt;
-use super::{
-    CallOptions, Provider, ProviderError, ProviderErrorKind, ProviderKind, ProviderReply,
-    TokenUsage,
-};
+use super::{CallOptions, Provider, ProviderError, ProviderKind, ProviderReply, TokenUsage};
 use crate::config::ProviderSettings;
 use crate::job::Job;
 use futures::future::BoxFuture;
@@ -119,12 +115,7 @@ impl Provider for OpenAiProvider {
                 .next()
                 .and_then(|c| c.message.content)
                 .unwrap_or_default();
-            let output = parse_output(job, &content).map_err(|e| {
-                ProviderError::new(
-                    ProviderKind::OpenAi,
-                    ProviderErrorKind::InvalidOutput(e.to_string()),
-                )
-            })?;
+            let output = parse_content(ProviderKind::OpenAi, job, &content)?;
             Ok(ProviderReply {
                 output,
                 model: response.model.unwrap_or_else(|| self.model.clone()),
