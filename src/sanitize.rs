@@ -466,7 +466,7 @@ fn detect_injection(text: &str) -> Vec<&'static str> {
             mark(&mut found, name);
         }
     }
-    if ROLE_TAGS.iter().any(|t| view.flat.contains(t)) || has_special_token(&view.flat) {
+    if has_role_tag(&view.flat) || has_special_token(&view.flat) {
         mark(&mut found, ROLE_TAG_SPOOFING);
     }
     ALL_SIGNALS
@@ -600,6 +600,14 @@ fn role_line_at(view: &View, i: usize) -> bool {
     // normal heading), optionally followed by a colon.
     let line_ends = view.tokens.get(word_index + 1).is_none_or(|t| t.line_start);
     line_ends || view.raw(word_index).ends_with(':')
+}
+
+/// True if a [`ROLE_TAGS`] marker occurs in `flat`. Every marker starts
+/// with `[` or `<`, so only those positions are tried (one scan of the text
+/// instead of one substring search per marker).
+fn has_role_tag(flat: &str) -> bool {
+    flat.match_indices(['[', '<'])
+        .any(|(at, _)| ROLE_TAGS.iter().any(|t| flat[at..].starts_with(t)))
 }
 
 /// Finds a `<|name|>` special token (e.g. `<|im_start|>`, `<|eot_id|>`), but

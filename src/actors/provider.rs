@@ -65,8 +65,16 @@ impl Actor for ProviderActor {
         args: ProviderArgs,
     ) -> Result<ProviderState, ActorProcessingErr> {
         let kind = args.settings.kind;
-        let provider = build_provider(&args.settings)?;
-        let generation = args.table.get(kind).map(|s| s.generation + 1).unwrap_or(1);
+        let current = args.table.get(kind);
+        // The first start adopts the client the engine built for the initial
+        // table (no actor owns it yet): building a TLS client loads the
+        // system's root certificates, which is most of keel's start-up time.
+        // Every restart builds a fresh client.
+        let provider = match &current {
+            Some(slot) if slot.actor.is_none() => slot.provider.clone(),
+            _ => build_provider(&args.settings)?,
+        };
+        let generation = current.map(|s| s.generation + 1).unwrap_or(1);
         args.table.publish(
             kind,
             ProviderSlot {

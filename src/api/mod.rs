@@ -2,10 +2,10 @@
 //!
 //! [`router`] builds the whole application so tests can drive it with
 //! `tower::ServiceExt::oneshot` or over a socket. Layers, outermost first:
-//! request context (id, timing, log span, error envelope) → security headers
-//! → CORS (when `CORS_ORIGINS` is set) → compression above 1 KB → header
-//! count cap (431) → load shedding and the concurrency cap (503 JSON, never
-//! an unbounded queue) → panic catcher (500 JSON) → body-size limit → routes;
+//! request context (id, timing, log span, error envelope, security headers,
+//! header count cap → 431) → CORS (when `CORS_ORIGINS` is set) → compression
+//! above 1 KB → load shedding and the concurrency cap (503 JSON, never an
+//! unbounded queue) → panic catcher (500 JSON) → body-size limit → routes;
 //! `/v1` routes also pass the rate limiter ([`limits`]).
 
 pub mod auth;
@@ -122,41 +122,32 @@ fn operator_routes() -> Router<AppState> {
         .route("/internal/", get(internal::index))
 }
 
-/// The layers every listener shares, outermost last.
+/// The layers every listener shares. They are composed into one service
+/// stack and applied with a single `Router::layer` (plus the request-context
+/// middleware): every `Router::layer` call boxes each route once more, and
+/// each box is cloned on every request.
 fn edge(app: Router<AppState>, state: AppState) -> Router {
     let settings = state.engine.settings();
-    let body_limit = settings.max_request_size;
-    let max_in_flight = settings.max_concurrent_requests;
-    let hsts = settings.environment == crate::config::Environment::Production;
-    let mut app = app
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            panic_response,
-        ))
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-                    ApiError::Overloaded
-                }))
-                .load_shed()
-                .concurrency_limit(max_in_flight),
-        )
-        .layer(axum::middleware::from_fn(security::limit_headers))
+    let stack = ServiceBuilder::new()
+        .option_layer(security::cors(&settings.cors_origins))
         .layer(
             tower_http::compression::CompressionLayer::new()
                 .compress_when(tower_http::compression::predicate::SizeAbove::new(1024)),
-        );
-    if let Some(cors) = security::cors(&settings.cors_origins) {
-        app = app.layer(cors);
-    }
-    for (name, value) in security::security_headers(hsts) {
-        app =
-            app.layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(name, value));
-    }
-    app.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        request_id::request_context,
-    ))
-    .with_state(state)
+        )
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            ApiError::Overloaded
+        }))
+        .load_shed()
+        .concurrency_limit(settings.max_concurrent_requests)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .layer(DefaultBodyLimit::max(settings.max_request_size));
+    app.fallback(not_found)
+        .layer(stack)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_id::request_context,
+        ))
+        .with_state(state)
 }

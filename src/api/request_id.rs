@@ -1,10 +1,13 @@
 //! The request context: every request gets an id (the client's
 //! `X-Request-ID` when it is sane, else a fresh UUID), echoed on the response,
 //! attached to every log line of the request, and readable anywhere in the
-//! request's task through [`current`] — so error bodies carry it too.
+//! request's task through [`current`] — so error bodies carry it too. The
+//! same middleware applies the edge rules that concern every response: the
+//! request-header cap (431) and the security headers.
 
 use super::AppState;
 use super::error::ApiError;
+use super::security;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -44,6 +47,7 @@ pub async fn request_context(
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    let hsts = state.engine.settings().environment == crate::config::Environment::Production;
     let id = request
         .headers()
         .get(&X_REQUEST_ID)
@@ -60,13 +64,13 @@ pub async fn request_context(
     let task_id = id.clone();
     let mut cut = state.engine.cut_signal();
     // Unmatched paths share one label so arbitrary URLs cannot grow metrics.
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let mut response = REQUEST_ID
         .scope(task_id, async move {
+            // Built inside the scope, so its body carries the request id.
+            if let Some(refused) = security::refuse_many_headers(request.headers()) {
+                return refused;
+            }
             let response = tokio::select! {
                 response = next.run(request) => response,
                 // Shutdown grace period over: answer instead of vanishing.
@@ -79,11 +83,13 @@ pub async fn request_context(
 
     let elapsed_d = started.elapsed();
     let elapsed = elapsed_d.as_secs_f64();
-    state
-        .engine
-        .metrics()
-        .record_route(&route, response.status().as_u16(), elapsed_d);
+    state.engine.metrics().record_route(
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        response.status().as_u16(),
+        elapsed_d,
+    );
     let headers = response.headers_mut();
+    security::add_security_headers(headers, hsts);
     if let Ok(v) = HeaderValue::from_str(&id) {
         headers.insert(&X_REQUEST_ID, v);
     }

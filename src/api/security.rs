@@ -3,9 +3,7 @@
 //! of request headers (431 with the common JSON body).
 
 use super::error::error_response;
-use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -19,43 +17,37 @@ pub const CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; \
 style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
 frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
 
-/// Middleware: refuses requests with too many headers.
-pub async fn limit_headers(request: Request, next: Next) -> Response {
-    if request.headers().len() > MAX_REQUEST_HEADERS {
-        return error_response(
+/// The 431 answer for a request with more than [`MAX_REQUEST_HEADERS`]
+/// headers; `None` when the request is within the cap.
+pub fn refuse_many_headers(headers: &HeaderMap) -> Option<Response> {
+    (headers.len() > MAX_REQUEST_HEADERS).then(|| {
+        error_response(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "REQUEST_HEADER_FIELDS_TOO_LARGE",
             &format!("too many request headers (at most {MAX_REQUEST_HEADERS})"),
             None,
-        );
-    }
-    next.run(request).await
+        )
+    })
 }
 
-/// The security headers added to every response (`hsts` in production).
-pub fn security_headers(hsts: bool) -> Vec<(HeaderName, HeaderValue)> {
-    let mut headers = vec![
-        (
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ),
-        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-        (
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
-        ),
+/// The security headers every response carries, unless the handler set its
+/// own value; `hsts` (production) adds `Strict-Transport-Security`.
+pub fn add_security_headers(headers: &mut HeaderMap, hsts: bool) {
+    const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000; includeSubDomains");
+    let fixed = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CONTENT_SECURITY_POLICY, CSP),
     ];
-    if hsts {
-        headers.push((
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
-        ));
+    for (name, value) in fixed {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
     }
-    headers
+    if hsts && !headers.contains_key(header::STRICT_TRANSPORT_SECURITY) {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HSTS);
+    }
 }
 
 /// CORS for the configured origins (`*` = any); `None` when no origin is

@@ -3,19 +3,20 @@
 //! The key travels in the `x-goog-api-key` header (never in the URL, so it
 //! cannot leak into access logs).
 
-use super::http::{client, parse_content, send_json};
-use super::prompt::build_prompt;
+use super::http::{client, endpoint, parse_content, send_json};
+use super::prompt::{SYSTEM_PROMPT_JSON, build_prompt};
 use super::{CallOptions, Provider, ProviderError, ProviderKind, ProviderReply, TokenUsage};
 use crate::config::ProviderSettings;
 use crate::job::Job;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// Talks to one Gemini endpoint through a pooled client.
 pub struct GeminiProvider {
     client: reqwest::Client,
-    /// The full `generateContent` URL, computed once.
-    url: String,
+    /// The full `generateContent` URL, parsed once.
+    url: reqwest::Url,
     model: String,
     api_key: Option<String>,
 }
@@ -25,10 +26,13 @@ impl GeminiProvider {
     pub fn new(settings: &ProviderSettings) -> Result<GeminiProvider, ProviderError> {
         Ok(GeminiProvider {
             client: client(ProviderKind::Gemini)?,
-            url: format!(
-                "{}/v1beta/models/{}:generateContent",
-                settings.base_url, settings.model
-            ),
+            url: endpoint(
+                ProviderKind::Gemini,
+                &format!(
+                    "{}/v1beta/models/{}:generateContent",
+                    settings.base_url, settings.model
+                ),
+            )?,
             model: settings.model.clone(),
             api_key: settings.api_key.clone(),
         })
@@ -38,21 +42,22 @@ impl GeminiProvider {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct GenerateRequest<'a> {
-    system_instruction: Content<'a>,
-    contents: [Content<'a>; 1],
+    /// Pre-escaped, see [`SYSTEM_PROMPT_JSON`].
+    system_instruction: Content<&'a RawValue>,
+    contents: [Content<&'a str>; 1],
     generation_config: GenerationConfig,
 }
 
 #[derive(Serialize)]
-struct Content<'a> {
+struct Content<T> {
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<&'static str>,
-    parts: [Part<'a>; 1],
+    parts: [Part<T>; 1],
 }
 
 #[derive(Serialize)]
-struct Part<'a> {
-    text: &'a str,
+struct Part<T> {
+    text: T,
 }
 
 #[derive(Serialize)]
@@ -118,7 +123,7 @@ impl Provider for GeminiProvider {
                 system_instruction: Content {
                     role: None,
                     parts: [Part {
-                        text: &prompt.system,
+                        text: &SYSTEM_PROMPT_JSON,
                     }],
                 },
                 contents: [Content {
@@ -127,7 +132,7 @@ impl Provider for GeminiProvider {
                 }],
                 generation_config: GenerationConfig { temperature: 0.2 },
             };
-            let mut request = self.client.post(&self.url).json(&body);
+            let mut request = self.client.post(self.url.clone()).json(&body);
             if let Some(key) = &self.api_key {
                 request = request.header("x-goog-api-key", key);
             }

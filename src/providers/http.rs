@@ -14,10 +14,30 @@ use std::time::{Duration, SystemTime};
 /// Largest upstream body we read, so a broken upstream cannot exhaust memory.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
+/// The proxy variables reqwest honours; see [`client`].
+const PROXY_VARS: [&str; 6] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
 /// Builds the pooled client for one provider. `TCP_NODELAY` avoids Nagle
-/// stalls on small request bodies; idle connections are kept warm.
+/// stalls on small request bodies; idle connections are kept warm. The
+/// resilience layer owns retries, so reqwest's own retry is off; redirects
+/// are not followed (a provider answering 3xx is misconfigured, and
+/// following one would turn a POST into a GET). The system proxy is looked
+/// up per request only when a proxy variable is set.
 pub(super) fn client(kind: ProviderKind) -> Result<reqwest::Client, ProviderError> {
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if !PROXY_VARS.iter().any(|v| std::env::var_os(v).is_some()) {
+        builder = builder.no_proxy();
+    }
+    builder
+        .retry(reqwest::retry::never())
+        .redirect(reqwest::redirect::Policy::none())
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(256)
@@ -25,6 +45,16 @@ pub(super) fn client(kind: ProviderKind) -> Result<reqwest::Client, ProviderErro
         .user_agent(concat!("keel/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| ProviderError::new(kind, ProviderErrorKind::Transport(e.to_string())))
+}
+
+/// Parses a provider's endpoint URL once, when the provider is built.
+pub(super) fn endpoint(kind: ProviderKind, url: &str) -> Result<reqwest::Url, ProviderError> {
+    reqwest::Url::parse(url).map_err(|e| {
+        ProviderError::new(
+            kind,
+            ProviderErrorKind::Transport(format!("invalid endpoint URL {url:?}: {e}")),
+        )
+    })
 }
 
 /// Sends `request`, enforces `opts.timeout` over the whole exchange (headers

@@ -3,19 +3,20 @@
 //! The same wire format is spoken by OpenAI, vLLM, Ollama, llama.cpp's server
 //! and LiteLLM, so `OPENAI_BASE_URL` (including its `/v1`) is all that changes.
 
-use super::http::{client, parse_content, send_json};
-use super::prompt::build_prompt;
+use super::http::{client, endpoint, parse_content, send_json};
+use super::prompt::{SYSTEM_PROMPT_JSON, build_prompt};
 use super::{CallOptions, Provider, ProviderError, ProviderKind, ProviderReply, TokenUsage};
 use crate::config::ProviderSettings;
 use crate::job::Job;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// Talks to one OpenAI-compatible endpoint through a pooled client.
 pub struct OpenAiProvider {
     client: reqwest::Client,
-    /// `{base}/chat/completions`, computed once.
-    url: String,
+    /// `{base}/chat/completions`, parsed once.
+    url: reqwest::Url,
     model: String,
     api_key: Option<String>,
 }
@@ -25,7 +26,10 @@ impl OpenAiProvider {
     pub fn new(settings: &ProviderSettings) -> Result<OpenAiProvider, ProviderError> {
         Ok(OpenAiProvider {
             client: client(ProviderKind::OpenAi)?,
-            url: format!("{}/chat/completions", settings.base_url),
+            url: endpoint(
+                ProviderKind::OpenAi,
+                &format!("{}/chat/completions", settings.base_url),
+            )?,
             model: settings.model.clone(),
             api_key: settings.api_key.clone(),
         })
@@ -35,14 +39,16 @@ impl OpenAiProvider {
 #[derive(Serialize)]
 struct ChatRequest<'a> {
     model: &'a str,
-    messages: [Message<'a>; 2],
+    /// The system message (pre-escaped, see [`SYSTEM_PROMPT_JSON`]), then
+    /// the user message.
+    messages: (Message<&'a RawValue>, Message<&'a str>),
     temperature: f32,
 }
 
 #[derive(Serialize)]
-struct Message<'a> {
+struct Message<C> {
     role: &'static str,
-    content: &'a str,
+    content: C,
 }
 
 #[derive(Deserialize)]
@@ -92,19 +98,19 @@ impl Provider for OpenAiProvider {
             let prompt = build_prompt(job);
             let body = ChatRequest {
                 model: &self.model,
-                messages: [
+                messages: (
                     Message {
                         role: "system",
-                        content: &prompt.system,
+                        content: &SYSTEM_PROMPT_JSON,
                     },
                     Message {
                         role: "user",
                         content: &prompt.user,
                     },
-                ],
+                ),
                 temperature: 0.2,
             };
-            let mut request = self.client.post(&self.url).json(&body);
+            let mut request = self.client.post(self.url.clone()).json(&body);
             if let Some(key) = &self.api_key {
                 request = request.bearer_auth(key);
             }

@@ -88,20 +88,25 @@ fn non_empty(text: String) -> Result<String, OutputError> {
 /// Lowercases and collapses whitespace, so a marker still matches when the
 /// model re-wrapped the lines.
 fn fold(s: &str) -> String {
-    s.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
+    let mut out = String::with_capacity(s.len());
+    for word in s.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out.to_lowercase()
 }
 
 /// True if the answer contains a system-prompt marker that the user's own
 /// input does not contain (quoting the user's text back is not a leak).
 fn leaks_system_prompt(job: &Job, text: &str) -> bool {
+    static FOLDED_MARKERS: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| SYSTEM_PROMPT_MARKERS.iter().map(|m| fold(m)).collect());
     let answer = fold(text);
     let mut input: Option<String> = None;
-    SYSTEM_PROMPT_MARKERS.iter().any(|marker| {
-        let marker = fold(marker);
-        if !answer.contains(&marker) {
+    FOLDED_MARKERS.iter().any(|marker| {
+        if !answer.contains(marker.as_str()) {
             return false;
         }
         let input = input.get_or_insert_with(|| {
@@ -111,7 +116,7 @@ fn leaks_system_prompt(job: &Job, text: &str) -> bool {
                 job.question.as_deref().unwrap_or("")
             ))
         });
-        !input.contains(&marker)
+        !input.contains(marker.as_str())
     })
 }
 

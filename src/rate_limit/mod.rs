@@ -105,6 +105,12 @@ impl RateLimiter {
         }
     }
 
+    /// False when `RATE_LIMIT_ENABLED=false`: every check passes, so callers
+    /// may skip building the identity.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// Checks (and when allowed, counts) a request of `cost` units (1 for a
     /// single request, the item count for a batch) by `identity` (see
     /// [`client_identity`]) on `route` (the request path). Never errors:
