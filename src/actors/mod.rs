@@ -7,7 +7,8 @@
 //! ├── RateLimiterActor       sweeps idle identities out of the rate-limit buckets
 //! ├── CacheActor             invalidation and clear-all on both cache tiers
 //! └── ProviderSupervisor
-//!     └── Provider[kind]     one per configured provider: builds and publishes its client
+//!     └── Provider[kind]     one per configured provider: owns and publishes its client
+//!                            (adopts the one built at start-up, builds anew on restart)
 //! ```
 //!
 //! Actors own writes, timers and lifecycle; request tasks never wait on a
