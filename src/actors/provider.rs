@@ -116,3 +116,54 @@ impl Actor for ProviderActor {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn openai_settings() -> ProviderSettings {
+        ProviderSettings {
+            kind: ProviderKind::OpenAi,
+            model: "gpt-test".into(),
+            base_url: "http://127.0.0.1:9/v1".into(),
+            api_key: None,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// The first start publishes the client the engine already built (one TLS
+    /// set-up at start-up); a restart publishes a freshly built one.
+    #[tokio::test]
+    async fn first_start_adopts_the_initial_client_and_a_restart_rebuilds() {
+        let settings = openai_settings();
+        let initial = build_provider(&settings).expect("client builds");
+        let table = Arc::new(ProviderTable::new(vec![initial.clone()]));
+        let args = ProviderArgs {
+            settings,
+            table: table.clone(),
+        };
+
+        let (actor, handle) = Actor::spawn(None, ProviderActor, args.clone())
+            .await
+            .expect("actor starts");
+        let first = table.get(ProviderKind::OpenAi).expect("slot");
+        assert!(Arc::ptr_eq(&first.provider, &initial), "client was rebuilt");
+        assert_eq!(first.generation, 1);
+        assert!(first.actor.is_some());
+
+        actor.stop(None);
+        handle.await.expect("actor stops");
+        let (again, handle) = Actor::spawn(None, ProviderActor, args)
+            .await
+            .expect("actor restarts");
+        let second = table.get(ProviderKind::OpenAi).expect("slot");
+        assert!(
+            !Arc::ptr_eq(&second.provider, &initial),
+            "client was reused"
+        );
+        assert_eq!(second.generation, 2);
+        again.stop(None);
+        handle.await.expect("actor stops");
+    }
+}

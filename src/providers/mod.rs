@@ -162,11 +162,13 @@ impl ProviderError {
     }
 
     /// Transient for network trouble, timeouts, 408, 429, 5xx and bad output;
-    /// permanent for the other 4xx answers.
+    /// permanent for the other 4xx answers and for 3xx (redirects are not
+    /// followed, so a redirecting endpoint is misconfigured and a retry
+    /// would get the same answer).
     pub fn class(&self) -> ErrorClass {
         match &self.kind {
             ProviderErrorKind::Status { status, .. }
-                if (400..500).contains(status) && *status != 408 && *status != 429 =>
+                if (300..500).contains(status) && *status != 408 && *status != 429 =>
             {
                 ErrorClass::Permanent
             }
@@ -229,7 +231,7 @@ mod tests {
         for code in [408, 429, 500, 502, 503, 504] {
             assert_eq!(status(code).class(), ErrorClass::Transient, "{code}");
         }
-        for code in [400, 401, 403, 404, 422] {
+        for code in [301, 307, 400, 401, 403, 404, 422] {
             assert_eq!(status(code).class(), ErrorClass::Permanent, "{code}");
         }
         let timeout = ProviderError::new(

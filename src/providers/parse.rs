@@ -13,6 +13,7 @@
 
 use super::prompt::SYSTEM_PROMPT_MARKERS;
 use crate::job::{Job, JobOutput, Operation, Sentiment, SentimentLabel};
+use memchr::memmem::Finder;
 use serde_json::{Map, Value};
 
 /// Why a model answer was rejected. All variants mean "the upstream answered,
@@ -101,12 +102,19 @@ fn fold(s: &str) -> String {
 /// True if the answer contains a system-prompt marker that the user's own
 /// input does not contain (quoting the user's text back is not a leak).
 fn leaks_system_prompt(job: &Job, text: &str) -> bool {
-    static FOLDED_MARKERS: std::sync::LazyLock<Vec<String>> =
-        std::sync::LazyLock::new(|| SYSTEM_PROMPT_MARKERS.iter().map(|m| fold(m)).collect());
+    // Searchers are built once: `str::contains` would set up a new one for
+    // each marker on every answer, which cost more than the search itself.
+    static FOLDED_MARKERS: std::sync::LazyLock<Vec<Finder<'static>>> =
+        std::sync::LazyLock::new(|| {
+            SYSTEM_PROMPT_MARKERS
+                .iter()
+                .map(|m| Finder::new(fold(m).as_bytes()).into_owned())
+                .collect()
+        });
     let answer = fold(text);
     let mut input: Option<String> = None;
     FOLDED_MARKERS.iter().any(|marker| {
-        if !answer.contains(marker.as_str()) {
+        if marker.find(answer.as_bytes()).is_none() {
             return false;
         }
         let input = input.get_or_insert_with(|| {
@@ -116,7 +124,7 @@ fn leaks_system_prompt(job: &Job, text: &str) -> bool {
                 job.question.as_deref().unwrap_or("")
             ))
         });
-        !input.contains(marker.as_str())
+        marker.find(input.as_bytes()).is_none()
     })
 }
 

@@ -128,9 +128,12 @@ pub fn build_prompt(job: &Job) -> Prompt {
 /// Appends `start\n{data}\nend` with the data's own delimiter lookalikes
 /// neutralised.
 fn push_block(out: &mut String, start: &str, data: &str, end: &str) {
+    // Built once; `str::contains` would set up a searcher on every call.
+    static DASHES: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"---"));
     out.push_str(start);
     out.push('\n');
-    if data.contains("---") {
+    if DASHES.find(data.as_bytes()).is_some() {
         out.push_str(&neutralise_delimiters(data));
     } else {
         // No run of three dashes, so no delimiter lookalike: copy as is.

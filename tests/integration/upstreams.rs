@@ -167,3 +167,48 @@ async fn a_hanging_upstream_times_out_as_504() {
     assert_eq!(r.assert_error(504), "GATEWAY_TIMEOUT");
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
 }
+
+/// A provider URL that redirects is misconfigured: keel must not follow the
+/// redirect (a 307 would replay the POST with the API key to another host, a
+/// 301/302 would turn it into a GET), nor retry it.
+#[tokio::test]
+async fn an_upstream_redirect_is_not_followed_and_is_permanent() {
+    let upstream = fake(FakeLlmConfig::default()).await;
+    let target = format!("{}/chat/completions", upstream.openai_base_url());
+    let redirector = axum::Router::new().fallback(move || {
+        let target = target.clone();
+        async move {
+            (
+                axum::http::StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, target)],
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind redirector");
+    let addr = listener.local_addr().expect("redirector address");
+    tokio::spawn(async move { axum::serve(listener, redirector).await });
+
+    let s = start(&[
+        ("OPENAI_BASE_URL", &format!("http://{addr}/v1")),
+        ("AI_FALLBACK_PROVIDERS", "none"),
+        // Three attempts allowed: a permanent error must still make one call.
+        ("RESILIENCE_CUSTOM_CONFIG", r#"{"retry_attempts": 3}"#),
+    ])
+    .await;
+    let r = s.process(all_operations()[1].clone()).await;
+    assert_eq!(r.assert_error(502), "AI_SERVICE_ERROR", "{}", r.body);
+    assert_eq!(r.body["details"]["class"], json!("permanent"));
+    assert_eq!(r.body["details"]["attempts"], json!(1), "{}", r.body);
+    assert!(
+        r.body["details"]["reasons"].to_string().contains("307"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        upstream.stats().openai_requests,
+        0,
+        "the redirect was followed"
+    );
+}
