@@ -3,12 +3,13 @@
 //! The key travels in the `x-goog-api-key` header (never in the URL, so it
 //! cannot leak into access logs).
 
-use super::http::{client, endpoint, parse_content, send_json};
+use super::http::{client, endpoint, parse_content, secret_header, send_json};
 use super::prompt::{SYSTEM_PROMPT_JSON, build_prompt};
 use super::{CallOptions, Provider, ProviderError, ProviderKind, ProviderReply, TokenUsage};
 use crate::config::ProviderSettings;
 use crate::job::Job;
 use futures::future::BoxFuture;
+use reqwest::header::HeaderValue;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -18,23 +19,29 @@ pub struct GeminiProvider {
     /// The full `generateContent` URL, parsed once.
     url: reqwest::Url,
     model: String,
-    api_key: Option<String>,
+    /// `GEMINI_API_KEY`, built and marked sensitive once.
+    api_key: Option<HeaderValue>,
 }
 
 impl GeminiProvider {
     /// Creates the provider and its connection pool.
     pub fn new(settings: &ProviderSettings) -> Result<GeminiProvider, ProviderError> {
+        let url = endpoint(
+            ProviderKind::Gemini,
+            &format!(
+                "{}/v1beta/models/{}:generateContent",
+                settings.base_url, settings.model
+            ),
+        )?;
         Ok(GeminiProvider {
-            client: client(ProviderKind::Gemini)?,
-            url: endpoint(
-                ProviderKind::Gemini,
-                &format!(
-                    "{}/v1beta/models/{}:generateContent",
-                    settings.base_url, settings.model
-                ),
-            )?,
+            client: client(ProviderKind::Gemini, &url)?,
+            url,
             model: settings.model.clone(),
-            api_key: settings.api_key.clone(),
+            api_key: settings
+                .api_key
+                .as_deref()
+                .map(|key| secret_header(ProviderKind::Gemini, key))
+                .transpose()?,
         })
     }
 }
@@ -134,7 +141,7 @@ impl Provider for GeminiProvider {
             };
             let mut request = self.client.post(self.url.clone()).json(&body);
             if let Some(key) = &self.api_key {
-                request = request.header("x-goog-api-key", key);
+                request = request.header("x-goog-api-key", key.clone());
             }
             let response: GenerateResponse = send_json(ProviderKind::Gemini, request, opts).await?;
             // A candidate may be split into several parts; they form one answer.

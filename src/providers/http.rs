@@ -7,7 +7,7 @@
 //! never has to look at HTTP itself.
 
 use super::{CallOptions, ProviderError, ProviderErrorKind, ProviderKind};
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 use std::time::{Duration, SystemTime};
 
@@ -29,11 +29,21 @@ const PROXY_VARS: [&str; 6] = [
 /// resilience layer owns retries, so reqwest's own retry is off; redirects
 /// are not followed (a provider answering 3xx is misconfigured, and
 /// following one would turn a POST into a GET). The system proxy is looked
-/// up per request only when a proxy variable is set.
-pub(super) fn client(kind: ProviderKind) -> Result<reqwest::Client, ProviderError> {
+/// up per request only when a proxy variable is set. Without a proxy, the
+/// system's root certificates are loaded only for an `https` endpoint: a
+/// plain-`http` one (a model server on the local network) needs none, and
+/// then also starts on an image without a CA bundle.
+pub(super) fn client(
+    kind: ProviderKind,
+    endpoint: &reqwest::Url,
+) -> Result<reqwest::Client, ProviderError> {
     let mut builder = reqwest::Client::builder();
-    if !PROXY_VARS.iter().any(|v| std::env::var_os(v).is_some()) {
+    let proxied = PROXY_VARS.iter().any(|v| std::env::var_os(v).is_some());
+    if !proxied {
         builder = builder.no_proxy();
+        if endpoint.scheme() == "http" {
+            builder = builder.tls_certs_only(Vec::new());
+        }
     }
     builder
         .retry(reqwest::retry::never())
@@ -44,7 +54,46 @@ pub(super) fn client(kind: ProviderKind) -> Result<reqwest::Client, ProviderErro
         .connect_timeout(Duration::from_secs(5))
         .user_agent(concat!("keel/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| ProviderError::new(kind, ProviderErrorKind::Transport(e.to_string())))
+        .map_err(|e| {
+            let mut message = format!("cannot build the HTTP client: {}", error_chain(&e));
+            if endpoint.scheme() == "https" {
+                message.push_str(
+                    " (an https endpoint needs the system's root certificates: install \
+                     the ca-certificates package or point SSL_CERT_FILE at a CA bundle)",
+                );
+            }
+            ProviderError::new(kind, ProviderErrorKind::Transport(message))
+        })
+}
+
+/// `error: cause: cause…` — reqwest's own message alone ("builder error")
+/// does not say what went wrong.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+/// A header carrying a secret, built once when the provider is built and
+/// marked sensitive (hidden from `Debug` output and from HTTP/2 header
+/// compression). A key that cannot be a header value is a start-up error,
+/// not a failure on every call.
+pub(super) fn secret_header(kind: ProviderKind, value: &str) -> Result<HeaderValue, ProviderError> {
+    let mut header = HeaderValue::from_str(value).map_err(|_| {
+        ProviderError::new(
+            kind,
+            ProviderErrorKind::Transport(
+                "the API key contains characters not allowed in an HTTP header".into(),
+            ),
+        )
+    })?;
+    header.set_sensitive(true);
+    Ok(header)
 }
 
 /// Parses a provider's endpoint URL once, when the provider is built.

@@ -3,12 +3,13 @@
 //! The same wire format is spoken by OpenAI, vLLM, Ollama, llama.cpp's server
 //! and LiteLLM, so `OPENAI_BASE_URL` (including its `/v1`) is all that changes.
 
-use super::http::{client, endpoint, parse_content, send_json};
+use super::http::{client, endpoint, parse_content, secret_header, send_json};
 use super::prompt::{SYSTEM_PROMPT_JSON, build_prompt};
 use super::{CallOptions, Provider, ProviderError, ProviderKind, ProviderReply, TokenUsage};
 use crate::config::ProviderSettings;
 use crate::job::Job;
 use futures::future::BoxFuture;
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -18,20 +19,26 @@ pub struct OpenAiProvider {
     /// `{base}/chat/completions`, parsed once.
     url: reqwest::Url,
     model: String,
-    api_key: Option<String>,
+    /// `Bearer {OPENAI_API_KEY}`, built and marked sensitive once.
+    authorization: Option<HeaderValue>,
 }
 
 impl OpenAiProvider {
     /// Creates the provider and its connection pool.
     pub fn new(settings: &ProviderSettings) -> Result<OpenAiProvider, ProviderError> {
+        let url = endpoint(
+            ProviderKind::OpenAi,
+            &format!("{}/chat/completions", settings.base_url),
+        )?;
         Ok(OpenAiProvider {
-            client: client(ProviderKind::OpenAi)?,
-            url: endpoint(
-                ProviderKind::OpenAi,
-                &format!("{}/chat/completions", settings.base_url),
-            )?,
+            client: client(ProviderKind::OpenAi, &url)?,
+            url,
             model: settings.model.clone(),
-            api_key: settings.api_key.clone(),
+            authorization: settings
+                .api_key
+                .as_deref()
+                .map(|key| secret_header(ProviderKind::OpenAi, &format!("Bearer {key}")))
+                .transpose()?,
         })
     }
 }
@@ -111,8 +118,8 @@ impl Provider for OpenAiProvider {
                 temperature: 0.2,
             };
             let mut request = self.client.post(self.url.clone()).json(&body);
-            if let Some(key) = &self.api_key {
-                request = request.bearer_auth(key);
+            if let Some(value) = &self.authorization {
+                request = request.header(AUTHORIZATION, value.clone());
             }
             let response: ChatResponse = send_json(ProviderKind::OpenAi, request, opts).await?;
             let content = response

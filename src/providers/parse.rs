@@ -96,7 +96,13 @@ fn fold(s: &str) -> String {
         }
         out.push_str(word);
     }
-    out.to_lowercase()
+    if out.is_ascii() {
+        // The common case, in place and without Unicode case tables.
+        out.make_ascii_lowercase();
+        out
+    } else {
+        out.to_lowercase()
+    }
 }
 
 /// True if the answer contains a system-prompt marker that the user's own

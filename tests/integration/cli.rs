@@ -206,6 +206,62 @@ fn sigterm_drains_and_exits_zero() {
     }
 }
 
+/// On an image without a CA bundle, a plain-`http` provider (a model server
+/// on the local network) still starts, and an `https` one is refused at
+/// start-up with the fix named — not on the first request.
+#[test]
+fn root_certificates_are_needed_only_for_https_providers() {
+    let dir = std::env::temp_dir().join(format!("keel-no-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty_bundle = dir.join("empty.pem");
+    std::fs::write(&empty_bundle, "").unwrap();
+    let no_ca = |base_url: &str| {
+        let mut c = keel();
+        c.env("SSL_CERT_FILE", &empty_bundle)
+            .env("SSL_CERT_DIR", &dir)
+            .env("AI_PROVIDER", "openai")
+            .env("OPENAI_API_KEY", "sk-test")
+            .env("OPENAI_BASE_URL", base_url)
+            .env("LOG_LEVEL", "error");
+        c
+    };
+
+    let out = no_ca("https://llm.example.test/v1")
+        .args(["serve", "--port", "0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("root certificates") && stderr.contains("SSL_CERT_FILE"),
+        "{stderr}"
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = no_ca("http://127.0.0.1:9/v1")
+        .args(["serve", "--port", &port.to_string()])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ready_ok(port) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("keel exited with {status} for a plain-http provider");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "keel did not become ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A bare HTTP/1.0 readiness probe (no client library needed in a sync test).
 fn ready_ok(port: u16) -> bool {
     use std::io::{Read, Write};
