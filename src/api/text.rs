@@ -264,7 +264,7 @@ impl ProcessResponse {
             key_points: None,
             questions: None,
             metadata: ResponseMetadata {
-                word_count: job.text.split_whitespace().count(),
+                word_count: crate::nlp::word_count(&job.text),
                 provider: result.provider,
                 model: result.model,
                 attempts: result.attempts,

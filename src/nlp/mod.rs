@@ -28,6 +28,8 @@ mod sentiment;
 mod summarize;
 mod text;
 
+pub(crate) use text::word_count;
+
 pub use key_points::key_points;
 pub use qa::{Answer, answer_question};
 pub use questions::generate_questions;

@@ -668,9 +668,23 @@ pub(crate) fn content_terms(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Number of whitespace-separated words: the unit of every word budget.
+/// Number of whitespace-separated words: the unit of every word budget (and
+/// of `metadata.word_count`). ASCII text, the common case, is counted byte by
+/// byte; anything else by Unicode whitespace, with the same result.
 pub(crate) fn word_count(text: &str) -> usize {
-    text.split_whitespace().count()
+    if !text.is_ascii() {
+        return text.split_whitespace().count();
+    }
+    // The ASCII characters `char::is_whitespace` accepts.
+    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r');
+    let mut words = 0;
+    let mut in_word = false;
+    for &b in text.as_bytes() {
+        let space = is_space(b);
+        words += usize::from(in_word && space);
+        in_word = !space;
+    }
+    words + usize::from(in_word)
 }
 
 /// Keeps at most `max_words` whitespace-separated words. When words are cut,
@@ -862,6 +876,21 @@ mod tests {
         assert_eq!(truncate_words("one two, three four", 2), "one two…");
         assert_eq!(truncate_words("one two", 5), "one two");
         assert_eq!(word_count(&truncate_words("a b c d e f", 3)), 3);
+        for text in [
+            "",
+            "  ",
+            "one",
+            " one  two\tthree\n",
+            "a\x0Bb\x0Cc\rd",
+            "é tü  ß",
+            "x\u{85}y z",
+        ] {
+            assert_eq!(
+                word_count(text),
+                text.split_whitespace().count(),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]
