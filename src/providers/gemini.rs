@@ -40,7 +40,7 @@ impl GeminiProvider {
             api_key: settings
                 .api_key
                 .as_deref()
-                .map(|key| secret_header(ProviderKind::Gemini, key))
+                .map(|key| secret_header(ProviderKind::Gemini, "GEMINI_API_KEY", key))
                 .transpose()?,
         })
     }

@@ -83,13 +83,18 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 /// marked sensitive (hidden from `Debug` output and from HTTP/2 header
 /// compression). A key that cannot be a header value is a start-up error,
 /// not a failure on every call.
-pub(super) fn secret_header(kind: ProviderKind, value: &str) -> Result<HeaderValue, ProviderError> {
+pub(super) fn secret_header(
+    kind: ProviderKind,
+    setting: &'static str,
+    value: &str,
+) -> Result<HeaderValue, ProviderError> {
     let mut header = HeaderValue::from_str(value).map_err(|_| {
         ProviderError::new(
             kind,
-            ProviderErrorKind::Transport(
-                "the API key contains characters not allowed in an HTTP header".into(),
-            ),
+            ProviderErrorKind::Transport(format!(
+                "{setting} contains characters not allowed in an HTTP header \
+                 (a control character such as a pasted newline?)"
+            )),
         )
     })?;
     header.set_sensitive(true);

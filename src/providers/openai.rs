@@ -37,7 +37,13 @@ impl OpenAiProvider {
             authorization: settings
                 .api_key
                 .as_deref()
-                .map(|key| secret_header(ProviderKind::OpenAi, &format!("Bearer {key}")))
+                .map(|key| {
+                    secret_header(
+                        ProviderKind::OpenAi,
+                        "OPENAI_API_KEY",
+                        &format!("Bearer {key}"),
+                    )
+                })
                 .transpose()?,
         })
     }

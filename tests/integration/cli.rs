@@ -30,7 +30,7 @@ fn version_and_help() {
 
 #[test]
 fn bad_settings_stop_start_up_with_a_clear_message() {
-    let cases: [(&[(&str, &str)], &str); 8] = [
+    let cases: [(&[(&str, &str)], &str); 9] = [
         (&[("BACKEND_PORT", "eighty")], "BACKEND_PORT"),
         (&[("AI_PROVIDER", "claude")], "local | openai | gemini"),
         (&[("ENVIRONMENT", "production")], "API_KEY"),
@@ -48,6 +48,14 @@ fn bad_settings_stop_start_up_with_a_clear_message() {
             "retry_attempts",
         ),
         (&[("RETRY_MAX_ATTEMPTS", "many")], "RETRY_MAX_ATTEMPTS"),
+        (
+            &[
+                ("AI_PROVIDER", "openai"),
+                ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+                ("OPENAI_API_KEY", "sk-test\u{1}"),
+            ],
+            "OPENAI_API_KEY contains characters not allowed",
+        ),
     ];
     for (vars, expected) in cases {
         let mut cmd = keel();
