@@ -242,7 +242,7 @@ impl FromRequestParts<AppState> for OperatorKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let ring = match &*state.internal_auth {
+        let ring = match &state.internal_auth {
             InternalAuth::OwnKey(ring) | InternalAuth::PublicKeys(ring) => ring,
             InternalAuth::Refused => {
                 return Err(ApiError::Forbidden(

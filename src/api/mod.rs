@@ -30,27 +30,40 @@ use error::ApiError;
 use std::sync::Arc;
 use tower::ServiceBuilder;
 
-/// What every handler can reach: the engine handle and the key ring.
+/// What every handler can reach: the engine handle and the key ring. One
+/// `Arc`, because axum clones the state for every extractor and middleware of
+/// every request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+/// The contents of [`AppState`].
+pub struct SharedState {
     /// The running engine.
     pub engine: Engine,
     /// Accepted API keys.
-    pub keys: Arc<KeyRing>,
+    pub keys: KeyRing,
     /// How the operator API authenticates.
-    pub internal_auth: Arc<InternalAuth>,
+    pub internal_auth: InternalAuth,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
 }
 
 impl AppState {
     /// State for `engine`, with the keys from its settings.
     pub fn new(engine: Engine) -> AppState {
-        let keys = Arc::new(KeyRing::new(&engine.settings().api_keys));
-        let internal_auth = Arc::new(InternalAuth::from_settings(engine.settings()));
-        AppState {
+        let keys = KeyRing::new(&engine.settings().api_keys);
+        let internal_auth = InternalAuth::from_settings(engine.settings());
+        AppState(Arc::new(SharedState {
             engine,
             keys,
             internal_auth,
-        }
+        }))
     }
 }
 
@@ -90,7 +103,7 @@ pub fn router(state: AppState) -> Router {
     // The operator API's document is published only where that API is
     // enabled, and in production only with INTERNAL_DOCS=true.
     let internal_docs = state.engine.settings().internal_docs
-        && !matches!(*state.internal_auth, InternalAuth::Refused)
+        && !matches!(state.internal_auth, InternalAuth::Refused)
         && state.engine.settings().internal_bind.is_none();
     let mut app = Router::new()
         .route("/", get(health::root))
@@ -122,13 +135,17 @@ fn operator_routes() -> Router<AppState> {
         .route("/internal/", get(internal::index))
 }
 
-/// The layers every listener shares. They are composed into one service
-/// stack and applied with a single `Router::layer` (plus the request-context
-/// middleware): every `Router::layer` call boxes each route once more, and
-/// each box is cloned on every request.
+/// The layers every listener shares, the request context outermost. They are
+/// composed into one service stack and applied with a single `Router::layer`:
+/// every `Router::layer` call boxes each route once more, and each box is
+/// cloned on every request.
 fn edge(app: Router<AppState>, state: AppState) -> Router {
     let settings = state.engine.settings();
     let stack = ServiceBuilder::new()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_id::request_context,
+        ))
         .option_layer(security::cors(&settings.cors_origins))
         .layer(
             tower_http::compression::CompressionLayer::new()
@@ -143,11 +160,5 @@ fn edge(app: Router<AppState>, state: AppState) -> Router {
             panic_response,
         ))
         .layer(DefaultBodyLimit::max(settings.max_request_size));
-    app.fallback(not_found)
-        .layer(stack)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            request_id::request_context,
-        ))
-        .with_state(state)
+    app.fallback(not_found).layer(stack).with_state(state)
 }
