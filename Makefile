@@ -36,7 +36,7 @@ release: ## Optimised binary at target/release/keel
 bench: ## Criterion micro-benchmarks
 	$(CARGO) bench --bench engine
 
-bench-load: ## Load benchmark keel vs direct upstream: table + target/bench/load-*.json (ARGS="--duration 5 --cells hit-0")
+bench-load: ## Load benchmark keel vs direct upstream: table + target/bench/load-*.json (ARGS="--duration 5 --cells hit-0 --rounds 3")
 	$(CARGO) build --release --bin keel --example fake_llm
 	$(CARGO) run --release --example loadgen -- $(ARGS)
 

@@ -76,6 +76,11 @@ struct Args {
     /// Concurrency levels (closed-loop workers), comma-separated.
     #[arg(long, default_value = "16,64")]
     concurrency: String,
+    /// Direct + keel pairs per cell (1..=20). With more than one, a summary
+    /// gives each cell's median and range: on a small shared machine one
+    /// pair can be off by a third.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Run the memory soak instead of the cells.
     #[arg(long)]
     soak: bool,
@@ -640,7 +645,7 @@ async fn wait_ready(client: &reqwest::Client, url: &str, child: &mut ChildGuard)
 // ------------------------------------------------------------------ cells
 
 /// One benchmark cell.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 struct Cell {
     traffic: Traffic,
     upstream_latency_ms: u64,
@@ -732,6 +737,10 @@ fn seconds(flag: &str, value: f64) -> Res<Duration> {
 #[derive(Debug, Serialize)]
 struct CellResult {
     cell: Cell,
+    /// Which direct + keel pair of the cell this is (0-based).
+    round: usize,
+    /// keel's requests/s as a percentage of direct's.
+    keel_percent_of_direct: f64,
     direct: RunStats,
     keel: RunStats,
     added_p50_ms: f64,
@@ -742,34 +751,103 @@ struct CellResult {
 
 fn table(results: &[CellResult]) -> String {
     let mut t = String::from(
-        "| cell | target | req/s | p50 ms | p90 ms | p99 ms | +p50 ms | +p99 ms | keel CPU µs/req | keel VmHWM MiB | errors |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| cell | target | req/s | % of direct | p50 ms | p90 ms | p99 ms | +p50 ms | +p99 ms | keel CPU µs/req | keel VmHWM MiB | errors |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in results {
         for s in [&r.direct, &r.keel] {
             let keel = s.target == Target::Keel;
             let extra = if keel {
                 format!(
-                    "{:+.3} | {:+.3} | {:.0} | {:.1}",
+                    "{:.1} | {:.3} | {:.3} | {:.3} | {:+.3} | {:+.3} | {:.0} | {:.1}",
+                    r.keel_percent_of_direct,
+                    s.p50_ms,
+                    s.p90_ms,
+                    s.p99_ms,
                     r.added_p50_ms,
                     r.added_p99_ms,
                     s.keel_cpu_us_per_req,
                     s.keel_vmhwm_kib as f64 / 1024.0
                 )
             } else {
-                "  |  |  | ".to_string()
+                format!(
+                    " | {:.3} | {:.3} | {:.3} |  |  |  | ",
+                    s.p50_ms, s.p90_ms, s.p99_ms
+                )
             };
             t.push_str(&format!(
-                "| {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {extra} | {} |\n",
+                "| {} | {} | {:.0} | {extra} | {} |\n",
                 r.cell,
                 if keel { "keel" } else { "direct" },
                 s.requests_per_s,
-                s.p50_ms,
-                s.p90_ms,
-                s.p99_ms,
                 s.errors
             ));
         }
+    }
+    t
+}
+
+/// The median of `values` (0 when empty).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// One cell over all its rounds: medians and, for throughput, the range.
+#[derive(Debug, Serialize)]
+struct CellSummary {
+    cell: Cell,
+    rounds: usize,
+    keel_percent_of_direct_median: f64,
+    keel_percent_of_direct_min: f64,
+    keel_percent_of_direct_max: f64,
+    added_p50_ms_median: f64,
+    added_p99_ms_median: f64,
+    keel_cpu_us_per_req_median: f64,
+}
+
+fn summarize(cells: &[Cell], results: &[CellResult]) -> Vec<CellSummary> {
+    cells
+        .iter()
+        .map(|cell| {
+            let rows: Vec<&CellResult> = results.iter().filter(|r| r.cell == *cell).collect();
+            let of = |f: fn(&CellResult) -> f64| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
+            let percents = of(|r| r.keel_percent_of_direct);
+            CellSummary {
+                cell: *cell,
+                rounds: rows.len(),
+                keel_percent_of_direct_min: percents.iter().copied().fold(f64::INFINITY, f64::min),
+                keel_percent_of_direct_max: percents.iter().copied().fold(0.0, f64::max),
+                keel_percent_of_direct_median: median(percents),
+                added_p50_ms_median: median(of(|r| r.added_p50_ms)),
+                added_p99_ms_median: median(of(|r| r.added_p99_ms)),
+                keel_cpu_us_per_req_median: median(of(|r| r.keel.keel_cpu_us_per_req)),
+            }
+        })
+        .collect()
+}
+
+fn summary_table(summaries: &[CellSummary]) -> String {
+    let mut t = String::from(
+        "| cell | rounds | keel % of direct: median (min–max) | +p50 ms median | +p99 ms median | keel CPU µs/req median |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
+    for s in summaries {
+        t.push_str(&format!(
+            "| {} | {} | {:.1} ({:.1}–{:.1}) | {:+.3} | {:+.3} | {:.0} |\n",
+            s.cell,
+            s.rounds,
+            s.keel_percent_of_direct_median,
+            s.keel_percent_of_direct_min,
+            s.keel_percent_of_direct_max,
+            s.added_p50_ms_median,
+            s.added_p99_ms_median,
+            s.keel_cpu_us_per_req_median
+        ));
     }
     t
 }
@@ -930,14 +1008,18 @@ async fn bench(args: &Args, paths: &Paths) -> Res<bool> {
     let warmup = seconds("warmup", args.warmup)?;
     let duration = seconds("duration", args.duration)?;
     let cells = parse_cells(&args.cells, &args.concurrency)?;
+    if !(1..=20).contains(&args.rounds) {
+        return fatal(format!("invalid --rounds {}: allowed 1..=20", args.rounds));
+    }
     let stamp = unix_now();
     let (mut rig, startup) = start(args, paths, stamp, cells[0].upstream_latency_ms).await?;
     let (ticks, tick_source) = clock_ticks();
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     println!(
-        "keel ready in {:.1} ms (spawn → first 200 from /v1/health/ready); {} cells × (direct + keel) × ({} s warm-up + {} s); {cores} cores; CPU ticks at {ticks} Hz ({tick_source}); load average {:.2}",
+        "keel ready in {:.1} ms (spawn → first 200 from /v1/health/ready); {} cells × {} round(s) × (direct + keel) × ({} s warm-up + {} s); {cores} cores; CPU ticks at {ticks} Hz ({tick_source}); load average {:.2}",
         startup.as_secs_f64() * 1000.0,
         cells.len(),
+        args.rounds,
         warmup.as_secs_f64(),
         duration.as_secs_f64(),
         loadavg_1m(),
@@ -949,55 +1031,68 @@ async fn bench(args: &Args, paths: &Paths) -> Res<bool> {
             rig.set_upstream_latency(cell.upstream_latency_ms).await?;
             latency = Some(cell.upstream_latency_ms);
         }
-        // Alternate which target goes first, so drift (heat, caches, other
-        // load on the machine) does not always favour the same one.
-        let order = if i % 2 == 0 {
-            [Target::Direct, Target::Keel]
-        } else {
-            [Target::Keel, Target::Direct]
-        };
-        let mut direct = None;
-        let mut keel = None;
-        for target in order {
-            let stats = rig
-                .run(target, cell.traffic, cell.concurrency, warmup, duration)
-                .await?;
-            println!(
-                "  {cell:<16} {:<6} {:>8.0} req/s  p50 {:>8.3}  p99 {:>8.3} ms  errors {}",
-                if target == Target::Keel {
-                    "keel"
-                } else {
-                    "direct"
-                },
-                stats.requests_per_s,
-                stats.p50_ms,
-                stats.p99_ms,
-                stats.errors
-            );
-            let _ = std::io::stdout().flush();
-            match target {
-                Target::Direct => direct = Some(stats),
-                Target::Keel => keel = Some(stats),
+        for round in 0..args.rounds {
+            // Alternate which target goes first, so drift (heat, caches, other
+            // load on the machine) does not always favour the same one.
+            let order = if (i + round) % 2 == 0 {
+                [Target::Direct, Target::Keel]
+            } else {
+                [Target::Keel, Target::Direct]
+            };
+            let mut direct = None;
+            let mut keel = None;
+            for target in order {
+                let stats = rig
+                    .run(target, cell.traffic, cell.concurrency, warmup, duration)
+                    .await?;
+                println!(
+                    "  {cell:<16} {:<6} {:>8.0} req/s  p50 {:>8.3}  p99 {:>8.3} ms  errors {}",
+                    if target == Target::Keel {
+                        "keel"
+                    } else {
+                        "direct"
+                    },
+                    stats.requests_per_s,
+                    stats.p50_ms,
+                    stats.p99_ms,
+                    stats.errors
+                );
+                let _ = std::io::stdout().flush();
+                match target {
+                    Target::Direct => direct = Some(stats),
+                    Target::Keel => keel = Some(stats),
+                }
             }
+            let (Some(direct), Some(keel)) = (direct, keel) else {
+                return fatal("internal error: a run is missing");
+            };
+            let cache_hit_verified = match cell.traffic {
+                Traffic::Hit => Some(rig.keel_serves_hit_from_cache().await?),
+                _ => None,
+            };
+            results.push(CellResult {
+                cell: *cell,
+                round,
+                keel_percent_of_direct: if direct.requests_per_s > 0.0 {
+                    100.0 * keel.requests_per_s / direct.requests_per_s
+                } else {
+                    0.0
+                },
+                added_p50_ms: keel.p50_ms - direct.p50_ms,
+                added_p99_ms: keel.p99_ms - direct.p99_ms,
+                direct,
+                keel,
+                cache_hit_verified,
+            });
         }
-        let (Some(direct), Some(keel)) = (direct, keel) else {
-            return fatal("internal error: a run is missing");
-        };
-        let cache_hit_verified = match cell.traffic {
-            Traffic::Hit => Some(rig.keel_serves_hit_from_cache().await?),
-            _ => None,
-        };
-        results.push(CellResult {
-            cell: *cell,
-            added_p50_ms: keel.p50_ms - direct.p50_ms,
-            added_p99_ms: keel.p99_ms - direct.p99_ms,
-            direct,
-            keel,
-            cache_hit_verified,
-        });
     }
     println!();
     print!("{}", table(&results));
+    let summaries = summarize(&cells, &results);
+    if args.rounds > 1 {
+        println!();
+        print!("{}", summary_table(&summaries));
+    }
     let doc = json!({
         "unix_time": stamp,
         "cores": cores,
@@ -1011,7 +1106,9 @@ async fn bench(args: &Args, paths: &Paths) -> Res<bool> {
             "AI_PROVIDER": "openai", "AI_FALLBACK_PROVIDERS": "none",
             "RATE_LIMIT_ENABLED": "false", "LOG_LEVEL": "warn", "extra": args.keel_env,
         },
+        "rounds": args.rounds,
         "cells": results,
+        "summary": summaries,
     });
     let path = write_json(&paths.out, "load", stamp, &doc)?;
     println!("\nJSON: {}", path.display());
