@@ -16,7 +16,10 @@
 //!    and **keel** (`POST /v1/text_processing/process`, operation
 //!    `sentiment`);
 //! 3. prints a markdown table and writes JSON to `target/bench/load-<unix>.json`
-//!    and `target/bench/load-latest.json`.
+//!    and `target/bench/load-latest.json`. `--rounds N` runs each cell's
+//!    direct + keel pair N times and adds a summary: per cell, the median
+//!    keel-to-direct throughput with its range, and median added latency and
+//!    CPU.
 //!
 //! Load model: closed loop — N workers each send their next request when the
 //! previous one returns — for a fixed duration after a warm-up. Latencies are
