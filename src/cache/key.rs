@@ -23,6 +23,7 @@
 //! operation (and by hash) only — never by words of the text.
 
 use crate::job::{Job, Operation};
+use crate::nlp::text::collapse_whitespace;
 use sha2::{Digest, Sha256};
 use std::fmt;
 
@@ -108,17 +109,11 @@ fn field(hasher: &mut Sha256, bytes: &[u8]) {
 }
 
 /// Hashes `text` with whitespace runs collapsed to one space and the ends
-/// trimmed, without allocating the normalised copy.
+/// trimmed, as one length-prefixed field.
 fn normalized_field(hasher: &mut Sha256, text: &str) {
     // One pass into one buffer, then one hash update: many small updates
     // (one per word) cost more than the hashing itself.
-    let mut normalized = String::with_capacity(text.len());
-    for word in text.split_whitespace() {
-        if !normalized.is_empty() {
-            normalized.push(' ');
-        }
-        normalized.push_str(word);
-    }
+    let normalized = collapse_whitespace(text);
     hasher.update((normalized.len() as u64).to_le_bytes());
     hasher.update(normalized.as_bytes());
 }
@@ -279,6 +274,23 @@ mod tests {
         assert_eq!(k.suffix(), &s[KEY_PREFIX.len()..]);
         assert_eq!(k.operation(), Operation::KeyPoints);
         assert_eq!(k, key(&j), "deterministic");
+    }
+
+    /// Keys outlive a process (Redis keeps them across upgrades): a change
+    /// to the hashing must be deliberate, with a new `KEY_PREFIX` version.
+    /// The value was computed with the code of commit 239cf2a.
+    #[test]
+    fn keys_are_stable_across_releases() {
+        let j = Job {
+            operation: Operation::Qa,
+            text: "Rust is   fast.\n\nAnd\tsafe, caf\u{e9}\u{a0}time.".into(),
+            question: Some(" What  is it?\n".into()),
+            options: JobOptions::default(),
+        };
+        assert_eq!(
+            key(&j).as_str(),
+            "keel:v1:cache:qa:8855fb95a938f906be06070b52d94f259b6105dfdfba1e280dbd92b5154f60e5"
+        );
     }
 
     #[test]

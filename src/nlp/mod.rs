@@ -26,7 +26,7 @@ mod questions;
 mod salience;
 mod sentiment;
 mod summarize;
-mod text;
+pub(crate) mod text;
 
 pub(crate) use text::word_count;
 

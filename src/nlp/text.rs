@@ -424,8 +424,7 @@ fn split_block(block: &str, out: &mut Vec<String>) {
 }
 
 fn push_sentence(chars: &[char], out: &mut Vec<String>) {
-    let s: String = chars.iter().collect();
-    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let s = collapse_whitespace(&chars.iter().collect::<String>());
     if !s.is_empty() {
         out.push(s);
     }
@@ -675,16 +674,49 @@ pub(crate) fn word_count(text: &str) -> usize {
     if !text.is_ascii() {
         return text.split_whitespace().count();
     }
-    // The ASCII characters `char::is_whitespace` accepts.
-    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r');
     let mut words = 0;
     let mut in_word = false;
     for &b in text.as_bytes() {
-        let space = is_space(b);
+        let space = is_ascii_space(b);
         words += usize::from(in_word && space);
         in_word = !space;
     }
     words + usize::from(in_word)
+}
+
+/// The ASCII characters `char::is_whitespace` accepts (unlike
+/// `u8::is_ascii_whitespace`, this includes the vertical tab).
+fn is_ascii_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r')
+}
+
+/// The words of `text` joined by single spaces: runs of whitespace collapse to
+/// one space and the ends are trimmed. ASCII text, the common case, is split
+/// byte by byte; anything else by Unicode whitespace, with the same result.
+pub(crate) fn collapse_whitespace(text: &str) -> String {
+    if !text.is_ascii() {
+        let mut out = String::with_capacity(text.len());
+        for word in text.split_whitespace() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(word);
+        }
+        return out;
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let words = text
+        .as_bytes()
+        .split(|&b| is_ascii_space(b))
+        .filter(|word| !word.is_empty());
+    for word in words {
+        if !out.is_empty() {
+            out.push(b' ');
+        }
+        out.extend_from_slice(word);
+    }
+    // ASCII in, ASCII out: the conversion cannot fail.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Keeps at most `max_words` whitespace-separated words. When words are cut,
@@ -750,6 +782,21 @@ pub(super) const WEEKDAYS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn collapsing_whitespace_matches_unicode_splitting() {
+        for text in [
+            "",
+            " \t\r\n ",
+            "one",
+            "  two  words  ",
+            "tabs\tand\r\nline\u{b}breaks\u{c}here",
+            "caf\u{e9}\u{85}na\u{ef}ve \u{3000} \u{6771}\u{4eac}\u{a0}x",
+        ] {
+            let expected = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(collapse_whitespace(text), expected, "{text:?}");
+        }
+    }
 
     #[test]
     fn splits_simple_sentences() {

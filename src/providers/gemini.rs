@@ -4,14 +4,17 @@
 //! cannot leak into access logs).
 
 use super::http::{client, endpoint, parse_content, secret_header, send_json};
-use super::prompt::{SYSTEM_PROMPT_JSON, build_prompt};
-use super::{CallOptions, Provider, ProviderError, ProviderKind, ProviderReply, TokenUsage};
+use super::prompt::{SYSTEM_PROMPT, build_prompt};
+use super::wire::Envelope;
+use super::{
+    CallOptions, Provider, ProviderError, ProviderErrorKind, ProviderKind, ProviderReply,
+    TokenUsage,
+};
 use crate::config::ProviderSettings;
 use crate::job::Job;
 use futures::future::BoxFuture;
-use reqwest::header::HeaderValue;
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 /// Talks to one Gemini endpoint through a pooled client.
 pub struct GeminiProvider {
@@ -19,6 +22,8 @@ pub struct GeminiProvider {
     /// The full `generateContent` URL, parsed once.
     url: reqwest::Url,
     model: String,
+    /// The request body around the user message, serialised once.
+    envelope: Envelope,
     /// `GEMINI_API_KEY`, built and marked sensitive once.
     api_key: Option<HeaderValue>,
 }
@@ -33,10 +38,17 @@ impl GeminiProvider {
                 settings.base_url, settings.model
             ),
         )?;
+        let envelope = Envelope::new(generate_request).map_err(|e| {
+            ProviderError::new(
+                ProviderKind::Gemini,
+                ProviderErrorKind::Transport(e.to_string()),
+            )
+        })?;
         Ok(GeminiProvider {
             client: client(ProviderKind::Gemini, &url)?,
             url,
             model: settings.model.clone(),
+            envelope,
             api_key: settings
                 .api_key
                 .as_deref()
@@ -46,25 +58,42 @@ impl GeminiProvider {
     }
 }
 
+/// The wire format of a call; serialised once, into the [`Envelope`].
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct GenerateRequest<'a> {
-    /// Pre-escaped, see [`SYSTEM_PROMPT_JSON`].
-    system_instruction: Content<&'a RawValue>,
-    contents: [Content<&'a str>; 1],
+    system_instruction: Content<'a>,
+    contents: [Content<'a>; 1],
     generation_config: GenerationConfig,
 }
 
 #[derive(Serialize)]
-struct Content<T> {
+struct Content<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<&'static str>,
-    parts: [Part<T>; 1],
+    parts: [Part<'a>; 1],
 }
 
 #[derive(Serialize)]
-struct Part<T> {
-    text: T,
+struct Part<'a> {
+    text: &'a str,
+}
+
+/// The request for `user`, with keel's system instruction and settings.
+fn generate_request(user: &str) -> GenerateRequest<'_> {
+    GenerateRequest {
+        system_instruction: Content {
+            role: None,
+            parts: [Part {
+                text: SYSTEM_PROMPT,
+            }],
+        },
+        contents: [Content {
+            role: Some("user"),
+            parts: [Part { text: user }],
+        }],
+        generation_config: GenerationConfig { temperature: 0.2 },
+    }
 }
 
 #[derive(Serialize)]
@@ -126,20 +155,11 @@ impl Provider for GeminiProvider {
     ) -> BoxFuture<'a, Result<ProviderReply, ProviderError>> {
         Box::pin(async move {
             let prompt = build_prompt(job);
-            let body = GenerateRequest {
-                system_instruction: Content {
-                    role: None,
-                    parts: [Part {
-                        text: &SYSTEM_PROMPT_JSON,
-                    }],
-                },
-                contents: [Content {
-                    role: Some("user"),
-                    parts: [Part { text: &prompt.user }],
-                }],
-                generation_config: GenerationConfig { temperature: 0.2 },
-            };
-            let mut request = self.client.post(self.url.clone()).json(&body);
+            let mut request = self
+                .client
+                .post(self.url.clone())
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(self.envelope.body(&prompt.user));
             if let Some(key) = &self.api_key {
                 request = request.header("x-goog-api-key", key.clone());
             }
@@ -162,5 +182,25 @@ impl Provider for GeminiProvider {
                 }),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_is_the_serialised_generate_request() {
+        let envelope = Envelope::new(generate_request).unwrap();
+        let user = "Summarize.\n---USER TEXT START---\n\"quoted\" \\ 東京\t\n---USER TEXT END---";
+        let body: serde_json::Value = serde_json::from_slice(&envelope.body(user)).unwrap();
+        // Byte for byte what serde writes for the whole struct.
+        assert_eq!(
+            envelope.body(user),
+            serde_json::to_vec(&generate_request(user)).unwrap()
+        );
+        assert_eq!(body["systemInstruction"]["parts"][0]["text"], SYSTEM_PROMPT);
+        assert_eq!(body["contents"][0]["parts"][0]["text"], user);
+        assert_eq!(body["contents"][0]["role"], "user");
     }
 }

@@ -13,6 +13,7 @@ mod local;
 mod openai;
 pub mod parse;
 pub mod prompt;
+mod wire;
 
 pub use gemini::GeminiProvider;
 pub use local::{LocalProvider, run_local};

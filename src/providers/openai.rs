@@ -4,14 +4,17 @@
 //! and LiteLLM, so `OPENAI_BASE_URL` (including its `/v1`) is all that changes.
 
 use super::http::{client, endpoint, parse_content, secret_header, send_json};
-use super::prompt::{SYSTEM_PROMPT_JSON, build_prompt};
-use super::{CallOptions, Provider, ProviderError, ProviderKind, ProviderReply, TokenUsage};
+use super::prompt::{SYSTEM_PROMPT, build_prompt};
+use super::wire::Envelope;
+use super::{
+    CallOptions, Provider, ProviderError, ProviderErrorKind, ProviderKind, ProviderReply,
+    TokenUsage,
+};
 use crate::config::ProviderSettings;
 use crate::job::Job;
 use futures::future::BoxFuture;
-use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 /// Talks to one OpenAI-compatible endpoint through a pooled client.
 pub struct OpenAiProvider {
@@ -19,6 +22,8 @@ pub struct OpenAiProvider {
     /// `{base}/chat/completions`, parsed once.
     url: reqwest::Url,
     model: String,
+    /// The request body around the user message, serialised once.
+    envelope: Envelope,
     /// `Bearer {OPENAI_API_KEY}`, built and marked sensitive once.
     authorization: Option<HeaderValue>,
 }
@@ -30,10 +35,17 @@ impl OpenAiProvider {
             ProviderKind::OpenAi,
             &format!("{}/chat/completions", settings.base_url),
         )?;
+        let envelope = Envelope::new(|user| chat_request(&settings.model, user)).map_err(|e| {
+            ProviderError::new(
+                ProviderKind::OpenAi,
+                ProviderErrorKind::Transport(e.to_string()),
+            )
+        })?;
         Ok(OpenAiProvider {
             client: client(ProviderKind::OpenAi, &url)?,
             url,
             model: settings.model.clone(),
+            envelope,
             authorization: settings
                 .api_key
                 .as_deref()
@@ -49,19 +61,37 @@ impl OpenAiProvider {
     }
 }
 
+/// The wire format of a call; serialised once, into the [`Envelope`].
 #[derive(Serialize)]
 struct ChatRequest<'a> {
     model: &'a str,
-    /// The system message (pre-escaped, see [`SYSTEM_PROMPT_JSON`]), then
-    /// the user message.
-    messages: (Message<&'a RawValue>, Message<&'a str>),
+    /// The system message, then the user message.
+    messages: [Message<'a>; 2],
     temperature: f32,
 }
 
 #[derive(Serialize)]
-struct Message<C> {
+struct Message<'a> {
     role: &'static str,
-    content: C,
+    content: &'a str,
+}
+
+/// The request for `user`, with keel's system prompt and settings.
+fn chat_request<'a>(model: &'a str, user: &'a str) -> ChatRequest<'a> {
+    ChatRequest {
+        model,
+        messages: [
+            Message {
+                role: "system",
+                content: SYSTEM_PROMPT,
+            },
+            Message {
+                role: "user",
+                content: user,
+            },
+        ],
+        temperature: 0.2,
+    }
 }
 
 #[derive(Deserialize)]
@@ -109,21 +139,11 @@ impl Provider for OpenAiProvider {
     ) -> BoxFuture<'a, Result<ProviderReply, ProviderError>> {
         Box::pin(async move {
             let prompt = build_prompt(job);
-            let body = ChatRequest {
-                model: &self.model,
-                messages: (
-                    Message {
-                        role: "system",
-                        content: &SYSTEM_PROMPT_JSON,
-                    },
-                    Message {
-                        role: "user",
-                        content: &prompt.user,
-                    },
-                ),
-                temperature: 0.2,
-            };
-            let mut request = self.client.post(self.url.clone()).json(&body);
+            let mut request = self
+                .client
+                .post(self.url.clone())
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(self.envelope.body(&prompt.user));
             if let Some(value) = &self.authorization {
                 request = request.header(AUTHORIZATION, value.clone());
             }
@@ -144,5 +164,26 @@ impl Provider for OpenAiProvider {
                 }),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_is_the_serialised_chat_request() {
+        let envelope = Envelope::new(|user| chat_request("gpt-x", user)).unwrap();
+        let user =
+            "Analyze this.\n---USER TEXT START---\n\"quoted\" \\ café\u{1}\n---USER TEXT END---";
+        let body: serde_json::Value = serde_json::from_slice(&envelope.body(user)).unwrap();
+        // Byte for byte what serde writes for the whole struct.
+        assert_eq!(
+            envelope.body(user),
+            serde_json::to_vec(&chat_request("gpt-x", user)).unwrap()
+        );
+        assert_eq!(body["messages"][0]["content"], SYSTEM_PROMPT);
+        assert_eq!(body["messages"][1]["content"], user);
+        assert_eq!(body["model"], "gpt-x");
     }
 }

@@ -13,6 +13,7 @@
 
 use super::prompt::SYSTEM_PROMPT_MARKERS;
 use crate::job::{Job, JobOutput, Operation, Sentiment, SentimentLabel};
+use crate::nlp::text::collapse_whitespace;
 use memchr::memmem::Finder;
 use serde_json::{Map, Value};
 
@@ -89,13 +90,7 @@ fn non_empty(text: String) -> Result<String, OutputError> {
 /// Lowercases and collapses whitespace, so a marker still matches when the
 /// model re-wrapped the lines.
 fn fold(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for word in s.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-    }
+    let mut out = collapse_whitespace(s);
     if out.is_ascii() {
         // The common case, in place and without Unicode case tables.
         out.make_ascii_lowercase();
@@ -629,6 +624,25 @@ fn dedupe(items: Vec<String>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folding_lowercases_and_collapses_whitespace() {
+        for text in [
+            "",
+            "   ",
+            "You ARE keel,\n\n  a Careful\ttext-processing\r\nASSISTANT ",
+            "\u{b}vertical\u{c}feed\u{b}",
+            "{\"sentiment\": \"Positive\", \"confidence\": 0.9}",
+        ] {
+            let unicode: String = text
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_lowercase();
+            assert_eq!(fold(text), unicode, "{text:?}");
+        }
+        assert_eq!(fold("Ünïcode  TEXT\u{85}here"), "ünïcode text here");
+    }
     use crate::job::JobOptions;
 
     fn job(operation: Operation) -> Job {
