@@ -6,10 +6,7 @@
 use super::http::{client, endpoint, parse_content, secret_header, send_json};
 use super::prompt::{SYSTEM_PROMPT, build_prompt};
 use super::wire::Envelope;
-use super::{
-    CallOptions, Provider, ProviderError, ProviderErrorKind, ProviderKind, ProviderReply,
-    TokenUsage,
-};
+use super::{CallOptions, Provider, ProviderError, ProviderKind, ProviderReply, TokenUsage};
 use crate::config::ProviderSettings;
 use crate::job::Job;
 use futures::future::BoxFuture;
@@ -38,12 +35,7 @@ impl GeminiProvider {
                 settings.base_url, settings.model
             ),
         )?;
-        let envelope = Envelope::new(generate_request).map_err(|e| {
-            ProviderError::new(
-                ProviderKind::Gemini,
-                ProviderErrorKind::Transport(e.to_string()),
-            )
-        })?;
+        let envelope = Envelope::new(ProviderKind::Gemini, generate_request)?;
         Ok(GeminiProvider {
             client: client(ProviderKind::Gemini, &url)?,
             url,
@@ -191,7 +183,7 @@ mod tests {
 
     #[test]
     fn the_body_is_the_serialised_generate_request() {
-        let envelope = Envelope::new(generate_request).unwrap();
+        let envelope = Envelope::new(ProviderKind::Gemini, generate_request).unwrap();
         let user = "Summarize.\n---USER TEXT START---\n\"quoted\" \\ 東京\t\n---USER TEXT END---";
         let body: serde_json::Value = serde_json::from_slice(&envelope.body(user)).unwrap();
         // Byte for byte what serde writes for the whole struct.

@@ -6,10 +6,7 @@
 use super::http::{client, endpoint, parse_content, secret_header, send_json};
 use super::prompt::{SYSTEM_PROMPT, build_prompt};
 use super::wire::Envelope;
-use super::{
-    CallOptions, Provider, ProviderError, ProviderErrorKind, ProviderKind, ProviderReply,
-    TokenUsage,
-};
+use super::{CallOptions, Provider, ProviderError, ProviderKind, ProviderReply, TokenUsage};
 use crate::config::ProviderSettings;
 use crate::job::Job;
 use futures::future::BoxFuture;
@@ -35,11 +32,8 @@ impl OpenAiProvider {
             ProviderKind::OpenAi,
             &format!("{}/chat/completions", settings.base_url),
         )?;
-        let envelope = Envelope::new(|user| chat_request(&settings.model, user)).map_err(|e| {
-            ProviderError::new(
-                ProviderKind::OpenAi,
-                ProviderErrorKind::Transport(e.to_string()),
-            )
+        let envelope = Envelope::new(ProviderKind::OpenAi, |user| {
+            chat_request(&settings.model, user)
         })?;
         Ok(OpenAiProvider {
             client: client(ProviderKind::OpenAi, &url)?,
@@ -173,7 +167,8 @@ mod tests {
 
     #[test]
     fn the_body_is_the_serialised_chat_request() {
-        let envelope = Envelope::new(|user| chat_request("gpt-x", user)).unwrap();
+        let envelope =
+            Envelope::new(ProviderKind::OpenAi, |user| chat_request("gpt-x", user)).unwrap();
         let user =
             "Analyze this.\n---USER TEXT START---\n\"quoted\" \\ café\u{1}\n---USER TEXT END---";
         let body: serde_json::Value = serde_json::from_slice(&envelope.body(user)).unwrap();

@@ -12,6 +12,7 @@
 //! Invariant: `envelope.body(user)` is byte for byte what `serde_json` writes
 //! for the request struct holding `user` (tests compare the two).
 
+use super::{ProviderError, ProviderErrorKind, ProviderKind};
 use serde::Serialize;
 
 /// Stands in for the user message while the envelope is serialised. Control
@@ -26,9 +27,10 @@ pub(super) struct Envelope {
     tail: Vec<u8>,
 }
 
-/// Why an envelope could not be built (a bug, surfaced at start-up).
+/// Why an envelope could not be built (a bug, surfaced at start-up as the
+/// provider's construction error).
 #[derive(Debug, thiserror::Error)]
-pub(super) enum EnvelopeError {
+enum EnvelopeError {
     /// serde_json refused the request struct.
     #[error("cannot serialise the request body: {0}")]
     Serialise(#[from] serde_json::Error),
@@ -38,8 +40,17 @@ pub(super) enum EnvelopeError {
 }
 
 impl Envelope {
-    /// Serialises `build(USER_MARKER)` once and splits it around the marker.
+    /// Serialises `build(USER_MARKER)` once and splits it around the marker;
+    /// a failure is a start-up error of provider `kind`.
     pub(super) fn new<T: Serialize>(
+        kind: ProviderKind,
+        build: impl FnOnce(&'static str) -> T,
+    ) -> Result<Envelope, ProviderError> {
+        Envelope::split(build)
+            .map_err(|e| ProviderError::new(kind, ProviderErrorKind::Transport(e.to_string())))
+    }
+
+    fn split<T: Serialize>(
         build: impl FnOnce(&'static str) -> T,
     ) -> Result<Envelope, EnvelopeError> {
         let body = serde_json::to_vec(&build(USER_MARKER))?;
@@ -212,7 +223,7 @@ mod tests {
             messages: [("system", "rules \"here\"\n"), ("user", user)],
             temperature: 0.2,
         };
-        let envelope = Envelope::new(build).unwrap();
+        let envelope = Envelope::new(ProviderKind::OpenAi, build).unwrap();
         for user in ["", "hello", "line\nbreak \"quoted\" \u{1} ☃"] {
             assert_eq!(
                 String::from_utf8(envelope.body(user)).unwrap(),
@@ -223,7 +234,7 @@ mod tests {
 
     #[test]
     fn a_body_without_the_marker_is_refused() {
-        let err = Envelope::new(|_| ("constant",)).unwrap_err();
+        let err = Envelope::split(|_| ("constant",)).unwrap_err();
         assert!(matches!(err, EnvelopeError::Marker), "{err}");
     }
 }
