@@ -101,10 +101,16 @@ fn clean(raw: &str) -> String {
     while i < bytes.len() {
         let run_start = i;
         while i < bytes.len() && matches!(bytes[i], b'\t' | b' '..=b'~') {
-            line_blank &= matches!(bytes[i], b'\t' | b' ');
             i += 1;
         }
         if i > run_start {
+            // Settles on the run's first visible character.
+            line_blank = line_blank
+                && bytes
+                    .get(run_start..i)
+                    .unwrap_or_default()
+                    .iter()
+                    .all(|b| matches!(b, b'\t' | b' '));
             // Both ends sit next to ASCII bytes, so they are char boundaries.
             out.push_str(raw.get(run_start..i).unwrap_or_default());
             continue;
@@ -161,6 +167,8 @@ struct Token {
     line_start: bool,
     /// Has letters and none of them lowercase in the original ("DAN", "NASA").
     upper: bool,
+    /// The core packed by [`pack`], for the per-word trigger lookup.
+    key: u128,
 }
 
 /// The lowercased, whitespace-collapsed detection view of a text.
@@ -198,6 +206,7 @@ impl ViewBuilder {
             core_end: at,
             line_start: self.after_newline,
             upper: false,
+            key: LONG_WORD,
         });
         self.after_newline = false;
         self.has_lower = false;
@@ -211,11 +220,25 @@ impl ViewBuilder {
         };
         token.end = self.flat.len();
         let raw = self.flat.get(token.start..token.end).unwrap_or_default();
-        let not_word = |c: char| !c.is_alphanumeric();
-        let front_trimmed = raw.trim_start_matches(not_word);
-        token.core_start = token.start + (raw.len() - front_trimmed.len());
-        token.core_end = token.core_start + front_trimmed.trim_end_matches(not_word).len();
+        let bytes = raw.as_bytes();
+        let word_edge = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
+        if word_edge(bytes.first()) && word_edge(bytes.last()) {
+            // The common case: nothing to trim.
+            token.core_start = token.start;
+            token.core_end = token.end;
+        } else {
+            let not_word = |c: char| !c.is_alphanumeric();
+            let front_trimmed = raw.trim_start_matches(not_word);
+            token.core_start = token.start + (raw.len() - front_trimmed.len());
+            token.core_end = token.core_start + front_trimmed.trim_end_matches(not_word).len();
+        }
         token.upper = self.has_alpha && !self.has_lower;
+        token.key = pack(
+            self.flat
+                .as_bytes()
+                .get(token.core_start..token.core_end)
+                .unwrap_or_default(),
+        );
         self.tokens.push(token);
     }
 
@@ -246,10 +269,12 @@ impl View {
                 b.open();
                 let run_start = i;
                 while i < bytes.len() && bytes[i].is_ascii_graphic() {
-                    b.has_lower |= bytes[i].is_ascii_lowercase();
-                    b.has_alpha |= bytes[i].is_ascii_alphabetic();
                     i += 1;
                 }
+                let run = bytes.get(run_start..i).unwrap_or_default();
+                // Both usually settle on the run's first letter.
+                b.has_lower = b.has_lower || run.iter().any(u8::is_ascii_lowercase);
+                b.has_alpha = b.has_alpha || run.iter().any(u8::is_ascii_alphabetic);
                 let at = b.flat.len();
                 b.flat.push_str(text.get(run_start..i).unwrap_or_default());
                 if let Some(tail) = b.flat.get_mut(at..) {
@@ -442,31 +467,25 @@ const ROLE_TAGS: &[&str] = &[
 fn detect_injection(text: &str) -> Vec<&'static str> {
     let view = View::new(text);
     let mut found = [false; ALL_SIGNALS.len()];
-    for i in 0..view.tokens.len() {
-        let hit = match view.core(i) {
-            "ignore" | "ignoring" | "disregard" | "disregarding" | "forget" | "forgetting"
-            | "override" | "bypass" => {
-                ignores_instructions(&view, i).then_some(IGNORE_INSTRUCTIONS)
-            }
-            "you" | "you're" | "you’re" | "act" | "pretend" | "roleplay" | "role-play" | "role" => {
-                role_override_at(&view, i).then_some(ROLE_OVERRIDE)
-            }
-            "system" | "system-prompt" | "systemprompt" | "reveal" | "show" | "print"
-            | "repeat" | "output" | "display" | "disclose" | "leak" | "share" | "tell" | "give"
-            | "what" | "write" => prompt_probe_at(&view, i).then_some(SYSTEM_PROMPT_PROBE),
-            "jailbreak" | "jailbroken" | "jailbreaking" | "jailbreaks" | "developer" | "do"
-            | "dan" => jailbreak_at(&view, i).then_some(JAILBREAK),
-            "user" => (matches!(view.core(i + 1), "text" | "question")
+    for (i, token) in view.tokens.iter().enumerate() {
+        let hit = match trigger(token.key) {
+            None => None,
+            Some(Trigger::Ignore) => ignores_instructions(&view, i).then_some(IGNORE_INSTRUCTIONS),
+            Some(Trigger::Role) => role_override_at(&view, i).then_some(ROLE_OVERRIDE),
+            Some(Trigger::Probe) => prompt_probe_at(&view, i).then_some(SYSTEM_PROMPT_PROBE),
+            Some(Trigger::Jailbreak) => jailbreak_at(&view, i).then_some(JAILBREAK),
+            Some(Trigger::User) => (matches!(view.core(i + 1), "text" | "question")
                 && matches!(view.core(i + 2), "start" | "end" | "begin"))
             .then_some(DELIMITER_SPOOFING),
-            _ => None,
         };
-        let line_hit = role_line_at(&view, i).then_some(ROLE_TAG_SPOOFING);
-        for name in [hit, line_hit].into_iter().flatten() {
+        if let Some(name) = hit {
             mark(&mut found, name);
         }
+        if token.line_start && role_line_at(&view, i) {
+            mark(&mut found, ROLE_TAG_SPOOFING);
+        }
     }
-    if has_role_tag(&view.flat) || has_special_token(&view.flat) {
+    if has_role_marker(&view.flat) {
         mark(&mut found, ROLE_TAG_SPOOFING);
     }
     ALL_SIGNALS
@@ -474,6 +493,111 @@ fn detect_injection(text: &str) -> Vec<&'static str> {
         .zip(found)
         .filter_map(|(name, hit)| hit.then_some(*name))
         .collect()
+}
+
+/// Which detector a trigger word starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// [`ignores_instructions`].
+    Ignore,
+    /// [`role_override_at`].
+    Role,
+    /// [`prompt_probe_at`].
+    Probe,
+    /// [`jailbreak_at`].
+    Jailbreak,
+    /// "user text start" and keel's other delimiters, spelt as words.
+    User,
+}
+
+/// The words that start a detector; every other word is skipped after one
+/// table lookup. Each detector re-checks the word itself.
+const TRIGGER_WORDS: [(&str, Trigger); 40] = [
+    ("ignore", Trigger::Ignore),
+    ("ignoring", Trigger::Ignore),
+    ("disregard", Trigger::Ignore),
+    ("disregarding", Trigger::Ignore),
+    ("forget", Trigger::Ignore),
+    ("forgetting", Trigger::Ignore),
+    ("override", Trigger::Ignore),
+    ("bypass", Trigger::Ignore),
+    ("you", Trigger::Role),
+    ("you're", Trigger::Role),
+    ("you’re", Trigger::Role),
+    ("act", Trigger::Role),
+    ("pretend", Trigger::Role),
+    ("roleplay", Trigger::Role),
+    ("role-play", Trigger::Role),
+    ("role", Trigger::Role),
+    ("system", Trigger::Probe),
+    ("system-prompt", Trigger::Probe),
+    ("systemprompt", Trigger::Probe),
+    ("reveal", Trigger::Probe),
+    ("show", Trigger::Probe),
+    ("print", Trigger::Probe),
+    ("repeat", Trigger::Probe),
+    ("output", Trigger::Probe),
+    ("display", Trigger::Probe),
+    ("disclose", Trigger::Probe),
+    ("leak", Trigger::Probe),
+    ("share", Trigger::Probe),
+    ("tell", Trigger::Probe),
+    ("give", Trigger::Probe),
+    ("what", Trigger::Probe),
+    ("write", Trigger::Probe),
+    ("jailbreak", Trigger::Jailbreak),
+    ("jailbroken", Trigger::Jailbreak),
+    ("jailbreaking", Trigger::Jailbreak),
+    ("jailbreaks", Trigger::Jailbreak),
+    ("developer", Trigger::Jailbreak),
+    ("do", Trigger::Jailbreak),
+    ("dan", Trigger::Jailbreak),
+    ("user", Trigger::User),
+];
+
+/// The key of every word longer than 15 bytes (no trigger word is). Its top
+/// byte, 0xFF, is never the length byte of a packed word.
+const LONG_WORD: u128 = u128::MAX;
+
+/// Packs a word of at most 15 bytes into an integer: the bytes in order, the
+/// length in the top byte. Distinct words get distinct keys, so the trigger
+/// lookup compares one integer per step instead of strings.
+const fn pack(word: &[u8]) -> u128 {
+    if word.len() > 15 {
+        return LONG_WORD;
+    }
+    let mut bytes = [0u8; 16];
+    bytes.split_at_mut(word.len()).0.copy_from_slice(word);
+    bytes[15] = word.len() as u8;
+    u128::from_le_bytes(bytes)
+}
+
+/// [`TRIGGER_WORDS`] packed and sorted by key, for binary search.
+static TRIGGERS: [(u128, Trigger); TRIGGER_WORDS.len()] = {
+    let mut table = [(0u128, Trigger::Ignore); TRIGGER_WORDS.len()];
+    let mut i = 0;
+    while i < table.len() {
+        table[i] = (pack(TRIGGER_WORDS[i].0.as_bytes()), TRIGGER_WORDS[i].1);
+        // Insertion sort, at compile time.
+        let mut j = i;
+        while j > 0 && table[j - 1].0 > table[j].0 {
+            let swap = table[j - 1];
+            table[j - 1] = table[j];
+            table[j] = swap;
+            j -= 1;
+        }
+        i += 1;
+    }
+    table
+};
+
+/// The detector that the word with `key` starts, if any.
+fn trigger(key: u128) -> Option<Trigger> {
+    TRIGGERS
+        .binary_search_by(|(k, _)| k.cmp(&key))
+        .ok()
+        .and_then(|at| TRIGGERS.get(at))
+        .map(|(_, t)| *t)
 }
 
 /// Records `name` in the flags indexed like [`ALL_SIGNALS`].
@@ -602,29 +726,29 @@ fn role_line_at(view: &View, i: usize) -> bool {
     line_ends || view.raw(word_index).ends_with(':')
 }
 
-/// True if a [`ROLE_TAGS`] marker occurs in `flat`. Every marker starts
-/// with `[` or `<`, so only those positions are tried (one scan of the text
-/// instead of one substring search per marker).
-fn has_role_tag(flat: &str) -> bool {
-    flat.match_indices(['[', '<'])
-        .any(|(at, _)| ROLE_TAGS.iter().any(|t| flat[at..].starts_with(t)))
+/// True if `flat` holds a [`ROLE_TAGS`] marker or a `<|name|>` special token
+/// (e.g. `<|im_start|>`, `<|eot_id|>`, but not Haskell's `<|>` operator).
+/// Both start with `[` or `<`, so only those positions are tried: one memchr
+/// scan of the text instead of one substring search per marker.
+fn has_role_marker(flat: &str) -> bool {
+    let bytes = flat.as_bytes();
+    memchr::memchr2_iter(b'[', b'<', bytes).any(|at| {
+        let rest = bytes.get(at..).unwrap_or_default();
+        ROLE_TAGS.iter().any(|t| rest.starts_with(t.as_bytes())) || special_token_at(rest)
+    })
 }
 
-/// Finds a `<|name|>` special token (e.g. `<|im_start|>`, `<|eot_id|>`), but
-/// not operators such as Haskell's `<|>`.
-fn has_special_token(flat: &str) -> bool {
-    let mut rest = flat;
-    while let Some(pos) = rest.find("<|") {
-        rest = &rest[pos + 2..];
-        let name_len = rest
-            .bytes()
-            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
-            .count();
-        if (1..=32).contains(&name_len) && rest[name_len..].starts_with("|>") {
-            return true;
-        }
-    }
-    false
+/// Whether `rest` starts with `<|name|>`, the name 1 to 32 ASCII letters,
+/// digits or underscores.
+fn special_token_at(rest: &[u8]) -> bool {
+    let Some(name) = rest.strip_prefix(b"<|") else {
+        return false;
+    };
+    let name_len = name
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+        .count();
+    (1..=32).contains(&name_len) && name.get(name_len..).is_some_and(|r| r.starts_with(b"|>"))
 }
 
 #[cfg(test)]
@@ -831,6 +955,64 @@ mod tests {
             "We could act as if nothing happened, the board said it will act as arbiter.",
         ] {
             assert!(signals(text).is_empty(), "{text}: {:?}", signals(text));
+        }
+    }
+
+    #[test]
+    fn trigger_lookup_finds_exactly_the_trigger_words() {
+        // Binary search needs unique, sorted keys.
+        assert!(TRIGGERS.windows(2).all(|w| w[0].0 < w[1].0));
+        for (word, expected) in TRIGGER_WORDS {
+            assert_eq!(trigger(pack(word.as_bytes())), Some(expected), "{word}");
+        }
+        for word in [
+            "",
+            "a",
+            "yo",
+            "your",
+            "users",
+            "ignored",
+            "you'",
+            "systemprompts",
+            "dis",
+            "do-",
+            "developers",
+            "jailbreak-mode-on-now",
+        ] {
+            assert_eq!(trigger(pack(word.as_bytes())), None, "{word}");
+        }
+        assert_eq!(pack(&[b'x'; 16]), LONG_WORD);
+        assert_ne!(pack(&[b'x'; 15]), LONG_WORD);
+        // The length byte keeps a word apart from the same word with NULs.
+        assert_ne!(pack(b"do"), pack(b"do\0"));
+    }
+
+    #[test]
+    fn word_cores_drop_surrounding_punctuation_only() {
+        let view = View::new("\"Ignore\" (you're) ---user 3.5 ¡hola! x «café» ...");
+        let cores: Vec<&str> = (0..view.tokens.len()).map(|i| view.core(i)).collect();
+        assert_eq!(
+            cores,
+            ["ignore", "you're", "user", "3.5", "hola", "x", "café", ""]
+        );
+        for (i, token) in view.tokens.iter().enumerate() {
+            assert_eq!(token.key, pack(view.core(i).as_bytes()), "{}", view.core(i));
+        }
+    }
+
+    #[test]
+    fn role_markers_are_found_at_any_bracket() {
+        for text in [
+            "[INST] hi",
+            "x <<SYS>> y",
+            "a <|im_start|>system",
+            "<|<|eot_id|>",
+            "text </system_instruction>",
+        ] {
+            assert!(has_role_marker(&View::new(text).flat), "{text}");
+        }
+        for text in ["a <|> b", "<||>", "<|x", "[inst", "<sys>", "plain text"] {
+            assert!(!has_role_marker(&View::new(text).flat), "{text}");
         }
     }
 
