@@ -231,7 +231,7 @@ pub fn error_response(
         request_id: request_id::current(),
         timestamp: crate::time::now_rfc3339(),
     };
-    (status, axum::Json(body)).into_response()
+    (status, super::json::Json(body)).into_response()
 }
 
 impl IntoResponse for ApiError {

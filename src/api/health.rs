@@ -3,8 +3,8 @@
 
 use super::AppState;
 use super::auth::RequireKey;
+use super::json::Json;
 use crate::resilience::breaker::BreakerState;
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -10,7 +10,7 @@ mod resilience;
 
 use super::AppState;
 use super::auth::OperatorKey;
-use axum::Json;
+use crate::api::json::Json;
 use axum::Router;
 use axum::routing::{get, post};
 use serde_json::{Value, json};

@@ -4,7 +4,7 @@
 use crate::api::AppState;
 use crate::api::auth::OperatorKey;
 use crate::api::error::ApiError;
-use axum::Json;
+use crate::api::json::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering::Relaxed;
