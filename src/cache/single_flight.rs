@@ -56,6 +56,22 @@ impl<K: Hash + Eq, V> Drop for LeaderGuard<'_, K, V> {
     }
 }
 
+impl<K: Hash + Eq, V: Clone> LeaderGuard<'_, K, V> {
+    /// Ends the flight with `value`. The flight leaves the map first, so the
+    /// number of followers is final (a caller arriving now starts a new
+    /// flight) and the value is cloned only when someone waits for it.
+    fn publish(self, value: V) -> V {
+        drop(
+            self.flights
+                .remove_if(&self.key, |_, flight| flight.id == self.id),
+        );
+        if self.tx.receiver_count() > 0 {
+            self.tx.send_replace(Some(value.clone()));
+        }
+        value
+    }
+}
+
 enum Role<V> {
     Leader(u64, watch::Sender<Option<V>>),
     Follower(watch::Receiver<Option<V>>),
@@ -103,9 +119,7 @@ impl<K: Hash + Eq + Clone, V: Clone> SingleFlight<K, V> {
                         tx,
                     };
                     let value = f().await;
-                    guard.tx.send_replace(Some(value.clone()));
-                    drop(guard);
-                    return value;
+                    return guard.publish(value);
                 }
                 Role::Follower(mut rx) => {
                     if let Ok(value) = rx.wait_for(Option::is_some).await
@@ -152,6 +166,43 @@ mod tests {
 
         // Finished flights are gone: the next call runs again.
         assert_eq!(sf.run("same".into(), || async { 7 }).await, 7);
+    }
+
+    /// A value that counts its clones.
+    struct Counted(Arc<AtomicUsize>);
+
+    impl Clone for Counted {
+        fn clone(&self) -> Self {
+            self.0.fetch_add(1, Relaxed);
+            Counted(Arc::clone(&self.0))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_value_is_cloned_only_for_followers() {
+        let clones = Arc::new(AtomicUsize::new(0));
+        let sf = Arc::new(SingleFlight::<u32, Counted>::new());
+        sf.run(1, || async { Counted(Arc::clone(&clones)) }).await;
+        assert_eq!(clones.load(Relaxed), 0, "a lone leader keeps its value");
+
+        let tasks: Vec<_> = (0..3)
+            .map(|_| {
+                let (sf, clones) = (Arc::clone(&sf), Arc::clone(&clones));
+                tokio::spawn(async move {
+                    sf.run(2, || async {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Counted(clones)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // One clone into the channel, one out of it per follower.
+        assert_eq!(clones.load(Relaxed), 3);
+        assert_eq!(sf.in_flight(), 0);
     }
 
     #[tokio::test(start_paused = true)]
