@@ -93,7 +93,7 @@ pub async fn request_context(
     if let Ok(v) = HeaderValue::from_str(&id) {
         headers.insert(&X_REQUEST_ID, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&format!("{elapsed:.6}")) {
+    if let Ok(v) = HeaderValue::try_from(seconds_with_micros(elapsed_d)) {
         headers.insert(&X_PROCESS_TIME, v);
     }
     let status = response.status().as_u16();
@@ -105,6 +105,13 @@ pub async fn request_context(
         }
     });
     response
+}
+
+/// `X-Process-Time`: seconds with six decimals (microseconds, truncated),
+/// formatted as two integers, which costs a fraction of `{:.6}` on a float.
+fn seconds_with_micros(elapsed: std::time::Duration) -> String {
+    let micros = elapsed.as_micros();
+    format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
 }
 
 fn wrap_plain_error(response: Response) -> Response {
@@ -140,6 +147,21 @@ fn wrap_plain_error(response: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_time_is_seconds_with_six_decimals() {
+        use std::time::Duration;
+        assert_eq!(seconds_with_micros(Duration::ZERO), "0.000000");
+        assert_eq!(
+            seconds_with_micros(Duration::from_nanos(1_500_999)),
+            "0.001500"
+        );
+        assert_eq!(
+            seconds_with_micros(Duration::from_micros(2_000_003)),
+            "2.000003"
+        );
+        assert_eq!(seconds_with_micros(Duration::from_secs(61)), "61.000000");
+    }
 
     #[test]
     fn only_sane_ids_are_echoed() {

@@ -189,6 +189,15 @@ fn strip_wrapping_quotes(s: &str) -> &str {
 /// Reads a sentiment verdict: the first JSON object carrying a label, else a
 /// leading label word ("Positive. The text…"), else `Malformed`.
 fn parse_sentiment(text: &str) -> Result<Sentiment, OutputError> {
+    // The usual answer is exactly one JSON object: parse it whole first, before
+    // scanning for brace-balanced candidates (of which it would be the first).
+    if text.starts_with('{')
+        && text.ends_with('}')
+        && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text)
+        && let Some(result) = sentiment_from_object(&map)
+    {
+        return result;
+    }
     for candidate in json_objects(text) {
         let value = serde_json::from_str::<Value>(candidate)
             .or_else(|_| serde_json::from_str::<Value>(&repair_json(candidate)));
