@@ -1,11 +1,13 @@
 # keel — common tasks. `make help` lists them.
 .DEFAULT_GOAL := help
 CARGO ?= cargo
+# Where cargo puts builds (honours CARGO_TARGET_DIR).
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 # Extra arguments for `make run`, e.g. ARGS="--port 9000".
 ARGS ?=
 
 .PHONY: help run test lint fmt bench build release fake-llm clean \
-	test-browser bench-load bench-soak list-resil-presets show-resil-preset validate-resil-config recommend-resil-preset migrate-config
+	test-browser bench-load bench-floor bench-soak list-resil-presets show-resil-preset validate-resil-config recommend-resil-preset migrate-config
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -39,6 +41,10 @@ bench: ## Criterion micro-benchmarks
 bench-load: ## Load benchmark keel vs direct upstream: table + target/bench/load-*.json (ARGS="--duration 5 --cells hit-0 --rounds 3")
 	$(CARGO) build --release --bin keel --example fake_llm
 	$(CARGO) run --release --example loadgen -- $(ARGS)
+
+bench-floor: ## Same load benchmark against examples/floor_gateway (the stack with none of keel's logic): the ceiling keel can reach here
+	$(CARGO) build --release --bin keel --example fake_llm --example floor_gateway
+	$(CARGO) run --release --example loadgen -- --keel-bin $(TARGET_DIR)/release/examples/floor_gateway $(ARGS)
 
 bench-soak: ## 10-minute RSS soak of keel at c=16, fails on >10 % growth (ARGS="--soak-duration 120")
 	$(CARGO) build --release --bin keel --example fake_llm

@@ -105,7 +105,9 @@ struct Args {
     /// Soak: allowed RSS growth after the warm-up, in percent.
     #[arg(long, default_value_t = 10.0)]
     soak_max_growth: f64,
-    /// keel binary (default: `keel` next to this example's directory).
+    /// keel binary (default: `keel` next to this example's directory). Any
+    /// binary that takes `serve --host H --port P` and `OPENAI_BASE_URL` can
+    /// stand in, e.g. `examples/floor_gateway` (`make bench-floor`).
     #[arg(long)]
     keel_bin: Option<PathBuf>,
     /// fake_llm binary (default: `fake_llm` next to this example).
@@ -1019,6 +1021,10 @@ async fn bench(args: &Args, paths: &Paths) -> Res<bool> {
     let (ticks, tick_source) = clock_ticks();
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     println!(
+        "gateway under test (\"keel\" below): {}",
+        paths.keel.display()
+    );
+    println!(
         "keel ready in {:.1} ms (spawn → first 200 from /v1/health/ready); {} cells × {} round(s) × (direct + keel) × ({} s warm-up + {} s); {cores} cores; CPU ticks at {ticks} Hz ({tick_source}); load average {:.2}",
         startup.as_secs_f64() * 1000.0,
         cells.len(),
@@ -1104,6 +1110,7 @@ async fn bench(args: &Args, paths: &Paths) -> Res<bool> {
         "warmup_s": warmup.as_secs_f64(),
         "duration_s": duration.as_secs_f64(),
         "keel_startup_ms": startup.as_secs_f64() * 1000.0,
+        "keel_bin": paths.keel.display().to_string(),
         "loadavg_1m_end": loadavg_1m(),
         "keel_env": {
             "AI_PROVIDER": "openai", "AI_FALLBACK_PROVIDERS": "none",
