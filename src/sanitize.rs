@@ -461,8 +461,8 @@ const ROLE_TAGS: &[&str] = &[
     "</system_instruction>",
 ];
 
-/// Runs every detector over the cleaned text. One `match` on each word picks
-/// the (rare) trigger words; only those look at their neighbours, which keeps
+/// Runs every detector over the cleaned text. One table lookup per word picks
+/// the trigger words; only those look at their neighbours, which keeps
 /// a 10 000-character text well under a millisecond.
 fn detect_injection(text: &str) -> Vec<&'static str> {
     let view = View::new(text);
@@ -566,8 +566,7 @@ const fn pack(word: &[u8]) -> u128 {
     if word.len() > 15 {
         return LONG_WORD;
     }
-    // Byte by byte in registers: copying into a stack buffer and loading it
-    // as one `u128` stalls on store forwarding, which took longer.
+    // Little-endian: byte `i` lands in bits `8 * i ..`.
     let mut key = 0u128;
     let mut i = word.len();
     while i > 0 {

@@ -99,9 +99,9 @@ impl CacheKey {
 
 /// Hashes only the key's last 16 hex digits: they are digest bits, which
 /// already depend on everything else in the key, and 16 bytes hash in a
-/// fraction of the time the ~90-byte key takes. A cache miss looks its key up
-/// in a map about ten times (memory tier, single flight). Equal keys have
-/// equal tails, so this agrees with `Eq`.
+/// fraction of the time the ~90-byte key takes (the single-flight map looks
+/// a key up three times per cache miss). Equal keys have equal tails, so
+/// this agrees with `Eq`.
 impl Hash for CacheKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         let bytes = self.key.as_bytes();
