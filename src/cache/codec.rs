@@ -36,6 +36,21 @@ pub struct CachedAnswer {
 }
 
 impl CachedAnswer {
+    /// Bytes of text the value holds on the heap (output, provider, model,
+    /// plus a `String` header per list item): what the memory tier charges
+    /// for it, known without serialising it.
+    pub fn heap_bytes(&self) -> usize {
+        const STRING: usize = std::mem::size_of::<String>();
+        let list = |items: &[String]| items.iter().map(|i| i.len() + STRING).sum::<usize>();
+        let output = match &self.output {
+            JobOutput::Summary { text } | JobOutput::Answer { text, .. } => text.len(),
+            JobOutput::Sentiment(s) => s.explanation.len(),
+            JobOutput::KeyPoints { points } => list(points),
+            JobOutput::Questions { questions } => list(questions),
+        };
+        output + self.provider.len() + self.model.len()
+    }
+
     /// True when the output carries nothing worth serving again: an empty
     /// summary or answer, no (non-blank) points or questions, or a sentiment
     /// whose confidence is not a finite number. [`super::Cache::put`]
@@ -62,26 +77,10 @@ pub enum CodecError {
     Gzip(#[from] std::io::Error),
 }
 
-/// An encoded value.
-#[derive(Debug, Clone)]
-pub struct Encoded {
-    /// The bytes to store (format byte included).
-    pub bytes: Vec<u8>,
-    /// Length of the uncompressed JSON; the memory tier's size estimate.
-    pub json_len: usize,
-}
-
-impl Encoded {
-    /// True when the payload is gzip'd.
-    #[cfg(test)]
-    pub fn is_compressed(&self) -> bool {
-        self.bytes.first() == Some(&GZIP)
-    }
-}
-
-/// Encodes `value`, gzip'ing JSON longer than `compression_threshold` bytes
-/// when that makes it smaller.
-pub fn encode(value: &CachedAnswer, compression_threshold: usize) -> Result<Encoded, CodecError> {
+/// Encodes `value` into the bytes to store (format byte included),
+/// gzip'ing JSON longer than `compression_threshold` bytes when that makes
+/// it smaller.
+pub fn encode(value: &CachedAnswer, compression_threshold: usize) -> Result<Vec<u8>, CodecError> {
     let json = serde_json::to_vec(value)?;
     let json_len = json.len();
     if json_len > compression_threshold {
@@ -95,35 +94,20 @@ pub fn encode(value: &CachedAnswer, compression_threshold: usize) -> Result<Enco
             let mut bytes = Vec::with_capacity(compressed.len() + 1);
             bytes.push(GZIP);
             bytes.extend_from_slice(&compressed);
-            return Ok(Encoded { bytes, json_len });
+            return Ok(bytes);
         }
     }
     let mut bytes = Vec::with_capacity(json_len + 1);
     bytes.push(PLAIN);
     bytes.extend_from_slice(&json);
-    Ok(Encoded { bytes, json_len })
-}
-
-/// A decoded value and the length of its JSON.
-#[derive(Debug, Clone)]
-pub struct Decoded {
-    /// The value.
-    pub value: CachedAnswer,
-    /// Length of its uncompressed JSON.
-    pub json_len: usize,
+    Ok(bytes)
 }
 
 /// Decodes bytes written by [`encode`]; `None` for anything else.
-pub fn decode(bytes: &[u8]) -> Option<Decoded> {
+pub fn decode(bytes: &[u8]) -> Option<CachedAnswer> {
     let (&format, payload) = bytes.split_first()?;
     match format {
-        PLAIN => {
-            let value = serde_json::from_slice(payload).ok()?;
-            Some(Decoded {
-                value,
-                json_len: payload.len(),
-            })
-        }
+        PLAIN => serde_json::from_slice(payload).ok(),
         GZIP => {
             let mut json = Vec::with_capacity(payload.len().saturating_mul(3));
             GzDecoder::new(payload)
@@ -133,11 +117,7 @@ pub fn decode(bytes: &[u8]) -> Option<Decoded> {
             if json.len() as u64 > MAX_DECODED_BYTES {
                 return None;
             }
-            let value = serde_json::from_slice(&json).ok()?;
-            Some(Decoded {
-                value,
-                json_len: json.len(),
-            })
+            serde_json::from_slice(&json).ok()
         }
         _ => None,
     }
@@ -147,6 +127,10 @@ pub fn decode(bytes: &[u8]) -> Option<Decoded> {
 mod tests {
     use super::*;
     use crate::job::{Sentiment, SentimentLabel};
+
+    fn is_compressed(bytes: &[u8]) -> bool {
+        bytes.first() == Some(&GZIP)
+    }
 
     fn answer(output: JobOutput) -> CachedAnswer {
         CachedAnswer {
@@ -165,12 +149,10 @@ mod tests {
             explanation: "great".into(),
         }));
         let e = encode(&v, 1000).unwrap();
-        assert!(!e.is_compressed());
-        assert_eq!(e.bytes[0], b'j');
-        assert_eq!(e.json_len, e.bytes.len() - 1);
-        let d = decode(&e.bytes).unwrap();
-        assert_eq!(d.value, v);
-        assert_eq!(d.json_len, e.json_len);
+        assert!(!is_compressed(&e));
+        assert_eq!(e[0], b'j');
+        assert_eq!(&e[1..], serde_json::to_vec(&v).unwrap());
+        assert_eq!(decode(&e).unwrap(), v);
     }
 
     #[test]
@@ -178,21 +160,15 @@ mod tests {
         let text = "Rust gives memory safety without garbage collection. ".repeat(100);
         let v = answer(JobOutput::Summary { text });
         let e = encode(&v, 1000).unwrap();
-        assert!(e.is_compressed());
-        assert!(
-            e.bytes.len() * 4 < e.json_len,
-            "{} vs {}",
-            e.bytes.len(),
-            e.json_len
-        );
-        let d = decode(&e.bytes).unwrap();
-        assert_eq!(d.value, v);
-        assert_eq!(d.json_len, e.json_len);
+        assert!(is_compressed(&e));
+        let json_len = serde_json::to_vec(&v).unwrap().len();
+        assert!(e.len() * 4 < json_len, "{} vs {json_len}", e.len());
+        assert_eq!(decode(&e).unwrap(), v);
 
         // Same value under a higher threshold: plain, still round-trips.
         let plain = encode(&v, 1_000_000).unwrap();
-        assert!(!plain.is_compressed());
-        assert_eq!(decode(&plain.bytes).unwrap().value, v);
+        assert!(!is_compressed(&plain));
+        assert_eq!(decode(&plain).unwrap(), v);
     }
 
     #[test]
@@ -206,8 +182,8 @@ mod tests {
             stored_at_unix_ms: 1,
         };
         let e = encode(&v, 0).unwrap();
-        assert!(!e.is_compressed());
-        assert_eq!(decode(&e.bytes).unwrap().value, v);
+        assert!(!is_compressed(&e));
+        assert_eq!(decode(&e).unwrap(), v);
     }
 
     #[test]
@@ -216,10 +192,10 @@ mod tests {
             points: vec!["a".repeat(2000)],
         });
         let e = encode(&v, 100).unwrap();
-        assert!(e.is_compressed());
-        let mut truncated = e.bytes.clone();
+        assert!(is_compressed(&e));
+        let mut truncated = e.clone();
         truncated.truncate(truncated.len() / 2);
-        let mut flipped = e.bytes.clone();
+        let mut flipped = e.clone();
         let middle = flipped.len() / 2;
         flipped[middle] ^= 0xff;
         for bad in [
@@ -234,6 +210,23 @@ mod tests {
         ] {
             assert!(decode(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn heap_bytes_count_the_text_without_serialising() {
+        // "local" + "keel-local" = 15 bytes besides the output.
+        let summary = answer(JobOutput::Summary {
+            text: "abcd".into(),
+        });
+        assert_eq!(summary.heap_bytes(), 4 + 15);
+        let points = answer(JobOutput::KeyPoints {
+            points: vec!["ab".into(), "cde".into()],
+        });
+        assert_eq!(points.heap_bytes(), 5 + 2 * size_of::<String>() + 15);
+        let long = answer(JobOutput::Summary {
+            text: "x".repeat(10_000),
+        });
+        assert!(long.heap_bytes() >= 10_000);
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub struct CacheConfig {
     pub memory_max_entries: u64,
     /// `CACHE_MEMORY_MAX_BYTES` (default 67108864 = 64 MiB, range
     /// 0..=1099511627776; 0 disables the memory tier): bound on the estimated
-    /// size of the memory tier's entries (JSON length + key + overhead).
+    /// size of the memory tier's entries (text bytes + key + overhead).
     pub memory_max_bytes: u64,
     /// `REDIS_URL` (`redis://`, `rediss://` or `unix://`; default unset = no
     /// Redis tier). The engine builds the [`crate::redis_link::RedisLink`]

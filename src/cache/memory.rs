@@ -15,7 +15,8 @@
 //! Expiry uses `tokio::time::Instant` stored in each entry, so it follows
 //! tokio's clock (paused and advanced in tests). An expired entry is dropped
 //! when a get finds it, or evicted like any other entry; it is never served.
-//! Sizes are estimates: JSON length + key length + [`ENTRY_OVERHEAD`].
+//! Sizes are estimates: the value's text bytes ([`CachedAnswer::heap_bytes`])
+//! + key length + [`ENTRY_OVERHEAD`].
 
 use super::codec::CachedAnswer;
 use std::collections::HashMap;
@@ -33,8 +34,8 @@ const ENTRIES_PER_SHARD: u64 = 512;
 const NIL: usize = usize::MAX;
 
 /// Estimated memory footprint of one entry.
-pub fn entry_size(key: &str, json_len: usize) -> u64 {
-    key.len() as u64 + json_len as u64 + ENTRY_OVERHEAD
+pub fn entry_size(key: &str, value: &CachedAnswer) -> u64 {
+    key.len() as u64 + value.heap_bytes() as u64 + ENTRY_OVERHEAD
 }
 
 /// Point-in-time view of the memory tier.

@@ -191,16 +191,16 @@ impl Cache {
             }
         };
         let decoded = codec::decode(&bytes)
-            .filter(|d| d.value.output.operation() == key.operation() && !d.value.is_empty());
-        let Some(decoded) = decoded else {
+            .filter(|v| v.output.operation() == key.operation() && !v.is_empty());
+        let Some(value) = decoded else {
             self.counters.decode_errors.fetch_add(1, Relaxed);
             tracing::warn!(key = %key, bytes = bytes.len(), "undecodable cache value in redis; treated as a miss");
             return None;
         };
         let op_ttl = self.ttl_for(key.operation());
         let ttl = remaining.map_or(op_ttl, |left| left.min(op_ttl));
-        let size = memory::entry_size(key.as_str(), decoded.json_len);
-        let value = Arc::new(decoded.value);
+        let size = memory::entry_size(key.as_str(), &value);
+        let value = Arc::new(value);
         self.memory
             .insert(key.as_str(), Arc::clone(&value), size, ttl);
         Some(Arc::unwrap_or_clone(value))
@@ -224,19 +224,23 @@ impl Cache {
             tracing::debug!(key = %key, %operation, "refused to cache an empty or mismatched answer");
             return;
         }
-        let encoded = match codec::encode(&value, self.config.compression_threshold) {
-            Ok(encoded) => encoded,
-            Err(error) => {
-                self.counters.puts_rejected.fetch_add(1, Relaxed);
-                tracing::warn!(key = %key, %error, "cannot encode an answer for the cache");
-                return;
-            }
+        // Encoded only for Redis: the memory tier holds the value itself.
+        let encoded = match &self.redis {
+            None => None,
+            Some(redis) => match codec::encode(&value, self.config.compression_threshold) {
+                Ok(bytes) => Some((redis, bytes)),
+                Err(error) => {
+                    self.counters.puts_rejected.fetch_add(1, Relaxed);
+                    tracing::warn!(key = %key, %error, "cannot encode an answer for the cache");
+                    return;
+                }
+            },
         };
         let ttl = self.ttl_for(operation);
-        let size = memory::entry_size(key.as_str(), encoded.json_len);
+        let size = memory::entry_size(key.as_str(), &value);
         self.memory.insert(key.as_str(), Arc::new(value), size, ttl);
-        if let Some(redis) = &self.redis
-            && let Err(error) = redis.set(key.as_str(), &encoded.bytes, ttl).await
+        if let Some((redis, bytes)) = encoded
+            && let Err(error) = redis.set(key.as_str(), &bytes, ttl).await
         {
             self.counters.redis_write_errors.fetch_add(1, Relaxed);
             tracing::debug!(%error, "cache write to redis skipped");

@@ -560,7 +560,7 @@ async fn a_corrupt_redis_value_is_a_miss_and_is_overwritten() {
     // A well-formed value of another operation under this key is corrupt too.
     let wrong = codec::encode(&answer(Operation::Summarize, "x"), 1000).unwrap();
     inspect
-        .query::<()>(redis::cmd("SET").arg(k.as_str()).arg(wrong.bytes))
+        .query::<()>(redis::cmd("SET").arg(k.as_str()).arg(wrong))
         .await
         .unwrap();
     assert_eq!(a.get(&k).await, None);

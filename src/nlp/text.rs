@@ -7,6 +7,8 @@
 //! slicing by arithmetic happens only on words already checked to be ASCII.
 //! All functions are pure and deterministic.
 
+use std::borrow::Cow;
+
 /// Abbreviations whose trailing period never ends a sentence ("Dr. Smith",
 /// "e.g. London", "approx. 5"). Compared lowercased, without the final period.
 const ABBREVIATIONS: &[&str] = &[
@@ -424,7 +426,7 @@ fn split_block(block: &str, out: &mut Vec<String>) {
 }
 
 fn push_sentence(chars: &[char], out: &mut Vec<String>) {
-    let s = collapse_whitespace(&chars.iter().collect::<String>());
+    let s = collapse_whitespace(&chars.iter().collect::<String>()).into_owned();
     if !s.is_empty() {
         out.push(s);
     }
@@ -691,9 +693,34 @@ fn is_ascii_space(b: u8) -> bool {
 }
 
 /// The words of `text` joined by single spaces: runs of whitespace collapse to
-/// one space and the ends are trimmed. ASCII text, the common case, is split
-/// byte by byte; anything else by Unicode whitespace, with the same result.
-pub(crate) fn collapse_whitespace(text: &str) -> String {
+/// one space and the ends are trimmed. Text already in that form, the common
+/// case, is borrowed as is. Other ASCII text is split byte by byte; anything
+/// else by Unicode whitespace, with the same result.
+pub(crate) fn collapse_whitespace(text: &str) -> Cow<'_, str> {
+    if is_collapsed(text) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(collapse_into_new(text))
+}
+
+/// True when `text` has single spaces between words, none at the ends and
+/// no control or non-ASCII byte: collapsing it would change nothing. Text
+/// with tabs, newlines or Unicode answers false and takes the slow path.
+fn is_collapsed(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let next = bytes.get(1..).unwrap_or_default();
+    // Branch-free folds, so the compiler vectorises them.
+    let unusual = bytes
+        .iter()
+        .fold(false, |seen, &b| seen | !(0x20..0x80).contains(&b));
+    let doubled = bytes
+        .iter()
+        .zip(next)
+        .fold(false, |seen, (&a, &b)| seen | ((a == b' ') & (b == b' ')));
+    !unusual && !doubled && bytes.first() != Some(&b' ') && bytes.last() != Some(&b' ')
+}
+
+fn collapse_into_new(text: &str) -> String {
     if !text.is_ascii() {
         let mut out = String::with_capacity(text.len());
         for word in text.split_whitespace() {
@@ -789,12 +816,20 @@ mod tests {
             "",
             " \t\r\n ",
             "one",
+            "two words",
+            "two words ",
+            " two words",
+            "two\twords",
             "  two  words  ",
             "tabs\tand\r\nline\u{b}breaks\u{c}here",
             "caf\u{e9}\u{85}na\u{ef}ve \u{3000} \u{6771}\u{4eac}\u{a0}x",
         ] {
             let expected = text.split_whitespace().collect::<Vec<_>>().join(" ");
-            assert_eq!(collapse_whitespace(text), expected, "{text:?}");
+            let collapsed = collapse_whitespace(text);
+            assert_eq!(collapsed, expected, "{text:?}");
+            // Borrowed exactly when nothing had to change (ASCII only).
+            let borrowed = matches!(collapsed, Cow::Borrowed(_));
+            assert_eq!(borrowed, text.is_ascii() && expected == text, "{text:?}");
         }
     }
 

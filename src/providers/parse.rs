@@ -90,7 +90,7 @@ fn non_empty(text: String) -> Result<String, OutputError> {
 /// Lowercases and collapses whitespace, so a marker still matches when the
 /// model re-wrapped the lines.
 fn fold(s: &str) -> String {
-    let mut out = collapse_whitespace(s);
+    let mut out = collapse_whitespace(s).into_owned();
     if out.is_ascii() {
         // The common case, in place and without Unicode case tables.
         out.make_ascii_lowercase();
