@@ -76,11 +76,9 @@ pub async fn check(
     }
 }
 
-/// Middleware on the `/v1` routes (cost 1; the batch route checks its own cost).
+/// Middleware on the `/v1` routes (cost 1; the batch route checks its own
+/// cost). [`super::router`] installs it only when the limiter is enabled.
 pub async fn limit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    if !state.engine.rate_limiter().is_enabled() {
-        return next.run(request).await;
-    }
     let route = request
         .extensions()
         .get::<MatchedPath>()

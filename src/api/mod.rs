@@ -87,7 +87,7 @@ pub fn router(state: AppState) -> Router {
     // Full paths rather than `nest("/v1", …)`: a nested router wraps every
     // route in a prefix-stripping service, which costs each request ~3 000
     // instructions for nothing.
-    let v1 = Router::new()
+    let mut v1 = Router::new()
         .route("/v1/health", get(health::health))
         .route("/v1/health/live", get(health::live))
         .route("/v1/health/ready", get(health::ready))
@@ -101,11 +101,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/text_processing/batch_status/{batch_id}",
             get(text::batch_status),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(
+        );
+    // With `RATE_LIMIT_ENABLED=false` the layer would pass every request
+    // through; leaving it out saves each request a boxed-service clone.
+    if state.engine.rate_limiter().is_enabled() {
+        v1 = v1.route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::limit,
         ));
+    }
 
     // The operator API's document is published only where that API is
     // enabled, and in production only with INTERNAL_DOCS=true.

@@ -191,12 +191,15 @@ fn strip_wrapping_quotes(s: &str) -> &str {
 fn parse_sentiment(text: &str) -> Result<Sentiment, OutputError> {
     // The usual answer is exactly one JSON object: parse it whole first, before
     // scanning for brace-balanced candidates (of which it would be the first).
-    if text.starts_with('{')
-        && text.ends_with('}')
-        && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text)
-        && let Some(result) = sentiment_from_object(&map)
-    {
-        return result;
+    if text.starts_with('{') && text.ends_with('}') {
+        if let Some(sentiment) = plain_sentiment(text) {
+            return Ok(sentiment);
+        }
+        if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text)
+            && let Some(result) = sentiment_from_object(&map)
+        {
+            return result;
+        }
     }
     for candidate in json_objects(text) {
         let value = serde_json::from_str::<Value>(candidate)
@@ -300,6 +303,32 @@ fn field<'a>(map: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a Value> {
         map.iter()
             .find(|(k, _)| k.trim().eq_ignore_ascii_case(key))
             .map(|(_, v)| v)
+    })
+}
+
+/// The answer exactly as the prompt asks for it: an object with the keys
+/// `sentiment` (a known label), `confidence` (a number) and `explanation`
+/// (a string), and no other key.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainSentiment<'a> {
+    #[serde(borrow)]
+    sentiment: std::borrow::Cow<'a, str>,
+    confidence: f64,
+    #[serde(borrow)]
+    explanation: std::borrow::Cow<'a, str>,
+}
+
+/// Parses an answer of exactly the asked-for shape straight into a
+/// [`Sentiment`], without building a `Value` tree; `None` for anything else
+/// (other keys, other types, an unknown label), which then takes the
+/// tolerant path with the same result for this shape.
+fn plain_sentiment(text: &str) -> Option<Sentiment> {
+    let plain: PlainSentiment<'_> = serde_json::from_str(text).ok()?;
+    Some(Sentiment {
+        sentiment: label_from_str(&plain.sentiment)?,
+        confidence: plain.confidence.clamp(0.0, 1.0),
+        explanation: plain.explanation.trim().to_string(),
     })
 }
 
@@ -796,6 +825,40 @@ mod tests {
         assert_eq!(s.sentiment, SentimentLabel::Positive);
         assert_eq!(s.confidence, 0.92);
         assert_eq!(s.explanation, "Happy customers.");
+    }
+
+    #[test]
+    fn the_plain_shape_parses_as_the_tolerant_path_does() {
+        for raw in [
+            r#"{"sentiment": "positive", "confidence": 0.92, "explanation": "Happy."}"#,
+            r#"{"explanation": "  Spaced.  ", "sentiment": "Very Negative", "confidence": 3}"#,
+            r#"{"sentiment":"mixed","confidence":-1e3,"explanation":"Esc\"aped \u00e9"}"#,
+            r#"{"sentiment": "neu", "confidence": 0, "explanation": ""}"#,
+        ] {
+            let plain = plain_sentiment(raw).expect(raw);
+            let Ok(Value::Object(map)) = serde_json::from_str::<Value>(raw) else {
+                panic!("{raw}");
+            };
+            let tolerant = sentiment_from_object(&map).expect(raw).expect(raw);
+            assert_eq!(plain, tolerant, "{raw}");
+        }
+        // Anything else is left to the tolerant path.
+        for raw in [
+            r#"{"sentiment": "positive", "confidence": 0.9}"#,
+            r#"{"sentiment": "positive", "confidence": "0.9", "explanation": "x"}"#,
+            r#"{"sentiment": "happy", "confidence": 0.9, "explanation": "x"}"#,
+            r#"{"Sentiment": "positive", "confidence": 0.9, "explanation": "x"}"#,
+            r#"{"sentiment": "positive", "confidence": 0.9, "explanation": null}"#,
+            r#"{"sentiment": "positive", "confidence": 0.9, "explanation": "x", "extra": 1}"#,
+            r#"{"sentiment": "a", "sentiment": "b", "confidence": 0.9, "explanation": "x"}"#,
+        ] {
+            assert!(plain_sentiment(raw).is_none(), "{raw}");
+        }
+        assert_eq!(
+            sentiment(r#"{"sentiment": "happy", "confidence": 0.9, "explanation": "x"}"#)
+                .unwrap_err(),
+            OutputError::Malformed("unknown sentiment label \"happy\"".into())
+        );
     }
 
     #[test]
