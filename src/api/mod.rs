@@ -2,11 +2,12 @@
 //!
 //! [`router`] builds the whole application so tests can drive it with
 //! `tower::ServiceExt::oneshot` or over a socket. Layers, outermost first:
-//! request context (id, timing, log span, error envelope, security headers,
-//! header count cap → 431) → CORS (when `CORS_ORIGINS` is set) → compression
-//! above 1 KB → load shedding and the concurrency cap (503 JSON, never an
-//! unbounded queue) → panic catcher (500 JSON) → body-size limit → routes;
-//! `/v1` routes also pass the rate limiter ([`limits`]).
+//! request context (id, timing, log span, error envelope, compression above
+//! 1 KB, security headers, header count cap → 431) → CORS (when
+//! `CORS_ORIGINS` is set) → load shedding and the concurrency cap (503 JSON,
+//! never an unbounded queue) → panic catcher (500 JSON) → body-size limit →
+//! routes; `/v1` routes also pass the rate limiter ([`limits`]) when it is
+//! enabled.
 
 pub mod auth;
 pub mod error;
@@ -158,10 +159,6 @@ fn edge(app: Router<AppState>, state: AppState) -> Router {
             request_id::request_context,
         ))
         .option_layer(security::cors(&settings.cors_origins))
-        .layer(
-            tower_http::compression::CompressionLayer::new()
-                .compress_when(tower_http::compression::predicate::SizeAbove::new(1024)),
-        )
         .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
             ApiError::Overloaded
         }))

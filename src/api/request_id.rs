@@ -3,7 +3,8 @@
 //! attached to every log line of the request, and readable anywhere in the
 //! request's task through [`current`] — so error bodies carry it too. The
 //! same middleware applies the edge rules that concern every response: the
-//! request-header cap (431) and the security headers.
+//! request-header cap (431), compression of large responses and the
+//! security headers.
 
 use super::AppState;
 use super::error::ApiError;
@@ -65,6 +66,12 @@ pub async fn request_context(
     let mut cut = state.engine.cut_signal();
     // Unmatched paths share one label so arbitrary URLs cannot grow metrics.
     let route = request.extensions().get::<MatchedPath>().cloned();
+    let accept_encoding: Vec<HeaderValue> = request
+        .headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .cloned()
+        .collect();
     let mut response = REQUEST_ID
         .scope(task_id, async move {
             // Built inside the scope, so its body carries the request id.
@@ -76,7 +83,7 @@ pub async fn request_context(
                 // Shutdown grace period over: answer instead of vanishing.
                 _ = cut.wait_for(|c| *c) => ApiError::ShuttingDown.into_response(),
             };
-            wrap_plain_error(response)
+            security::compress_if_large(wrap_plain_error(response), accept_encoding).await
         })
         .instrument(span.clone())
         .await;

@@ -3,8 +3,13 @@
 //! of request headers (431 with the common JSON body).
 
 use super::error::error_response;
+use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use std::convert::Infallible;
+use tower::{Layer, ServiceExt};
+use tower_http::compression::predicate::{Predicate, SizeAbove};
+use tower_http::compression::{CompressionBody, CompressionLayer};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// Most request headers accepted; more is a 431. (hyper itself refuses more
@@ -28,6 +33,45 @@ pub fn refuse_many_headers(headers: &HeaderMap) -> Option<Response> {
             None,
         )
     })
+}
+
+/// Responses of at least this many bytes (or of unknown size) are
+/// compressed for clients that accept gzip or br.
+pub const COMPRESS_ABOVE: u64 = 1024;
+
+/// Compresses `response` as the request's `Accept-Encoding` values allow
+/// (gzip or br, adding `Vary: accept-encoding`) when it is at least
+/// [`COMPRESS_ABOVE`] bytes or of unknown size; smaller responses are
+/// returned untouched. tower-http does the encoding, but is applied here to
+/// the large responses only rather than as a layer: its body type is ~5.8 KB,
+/// and as a layer every response, compressed or not, was built in it and
+/// copied with it on its way out.
+pub async fn compress_if_large(response: Response, accept_encoding: Vec<HeaderValue>) -> Response {
+    let predicate = SizeAbove::new(COMPRESS_ABOVE);
+    if !predicate.should_compress(&response) {
+        return response;
+    }
+    let mut request = axum::http::Request::new(());
+    for value in accept_encoding {
+        request.headers_mut().append(header::ACCEPT_ENCODING, value);
+    }
+    // A one-shot service handing over the response already made.
+    let mut response = Some(response);
+    let service = tower::service_fn(move |_: axum::http::Request<()>| {
+        let response = response
+            .take()
+            .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        std::future::ready(Ok::<_, Infallible>(response))
+    });
+    let compressed: Result<Response<CompressionBody<Body>>, Infallible> = CompressionLayer::new()
+        .compress_when(predicate)
+        .layer(service)
+        .oneshot(request)
+        .await;
+    match compressed {
+        Ok(response) => response.map(Body::new),
+        Err(never) => match never {},
+    }
 }
 
 /// The security headers every response carries, unless the handler set its

@@ -67,6 +67,38 @@ async fn security_headers_cors_and_compression() {
         .await
         .unwrap();
     assert_eq!(r.headers()["content-encoding"], "gzip");
+    let varies_with_encoding = |h: &reqwest::header::HeaderMap| {
+        h.get_all("vary")
+            .iter()
+            .any(|v| v.to_str().unwrap().contains("accept-encoding"))
+    };
+    assert!(varies_with_encoding(r.headers()));
+    assert!(r.headers().get("x-request-id").is_some());
+    let gzipped = r.bytes().await.unwrap();
+    let mut json = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gzipped[..]), &mut json)
+        .unwrap();
+    let plain = raw
+        .get(s.url("/internal/resilience/config"))
+        .send()
+        .await
+        .unwrap();
+    // Without Accept-Encoding: the same JSON, uncompressed, still marked as
+    // varying with the header.
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert!(varies_with_encoding(plain.headers()));
+    let plain: serde_json::Value = plain.json().await.unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+        plain
+    );
+    let r = raw
+        .get(s.url("/internal/resilience/config"))
+        .header("accept-encoding", "br;q=1, gzip;q=0.5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "br");
     let r = raw
         .get(s.url("/v1/health/live"))
         .header("accept-encoding", "gzip")
