@@ -3,21 +3,20 @@
 //! The key travels in the `x-goog-api-key` header (never in the URL, so it
 //! cannot leak into access logs).
 
-use super::http::{client, endpoint, parse_content, secret_header, send_json};
+use super::http::{Upstream, parse_content, secret_header, send_json};
 use super::prompt::{SYSTEM_PROMPT, build_prompt};
 use super::wire::Envelope;
 use super::{CallOptions, Provider, ProviderError, ProviderKind, ProviderReply, TokenUsage};
 use crate::config::ProviderSettings;
 use crate::job::Job;
 use futures::future::BoxFuture;
-use reqwest::header::{CONTENT_TYPE, HeaderValue};
+use reqwest::header::HeaderValue;
 use serde::{Deserialize, Serialize};
 
 /// Talks to one Gemini endpoint through a pooled client.
 pub struct GeminiProvider {
-    client: reqwest::Client,
-    /// The full `generateContent` URL, parsed once.
-    url: reqwest::Url,
+    /// The full `generateContent` URL and its client.
+    upstream: Upstream,
     model: String,
     /// The request body around the user message, serialised once.
     envelope: Envelope,
@@ -28,7 +27,7 @@ pub struct GeminiProvider {
 impl GeminiProvider {
     /// Creates the provider and its connection pool.
     pub fn new(settings: &ProviderSettings) -> Result<GeminiProvider, ProviderError> {
-        let url = endpoint(
+        let upstream = Upstream::new(
             ProviderKind::Gemini,
             &format!(
                 "{}/v1beta/models/{}:generateContent",
@@ -37,8 +36,7 @@ impl GeminiProvider {
         )?;
         let envelope = Envelope::new(ProviderKind::Gemini, generate_request)?;
         Ok(GeminiProvider {
-            client: client(ProviderKind::Gemini, &url)?,
-            url,
+            upstream,
             model: settings.model.clone(),
             envelope,
             api_key: settings
@@ -147,11 +145,7 @@ impl Provider for GeminiProvider {
     ) -> BoxFuture<'a, Result<ProviderReply, ProviderError>> {
         Box::pin(async move {
             let prompt = build_prompt(job);
-            let mut request = self
-                .client
-                .post(self.url.clone())
-                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .body(self.envelope.body(&prompt.user));
+            let mut request = self.upstream.post_json(self.envelope.body(&prompt.user));
             if let Some(key) = &self.api_key {
                 request = request.header("x-goog-api-key", key.clone());
             }

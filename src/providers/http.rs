@@ -1,13 +1,13 @@
-//! The HTTP plumbing shared by the remote providers: one pooled client per
-//! provider, error mapping from `reqwest` to [`ProviderErrorKind`], and
-//! `Retry-After` parsing.
+//! The HTTP plumbing shared by the remote providers: one [`Upstream`]
+//! (endpoint and pooled client) per provider, error mapping from `reqwest`
+//! to [`ProviderErrorKind`], and `Retry-After` parsing.
 //!
 //! Invariant: every non-2xx answer becomes a [`ProviderError`] carrying the
 //! status and (for 429/503) the upstream's `Retry-After`, so the resilience layer
 //! never has to look at HTTP itself.
 
 use super::{CallOptions, ProviderError, ProviderErrorKind, ProviderKind};
-use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HOST, HeaderMap, HeaderValue, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 use std::time::{Duration, SystemTime};
 
@@ -33,10 +33,7 @@ const PROXY_VARS: [&str; 6] = [
 /// system's root certificates are loaded only for an `https` endpoint: a
 /// plain-`http` one (a model server on the local network) needs none, and
 /// then also starts on an image without a CA bundle.
-pub(super) fn client(
-    kind: ProviderKind,
-    endpoint: &reqwest::Url,
-) -> Result<reqwest::Client, ProviderError> {
+fn client(kind: ProviderKind, endpoint: &reqwest::Url) -> Result<reqwest::Client, ProviderError> {
     let mut builder = reqwest::Client::builder();
     let proxied = PROXY_VARS.iter().any(|v| std::env::var_os(v).is_some());
     if !proxied {
@@ -101,14 +98,62 @@ pub(super) fn secret_header(
     Ok(header)
 }
 
-/// Parses a provider's endpoint URL once, when the provider is built.
-pub(super) fn endpoint(kind: ProviderKind, url: &str) -> Result<reqwest::Url, ProviderError> {
-    reqwest::Url::parse(url).map_err(|e| {
-        ProviderError::new(
-            kind,
-            ProviderErrorKind::Transport(format!("invalid endpoint URL {url:?}: {e}")),
-        )
-    })
+/// One provider endpoint and the pooled client that calls it, both built
+/// once, when the provider is built.
+pub(super) struct Upstream {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    /// `Host` for a plain-`http` endpoint (always HTTP/1), built here once:
+    /// hyper would otherwise format it on every request. Over https the
+    /// connection may be HTTP/2, which carries `:authority` instead, so
+    /// hyper is left to it.
+    host: Option<HeaderValue>,
+}
+
+impl Upstream {
+    /// Parses `url` and builds its client.
+    pub(super) fn new(kind: ProviderKind, url: &str) -> Result<Upstream, ProviderError> {
+        let url = reqwest::Url::parse(url).map_err(|e| {
+            ProviderError::new(
+                kind,
+                ProviderErrorKind::Transport(format!("invalid endpoint URL {url:?}: {e}")),
+            )
+        })?;
+        let host = if url.scheme() == "http" {
+            host_header(&url)
+        } else {
+            None
+        };
+        Ok(Upstream {
+            client: client(kind, &url)?,
+            url,
+            host,
+        })
+    }
+
+    /// A `POST` of the JSON `body` to the endpoint.
+    pub(super) fn post_json(&self, body: Vec<u8>) -> reqwest::RequestBuilder {
+        let request = self
+            .client
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        match &self.host {
+            Some(host) => request.header(HOST, host.clone()),
+            None => request,
+        }
+        .body(body)
+    }
+}
+
+/// `host[:port]`, the port only when it is not the scheme's default: the
+/// value hyper would send.
+fn host_header(url: &reqwest::Url) -> Option<HeaderValue> {
+    let host = url.host_str()?;
+    let value = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    HeaderValue::from_str(&value).ok()
 }
 
 /// Sends `request`, enforces `opts.timeout` over the whole exchange (headers
@@ -238,6 +283,46 @@ mod tests {
         );
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn the_host_header_is_what_hyper_would_send() {
+        let host = |url: &str| host_header(&reqwest::Url::parse(url).unwrap()).unwrap();
+        assert_eq!(host("http://127.0.0.1:8089/v1"), "127.0.0.1:8089");
+        assert_eq!(host("http://Example.COM:80/v1"), "example.com");
+        assert_eq!(host("http://[::1]:9000/x"), "[::1]:9000");
+        let https = Upstream::new(ProviderKind::OpenAi, "https://api.example.com/v1").unwrap();
+        assert!(https.host.is_none());
+    }
+
+    /// Over a real socket: a plain-http request carries exactly one `Host`.
+    #[tokio::test]
+    async fn a_plain_http_request_carries_one_host_header() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "connection closed mid-request");
+                head.extend_from_slice(&buf[..n]);
+            }
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                .await
+                .unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        let upstream =
+            Upstream::new(ProviderKind::OpenAi, &format!("http://127.0.0.1:{port}/v1")).unwrap();
+        let response = upstream.post_json(b"{}".to_vec()).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let head = server.await.unwrap().to_ascii_lowercase();
+        let hosts: Vec<&str> = head.lines().filter(|l| l.starts_with("host:")).collect();
+        assert_eq!(hosts, [format!("host: 127.0.0.1:{port}")], "{head}");
     }
 
     #[test]

@@ -3,21 +3,20 @@
 //! The same wire format is spoken by OpenAI, vLLM, Ollama, llama.cpp's server
 //! and LiteLLM, so `OPENAI_BASE_URL` (including its `/v1`) is all that changes.
 
-use super::http::{client, endpoint, parse_content, secret_header, send_json};
+use super::http::{Upstream, parse_content, secret_header, send_json};
 use super::prompt::{SYSTEM_PROMPT, build_prompt};
 use super::wire::Envelope;
 use super::{CallOptions, Provider, ProviderError, ProviderKind, ProviderReply, TokenUsage};
 use crate::config::ProviderSettings;
 use crate::job::Job;
 use futures::future::BoxFuture;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 /// Talks to one OpenAI-compatible endpoint through a pooled client.
 pub struct OpenAiProvider {
-    client: reqwest::Client,
-    /// `{base}/chat/completions`, parsed once.
-    url: reqwest::Url,
+    /// `{base}/chat/completions` and its client.
+    upstream: Upstream,
     model: String,
     /// The request body around the user message, serialised once.
     envelope: Envelope,
@@ -28,7 +27,7 @@ pub struct OpenAiProvider {
 impl OpenAiProvider {
     /// Creates the provider and its connection pool.
     pub fn new(settings: &ProviderSettings) -> Result<OpenAiProvider, ProviderError> {
-        let url = endpoint(
+        let upstream = Upstream::new(
             ProviderKind::OpenAi,
             &format!("{}/chat/completions", settings.base_url),
         )?;
@@ -36,8 +35,7 @@ impl OpenAiProvider {
             chat_request(&settings.model, user)
         })?;
         Ok(OpenAiProvider {
-            client: client(ProviderKind::OpenAi, &url)?,
-            url,
+            upstream,
             model: settings.model.clone(),
             envelope,
             authorization: settings
@@ -133,11 +131,7 @@ impl Provider for OpenAiProvider {
     ) -> BoxFuture<'a, Result<ProviderReply, ProviderError>> {
         Box::pin(async move {
             let prompt = build_prompt(job);
-            let mut request = self
-                .client
-                .post(self.url.clone())
-                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .body(self.envelope.body(&prompt.user));
+            let mut request = self.upstream.post_json(self.envelope.body(&prompt.user));
             if let Some(value) = &self.authorization {
                 request = request.header(AUTHORIZATION, value.clone());
             }
