@@ -70,6 +70,20 @@ struct Inner {
     /// Turns true when the shutdown grace period is over: requests still
     /// running are answered 503 at once.
     cut: tokio::sync::watch::Sender<bool>,
+    /// Async jobs (`/v1/jobs`).
+    jobs: Arc<crate::jobs::Jobs>,
+}
+
+/// A handle that does not keep the engine alive (the jobs subsystem, which
+/// the engine owns, reaches the engine through it).
+#[derive(Clone)]
+pub struct WeakEngine(std::sync::Weak<Inner>);
+
+impl WeakEngine {
+    /// The engine, unless it has been dropped.
+    pub fn upgrade(&self) -> Option<Engine> {
+        self.0.upgrade().map(|inner| Engine { inner })
+    }
 }
 
 /// A runtime configuration switch, for the audit trail.
@@ -118,6 +132,11 @@ impl Engine {
             redis_link(&settings)?,
         ));
         let cache = Arc::new(Cache::new(settings.cache.clone(), redis_link(&settings)?));
+        let jobs = crate::jobs::Jobs::new(
+            settings.jobs.clone(),
+            settings.redis_url.as_deref(),
+            settings.redis,
+        )?;
         let actors = Arc::new(EngineActors::default());
         // Overridden providers are not rebuilt by their actors from settings.
         let supervised: Vec<_> = settings
@@ -137,11 +156,12 @@ impl Engine {
             resilience: resilience.clone(),
             rate_limiter: rate_limiter.clone(),
             cache: cache.clone(),
+            jobs: jobs.clone(),
             actors: actors.clone(),
             policy: RestartPolicy::default(),
         };
         let (supervisor, task) = Actor::spawn(None, EngineSupervisor, args).await?;
-        Ok(Engine {
+        let engine = Engine {
             inner: Arc::new(Inner {
                 batches: BatchStore::new(settings.batch_status_retention),
                 settings,
@@ -158,8 +178,19 @@ impl Engine {
                 draining: AtomicBool::new(false),
                 last_change: arc_swap::ArcSwapOption::empty(),
                 cut: tokio::sync::watch::Sender::new(false),
+                jobs,
             }),
-        })
+        };
+        engine
+            .inner
+            .jobs
+            .attach(WeakEngine(Arc::downgrade(&engine.inner)));
+        Ok(engine)
+    }
+
+    /// The async jobs subsystem.
+    pub fn jobs(&self) -> &Arc<crate::jobs::Jobs> {
+        &self.inner.jobs
     }
 
     /// Runs one validated job: from the cache when an identical job was
@@ -414,6 +445,10 @@ impl Engine {
     /// Marks the engine as draining, then stops the actor tree and waits for it.
     pub async fn shutdown(&self) {
         self.begin_draining();
+        self.inner
+            .jobs
+            .drain(self.inner.settings.shutdown_grace)
+            .await;
         self.inner.supervisor.stop(Some("shutdown".into()));
         let task = self
             .inner

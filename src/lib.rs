@@ -12,6 +12,7 @@
 //! - [`resilience`]: breakers, retries, budgets, bulkheads, deadlines, fallbacks, presets;
 //! - [`engine`]: the handle that ties actors and shared views together;
 //! - [`batch`]: recent batch progress for `batch_status`;
+//! - [`jobs`]: async jobs (`/v1/jobs`) on a memory or Redis Streams store;
 //! - [`api`]: the axum front; [`server`]: binding and shutdown; [`cli`]: the binary;
 //! - [`cache`]: the two-tier (memory + Redis) response cache with single-flight;
 //! - [`rate_limit`]: per-identity sliding-window limits, in memory or on Redis;
@@ -30,6 +31,7 @@ pub mod engine;
 pub mod exposition;
 pub mod fake_llm;
 pub mod job;
+pub mod jobs;
 pub mod metrics;
 pub mod nlp;
 pub mod providers;

@@ -1,7 +1,7 @@
 //! `EngineSupervisor`: the root of keel's actor tree.
 //!
-//! It starts the [`MetricsAggregator`], the [`BreakerRegistry`] and the
-//! [`ProviderSupervisor`], restarts
+//! It starts the [`MetricsAggregator`], the [`BreakerRegistry`], the
+//! [`ProviderSupervisor`] and the [`JobConsumer`] (among others), restarts
 //! either when it fails (with its original arguments), counts and logs every
 //! restart, and keeps the current child refs in [`EngineActors`] so handles
 //! never hold a dead `ActorRef`.
@@ -15,6 +15,8 @@ use super::provider_supervisor::{
 use super::rate_limiter::{RateLimiterActor, RateLimiterMsg};
 use super::restart::{RestartHistory, RestartPolicy, stopped_child};
 use crate::cache::Cache;
+use crate::jobs::Jobs;
+use crate::jobs::consumer::{JobConsumer, JobConsumerMsg};
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::resilience::Resilience;
@@ -37,11 +39,13 @@ pub struct EngineActors {
     pub rate_limiter: ArcSwapOption<ActorRef<RateLimiterMsg>>,
     /// The cache administrator.
     pub cache: ArcSwapOption<ActorRef<CacheMsg>>,
+    /// The async jobs consumer.
+    pub jobs: ArcSwapOption<ActorRef<JobConsumerMsg>>,
 }
 
 impl EngineActors {
     /// The status of each direct child (`None` when it has never started).
-    pub fn statuses(&self) -> [Option<ractor::ActorStatus>; 5] {
+    pub fn statuses(&self) -> [Option<ractor::ActorStatus>; 6] {
         fn status<M: ractor::Message>(
             slot: &ArcSwapOption<ActorRef<M>>,
         ) -> Option<ractor::ActorStatus> {
@@ -53,6 +57,7 @@ impl EngineActors {
             status(&self.breakers),
             status(&self.rate_limiter),
             status(&self.cache),
+            status(&self.jobs),
         ]
     }
 }
@@ -73,6 +78,8 @@ pub struct EngineSupervisorArgs {
     pub rate_limiter: Arc<RateLimiter>,
     /// The cache the cache actor administers.
     pub cache: Arc<Cache>,
+    /// The jobs subsystem the consumer serves.
+    pub jobs: Arc<Jobs>,
     /// Where current child refs are published.
     pub actors: Arc<EngineActors>,
     /// Restart intensity per child.
@@ -90,6 +97,7 @@ enum Child {
     RateLimiter,
     Cache,
     Providers,
+    Jobs,
 }
 
 impl Child {
@@ -100,6 +108,7 @@ impl Child {
             Child::RateLimiter => "rate_limiter",
             Child::Cache => "cache",
             Child::Providers => "provider_supervisor",
+            Child::Jobs => "job_consumer",
         }
     }
 }
@@ -153,6 +162,12 @@ async fn start_child(
             args.actors.providers.store(Some(Arc::new(r)));
             Ok(id)
         }
+        Child::Jobs => {
+            let (r, _) = Actor::spawn_linked(None, JobConsumer, args.jobs.clone(), myself).await?;
+            let id = r.get_id();
+            args.actors.jobs.store(Some(Arc::new(r)));
+            Ok(id)
+        }
     }
 }
 
@@ -173,6 +188,7 @@ impl Actor for EngineSupervisor {
             Child::RateLimiter,
             Child::Cache,
             Child::Providers,
+            Child::Jobs,
         ] {
             let id = start_child(child, myself.get_cell(), &args).await?;
             children.insert(id, child);

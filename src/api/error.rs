@@ -69,6 +69,19 @@ pub enum ApiError {
     /// A bug; the details are logged, not returned (500).
     #[error("internal error")]
     Internal(String),
+    /// A failure with its own `error_code` (async jobs: 503
+    /// `JOB_STORE_UNAVAILABLE` / `QUEUE_FULL`, 409 `IDEMPOTENCY_CONFLICT`).
+    #[error("{message}")]
+    Coded {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The stable code.
+        code: &'static str,
+        /// Human-readable message.
+        message: String,
+        /// `Retry-After`, for 503s.
+        retry_after: Option<Duration>,
+    },
 }
 
 /// The JSON error body.
@@ -123,11 +136,15 @@ impl ApiError {
             ApiError::Upstream(e) if e.class() == ErrorClass::Permanent => StatusCode::BAD_GATEWAY,
             ApiError::Upstream(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Coded { status, .. } => *status,
         }
     }
 
     /// The stable `error_code`.
     pub fn code(&self) -> &'static str {
+        if let ApiError::Coded { code, .. } = self {
+            return code;
+        }
         match self.status() {
             StatusCode::BAD_GATEWAY => "AI_SERVICE_ERROR",
             status => code_for_status(status),
@@ -138,6 +155,7 @@ impl ApiError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             ApiError::Overloaded | ApiError::ShuttingDown => Some(Duration::from_secs(1)),
+            ApiError::Coded { retry_after, .. } => *retry_after,
             ApiError::RateLimited(d) => Some(Duration::from_secs(d.retry_after_secs.unwrap_or(1))),
             ApiError::Upstream(e) if self.status() == StatusCode::SERVICE_UNAVAILABLE => {
                 Some(e.retry_after.unwrap_or(Duration::from_secs(1)))

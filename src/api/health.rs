@@ -98,6 +98,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
         "ai_model_available": !chain.is_empty(),
         "resilience_healthy": resilience_healthy,
         "cache_healthy": cache_healthy,
+        "jobs_durable": engine.jobs().is_durable(),
         "degraded_reasons": reasons,
         "components": {
             "actors": {

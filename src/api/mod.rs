@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod internal;
+pub mod jobs;
 pub mod json;
 pub mod limits;
 pub mod openapi;
@@ -102,7 +103,9 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/text_processing/batch_status/{batch_id}",
             get(text::batch_status),
-        );
+        )
+        .route("/v1/jobs", post(jobs::submit).get(jobs::list))
+        .route("/v1/jobs/{job_id}", get(jobs::get).delete(jobs::cancel));
     // With `RATE_LIMIT_ENABLED=false` the layer would pass every request
     // through; leaving it out saves each request a boxed-service clone.
     if state.engine.rate_limiter().is_enabled() {

@@ -299,13 +299,22 @@ async fn process_one(
     request: ProcessRequest,
     deadline: Option<Duration>,
 ) -> Result<ProcessResponse, ApiError> {
+    run_request(&state.engine, request, deadline).await
+}
+
+/// Validates and runs one `/process` request to its success body: the one
+/// pipeline `/process`, batches and async jobs share.
+pub async fn run_request(
+    engine: &crate::engine::Engine,
+    request: ProcessRequest,
+    deadline: Option<Duration>,
+) -> Result<ProcessResponse, ApiError> {
     let started = Instant::now();
     let validated = request.validate()?;
-    let result = state.engine.run_job(&validated.job, deadline).await?;
+    let result = engine.run_job(&validated.job, deadline).await?;
     let upstream_time = result.upstream_time;
     let response = ProcessResponse::build(&validated, result, started);
-    state
-        .engine
+    engine
         .metrics()
         .overhead
         .record(started.elapsed().saturating_sub(upstream_time));

@@ -172,6 +172,8 @@ pub struct Settings {
     /// Retry, breaker and deadline policies per operation (`RESILIENCE_PRESET`,
     /// `RESILIENCE_CUSTOM_CONFIG`, legacy variables).
     pub resilience: ResilienceConfig,
+    /// Async jobs (`JOB_*`).
+    pub jobs: crate::jobs::config::JobsConfig,
 }
 
 impl Settings {
@@ -220,6 +222,15 @@ impl Settings {
         }
 
         let providers = provider_settings(env)?;
+        let redis_url = redis_url(env)?;
+        let resilience = crate::resilience::config::load(env)
+            .map_err(|e| ConfigError::Inconsistent(e.to_string()))?;
+        let jobs = crate::jobs::config::JobsConfig::from_env(
+            env,
+            redis_url.as_deref(),
+            environment,
+            &resilience,
+        )?;
 
         Ok(Settings {
             host: env
@@ -249,7 +260,7 @@ impl Settings {
                 0,
                 60_000,
             )?),
-            redis_url: redis_url(env)?,
+            redis_url,
             redis: RedisLinkOptions {
                 timeout: Duration::from_millis(number(env, "REDIS_TIMEOUT_MS", 50u64, 1, 10_000)?),
                 cooloff: Duration::from_millis(number(
@@ -288,8 +299,8 @@ impl Settings {
                 .map_err(|e| ConfigError::Inconsistent(e.to_string()))?,
             rate_limit: RateLimitConfig::from_env(env)
                 .map_err(|e| ConfigError::Inconsistent(e.to_string()))?,
-            resilience: crate::resilience::config::load(env)
-                .map_err(|e| ConfigError::Inconsistent(e.to_string()))?,
+            resilience,
+            jobs,
         })
     }
 
@@ -301,7 +312,11 @@ impl Settings {
 }
 
 /// A boolean variable: true/false, 1/0, yes/no, on/off.
-fn boolean(env: &dyn EnvSource, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+pub(crate) fn boolean(
+    env: &dyn EnvSource,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
     match env.get(name).map(|v| v.trim().to_ascii_lowercase()) {
         None => Ok(default),
         Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => Ok(true),
@@ -362,7 +377,7 @@ fn push_key(keys: &mut Vec<String>, raw: &str) {
 }
 
 /// Parses a number variable within `min..=max`, or returns `default` when unset.
-fn number<T>(
+pub(crate) fn number<T>(
     env: &dyn EnvSource,
     name: &'static str,
     default: T,

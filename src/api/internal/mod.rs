@@ -69,6 +69,11 @@ pub fn routes() -> Router<AppState> {
             get(resilience::recommend_auto),
         )
         .route("/resilience/config/validate", post(resilience::validate))
+        .route("/jobs/stats", get(crate::api::jobs::stats))
+        .route("/jobs/dead", get(crate::api::jobs::dead))
+        .route("/jobs/pause", post(crate::api::jobs::pause))
+        .route("/jobs/resume", post(crate::api::jobs::resume))
+        .route("/jobs/{job_id}/retry", post(crate::api::jobs::retry))
 }
 
 /// `GET /internal/dashboard`: the operator dashboard, one self-contained

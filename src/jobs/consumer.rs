@@ -1,0 +1,499 @@
+//! `JobConsumer`: the supervised actor that takes job deliveries for this
+//! instance, and the worker that runs one delivery.
+//!
+//! The actor owns the consume loop's lifecycle (started in `pre_start`, a
+//! loop that ends unexpectedly fails the actor so `EngineSupervisor`
+//! restarts it). The loop claims at most `JOB_WORKERS - running` deliveries
+//! at a time and spawns one task per job: a job's orchestration never runs
+//! inside the actor. When the store fails the loop backs off and retries by
+//! itself; it pauses while the (cluster-wide) pause flag is set and stops
+//! claiming once shutdown begins.
+//!
+//! A worker: reads the record, refuses what needs no run (final, expired,
+//! poisoned), marks it `running` with a check-and-set, runs it through
+//! [`crate::api::text::run_request`] — the `/process` pipeline — while
+//! watching for a cancel or a lost delivery, then writes the outcome with a
+//! check-and-set that also acknowledges the delivery.
+
+use super::store::{Delivery, Effects, Enqueue, Versioned};
+use super::{JobFailure, JobRecord, JobStatus, Jobs, WebhookState};
+use crate::api::error::ApiError;
+use crate::api::text::{ProcessRequest, run_request};
+use crate::engine::WeakEngine;
+use crate::providers::ErrorClass;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often a running job checks that it still owns its delivery.
+const OWNERSHIP_CHECK: Duration = Duration::from_millis(250);
+/// How long an idle consumer waits before looking again (also the
+/// granularity of not-before times in the memory store).
+const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How often the pause flag is read.
+const PAUSE_CHECK: Duration = Duration::from_millis(500);
+
+/// Messages of the consumer actor.
+pub enum JobConsumerMsg {
+    /// The consume loop ended on its own (sent by the loop's watcher); the
+    /// actor fails so its supervisor restarts it.
+    LoopEnded(String),
+}
+
+/// The actor.
+pub struct JobConsumer;
+
+/// Its state: the running loop.
+pub struct JobConsumerState {
+    task: tokio::task::AbortHandle,
+}
+
+impl Actor for JobConsumer {
+    type Msg = JobConsumerMsg;
+    type State = JobConsumerState;
+    type Arguments = Arc<Jobs>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<JobConsumerMsg>,
+        jobs: Arc<Jobs>,
+    ) -> Result<JobConsumerState, ActorProcessingErr> {
+        if let super::store::Store::Redis(r) = jobs.store() {
+            r.start_subscriber();
+        }
+        let task = tokio::spawn(consume(jobs.clone()));
+        let abort = task.abort_handle();
+        // Report the loop's end to the actor, which then fails and is
+        // restarted; an abort from `post_stop` is not reported.
+        tokio::spawn(async move {
+            let reason = match task.await {
+                Ok(()) => "consume loop returned".to_string(),
+                Err(e) if e.is_cancelled() => return,
+                Err(e) => format!("consume loop panicked: {e}"),
+            };
+            if !jobs.stopping.load(Relaxed) {
+                let _ = myself.send_message(JobConsumerMsg::LoopEnded(reason));
+            }
+        });
+        Ok(JobConsumerState { task: abort })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<JobConsumerMsg>,
+        message: JobConsumerMsg,
+        _state: &mut JobConsumerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            JobConsumerMsg::LoopEnded(reason) => Err(reason.into()),
+        }
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<JobConsumerMsg>,
+        state: &mut JobConsumerState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.task.abort();
+        Ok(())
+    }
+}
+
+/// The consume loop of this instance.
+async fn consume(jobs: Arc<Jobs>) {
+    let engine = loop {
+        if let Some(e) = jobs.engine.get() {
+            break e.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let consumer = jobs.config.instance_id.clone();
+    let workers = jobs.config.workers;
+    let mut paused = false;
+    let mut paused_checked: Option<tokio::time::Instant> = None;
+    let mut backoff = Duration::from_millis(100);
+    let mut store_down = false;
+    loop {
+        if jobs.stopping.load(Relaxed) {
+            return std::future::pending().await;
+        }
+        if paused_checked.is_none_or(|t| t.elapsed() >= PAUSE_CHECK) {
+            if let Ok(p) = jobs.store.is_paused().await {
+                paused = p;
+            }
+            paused_checked = Some(tokio::time::Instant::now());
+        }
+        if paused {
+            let _ = tokio::time::timeout(PAUSE_CHECK, jobs.wake.notified()).await;
+            paused_checked = None;
+            continue;
+        }
+        let free = workers.saturating_sub(jobs.running.len());
+        if free == 0 {
+            let _ = tokio::time::timeout(IDLE_POLL, jobs.wake.notified()).await;
+            continue;
+        }
+        match jobs.store.claim(&consumer, free).await {
+            Ok(deliveries) => {
+                if store_down {
+                    tracing::info!("job store reachable again; consuming");
+                    store_down = false;
+                }
+                backoff = Duration::from_millis(100);
+                if deliveries.is_empty() {
+                    let _ = tokio::time::timeout(IDLE_POLL, jobs.wake.notified()).await;
+                    continue;
+                }
+                for d in deliveries {
+                    spawn_worker(&jobs, &engine, d);
+                }
+            }
+            Err(e) => {
+                if !store_down {
+                    tracing::warn!(error = %e, "job store unavailable; consumption paused until it answers");
+                    store_down = true;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+fn spawn_worker(jobs: &Arc<Jobs>, engine: &WeakEngine, d: Delivery) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    jobs.running
+        .insert(d.entry.clone(), (d.job_id.clone(), stop_tx));
+    let jobs = jobs.clone();
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        let entry = d.entry.clone();
+        work(&jobs, &engine, d, stop_rx).await;
+        jobs.running.remove(&entry);
+        jobs.wake.notify_one();
+    });
+}
+
+/// Waits until the delivery is no longer ours to finish: a stop signal
+/// (cancel here, shutdown) or the record changed under us (cancelled
+/// elsewhere, reclaimed by another consumer).
+async fn lost(jobs: &Jobs, id: &str, ver: u64, stop: &mut watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep(OWNERSHIP_CHECK) => {
+                match jobs.store.get(id).await {
+                    Ok(Some(v)) if v.ver != ver => return,
+                    Ok(None) => return,
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    crate::time::unix_ms()
+}
+
+/// The first wait after a transient failure, doubled per delivery (≤ 60 s).
+fn requeue_delay(deliveries: u32) -> Duration {
+    let exp = deliveries.saturating_sub(1).min(6);
+    Duration::from_secs(1u64 << exp).min(Duration::from_secs(60))
+}
+
+async fn work(jobs: &Arc<Jobs>, engine: &WeakEngine, d: Delivery, mut stop: watch::Receiver<bool>) {
+    let store = &jobs.store;
+    let id = d.job_id.clone();
+    let Ok(found) = store.get(&id).await else {
+        // The store is down: the delivery stays pending and comes back.
+        return;
+    };
+    let Some(Versioned { record, ver }) = found else {
+        let _ = store.ack(&d.entry).await;
+        return;
+    };
+    if record.status.is_final() {
+        let _ = store.ack(&d.entry).await;
+        return;
+    }
+    let now = now_ms();
+    if now >= record.expires_at_ms {
+        let mut next = record.clone();
+        expire(
+            &mut next,
+            "the job's ttl_seconds ran out before it could run",
+        );
+        finish(jobs, &d, &id, ver, next, Effects::default()).await;
+        return;
+    }
+    if record.not_before_ms > now + 50 {
+        // Delivered before its time (an operator retry raced a requeue):
+        // wait in the delayed set instead.
+        let effects = Effects {
+            ack: Some(d.entry.clone()),
+            enqueue: Enqueue::At(record.not_before_ms),
+            ..Effects::default()
+        };
+        let _ = store.update(&id, ver, &record, effects).await;
+        return;
+    }
+    if record.unfinished >= jobs.config.max_deliveries {
+        let mut next = record.clone();
+        next.status = JobStatus::Failed;
+        next.error = Some(JobFailure {
+            error: format!(
+                "the job was delivered {} times without finishing; dead-lettered",
+                record.unfinished
+            ),
+            error_code: "JOB_POISONED".into(),
+            retryable: false,
+        });
+        let effects = Effects {
+            dead: Some(true),
+            ..Effects::default()
+        };
+        finish(jobs, &d, &id, ver, next, effects).await;
+        return;
+    }
+    if record.deliveries > 0 {
+        jobs.metrics.redeliveries.fetch_add(1, Relaxed);
+    }
+    if record.deliveries == 0 {
+        jobs.metrics.queue_wait.record(Duration::from_millis(
+            now.saturating_sub(record.created_at_ms),
+        ));
+    }
+    let mut running = record.clone();
+    running.status = JobStatus::Running;
+    running.deliveries += 1;
+    running.unfinished += 1;
+    running.started_at_ms = Some(now);
+    running.not_before_ms = 0;
+    running.consumer = Some(jobs.config.instance_id.clone());
+    let keep = Effects {
+        keep_until_ms: Some(running.expires_at_ms),
+        ..Effects::default()
+    };
+    match store.update(&id, ver, &running, keep).await {
+        Ok(true) => {}
+        Ok(false) => {
+            if let Ok(Some(v)) = store.get(&id).await
+                && v.record.status.is_final()
+            {
+                let _ = store.ack(&d.entry).await;
+            }
+            return;
+        }
+        Err(_) => return,
+    }
+    let ver = ver + 1;
+    let Some(engine) = engine.upgrade() else {
+        return;
+    };
+    let started = tokio::time::Instant::now();
+    let run = async {
+        match serde_json::from_value::<ProcessRequest>(running.request.clone()) {
+            Ok(request) => run_request(&engine, request, None).await,
+            Err(e) => Err(ApiError::validation(format!("invalid stored request: {e}"))),
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = run => Some(outcome),
+        _ = lost(jobs, &id, ver, &mut stop) => None,
+    };
+    drop(engine);
+    jobs.metrics.run_time.record(started.elapsed());
+    let Some(outcome) = outcome else {
+        abandoned(jobs, &d, &id, ver, running).await;
+        return;
+    };
+    let mut next = running;
+    next.unfinished = 0;
+    match outcome {
+        Ok(response) => {
+            next.status = JobStatus::Succeeded;
+            next.result = serde_json::to_value(&response).ok();
+            next.error = None;
+            finish(jobs, &d, &id, ver, next, Effects::default()).await;
+        }
+        Err(ApiError::Upstream(e)) if e.class() == ErrorClass::Transient => {
+            // Every provider refused or failed for now: wait for the
+            // earliest recovery, as long as the job's time to live allows.
+            let delay = e
+                .retry_after
+                .unwrap_or_else(|| requeue_delay(next.deliveries))
+                .max(Duration::from_millis(50));
+            let at = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(0));
+            if at >= next.expires_at_ms {
+                expire(
+                    &mut next,
+                    &format!("no provider could answer before the job's ttl_seconds ran out: {e}"),
+                );
+                finish(jobs, &d, &id, ver, next, Effects::default()).await;
+            } else {
+                next.status = JobStatus::Queued;
+                next.not_before_ms = at;
+                let effects = Effects {
+                    ack: Some(d.entry.clone()),
+                    enqueue: Enqueue::At(at),
+                    keep_until_ms: Some(next.expires_at_ms),
+                    ..Effects::default()
+                };
+                if write(jobs, &id, ver, &next, effects).await {
+                    jobs.metrics.requeued.fetch_add(1, Relaxed);
+                    tracing::info!(job_id = %id, delay_ms = delay.as_millis() as u64, "providers unavailable; job requeued");
+                }
+            }
+        }
+        Err(e) => {
+            next.status = JobStatus::Failed;
+            next.error = Some(JobFailure {
+                error: e.to_string(),
+                error_code: e.code().to_string(),
+                retryable: false,
+            });
+            finish(jobs, &d, &id, ver, next, Effects::default()).await;
+        }
+    }
+}
+
+fn expire(next: &mut JobRecord, why: &str) {
+    next.status = JobStatus::Expired;
+    next.error = Some(JobFailure {
+        error: why.to_string(),
+        error_code: "JOB_EXPIRED".into(),
+        retryable: true,
+    });
+}
+
+/// The run stopped before an outcome: hand the job back at shutdown, or
+/// acknowledge a delivery whose job someone else finished.
+async fn abandoned(jobs: &Arc<Jobs>, d: &Delivery, id: &str, ver: u64, running: JobRecord) {
+    if jobs.stopping.load(Relaxed) {
+        let mut back = running;
+        back.status = JobStatus::Queued;
+        back.unfinished = back.unfinished.saturating_sub(1);
+        let effects = Effects {
+            ack: Some(d.entry.clone()),
+            enqueue: Enqueue::Now,
+            keep_until_ms: Some(back.expires_at_ms),
+            ..Effects::default()
+        };
+        if matches!(jobs.store.update(id, ver, &back, effects).await, Ok(true)) {
+            jobs.metrics.handed_back.fetch_add(1, Relaxed);
+            tracing::info!(job_id = %id, "shutting down; job handed back to the queue");
+            return;
+        }
+    }
+    if let Ok(Some(v)) = jobs.store.get(id).await
+        && v.record.status.is_final()
+    {
+        let _ = jobs.store.ack(&d.entry).await;
+    }
+}
+
+/// Writes a final outcome (acknowledging the delivery), then tells waiters
+/// and starts the webhook.
+async fn finish(
+    jobs: &Arc<Jobs>,
+    d: &Delivery,
+    id: &str,
+    ver: u64,
+    mut next: JobRecord,
+    mut effects: Effects,
+) {
+    next.finished_at_ms = Some(now_ms());
+    if next.callback_url.is_some() {
+        next.webhook = Some(WebhookState {
+            status: "pending".into(),
+            attempts: 0,
+            last_status: None,
+            last_error: None,
+            last_attempt_at: None,
+        });
+    }
+    effects.ack = Some(d.entry.clone());
+    effects.finalize = true;
+    if write(jobs, id, ver, &next, effects).await {
+        jobs.metrics.outcome(next.status);
+        jobs.job_finished(&next);
+        if next.callback_url.is_some() {
+            let jobs = jobs.clone();
+            tokio::spawn(async move { super::webhook::deliver(&jobs, next).await });
+        }
+    } else if let Ok(Some(v)) = jobs.store.get(id).await
+        && v.record.status.is_final()
+    {
+        // Someone else wrote the outcome (a cancel, or a newer delivery).
+        let _ = jobs.store.ack(&d.entry).await;
+    }
+}
+
+/// A check-and-set that outlives a store outage: retried while the store is
+/// unavailable, for up to the visibility timeout (after that the delivery
+/// belongs to whoever reclaimed it). True when written.
+async fn write(jobs: &Jobs, id: &str, ver: u64, next: &JobRecord, effects: Effects) -> bool {
+    let give_up = tokio::time::Instant::now() + jobs.config.visibility_timeout;
+    let mut wait = Duration::from_millis(50);
+    loop {
+        match jobs.store.update(id, ver, next, effects.clone()).await {
+            Ok(written) => return written,
+            Err(e) => {
+                if tokio::time::Instant::now() >= give_up {
+                    tracing::warn!(job_id = %id, error = %e, "could not record the job's outcome; it will be re-run");
+                    return false;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+impl Jobs {
+    /// Shutdown: stop claiming, let running jobs finish for up to `grace`,
+    /// then hand the rest back so another instance takes them at once.
+    pub async fn drain(&self, grace: Duration) {
+        self.stopping.store(true, Relaxed);
+        self.wake.notify_one();
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.running.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if !self.running.is_empty() {
+            tracing::info!(
+                running = self.running.len(),
+                "grace period over; handing running jobs back"
+            );
+            for r in self.running.iter() {
+                r.value().1.send_replace(true);
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while !self.running.is_empty() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        if let super::store::Store::Redis(r) = &self.store {
+            r.stop_subscriber();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requeue_waits_grow_and_are_capped() {
+        assert_eq!(requeue_delay(1), Duration::from_secs(1));
+        assert_eq!(requeue_delay(2), Duration::from_secs(2));
+        assert_eq!(requeue_delay(30), Duration::from_secs(60));
+    }
+}
