@@ -8,6 +8,7 @@ mod cache_limits;
 mod cli;
 mod edge;
 mod internal;
+mod jobs;
 mod local_ops;
 mod resilience;
 mod resilience_http;
