@@ -432,7 +432,9 @@ pub struct Jobs {
     stopping: AtomicBool,
     /// Counters.
     pub metrics: JobMetrics,
-    http: reqwest::Client,
+    /// The webhook client, built on first use (so start-up needs no TLS
+    /// roots when no job has a callback).
+    http: OnceLock<Result<reqwest::Client, String>>,
 }
 
 /// Longest `?wait=`.
@@ -457,11 +459,6 @@ impl Jobs {
             )?),
             _ => Store::Memory(store::MemoryStore::new(config.result_ttl)),
         };
-        let http = reqwest::Client::builder()
-            .timeout(config.webhook_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| crate::redis_link::RedisError::Failed(e.to_string()))?;
         Ok(Arc::new(Jobs {
             config,
             store,
@@ -471,7 +468,7 @@ impl Jobs {
             engine: OnceLock::new(),
             stopping: AtomicBool::new(false),
             metrics: JobMetrics::default(),
-            http,
+            http: OnceLock::new(),
         }))
     }
 
@@ -479,6 +476,20 @@ impl Jobs {
     pub fn attach(&self, engine: WeakEngine) {
         let _ = self.engine.set(engine);
         self.wake.notify_one();
+    }
+
+    /// The webhook HTTP client.
+    fn http(&self) -> Result<&reqwest::Client, String> {
+        self.http
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .timeout(self.config.webhook_timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// The settings.

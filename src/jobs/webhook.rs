@@ -130,6 +130,13 @@ pub async fn deliver(jobs: &Jobs, record: JobRecord) {
         last_error: None,
         last_attempt_at: None,
     };
+    let http = match jobs.http() {
+        Ok(c) => c.clone(),
+        Err(e) => {
+            tracing::warn!(job_id = %record.job_id, error = %e, "webhook client unavailable");
+            return;
+        }
+    };
     let mut wait = config.webhook_backoff;
     for attempt in 1..=config.webhook_max_attempts {
         if attempt > 1 {
@@ -138,8 +145,7 @@ pub async fn deliver(jobs: &Jobs, record: JobRecord) {
         }
         state.attempts = attempt;
         state.last_attempt_at = Some(crate::time::now_rfc3339());
-        let mut request = jobs
-            .http
+        let mut request = http
             .post(&url)
             .header("content-type", "application/json")
             .header("user-agent", concat!("keel/", env!("CARGO_PKG_VERSION")))
