@@ -32,6 +32,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::task::JoinHandle;
 
+/// How much longer than its own deadline a caller waits on a shared flight:
+/// enough for a leader's pipeline to return its own deadline answer first.
+const FOLLOWER_MARGIN: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -192,24 +196,42 @@ impl Engine {
             stats.latency.record(started.elapsed());
             return Ok(JobResult::from_cache(hit, primary.provider.kind()));
         }
-        self.inner
-            .flights
-            .run(key.clone(), || async {
-                let result = self.run_pipeline(job, client_deadline).await;
-                if let Ok(r) = &result
-                    && should_store(r.degraded)
-                {
-                    let answer = CachedAnswer {
-                        output: r.output.clone(),
-                        provider: r.provider.as_str().to_string(),
-                        model: r.model.clone(),
-                        stored_at_unix_ms: crate::time::unix_ms(),
-                    };
-                    cache.put(&key, job.operation, answer).await;
-                }
-                result
-            })
-            .await
+        let flight = self.inner.flights.run(key.clone(), || async {
+            let result = self.run_pipeline(job, client_deadline).await;
+            if let Ok(r) = &result
+                && should_store(r.degraded)
+            {
+                let answer = CachedAnswer {
+                    output: r.output.clone(),
+                    provider: r.provider.as_str().to_string(),
+                    model: r.model.clone(),
+                    stored_at_unix_ms: crate::time::unix_ms(),
+                };
+                cache.put(&key, job.operation, answer).await;
+            }
+            result
+        });
+        // A follower waits on someone else's pipeline, which runs to *that*
+        // caller's deadline: bound the wait by this caller's own
+        // `Request-Timeout`, so a 1 s client never waits out a 300 s leader.
+        // A leader's own pipeline ends by the same deadline with its own
+        // answer; the small margin lets that answer win the race.
+        match client_deadline {
+            None => flight.await,
+            Some(limit) => match tokio::time::timeout(limit + FOLLOWER_MARGIN, flight).await {
+                Ok(result) => result,
+                Err(_) => Err(JobError {
+                    attempts: 0,
+                    last: None,
+                    reasons: vec![format!(
+                        "the request deadline ({} ms) passed while an identical request was in progress",
+                        limit.as_millis()
+                    )],
+                    retry_after: None,
+                    deadline_exceeded: true,
+                }),
+            },
+        }
     }
 
     /// Runs one job through the resilience pipeline, bypassing the cache.

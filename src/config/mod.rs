@@ -67,15 +67,22 @@ impl Environment {
     }
 }
 
+/// Returned when a string names no environment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown environment '{0}' (allowed: development, testing, staging, production)")]
+pub struct UnknownEnvironment(pub String);
+
 impl FromStr for Environment {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
+    type Err = UnknownEnvironment;
+
+    /// Case-insensitive; `dev`, `test`, `stage` and `prod` are accepted too.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "development" | "dev" => Ok(Environment::Development),
             "testing" | "test" => Ok(Environment::Testing),
             "staging" | "stage" => Ok(Environment::Staging),
             "production" | "prod" => Ok(Environment::Production),
-            _ => Err(()),
+            _ => Err(UnknownEnvironment(s.to_string())),
         }
     }
 }

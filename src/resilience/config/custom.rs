@@ -122,8 +122,9 @@ impl Field {
         }
     }
 
-    /// The field's type and range: the contract of ARCHITECTURE §3 plus the
-    /// keel extensions (half-open calls and the rate rules).
+    /// The field's type and range: the documented custom-config contract
+    /// (README "Presets") plus the keel extensions (half-open calls and the
+    /// rate rules).
     pub(crate) fn kind(self) -> Kind {
         match self {
             Field::RetryAttempts => Kind::Int { min: 1, max: 10 },
