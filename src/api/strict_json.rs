@@ -20,6 +20,14 @@ use serde::de::{
 };
 use std::fmt;
 
+/// `serde_json::from_value` under [`ObjectsOnly`]: for raw JSON kept for
+/// later (a batch's items), read with the same rule as a body.
+pub fn from_value<T: de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, serde_json::Error> {
+    T::deserialize(ObjectsOnly(value))
+}
+
 /// Wraps a deserializer (or one of serde's protocol pieces) so that structs
 /// are read from maps only.
 pub struct ObjectsOnly<T>(pub T);
@@ -339,6 +347,11 @@ mod tests {
         assert!(
             serde_json::from_str::<Outer>(r#"["n"]"#).is_ok(),
             "plain serde does"
+        );
+        assert!(from_value::<Inner>(serde_json::json!([1])).is_err());
+        assert_eq!(
+            from_value::<Inner>(serde_json::json!({"a": 1})).unwrap(),
+            Inner { a: 1 }
         );
         for json in [
             r#"["n"]"#,
