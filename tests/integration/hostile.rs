@@ -447,3 +447,145 @@ async fn malformed_heads_get_the_json_error_where_keel_answers() {
     let r = ask(b"GET /v1/health HTTP/1.1\r\nHost: keel\r\nBad Header\r\n\r\n".to_vec()).await;
     assert_eq!(r.status, 400);
 }
+
+/// A JSON-schema subset validator over the OpenAPI 3.1 schema objects keel's
+/// documents use: `$ref`, `type` (string or list), `properties`, `required`,
+/// `additionalProperties`, `items`, `enum`, `oneOf` / `anyOf` / `allOf`.
+/// Returns the first mismatch as `path: why`.
+fn conforms(doc: &Value, schema: &Value, value: &Value, path: &str) -> Result<(), String> {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return conforms(doc, &doc["components"]["schemas"][name], value, path);
+    }
+    for (key, all) in [("allOf", true), ("oneOf", false), ("anyOf", false)] {
+        if let Some(list) = schema.get(key).and_then(Value::as_array) {
+            let ok = list
+                .iter()
+                .filter(|s| conforms(doc, s, value, path).is_ok())
+                .count();
+            if (all && ok != list.len()) || (!all && ok == 0) {
+                return Err(format!("{path}: matches no branch of {key}"));
+            }
+        }
+    }
+    if let Some(t) = schema.get("type") {
+        let types: Vec<&str> = match t {
+            Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
+            Value::String(s) => vec![s.as_str()],
+            _ => vec![],
+        };
+        let actual = match value {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        let ok = types.contains(&actual) || (actual == "integer" && types.contains(&"number"));
+        if !types.is_empty() && !ok {
+            return Err(format!("{path}: {actual} where the schema says {types:?}"));
+        }
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        return Err(format!("{path}: {value} not in {allowed:?}"));
+    }
+    if let Value::Object(map) = value {
+        let props = schema.get("properties").and_then(Value::as_object);
+        for name in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if !map.contains_key(name) {
+                return Err(format!("{path}: missing required {name}"));
+            }
+        }
+        for (k, v) in map {
+            let sub = format!("{path}.{k}");
+            match (
+                props.and_then(|p| p.get(k)),
+                schema.get("additionalProperties"),
+            ) {
+                (Some(s), _) => conforms(doc, s, v, &sub)?,
+                (None, Some(Value::Bool(false))) => return Err(format!("{sub}: undocumented")),
+                (None, Some(s @ Value::Object(_))) => conforms(doc, s, v, &sub)?,
+                _ => {}
+            }
+        }
+    }
+    if let (Value::Array(items), Some(s)) = (value, schema.get("items")) {
+        for (i, v) in items.iter().enumerate() {
+            conforms(doc, s, v, &format!("{path}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_documented_get_answers_what_its_schema_says() {
+    let s = start(&[]).await;
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for doc_path in ["/openapi.json", "/internal/openapi.json"] {
+        let doc = s.get(doc_path, None).await.body;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            let Some(op) = item.get("get") else { continue };
+            let Some(schema) = op["responses"]["200"]["content"]["application/json"].get("schema")
+            else {
+                continue;
+            };
+            let name = if path.contains("circuit-breakers") {
+                "local:summarize"
+            } else {
+                "simple"
+            };
+            let path = path
+                .replace("{operation}", "summarize")
+                .replace("{name}", name)
+                .replace("{environment}", "production");
+            if path.contains('{') {
+                continue;
+            }
+            let r = s.get(&path, None).await;
+            assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+            checked += 1;
+            if let Err(e) = conforms(&doc, schema, &r.body, "$") {
+                failures.push(format!("GET {path}: {e}"));
+            }
+        }
+    }
+    assert!(checked >= 15, "only {checked} operations checked");
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[tokio::test]
+async fn documented_request_limits_match_what_keel_enforces() {
+    let s = start(&[]).await;
+    let doc = s.get("/openapi.json", None).await.body;
+    let request = &doc["components"]["schemas"]["ProcessRequest"];
+    assert_eq!(request["properties"]["text"]["maxLength"], json!(10000));
+    assert_eq!(request["properties"]["text"]["minLength"], json!(10));
+    let internal = s.get("/internal/openapi.json", None).await.body;
+    let invalidate = &internal["components"]["schemas"]["InvalidateRequest"];
+    assert_eq!(invalidate["minProperties"], json!(1));
+    assert_eq!(invalidate["maxProperties"], json!(1));
+    // What the schema allows is accepted, what it refuses is refused.
+    let r = s
+        .post(
+            "/internal/cache/invalidate",
+            &json!({"pattern": "*", "operation": "qa"}),
+            None,
+        )
+        .await;
+    r.assert_error(422);
+    let r = s
+        .post("/internal/cache/invalidate", &json!({"pattern": "*"}), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
