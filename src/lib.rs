@@ -12,7 +12,8 @@
 //! - [`resilience`]: breakers, retries, budgets, bulkheads, deadlines, fallbacks, presets;
 //! - [`engine`]: the handle that ties actors and shared views together;
 //! - [`batch`]: recent batch progress for `batch_status`;
-//! - [`api`]: the axum front; [`server`]: binding and shutdown; [`cli`]: the binary;
+//! - [`api`]: the axum front; [`server`]: binding and shutdown; [`connection`]: serving
+//!   accepted connections with read and idle limits; [`cli`]: the binary;
 //! - [`cache`]: the two-tier (memory + Redis) response cache with single-flight;
 //! - [`rate_limit`]: per-identity sliding-window limits, in memory or on Redis;
 //! - [`redis_link`]: Redis with timeouts, cool-off and lazy reconnection;
@@ -26,6 +27,7 @@ pub mod cache;
 pub mod cli;
 pub mod cli_resilience;
 pub mod config;
+pub mod connection;
 pub mod engine;
 pub mod exposition;
 pub mod fake_llm;

@@ -5,15 +5,15 @@
 //! marked draining (readiness turns 503), keel waits
 //! `SHUTDOWN_DRAIN_DELAY_SECONDS` so load balancers notice, the listeners stop
 //! accepting, in-flight requests get up to `SHUTDOWN_GRACE_SECONDS` to finish
-//! (then they are cut), and the actor tree stops. Accepted sockets get
-//! `TCP_NODELAY` so small responses are not held back by Nagle's algorithm.
+//! (then they are cut), and the actor tree stops. Connections are served by
+//! [`crate::connection`] (read and idle limits, `TCP_NODELAY`).
 
 use crate::api::{AppState, internal_router, router};
 use crate::config::Settings;
+use crate::connection::{self, ConnectionLimits};
 use crate::engine::{Engine, EngineError};
 use crate::providers::SharedProvider;
 use axum::Router;
-use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -131,7 +131,8 @@ async fn bind(addr: &str) -> Result<tokio::net::TcpListener, StartError> {
         })
 }
 
-/// Serves `app` on `listener` until `stop` turns true (after `drain_delay`).
+/// Serves `app` on `listener` until `stop` turns true (after `drain_delay`),
+/// with the connection limits from the engine's settings.
 fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
@@ -139,16 +140,13 @@ fn serve(
     engine: Engine,
     drain_delay: Duration,
 ) -> JoinHandle<std::io::Result<()>> {
-    let listener = listener.tap_io(|tcp| {
-        // Best effort: a socket that refuses NODELAY still works, just slower.
-        let _ = tcp.set_nodelay(true);
-    });
+    let settings = engine.settings();
+    let limits = ConnectionLimits {
+        header_read_timeout: settings.http_header_read_timeout,
+        keepalive_idle: settings.http_keepalive_idle,
+    };
     tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        connection::serve(listener, app, limits, async move {
             let _ = stop.wait_for(|s| *s).await;
             engine.begin_draining();
             tokio::time::sleep(drain_delay).await;

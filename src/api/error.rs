@@ -50,6 +50,9 @@ pub enum ApiError {
         /// The configured limit.
         limit: usize,
     },
+    /// The request body did not arrive within `HTTP_BODY_READ_TIMEOUT_SECONDS` (408).
+    #[error("the request body did not arrive within {} s", .0.as_secs())]
+    RequestTimeout(Duration),
     /// The body is not `application/json` (415).
     #[error("expected a body with Content-Type: application/json")]
     UnsupportedMediaType,
@@ -115,6 +118,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited(d) if d.unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -204,6 +208,7 @@ pub fn code_for_status(status: StatusCode) -> &'static str {
         408 => "REQUEST_TIMEOUT",
         409 => "CONFLICT",
         413 => "PAYLOAD_TOO_LARGE",
+        414 => "URI_TOO_LONG",
         415 => "UNSUPPORTED_MEDIA_TYPE",
         422 => "VALIDATION_ERROR",
         429 => "RATE_LIMIT_EXCEEDED",

@@ -1684,13 +1684,16 @@ mod schemas {
         "options": {"max_length": 25}
     })))]
     pub struct ProcessRequest {
-        /// The text: 10–10000 characters after trimming, not whitespace only.
-        /// Control characters are stripped; nothing else is removed.
-        #[schema(min_length = 10)]
+        /// The text: 10–10000 characters **after trimming** leading and
+        /// trailing whitespace (so the raw string may be longer), not
+        /// whitespace only. Control characters are stripped; nothing else is
+        /// removed.
+        #[schema(min_length = 10, max_length = 10000)]
         pub text: String,
         /// The operation (an unknown name is a 422).
         pub operation: Operation,
-        /// Required for `qa` (at most 1000 characters); ignored otherwise.
+        /// **Required when `operation` is `qa`** (a `qa` request without it
+        /// is a 422); at most 1000 characters; ignored otherwise.
         #[serde(default)]
         pub question: Option<String>,
         /// Operation options.
@@ -1702,7 +1705,8 @@ mod schemas {
     }
 
     // Mirrors `crate::api::text::RawOptions`.
-    /// Options; an unknown name is a 422.
+    /// Options; an unknown name is a 422. The values are JSON integers
+    /// (`14`, not `14.0`).
     #[derive(Deserialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     pub struct ProcessOptions {
@@ -2107,9 +2111,11 @@ mod schemas {
         pub redis: Option<Value>,
     }
 
-    /// Body of `POST /internal/cache/invalidate`: exactly one field.
+    /// Body of `POST /internal/cache/invalidate`: exactly one of
+    /// `operation` and `pattern` (both, or neither, is a 422).
     #[derive(Deserialize, ToSchema)]
     #[serde(deny_unknown_fields)]
+    #[schema(min_properties = 1, max_properties = 1)]
     #[schema(examples(json!({"pattern": "summarize:*"}), json!({"operation": "sentiment"})))]
     pub struct InvalidateRequest {
         /// Remove every entry of this operation.
@@ -2259,9 +2265,11 @@ mod schemas {
         /// The preset to switch to (default: keep the current one).
         #[serde(default)]
         pub preset: Option<String>,
-        /// A custom configuration (the `RESILIENCE_CUSTOM_CONFIG` schema);
-        /// `null` or absent removes the current one.
+        /// A custom configuration (the `RESILIENCE_CUSTOM_CONFIG` schema):
+        /// a non-empty object of known fields only (`{}`, an array or an
+        /// unknown field is a 422); `null` or absent removes the current one.
         #[serde(default)]
+        #[schema(value_type = Option<Object>)]
         pub custom_config: Option<Value>,
     }
 

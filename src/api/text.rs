@@ -470,7 +470,7 @@ pub async fn batch_process(
             let state = state.clone();
             let record = record.clone();
             async move {
-                let outcome = match serde_json::from_value::<ProcessRequest>(raw) {
+                let outcome = match super::strict_json::from_value::<ProcessRequest>(raw) {
                     Ok(request) => process_one(&state, request, deadline).await,
                     Err(e) => Err(ApiError::validation(format!("invalid request item: {e}"))),
                 };

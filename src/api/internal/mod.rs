@@ -84,7 +84,8 @@ pub async fn index(_: OperatorKey) -> Json<Value> {
         "message": "keel operator API",
         "version": env!("CARGO_PKG_VERSION"),
         "endpoints": {
-            "dashboard": "GET /internal/dashboard",
+            // A list like every other group, as the OpenAPI document says.
+            "dashboard": ["GET /internal/dashboard"],
             "monitoring": ["GET /internal/monitoring/health"],
             "metrics": ["GET /internal/metrics", "GET /internal/metrics/summary"],
             "cache": [
