@@ -9,8 +9,12 @@ ARGS ?=
 .PHONY: help run test lint fmt bench build release fake-llm clean \
 	test-browser bench-load bench-floor bench-soak list-resil-presets show-resil-preset validate-resil-config recommend-resil-preset migrate-config
 
+# Names padded to the longest one; colour only when the output is a terminal.
 help: ## List the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
+	grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -v on="$$on" -v off="$$off" \
+		'BEGIN {FS = ":.*?## "} {name[NR] = $$1; desc[NR] = $$2; if (length($$1) > w) w = length($$1)} \
+		END {for (i = 1; i <= NR; i++) printf "  %s%-" w "s%s  %s\n", on, name[i], off, desc[i]}'
 
 run: ## Start keel on the embedded default (local provider, no keys, 127.0.0.1:8000)
 	$(CARGO) run --release --bin keel -- serve $(ARGS)

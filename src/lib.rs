@@ -14,6 +14,7 @@
 //! - [`batch`]: recent batch progress for `batch_status`;
 //! - [`api`]: the axum front; [`server`]: binding and shutdown; [`connection`]: serving
 //!   accepted connections with read and idle limits; [`cli`]: the binary;
+//! - [`logging`]: log output that never blocks or stops the server;
 //! - [`cache`]: the two-tier (memory + Redis) response cache with single-flight;
 //! - [`rate_limit`]: per-identity sliding-window limits, in memory or on Redis;
 //! - [`redis_link`]: Redis with timeouts, cool-off and lazy reconnection;
@@ -32,6 +33,7 @@ pub mod engine;
 pub mod exposition;
 pub mod fake_llm;
 pub mod job;
+pub mod logging;
 pub mod metrics;
 pub mod nlp;
 pub mod providers;

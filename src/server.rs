@@ -1,6 +1,10 @@
 //! Binding, serving and shutting down: what `keel serve` runs and what
 //! integration tests start on a free port.
 //!
+//! Start-up validates before it binds: the engine (providers, Redis URLs) is
+//! built first, so a bad setting is reported as itself, never hidden behind
+//! a busy port; a busy port is reported with the settings that choose it.
+//!
 //! Shutdown (SIGTERM/SIGINT, or [`RunningServer::shutdown`]): the engine is
 //! marked draining (readiness turns 503), keel waits
 //! `SHUTDOWN_DRAIN_DELAY_SECONDS` so load balancers notice, the listeners stop
@@ -26,13 +30,27 @@ pub enum StartError {
     #[error(transparent)]
     Engine(#[from] EngineError),
     /// An address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {source}{}", bind_hint(source, setting))]
     Bind {
         /// The address tried.
         addr: String,
+        /// The setting that chose the address (`BACKEND_PORT` or `INTERNAL_BIND`).
+        setting: &'static str,
         /// The OS error.
         source: std::io::Error,
     },
+}
+
+/// What to do about a busy address.
+fn bind_hint(source: &std::io::Error, setting: &str) -> String {
+    if source.kind() != std::io::ErrorKind::AddrInUse {
+        return String::new();
+    }
+    if setting == "INTERNAL_BIND" {
+        " (another process uses it: stop it or set another INTERNAL_BIND address)".to_string()
+    } else {
+        " (another process uses this port: stop it or choose another one with --port <n> or BACKEND_PORT=<n>; 0 picks a free port)".to_string()
+    }
 }
 
 /// A server accepting connections in background tasks.
@@ -68,11 +86,15 @@ impl RunningServer {
     }
 
     /// Begins a graceful shutdown when `signal` completes.
+    ///
+    /// The stop is sent before anything is logged: shutdown never depends on
+    /// a log line being written.
     pub fn shutdown_on(&mut self, signal: impl std::future::Future<Output = ()> + Send + 'static) {
         let stop = self.stop.clone();
         tokio::spawn(async move {
             signal.await;
             stop.send_replace(true);
+            tracing::info!("shutdown signal received; draining");
         });
     }
 
@@ -122,11 +144,12 @@ impl RunningServer {
     }
 }
 
-async fn bind(addr: &str) -> Result<tokio::net::TcpListener, StartError> {
+async fn bind(addr: &str, setting: &'static str) -> Result<tokio::net::TcpListener, StartError> {
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind {
             addr: addr.to_string(),
+            setting,
             source,
         })
 }
@@ -180,18 +203,33 @@ pub async fn start_with(
             settings.environment
         );
     }
-    let listener = bind(&bind_addr).await?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: bind_addr.clone(),
-        source,
-    })?;
-    let internal_listener = match settings.internal_bind {
-        Some(a) => Some(bind(&a.to_string()).await?),
-        None => None,
+    let internal_bind = settings.internal_bind;
+    let drain_delay = settings.shutdown_drain_delay;
+    // The engine first: building it checks the provider settings (keys,
+    // URLs, certificates) and Redis URLs, so a bad setting is reported as
+    // itself rather than hidden behind a busy port. Only then bind.
+    let engine = Engine::start_with(settings, overrides).await?;
+    let listeners = async {
+        let listener = bind(&bind_addr, "BACKEND_PORT").await?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: bind_addr.clone(),
+            setting: "BACKEND_PORT",
+            source,
+        })?;
+        let internal_listener = match internal_bind {
+            Some(a) => Some(bind(&a.to_string(), "INTERNAL_BIND").await?),
+            None => None,
+        };
+        Ok::<_, StartError>((listener, addr, internal_listener))
+    };
+    let (listener, addr, internal_listener) = match listeners.await {
+        Ok(l) => l,
+        Err(e) => {
+            engine.shutdown().await;
+            return Err(e);
+        }
     };
     let internal_addr = internal_listener.as_ref().and_then(|l| l.local_addr().ok());
-    let drain_delay = settings.shutdown_drain_delay;
-    let engine = Engine::start_with(settings, overrides).await?;
     let state = AppState::new(engine.clone());
     let (stop, stopped) = watch::channel(false);
     let mut tasks = vec![serve(
