@@ -381,17 +381,13 @@ pub struct ProcessResponse {
     pub operation: Operation,
     /// Always true.
     pub success: bool,
-    /// summarize and qa: the text answer.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// summarize and qa: the text answer; `null` otherwise.
     pub result: Option<String>,
-    /// sentiment: the verdict.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// sentiment: the verdict; `null` otherwise.
     pub sentiment: Option<Sentiment>,
-    /// key_points: the points.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// key_points: the points; `null` otherwise.
     pub key_points: Option<Vec<String>>,
-    /// questions: the questions.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// questions: the questions; `null` otherwise.
     pub questions: Option<Vec<String>>,
     /// How the answer was produced.
     pub metadata: ResponseMetadata,

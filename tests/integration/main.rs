@@ -9,6 +9,7 @@ mod cli;
 mod edge;
 mod internal;
 mod local_ops;
+mod reference_clients;
 mod resilience;
 mod resilience_http;
 mod scripted;
