@@ -104,6 +104,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/health/ready", get(health::ready))
         .route("/v1/auth/status", get(health::auth_status))
         .route("/v1/text_processing/operations", get(text::operations))
+        .route(
+            "/v1/text_processing/health",
+            get(text::text_processing_health),
+        )
         .route("/v1/text_processing/process", post(text::process))
         .route(
             "/v1/text_processing/batch_process",

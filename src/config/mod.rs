@@ -189,6 +189,9 @@ pub struct Settings {
     /// Retry, breaker and deadline policies per operation (`RESILIENCE_PRESET`,
     /// `RESILIENCE_CUSTOM_CONFIG`, legacy variables).
     pub resilience: ResilienceConfig,
+    /// `STRICT_OPTIONS` (default false): an option name the operation does not
+    /// use is a 422 instead of being ignored and reported in `metadata.ignored_options`.
+    pub strict_options: bool,
 }
 
 impl Settings {
@@ -316,6 +319,7 @@ impl Settings {
                 .map_err(|e| ConfigError::Inconsistent(e.to_string()))?,
             resilience: crate::resilience::config::load(env)
                 .map_err(|e| ConfigError::Inconsistent(e.to_string()))?,
+            strict_options: boolean(env, "STRICT_OPTIONS", false)?,
         })
     }
 

@@ -43,6 +43,7 @@ mod validate;
 pub use custom::CustomConfig;
 pub use migrate::{Migration, MigrationFormat, UnknownMigrationFormat, migrate, render_migration};
 pub use recommend::{ENVIRONMENT_VARS, Recommendation, recommend, recommend_auto};
+pub(crate) use validate::edit_distance;
 pub use validate::{ValidationReport, validate_custom_config, validate_custom_value};
 
 use crate::config::EnvSource;

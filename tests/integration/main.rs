@@ -10,6 +10,7 @@ mod edge;
 mod hostile;
 mod internal;
 mod local_ops;
+mod reference_clients;
 mod resilience;
 mod resilience_http;
 mod scripted;

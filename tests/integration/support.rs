@@ -97,6 +97,13 @@ impl Reply {
             self.body
         );
         assert!(self.body["timestamp"].as_str().is_some(), "{}", self.body);
+        // FastAPI's `detail`, for the reference's clients.
+        let detail = &self.body["detail"];
+        match status {
+            401 => assert!(detail["message"].is_string(), "{}", self.body),
+            422 => assert!(detail[0]["loc"].is_array(), "{}", self.body),
+            _ => assert!(detail.is_string(), "{}", self.body),
+        }
         let id = self.body["request_id"].as_str().expect("request_id");
         assert_eq!(
             Some(id),
