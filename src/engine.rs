@@ -438,6 +438,20 @@ impl Engine {
         reply(actor.call(MetricsMsg::Snapshot, Some(CALL_TIMEOUT)).await)
     }
 
+    /// The metrics time series of the last `window` from the aggregator
+    /// (admin path; bounded wait); `None` when it did not answer.
+    pub async fn metrics_history(
+        &self,
+        window: std::time::Duration,
+    ) -> Option<crate::actors::metrics_history::HistoryView> {
+        let actor = self.inner.actors.metrics.load_full()?;
+        reply(
+            actor
+                .call(|r| MetricsMsg::History(window, r), Some(CALL_TIMEOUT))
+                .await,
+        )
+    }
+
     /// The current metrics aggregator, if running (operators and tests use it
     /// to exercise supervision).
     pub fn metrics_actor(&self) -> Option<ActorRef<MetricsMsg>> {

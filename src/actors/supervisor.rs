@@ -12,7 +12,7 @@
 
 use super::breaker_registry::{BreakerRegistry, BreakerRegistryMsg};
 use super::cache::{CacheActor, CacheMsg};
-use super::metrics::{MetricsAggregator, MetricsMsg};
+use super::metrics::{MetricsAggregator, MetricsAggregatorArgs, MetricsMsg};
 use super::provider_supervisor::{
     ProviderSupervisor, ProviderSupervisorArgs, ProviderSupervisorMsg,
 };
@@ -133,8 +133,12 @@ async fn start_child(
 ) -> Result<ractor::ActorId, ActorProcessingErr> {
     match child {
         Child::Metrics => {
+            let aggregator_args = MetricsAggregatorArgs {
+                metrics: args.metrics.clone(),
+                resilience: args.resilience.clone(),
+            };
             let (r, _) =
-                Actor::spawn_linked(None, MetricsAggregator, args.metrics.clone(), myself).await?;
+                Actor::spawn_linked(None, MetricsAggregator, aggregator_args, myself).await?;
             let id = r.get_id();
             args.actors.metrics.store(Some(Arc::new(r)));
             Ok(id)
