@@ -540,7 +540,11 @@ mod tests {
         let r = assess(&f);
         assert_eq!(r.status, Status::Degraded);
         assert_eq!(r.reasons.len(), 1);
-        assert!(r.reasons[0].message.contains("redis unavailable for the cache"));
+        assert!(
+            r.reasons[0]
+                .message
+                .contains("redis unavailable for the cache")
+        );
         assert!(r.resilience_healthy());
     }
 

@@ -8,8 +8,8 @@
 use super::metrics_history::{History, HistoryView, Reading, SAMPLE_EVERY};
 use crate::job::Operation;
 use crate::metrics::{LatencySummary, Metrics};
-use crate::resilience::Resilience;
 use crate::providers::ProviderKind;
+use crate::resilience::Resilience;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -246,12 +246,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_aggregator_samples_the_time_series_on_its_timer() {
-        let config = crate::resilience::config::resolve(
-            "simple",
-            None,
-            &crate::config::MapEnv::new(&[]),
-        )
-        .expect("the simple preset resolves");
+        let config =
+            crate::resilience::config::resolve("simple", None, &crate::config::MapEnv::new(&[]))
+                .expect("the simple preset resolves");
         let resilience = Arc::new(Resilience::new(
             config,
             [ProviderKind::Local],

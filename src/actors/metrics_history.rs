@@ -289,12 +289,9 @@ mod tests {
     use std::sync::Arc;
 
     fn fixtures() -> (Arc<Metrics>, Arc<Resilience>) {
-        let config = crate::resilience::config::resolve(
-            "simple",
-            None,
-            &crate::config::MapEnv::new(&[]),
-        )
-        .expect("the simple preset resolves");
+        let config =
+            crate::resilience::config::resolve("simple", None, &crate::config::MapEnv::new(&[]))
+                .expect("the simple preset resolves");
         let resilience = Arc::new(Resilience::new(
             config,
             [ProviderKind::OpenAi, ProviderKind::Local],
@@ -335,7 +332,10 @@ mod tests {
         job(&metrics, Operation::Sentiment, true, false, 900);
         resilience
             .breaker(ProviderKind::OpenAi, Operation::Qa)
-            .command(crate::resilience::breaker::BreakerCommand::ForceOpen, "test");
+            .command(
+                crate::resilience::breaker::BreakerCommand::ForceOpen,
+                "test",
+            );
         tokio::time::advance(SAMPLE_EVERY).await;
         h.record(Reading::take(&metrics, &resilience));
 
@@ -348,7 +348,10 @@ mod tests {
         assert_eq!(a.error_rate, Some(0.2));
         assert_eq!(a.degraded_rate, Some(0.1));
         let s = &a.operations["summarize"];
-        assert!(s.p50_ms.is_some_and(|p| (15.0..=22.0).contains(&p)), "{s:?}");
+        assert!(
+            s.p50_ms.is_some_and(|p| (15.0..=22.0).contains(&p)),
+            "{s:?}"
+        );
         assert_eq!(a.operations["sentiment"].p99_ms, None);
         assert_eq!(a.breakers["openai"].closed, 5);
         // The second interval sees only its own job: the old ones are gone
@@ -356,11 +359,7 @@ mod tests {
         assert!((b.requests_per_second - 0.2).abs() < 1e-9);
         assert_eq!(b.error_rate, Some(0.0));
         assert_eq!(b.operations["summarize"].p50_ms, None);
-        assert!(
-            b.operations["sentiment"]
-                .p99_ms
-                .is_some_and(|p| p > 500.0)
-        );
+        assert!(b.operations["sentiment"].p99_ms.is_some_and(|p| p > 500.0));
         assert_eq!(
             b.breakers["openai"],
             BreakerCounts {

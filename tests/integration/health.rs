@@ -178,5 +178,8 @@ async fn a_dead_engine_fails_liveness_and_ends_the_server() {
         keel::cli::exit_code(&outcome),
         std::process::ExitCode::from(keel::cli::ENGINE_FAILED_EXIT)
     );
-    assert_eq!(keel::cli::exit_code(&Ok(())), std::process::ExitCode::SUCCESS);
+    assert_eq!(
+        keel::cli::exit_code(&Ok(())),
+        std::process::ExitCode::SUCCESS
+    );
 }
