@@ -364,7 +364,7 @@ pub fn assess(facts: &Facts) -> HealthReport {
     }
 
     // Worst first; the sort is stable, so rule order is kept within a status.
-    reasons.sort_by(|a, b| b.status.cmp(&a.status));
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.status));
     let status = reasons
         .iter()
         .map(|r| r.status)
