@@ -96,18 +96,32 @@ fn serve(host: Option<String>, port: Option<u16>) -> ExitCode {
             Err(e) => return fail(format_args!("{e}")),
         };
         server.shutdown_on(shutdown_signal());
-        match server.wait().await {
-            Ok(()) => {
-                tracing::info!("keel stopped");
-                ExitCode::SUCCESS
-            }
+        let outcome = server.wait().await;
+        match &outcome {
+            Ok(()) => tracing::info!("keel stopped"),
             Err(e) => {
                 tracing::error!(error = %e, "server failed");
-                ExitCode::FAILURE
+                eprintln!("keel: {e}");
             }
         }
+        exit_code(&outcome)
     })
 }
+
+/// The process exit code for how `keel serve` ended: 0 after a requested
+/// shutdown, [`ENGINE_FAILED_EXIT`] when the engine died (so an orchestrator
+/// restarts the process), 1 for other failures.
+pub fn exit_code(outcome: &Result<(), crate::server::ServeError>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(crate::server::ServeError::EngineFailed(_)) => ExitCode::from(ENGINE_FAILED_EXIT),
+        Err(crate::server::ServeError::Io(_)) => ExitCode::FAILURE,
+    }
+}
+
+/// Exit status of `keel serve` when the engine died (a supervised actor kept
+/// failing): 70, `EX_SOFTWARE` in sysexits.h.
+pub const ENGINE_FAILED_EXIT: u8 = 70;
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM. It does not log: the server
 /// starts its shutdown first and logs afterwards (see

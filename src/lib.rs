@@ -11,6 +11,7 @@
 //! - [`metrics`]: lock-free counters the request path writes; [`exposition`]: their Prometheus form;
 //! - [`resilience`]: breakers, retries, budgets, bulkheads, deadlines, fallbacks, presets;
 //! - [`engine`]: the handle that ties actors and shared views together;
+//! - [`health`]: the one health model every health surface reports;
 //! - [`batch`]: recent batch progress for `batch_status`;
 //! - [`api`]: the axum front; [`server`]: binding and shutdown; [`connection`]: serving
 //!   accepted connections with read and idle limits; [`cli`]: the binary;
@@ -32,6 +33,7 @@ pub mod connection;
 pub mod engine;
 pub mod exposition;
 pub mod fake_llm;
+pub mod health;
 pub mod job;
 pub mod logging;
 pub mod metrics;

@@ -9,8 +9,11 @@
 //! marked draining (readiness turns 503), keel waits
 //! `SHUTDOWN_DRAIN_DELAY_SECONDS` so load balancers notice, the listeners stop
 //! accepting, in-flight requests get up to `SHUTDOWN_GRACE_SECONDS` to finish
-//! (then they are cut), and the actor tree stops. Connections are served by
-//! [`crate::connection`] (read and idle limits, `TCP_NODELAY`).
+//! (then they are cut), and the actor tree stops. A dead engine (its
+//! supervisor gave up on a child that keeps failing) starts the same
+//! shutdown by itself, and [`RunningServer::wait`] then ends with
+//! [`ServeError::EngineFailed`] so `keel serve` exits non-zero. Connections
+//! are served by [`crate::connection`] (read and idle limits, `TCP_NODELAY`).
 
 use crate::api::{AppState, internal_router, router};
 use crate::config::Settings;
@@ -39,6 +42,17 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+}
+
+/// Why a started server ended other than by a requested shutdown.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A listener failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The engine died (its supervisor gave up); the server shut itself down.
+    #[error("the engine stopped: {0}")]
+    EngineFailed(String),
 }
 
 /// What to do about a busy address.
@@ -80,7 +94,7 @@ impl RunningServer {
     }
 
     /// Begins a graceful shutdown and waits until it is complete.
-    pub async fn shutdown(self) -> std::io::Result<()> {
+    pub async fn shutdown(self) -> Result<(), ServeError> {
         self.stop.send_replace(true);
         self.wait().await
     }
@@ -98,17 +112,26 @@ impl RunningServer {
         });
     }
 
-    /// Waits for the server to end: after a shutdown was requested, for the
-    /// in-flight requests (at most the grace period), then stops the actors.
-    pub async fn wait(mut self) -> std::io::Result<()> {
+    /// Waits for the server to end: after a shutdown was requested (or the
+    /// engine died), for the in-flight requests (at most the grace period),
+    /// then stops the actors.
+    pub async fn wait(mut self) -> Result<(), ServeError> {
         let grace = self.engine.settings().shutdown_grace;
         let drain_delay = self.engine.settings().shutdown_drain_delay;
         let mut stopping = self.stop.subscribe();
-        let _ = stopping.wait_for(|s| *s).await;
+        let mut engine_failure = None;
+        tokio::select! {
+            _ = stopping.wait_for(|s| *s) => {}
+            why = self.engine.failed() => {
+                tracing::error!(reason = %why, "the engine is dead; shutting the server down");
+                self.stop.send_replace(true);
+                engine_failure = Some(why);
+            }
+        }
         // The listeners stop accepting after the drain delay; give in-flight
         // requests the grace period on top of that.
         let budget = drain_delay + grace;
-        let mut result = Ok(());
+        let mut result: std::io::Result<()> = Ok(());
         let all = futures::future::join_all(self.tasks.iter_mut());
         match tokio::time::timeout(budget, all).await {
             Ok(results) => {
@@ -140,7 +163,10 @@ impl RunningServer {
             }
         }
         self.engine.shutdown().await;
-        result
+        match engine_failure {
+            Some(why) => Err(ServeError::EngineFailed(why)),
+            None => Ok(result?),
+        }
     }
 }
 

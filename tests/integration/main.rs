@@ -7,6 +7,7 @@ mod batch;
 mod cache_limits;
 mod cli;
 mod edge;
+mod health;
 mod hostile;
 mod internal;
 mod local_ops;

@@ -48,7 +48,8 @@ fn system_figures() -> Value {
     })
 }
 
-/// `GET /internal/monitoring/health`.
+/// `GET /internal/monitoring/health`: the shared health verdict
+/// ([`crate::health::evaluate`]) with component detail and system figures.
 pub async fn health(
     State(state): State<AppState>,
     _: OperatorKey,
@@ -70,14 +71,16 @@ pub async fn health(
         .iter()
         .map(|b| json!({"name": b.name(), "state": b.state()}))
         .collect();
-    let actors_alive = engine.actors_alive();
+    let report = crate::health::evaluate(engine);
     Ok(Json(json!({
-        "status": if actors_alive { "healthy" } else { "unhealthy" },
+        "status": report.status,
+        "reasons": report.reasons,
+        "checks": report.checks,
         "timestamp": crate::time::now_rfc3339(),
         "uptime_seconds": engine.uptime().as_secs(),
         "components": {
             "actors": {
-                "healthy": actors_alive,
+                "healthy": report.checks.actors.status == crate::health::Status::Healthy,
                 "restarts": engine.metrics().all_restarts().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
             },
             "providers": providers,
