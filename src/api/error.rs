@@ -259,7 +259,7 @@ impl ApiError {
 const SERDE_PREFIX: &str = "Failed to deserialize the JSON body into the target type: ";
 
 /// FastAPI's 422 `detail`: one `{loc, msg, type}` entry. `loc` starts with
-/// `body` and follows `details.field` (`options.max_length` → `["body",
+/// `details.in` (`query` for a query parameter; `body` when absent) and follows `details.field` (`options.max_length` → `["body",
 /// "options", "max_length"]`), or the path serde reported.
 fn validation_detail(message: &str, details: Option<&Value>) -> Value {
     let serde_text = message.strip_prefix(SERDE_PREFIX);
@@ -273,7 +273,11 @@ fn validation_detail(message: &str, details: Option<&Value>) -> Value {
             let (path, _) = serde_text?.split_once(": ")?;
             (!path.contains(' ') && path != ".").then(|| path.to_string())
         });
-    let mut loc = vec![Value::from("body")];
+    let origin = details
+        .and_then(|d| d.get("in"))
+        .and_then(Value::as_str)
+        .unwrap_or("body");
+    let mut loc = vec![Value::from(origin)];
     if let Some(field) = &field {
         for part in field.split('.').filter(|p| !p.is_empty()) {
             match part.strip_prefix('[').and_then(|p| p.strip_suffix(']')) {

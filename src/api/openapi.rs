@@ -103,6 +103,20 @@ enum Body {
 /// A path parameter: name, description, allowed values (empty = any string).
 type Param = (&'static str, &'static str, &'static [&'static str]);
 
+/// A query parameter: name, description, and what it accepts.
+type QueryParam = (&'static str, &'static str, QueryValue);
+
+/// What a query parameter accepts.
+#[derive(Clone, Copy)]
+enum QueryValue {
+    /// A whole number in `min..=max`, with the value used when absent.
+    Integer { min: i64, max: i64, default: i64 },
+    /// Any string.
+    Text,
+    /// One of these names.
+    OneOf(&'static [&'static str]),
+}
+
 /// One documented route.
 struct Route {
     method: Method,
@@ -113,6 +127,9 @@ struct Route {
     description: &'static str,
     auth: Auth,
     params: &'static [Param],
+    /// Optional query parameters. A route with both query parameters and a
+    /// request body accepts either (the body is then not required).
+    query: &'static [QueryParam],
     /// The JSON request body schema, if any.
     request: Option<&'static str>,
     /// Accepts the `Request-Timeout` header.
@@ -149,6 +166,7 @@ const fn route(
         description: "",
         auth: Auth::None,
         params: &[],
+        query: &[],
         request: None,
         request_timeout: false,
         ok: (200, "OK", Body::Json("Object")),
@@ -463,6 +481,31 @@ fn internal_routes() -> Vec<Route> {
             )
         },
         Route {
+            description: "The metrics time series behind the dashboard's charts: one sample \
+                every 5 s (requests/s, error and degraded rates overall and per operation, p50 \
+                and p99 latency per operation, breakers by state per provider), oldest first, \
+                kept in memory for 60 minutes. Samples start 5 s after start-up.",
+            auth: Auth::Operator,
+            query: &[(
+                "minutes",
+                "How far back to look, whole minutes",
+                QueryValue::Integer {
+                    min: 1,
+                    max: 60,
+                    default: 15,
+                },
+            )],
+            ok: (200, "Samples", Body::Json("MetricsHistory")),
+            errors: &[401, 403, 422, 500, 503],
+            ..route(
+                Get,
+                "/internal/metrics/history",
+                "monitoring",
+                "metrics_history",
+                "Metrics time series (JSON)",
+            )
+        },
+        Route {
             description: "Clears both cache tiers (memory and Redis).",
             auth: Auth::Operator,
             ok: (200, "What was removed", Body::Json("InvalidationResult")),
@@ -509,6 +552,23 @@ fn internal_routes() -> Vec<Route> {
                 pattern matches every entry; `operation_context` is accepted and ignored) or \
                 `?operation=summarize`.",
             auth: Auth::Operator,
+            query: &[
+                (
+                    "pattern",
+                    "Query form: a substring (matched as `*pattern*`) or a glob; send no body",
+                    QueryValue::Text,
+                ),
+                (
+                    "operation",
+                    "Query form: every entry of this operation; send no body",
+                    QueryValue::OneOf(OPERATIONS),
+                ),
+                (
+                    "operation_context",
+                    "Accepted and ignored (the reference's clients send it)",
+                    QueryValue::Text,
+                ),
+            ],
             request: Some("InvalidateRequest"),
             ok: (200, "What was removed", Body::Json("InvalidationResult")),
             errors: &[400, 401, 403, 413, 415, 422, 500, 503],
@@ -872,6 +932,48 @@ names (operation, breaker, action, preset), 405 (with `Allow`) for a wrong metho
 **Headers.** Every response carries `X-Request-ID` and `X-Process-Time` (seconds); \
 503 carries `Retry-After`.";
 
+/// Expresses in `ProcessRequest`'s schema what the handler enforces: a `qa`
+/// job needs `question` or `options.question`. The derived object becomes
+/// the first part of an `allOf` whose second part is that rule (an `anyOf`:
+/// another operation, or a question in one of the two places); the examples
+/// and the description move to the `allOf` so they stay at the top.
+fn require_question_for_qa(components: &mut Components) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, Schema};
+    let Some(RefOr::T(Schema::Object(mut object))) = components.schemas.remove("ProcessRequest")
+    else {
+        return;
+    };
+    let examples = std::mem::take(&mut object.examples);
+    let description = object.description.take();
+    let other_operation = ObjectBuilder::new().property(
+        "operation",
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(OPERATIONS.iter().copied().filter(|o| *o != "qa"))),
+    );
+    let top_level = ObjectBuilder::new().required("question");
+    let in_options = ObjectBuilder::new()
+        .required("options")
+        .property("options", ObjectBuilder::new().required("question"));
+    let rule = AnyOfBuilder::new()
+        .description(Some(
+            "qa needs `question` (or `options.question`); other operations ignore it",
+        ))
+        .item(other_operation)
+        .item(top_level)
+        .item(in_options);
+    let mut all = AllOfBuilder::new()
+        .item(Schema::Object(object))
+        .item(rule)
+        .description(description)
+        .build();
+    all.examples = examples;
+    components
+        .schemas
+        .insert("ProcessRequest".to_string(), Schema::AllOf(all).into());
+}
+
 /// The public document: `/`, `/v1/...`, the legacy redirects and the docs routes.
 pub fn public_doc() -> OpenApi {
     build(Surface::Public, &public_routes())
@@ -929,6 +1031,9 @@ fn build(surface: Surface, routes: &[Route]) -> OpenApi {
         Surface::Internal => schemas::InternalSchemas::openapi().components,
     }
     .unwrap_or_else(Components::new);
+    if surface == Surface::Public {
+        require_question_for_qa(&mut components);
+    }
     add_error_responses(&mut components, surface);
     add_security_schemes(&mut components, surface);
     OpenApiBuilder::new()
@@ -973,6 +1078,27 @@ fn operation(r: &Route) -> Operation {
                 .schema(Some(schema)),
         );
     }
+    for (name, description, value) in r.query {
+        let schema = match *value {
+            QueryValue::Integer { min, max, default } => ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(min))
+                .maximum(Some(max))
+                .default(Some(default.into())),
+            QueryValue::Text => ObjectBuilder::new().schema_type(Type::String),
+            QueryValue::OneOf(values) => ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(values.iter().copied())),
+        };
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name(*name)
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(*description))
+                .schema(Some(schema)),
+        );
+    }
     if r.request_timeout {
         op = op.parameter(
             ParameterBuilder::new()
@@ -994,7 +1120,11 @@ fn operation(r: &Route) -> Operation {
     if let Some(schema) = r.request {
         op = op.request_body(Some(
             RequestBodyBuilder::new()
-                .required(Some(Required::True))
+                .required(Some(if r.query.is_empty() {
+                    Required::True
+                } else {
+                    Required::False
+                }))
                 .content(
                     JSON,
                     ContentBuilder::new()
@@ -1403,6 +1533,10 @@ mod schemas {
         InternalIndex,
         MonitoringHealth,
         MetricsSummary,
+        MetricsHistory,
+        HistorySample,
+        HistoryOperationSample,
+        BreakerStateCounts,
         CacheStatus,
         CacheStats,
         InvalidateRequest,
@@ -1424,6 +1558,7 @@ mod schemas {
         Recommendation,
         ValidateRequest,
         ValidationReport,
+        CustomConfig,
     )))]
     pub struct InternalSchemas;
 
@@ -2160,6 +2295,66 @@ mod schemas {
         pub actor_restarts: Vec<Value>,
     }
 
+    /// `GET /internal/metrics/history`.
+    #[derive(Serialize, ToSchema)]
+    pub struct MetricsHistory {
+        /// Seconds between samples (5).
+        pub interval_seconds: u64,
+        /// The window asked for, minutes.
+        pub window_minutes: u64,
+        /// How much history is kept at most, minutes (60).
+        pub retention_minutes: u64,
+        /// The samples inside the window, oldest first.
+        pub samples: Vec<HistorySample>,
+    }
+
+    /// One interval of the time series.
+    #[derive(Serialize, ToSchema)]
+    pub struct HistorySample {
+        /// End of the interval, Unix milliseconds.
+        pub unix_ms: u64,
+        /// Length of the interval, seconds (about 5).
+        pub interval_seconds: f64,
+        /// Jobs started per second, all operations.
+        pub requests_per_second: f64,
+        /// Failed / finished jobs; `null` when none finished.
+        pub error_rate: Option<f64>,
+        /// Fallback-answered / finished jobs; `null` when none finished.
+        pub degraded_rate: Option<f64>,
+        /// Per operation, by name (all five).
+        pub operations: std::collections::BTreeMap<String, HistoryOperationSample>,
+        /// Per provider: its breakers by state at the end of the interval.
+        pub breakers: std::collections::BTreeMap<String, BreakerStateCounts>,
+    }
+
+    /// One operation over one interval.
+    #[derive(Serialize, ToSchema)]
+    pub struct HistoryOperationSample {
+        /// Jobs started per second.
+        pub requests_per_second: f64,
+        /// Failed / finished jobs; `null` when none finished.
+        pub error_rate: Option<f64>,
+        /// Fallback-answered / finished jobs; `null` when none finished.
+        pub degraded_rate: Option<f64>,
+        /// Median job latency in the interval, ms; `null` without jobs.
+        pub p50_ms: Option<f64>,
+        /// 99th percentile job latency in the interval, ms; `null` without jobs.
+        pub p99_ms: Option<f64>,
+    }
+
+    /// A provider's breakers by state.
+    #[derive(Serialize, ToSchema)]
+    pub struct BreakerStateCounts {
+        /// Closed breakers.
+        pub closed: u32,
+        /// Open or forced-open breakers.
+        pub open: u32,
+        /// Half-open breakers.
+        pub half_open: u32,
+        /// Disabled or metrics-only breakers (operator choices).
+        pub other: u32,
+    }
+
     /// One route's traffic.
     #[derive(Serialize, ToSchema)]
     pub struct RouteSummary {
@@ -2461,7 +2656,7 @@ mod schemas {
         /// a non-empty object of known fields only (`{}`, an array or an
         /// unknown field is a 422); `null` or absent removes the current one.
         #[serde(default)]
-        #[schema(value_type = Option<Object>)]
+        #[schema(value_type = Option<CustomConfig>)]
         pub custom_config: Option<Value>,
     }
 
@@ -2728,6 +2923,18 @@ mod schemas {
         pub reasoning: String,
     }
 
+    /// The custom-configuration document; its schema comes from the
+    /// validator's field table ([`crate::resilience::config::CustomConfig::json_schema`]).
+    pub struct CustomConfig;
+
+    impl utoipa::PartialSchema for CustomConfig {
+        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+            crate::resilience::config::CustomConfig::json_schema().into()
+        }
+    }
+
+    impl ToSchema for CustomConfig {}
+
     /// Body of `POST /internal/resilience/config/validate`.
     #[derive(Deserialize, ToSchema)]
     #[schema(examples(json!({"configuration": {"retry_attempts": 3, "circuit_breaker_threshold": 5}})))]
@@ -2785,6 +2992,7 @@ mod tests {
         ("GET", "/internal/monitoring/health"),
         ("GET", "/internal/metrics"),
         ("GET", "/internal/metrics/summary"),
+        ("GET", "/internal/metrics/history"),
         ("DELETE", "/internal/cache"),
         ("GET", "/internal/cache/status"),
         ("GET", "/internal/cache/metrics"),

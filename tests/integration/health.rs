@@ -183,3 +183,69 @@ async fn a_dead_engine_fails_liveness_and_ends_the_server() {
         std::process::ExitCode::SUCCESS
     );
 }
+
+/// `GET /internal/metrics/history`: the series behind the dashboard's charts
+/// fills from real traffic (a sample every 5 s), and a bad window is a 422
+/// naming the query parameter.
+#[tokio::test]
+async fn metrics_history_records_real_traffic() {
+    let s = start(&[]).await;
+    let r = s.get("/internal/metrics/history?minutes=0", None).await;
+    r.assert_error(422);
+    assert_eq!(r.body["details"]["field"], json!("minutes"), "{}", r.body);
+    assert_eq!(
+        r.body["detail"][0]["loc"],
+        json!(["query", "minutes"]),
+        "{}",
+        r.body
+    );
+    s.get("/internal/metrics/history?minute=5", None)
+        .await
+        .assert_error(422);
+
+    let r = s.get("/internal/metrics/history", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["interval_seconds"], json!(5));
+    assert_eq!(r.body["window_minutes"], json!(15), "default window");
+    assert_eq!(r.body["retention_minutes"], json!(60));
+
+    for _ in 0..3 {
+        let r = s
+            .process(json!({"text": crate::support::ARTICLE, "operation": "sentiment"}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // The jobs land in the first sample taken after them (at most 5 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(12);
+    let sample = loop {
+        let r = s.get("/internal/metrics/history?minutes=1", None).await;
+        let found = r.body["samples"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|x| x["operations"]["sentiment"]["requests_per_second"].as_f64() > Some(0.0))
+            .cloned();
+        if let Some(x) = found {
+            break x;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no sample with the jobs: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let op = &sample["operations"]["sentiment"];
+    assert_eq!(op["error_rate"], json!(0.0), "{sample}");
+    assert!(op["p50_ms"].as_f64().is_some(), "{sample}");
+    assert!(op["p99_ms"].as_f64() >= op["p50_ms"].as_f64(), "{sample}");
+    assert_eq!(
+        sample["operations"]["qa"]["error_rate"],
+        Value::Null,
+        "no qa jobs finished"
+    );
+    assert!(
+        sample["breakers"]["local"]["closed"].as_u64() >= Some(1),
+        "{sample}"
+    );
+}

@@ -494,6 +494,14 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, path: &str) -> Result<()
         return Err(format!("{path}: {value} not in {allowed:?}"));
     }
     if let Value::Object(map) = value {
+        for (key, too_few) in [("minProperties", true), ("maxProperties", false)] {
+            if let Some(n) = schema.get(key).and_then(Value::as_u64) {
+                let len = map.len() as u64;
+                if (too_few && len < n) || (!too_few && len > n) {
+                    return Err(format!("{path}: {len} properties where {key} is {n}"));
+                }
+            }
+        }
         let props = schema.get("properties").and_then(Value::as_object);
         for name in schema
             .get("required")
@@ -568,7 +576,9 @@ async fn every_documented_get_answers_what_its_schema_says() {
 async fn documented_request_limits_match_what_keel_enforces() {
     let s = start(&[]).await;
     let doc = s.get("/openapi.json", None).await.body;
-    let request = &doc["components"]["schemas"]["ProcessRequest"];
+    // The derived object is the first part of an allOf whose second part
+    // says that qa needs a question.
+    let request = &doc["components"]["schemas"]["ProcessRequest"]["allOf"][0];
     assert_eq!(request["properties"]["text"]["maxLength"], json!(10000));
     assert_eq!(request["properties"]["text"]["minLength"], json!(10));
     let internal = s.get("/internal/openapi.json", None).await.body;
@@ -588,4 +598,163 @@ async fn documented_request_limits_match_what_keel_enforces() {
         .post("/internal/cache/invalidate", &json!({"pattern": "*"}), None)
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// The request schema a documented route names, resolved.
+fn request_schema<'a>(doc: &'a Value, path: &str, method: &str) -> &'a Value {
+    let r =
+        doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{method} {path} documents a JSON body"));
+    &doc["components"]["schemas"][r.trim_start_matches("#/components/schemas/")]
+}
+
+/// What a generated client would send is what keel accepts, and what the
+/// schema refuses keel refuses: every documented request example conforms
+/// to its schema and is accepted by the running server; for the rules the
+/// schemas state (qa needs a question, a custom config is a non-empty object
+/// of known fields), bodies on both sides of each rule get the same verdict
+/// from the schema and from the server.
+#[tokio::test]
+async fn documented_request_bodies_and_keel_agree() {
+    let s = start(&[]).await;
+    let public = s.get("/openapi.json", None).await.body;
+    let internal = s.get("/internal/openapi.json", None).await.body;
+    let mut examples = 0;
+    for doc in [&public, &internal] {
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in ["post", "put"] {
+                let Some(op) = item.get(method) else { continue };
+                if op.get("requestBody").is_none() || path.contains('{') {
+                    continue;
+                }
+                let schema = request_schema(doc, path, method);
+                let Some(example) = schema["examples"].get(0) else {
+                    panic!("{method} {path}: the request schema has no example");
+                };
+                conforms(doc, schema, example, "$")
+                    .unwrap_or_else(|e| panic!("{method} {path}: example {example}: {e}"));
+                let request = match method {
+                    "post" => s.client.post(s.url(path)),
+                    _ => s.client.put(s.url(path)),
+                };
+                let r = s.send(request.json(example)).await;
+                assert!(
+                    (200..300).contains(&r.status),
+                    "{method} {path}: the documented example {example} got {} {}",
+                    r.status,
+                    r.body
+                );
+                examples += 1;
+            }
+        }
+    }
+    assert!(examples >= 5, "only {examples} documented examples sent");
+
+    let long = "The council approved the solar program after a long debate on costs.";
+    let process = request_schema(&public, "/v1/text_processing/process", "post");
+    let config = request_schema(&internal, "/internal/resilience/config", "put");
+    let cases: Vec<(&str, &Value, Value, bool)> = vec![
+        (
+            "/v1/text_processing/process",
+            process,
+            json!({"text": long, "operation": "qa"}),
+            false,
+        ),
+        (
+            "/v1/text_processing/process",
+            process,
+            json!({"text": long, "operation": "qa", "question": "What was approved?"}),
+            true,
+        ),
+        (
+            "/v1/text_processing/process",
+            process,
+            json!({"text": long, "operation": "qa", "options": {"question": "What was approved?"}}),
+            true,
+        ),
+        (
+            "/v1/text_processing/process",
+            process,
+            json!({"text": long, "operation": "sentiment"}),
+            true,
+        ),
+        (
+            "/internal/resilience/config",
+            config,
+            json!({"custom_config": {}}),
+            false,
+        ),
+        (
+            "/internal/resilience/config",
+            config,
+            json!({"custom_config": {"retry_atempts": 3}}),
+            false,
+        ),
+        (
+            "/internal/resilience/config",
+            config,
+            json!({"custom_config": {"retry_attempts": 99}}),
+            true, // the bundled checker does not read ranges; the server refuses below
+        ),
+        (
+            "/internal/resilience/config",
+            config,
+            json!({"preset": "simple", "custom_config": {"retry_attempts": 2}}),
+            true,
+        ),
+    ];
+    for (path, schema, body, schema_accepts) in cases {
+        let doc = if path.starts_with("/internal") {
+            &internal
+        } else {
+            &public
+        };
+        let verdict = conforms(doc, schema, &body, "$");
+        assert_eq!(
+            verdict.is_ok(),
+            schema_accepts,
+            "{path} {body}: schema says {verdict:?}"
+        );
+        let request = if path.starts_with("/internal") {
+            s.client.put(s.url(path))
+        } else {
+            s.client.post(s.url(path))
+        };
+        let r = s.send(request.json(&body)).await;
+        let server_accepts = r.status == 200;
+        let out_of_range = body["custom_config"]["retry_attempts"] == json!(99);
+        if out_of_range {
+            // The range is in the schema (maximum 10) and enforced.
+            assert_eq!(
+                schema["properties"]["custom_config"]["oneOf"][0]["$ref"]
+                    .as_str()
+                    .or(schema["properties"]["custom_config"]["$ref"].as_str())
+                    .map(|r| internal["components"]["schemas"][r.trim_start_matches("#/components/schemas/")]
+                        ["properties"]["retry_attempts"]["maximum"]
+                        .clone()),
+                Some(json!(10)),
+                "{}",
+                schema["properties"]["custom_config"]
+            );
+            r.assert_error(422);
+            continue;
+        }
+        assert_eq!(
+            server_accepts, schema_accepts,
+            "{path} {body}: the server answered {} {}",
+            r.status, r.body
+        );
+        if !server_accepts {
+            r.assert_error(422);
+        }
+    }
+    // Put the preset back for tidiness (each test has its own server anyway).
+    let _ = s
+        .send(
+            s.client
+                .put(s.url("/internal/resilience/config"))
+                .json(&json!({"preset": "simple"})),
+        )
+        .await;
 }

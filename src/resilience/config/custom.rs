@@ -403,6 +403,55 @@ impl CustomConfig {
     }
 }
 
+impl CustomConfig {
+    /// The JSON Schema of a custom-configuration document, built from the
+    /// field table above so the OpenAPI documents and the validator cannot
+    /// disagree: a non-empty object of the known fields only, each with its
+    /// type and inclusive range.
+    pub fn json_schema() -> utoipa::openapi::schema::Schema {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+        let strategy = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(STRATEGY_LIST.split(" | ")))
+        };
+        let mut doc = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .min_properties(Some(1))
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .description(Some(
+                "A custom resilience configuration (`RESILIENCE_CUSTOM_CONFIG`): a non-empty \
+                 object of these fields only; each set field replaces that policy field for \
+                 every operation.",
+            ));
+        for field in Field::ALL {
+            let schema = match field.kind() {
+                Kind::Int { min, max } => ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(min))
+                    .maximum(Some(max)),
+                Kind::Float { min, max } => ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .minimum(Some(min))
+                    .maximum(Some(max)),
+                Kind::Bool => ObjectBuilder::new().schema_type(Type::Boolean),
+                Kind::Strategy => strategy(),
+                Kind::Overrides => {
+                    let mut o = ObjectBuilder::new()
+                        .schema_type(Type::Object)
+                        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+                    for op in Operation::ALL {
+                        o = o.property(op.as_str(), strategy());
+                    }
+                    o
+                }
+            };
+            doc = doc.property(field.name(), schema);
+        }
+        doc.build().into()
+    }
+}
+
 impl Serialize for CustomConfig {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.to_value().serialize(serializer)
