@@ -1,9 +1,10 @@
 //! `EngineSupervisor`: the root of keel's actor tree.
 //!
-//! It starts the [`MetricsAggregator`], the [`BreakerRegistry`] and the
-//! [`ProviderSupervisor`], restarts
-//! either when it fails (with its original arguments), counts and logs every
-//! restart, and keeps the current child refs in [`EngineActors`] so handles
+//! It starts its direct children — the [`MetricsAggregator`], the
+//! [`BreakerRegistry`], the [`RateLimiterActor`], the [`CacheActor`] and the
+//! [`ProviderSupervisor`] (which supervises one actor per provider) —
+//! restarts any of them when it fails (with its original arguments), counts
+//! and logs every restart, and keeps the current child refs in [`EngineActors`] so handles
 //! never hold a dead `ActorRef`. A child that fails more often than the
 //! [`RestartPolicy`] allows makes the supervisor give up: it records why in
 //! [`EngineActors::gave_up`] and stops (its children stop with it); the

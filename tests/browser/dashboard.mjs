@@ -197,6 +197,7 @@ async function main() {
       await runScenario(page, base);
       await runOpenAccess(await context.newPage(), openBase);
       if (problems.length) throw new Error(problems.join('; '));
+      await page.evaluate(() => window.scrollTo(0, 0));
       await page.screenshot({ path: join(OUT_DIR, 'dashboard.png'), fullPage: true });
       log(`screenshot: ${join(OUT_DIR, 'dashboard.png')}`);
     } catch (e) {
@@ -272,11 +273,12 @@ async function runScenario(page, base) {
   const reqPoints = Number(await page.locator('#chart-requests').getAttribute('data-points'));
   if (!(reqPoints >= 1)) throw new Error(`requests chart has no points (${reqPoints})`);
   log(`trend charts drawn (${reqPoints} request samples; degraded rate and an open strip for openai)`);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(OUT_DIR, 'dashboard-open.png'), fullPage: true });
   const first = await page.locator('#breaker-rows tr').first().getAttribute('data-breaker');
   if (first !== BREAKER) throw new Error(`the open breaker is not listed first (first row: ${first})`);
   const headerText = await page.locator('#summary').innerText();
   if (!/\b1\s+of\s+\d+\s+breakers open/.test(headerText)) throw new Error(`header does not count the open breaker: ${headerText}`);
-  await page.screenshot({ path: join(OUT_DIR, 'dashboard-open.png'), fullPage: true });
 
   await row.locator('[data-action="reset"]').click();
   await row.locator('[data-state="closed"]').waitFor({ timeout: 10_000 });
