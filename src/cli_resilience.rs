@@ -639,6 +639,7 @@ mod tests {
     #[test]
     fn migrate_prints_plan_and_script() {
         let env = MapEnv::new(&[
+            ("RESILIENCE_PRESET", "production"),
             ("RETRY_MAX_ATTEMPTS", "4"),
             ("CIRCUIT_BREAKER_FAILURE_THRESHOLD", "9"),
         ]);

@@ -359,7 +359,19 @@ fn config_commands() {
         ("CIRCUIT_BREAKER_RECOVERY_TIMEOUT", "120"),
         ("DEFAULT_RESILIENCE_STRATEGY", "conservative"),
     ];
+    // No preset in force (simple): production is closer by score but
+    // would change summarize, sentiment and qa, so the plan keeps simple.
     let (code, out, _) = run(&["config", "migrate", "--format", "env"], &legacy);
+    assert_eq!(code, 0);
+    assert!(out.contains("RESILIENCE_PRESET=simple"), "{out}");
+    assert!(
+        out.contains("'production' scores higher but would change"),
+        "{out}"
+    );
+    // With production in force, production it is.
+    let mut on_production = legacy.to_vec();
+    on_production.push(("RESILIENCE_PRESET", "production"));
+    let (code, out, _) = run(&["config", "migrate", "--format", "env"], &on_production);
     assert_eq!(code, 0);
     assert!(out.contains("RESILIENCE_PRESET=production"), "{out}");
     let (code, _, _) = run(&["config", "migrate", "--format", "yaml"], &[]);
