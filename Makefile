@@ -20,6 +20,8 @@ run: ## Start keel on the embedded default (local provider, no keys, 127.0.0.1:8
 	$(CARGO) run --release --bin keel -- serve $(ARGS)
 
 test: ## Run every test (unit + integration); uses cargo-nextest when installed
+	@command -v redis-server >/dev/null 2>&1 || [ "$${KEEL_REQUIRE_REDIS:-}" = 1 ] || \
+		echo "note: redis-server not found: the tests that need Redis will be skipped (pass; KEEL_REQUIRE_REDIS=1 makes them fail instead)"
 	@if command -v cargo-nextest >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
@@ -43,21 +45,22 @@ bench: ## Criterion micro-benchmarks
 	$(CARGO) bench --bench engine
 
 bench-load: ## Load benchmark keel vs direct upstream: table + target/bench/load-*.json (ARGS="--duration 5 --cells hit-0 --rounds 3")
-	$(CARGO) build --release --bin keel --example fake_llm
+	$(CARGO) build --release --bin keel --bin fake_llm
 	$(CARGO) run --release --example loadgen -- $(ARGS)
 
 bench-floor: ## Same load benchmark against examples/floor_gateway (the stack with none of keel's logic): the ceiling keel can reach here
-	$(CARGO) build --release --bin keel --example fake_llm --example floor_gateway
+	$(CARGO) build --release --bin keel --bin fake_llm --example floor_gateway
 	$(CARGO) run --release --example loadgen -- --keel-bin $(TARGET_DIR)/release/examples/floor_gateway $(ARGS)
 
 bench-soak: ## 10-minute RSS soak of keel at c=16, fails on >10 % growth (ARGS="--soak-duration 120")
-	$(CARGO) build --release --bin keel --example fake_llm
+	$(CARGO) build --release --bin keel --bin fake_llm
 	$(CARGO) run --release --example loadgen -- --soak $(ARGS)
 
 fake-llm: ## Run the fake OpenAI/Gemini upstream on 127.0.0.1:8089 (ARGS="--error-rate 0.3")
-	$(CARGO) run --release --example fake_llm -- $(ARGS)
+	$(CARGO) run --release --bin fake_llm -- $(ARGS)
 
-KEEL = $(CARGO) run --quiet --bin keel --
+# The CLI targets reuse the release binary `make run` builds.
+KEEL = $(CARGO) run --release --quiet --bin keel --
 PRESET ?= simple
 ENV ?=
 FORMAT ?= bash

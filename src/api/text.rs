@@ -428,16 +428,26 @@ impl ProcessResponse {
         };
         match result.output {
             JobOutput::Summary { text } => response.result = Some(text),
-            JobOutput::Sentiment(s) => response.sentiment = Some(s),
+            JobOutput::Sentiment(mut s) => {
+                s.confidence = round_score(s.confidence);
+                response.sentiment = Some(s);
+            }
             JobOutput::KeyPoints { points } => response.key_points = Some(points),
             JobOutput::Questions { questions } => response.questions = Some(questions),
             JobOutput::Answer { text, confidence } => {
                 response.result = Some(text);
-                response.metadata.answer_confidence = confidence;
+                response.metadata.answer_confidence = confidence.map(round_score);
             }
         }
         response
     }
+}
+
+/// Scores leave keel with two decimals (`0.64`, not `0.6411312608421155`):
+/// more digits promise a precision no provider has, and the README's
+/// example outputs are then exactly what the API returns.
+fn round_score(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
 /// Validates and runs one request.
@@ -796,6 +806,15 @@ pub async fn operations(OptionalKey(_identity): OptionalKey) -> Json<Value> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn scores_are_rounded_to_two_decimals() {
+        assert_eq!(super::round_score(0.6411312608421155), 0.64);
+        assert_eq!(super::round_score(0.619066294268091), 0.62);
+        assert_eq!(super::round_score(1.0), 1.0);
+        assert_eq!(super::round_score(0.0), 0.0);
+        assert_eq!(super::round_score(0.005), 0.01);
+    }
+
     use super::*;
 
     fn req(text: &str, op: &str) -> ProcessRequest {

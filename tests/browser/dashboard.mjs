@@ -15,7 +15,7 @@
 // printed is `1 passed, 0 failed` or `0 passed, 1 failed`.
 //
 // Env: KEEL_BIN, FAKE_LLM_BIN (default target/release/keel and
-// target/release/examples/fake_llm, relative to the repository root),
+// target/release/fake_llm, relative to the repository root),
 // CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR (default target/),
 // DASHBOARD_HTML (a path: serve the page from this file instead of the copy
 // compiled into keel, to iterate on the page without rebuilding).
@@ -31,7 +31,7 @@ import { chromium } from 'playwright-core';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const fromRoot = (p) => (isAbsolute(p) ? p : join(ROOT, p));
 const KEEL_BIN = fromRoot(process.env.KEEL_BIN || 'target/release/keel');
-const FAKE_LLM_BIN = fromRoot(process.env.FAKE_LLM_BIN || 'target/release/examples/fake_llm');
+const FAKE_LLM_BIN = fromRoot(process.env.FAKE_LLM_BIN || 'target/release/fake_llm');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const OUT_DIR = fromRoot(process.env.SCREENSHOT_DIR || 'target');
 const KEY = 'dash-test-key';

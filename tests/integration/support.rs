@@ -177,6 +177,8 @@ pub fn assert_answer_shape(body: &Value) {
             );
             let c = s["confidence"].as_f64().expect("confidence");
             assert!((0.0..=1.0).contains(&c), "{body}");
+            // Two decimals at most, as the README's examples show.
+            assert_eq!((c * 100.0).round() / 100.0, c, "{body}");
         }
         "key_points" => {
             let points = body["key_points"].as_array().expect("key_points");
