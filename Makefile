@@ -9,13 +9,19 @@ ARGS ?=
 .PHONY: help run test lint fmt bench build release fake-llm clean \
 	test-browser bench-load bench-floor bench-soak list-resil-presets show-resil-preset validate-resil-config recommend-resil-preset migrate-config
 
+# Names padded to the longest one; colour only when the output is a terminal.
 help: ## List the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
+	grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -v on="$$on" -v off="$$off" \
+		'BEGIN {FS = ":.*?## "} {name[NR] = $$1; desc[NR] = $$2; if (length($$1) > w) w = length($$1)} \
+		END {for (i = 1; i <= NR; i++) printf "  %s%-" w "s%s  %s\n", on, name[i], off, desc[i]}'
 
 run: ## Start keel on the embedded default (local provider, no keys, 127.0.0.1:8000)
 	$(CARGO) run --release --bin keel -- serve $(ARGS)
 
 test: ## Run every test (unit + integration); uses cargo-nextest when installed
+	@command -v redis-server >/dev/null 2>&1 || [ "$${KEEL_REQUIRE_REDIS:-}" = 1 ] || \
+		echo "note: redis-server not found: the tests that need Redis will be skipped (pass; KEEL_REQUIRE_REDIS=1 makes them fail instead)"
 	@if command -v cargo-nextest >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
@@ -39,21 +45,22 @@ bench: ## Criterion micro-benchmarks
 	$(CARGO) bench --bench engine
 
 bench-load: ## Load benchmark keel vs direct upstream: table + target/bench/load-*.json (ARGS="--duration 5 --cells hit-0 --rounds 3")
-	$(CARGO) build --release --bin keel --example fake_llm
+	$(CARGO) build --release --bin keel --bin fake_llm
 	$(CARGO) run --release --example loadgen -- $(ARGS)
 
 bench-floor: ## Same load benchmark against examples/floor_gateway (the stack with none of keel's logic): the ceiling keel can reach here
-	$(CARGO) build --release --bin keel --example fake_llm --example floor_gateway
+	$(CARGO) build --release --bin keel --bin fake_llm --example floor_gateway
 	$(CARGO) run --release --example loadgen -- --keel-bin $(TARGET_DIR)/release/examples/floor_gateway $(ARGS)
 
 bench-soak: ## 10-minute RSS soak of keel at c=16, fails on >10 % growth (ARGS="--soak-duration 120")
-	$(CARGO) build --release --bin keel --example fake_llm
+	$(CARGO) build --release --bin keel --bin fake_llm
 	$(CARGO) run --release --example loadgen -- --soak $(ARGS)
 
 fake-llm: ## Run the fake OpenAI/Gemini upstream on 127.0.0.1:8089 (ARGS="--error-rate 0.3")
-	$(CARGO) run --release --example fake_llm -- $(ARGS)
+	$(CARGO) run --release --bin fake_llm -- $(ARGS)
 
-KEEL = $(CARGO) run --quiet --bin keel --
+# The CLI targets reuse the release binary `make run` builds.
+KEEL = $(CARGO) run --release --quiet --bin keel --
 PRESET ?= simple
 ENV ?=
 FORMAT ?= bash

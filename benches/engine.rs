@@ -21,7 +21,7 @@ use axum::extract::ConnectInfo;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::future::BoxFuture;
 use http_body_util::BodyExt;
-use keel::actors::metrics::{MetricsAggregator, MetricsMsg};
+use keel::actors::metrics::{MetricsAggregator, MetricsAggregatorArgs, MetricsMsg};
 use keel::api::text::ProcessRequest;
 use keel::api::{AppState, router};
 use keel::cache::{Cache, CacheConfig, CacheKey, CachedAnswer};
@@ -101,7 +101,10 @@ fn views_vs_mailbox(c: &mut Criterion) {
         .block_on(ractor::Actor::spawn(
             None,
             MetricsAggregator,
-            metrics.clone(),
+            MetricsAggregatorArgs {
+                metrics: metrics.clone(),
+                resilience: engine.resilience().clone(),
+            },
         ))
         .expect("actor");
     c.bench_function("actor_call_round_trip", |b| {

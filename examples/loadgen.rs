@@ -110,7 +110,7 @@ struct Args {
     /// stand in, e.g. `examples/floor_gateway` (`make bench-floor`).
     #[arg(long)]
     keel_bin: Option<PathBuf>,
-    /// fake_llm binary (default: `fake_llm` next to this example).
+    /// fake_llm binary (default: `fake_llm` in the profile directory, next to `keel`).
     #[arg(long)]
     fake_bin: Option<PathBuf>,
     /// Output directory for JSON and child logs (default: `<target>/bench`).
@@ -880,12 +880,12 @@ fn paths(args: &Args) -> Res<Paths> {
     let fake = args
         .fake_bin
         .clone()
-        .unwrap_or_else(|| profile_dir.join("examples").join("fake_llm"));
+        .unwrap_or_else(|| profile_dir.join("fake_llm"));
     for (what, path) in [("keel", &keel), ("fake_llm", &fake)] {
         if !path.is_file() {
             return fatal(format!(
                 "{what} binary not found at {}: build it first with \
-                 `cargo build --release --bin keel --example fake_llm --example loadgen` \
+                 `cargo build --release --bin keel --bin fake_llm --example loadgen` \
                  (or pass --keel-bin/--fake-bin)",
                 path.display()
             ));

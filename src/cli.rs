@@ -3,8 +3,9 @@
 //! [`crate::cli_resilience`]).
 
 use crate::cli_resilience::{ConfigCommand, PresetsCommand, run_config, run_presets};
-use crate::config::{LogFormat, ProcessEnv, Settings};
+use crate::config::{ProcessEnv, Settings};
 use clap::{Parser, Subcommand};
+use std::io::Write as _;
 use std::process::ExitCode;
 
 /// keel: a resilient engine for AI text jobs.
@@ -43,8 +44,7 @@ pub fn run() -> ExitCode {
     if let Err(e) = dotenvy::dotenv()
         && !e.not_found()
     {
-        eprintln!("keel: cannot read .env: {e}");
-        return ExitCode::FAILURE;
+        return fail(format_args!("cannot read .env: {e}"));
     }
     match cli.command {
         Command::Serve { host, port } => serve(host, port),
@@ -53,13 +53,24 @@ pub fn run() -> ExitCode {
     }
 }
 
+/// Reports a failed start-up step: one line on stderr, exit status 1.
+///
+/// A plain write, not `eprintln!` (which panics when stderr is a pipe whose
+/// reader went away) and not a log event (logging may not be set up yet, and
+/// one failure should be reported once, not by both).
+fn fail(message: std::fmt::Arguments<'_>) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "keel: {message}");
+    ExitCode::FAILURE
+}
+
+/// `keel serve`. Start-up order: every setting is validated (environment,
+/// `LOG_LEVEL`, then providers and Redis URLs when the engine is built)
+/// before any socket is bound, so a bad setting is reported as itself even
+/// when the port is busy.
 fn serve(host: Option<String>, port: Option<u16>) -> ExitCode {
     let mut settings = match Settings::from_env() {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("keel: configuration error: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail(format_args!("configuration error: {e}")),
     };
     if let Some(h) = host {
         settings.host = h;
@@ -67,63 +78,54 @@ fn serve(host: Option<String>, port: Option<u16>) -> ExitCode {
     if let Some(p) = port {
         settings.port = p;
     }
-    if let Err(e) = init_logging(&settings) {
-        eprintln!("keel: configuration error: {e}");
-        return ExitCode::FAILURE;
-    }
+    // Held until `serve` returns: dropping it flushes the queued log lines.
+    let _log_guard = match crate::logging::init(&settings) {
+        Ok(g) => g,
+        Err(e) => return fail(format_args!("configuration error: {e}")),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("keel: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail(format_args!("cannot start the async runtime: {e}")),
     };
     runtime.block_on(async move {
         let mut server = match crate::server::start(settings).await {
             Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "start-up failed");
-                eprintln!("keel: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(e) => return fail(format_args!("{e}")),
         };
         server.shutdown_on(shutdown_signal());
-        match server.wait().await {
-            Ok(()) => {
-                tracing::info!("keel stopped");
-                ExitCode::SUCCESS
-            }
+        let outcome = server.wait().await;
+        match &outcome {
+            Ok(()) => tracing::info!("keel stopped"),
             Err(e) => {
                 tracing::error!(error = %e, "server failed");
-                ExitCode::FAILURE
+                eprintln!("keel: {e}");
             }
         }
+        exit_code(&outcome)
     })
 }
 
-fn init_logging(settings: &Settings) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level).map_err(|e| {
-        format!(
-            "invalid LOG_LEVEL={:?}: allowed a level (error, warn, info, debug, trace) or a filter like 'keel=debug,info' ({e})",
-            settings.log_level
-        )
-    })?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match settings.log_format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
-        LogFormat::Pretty => builder.init(),
+/// The process exit code for how `keel serve` ended: 0 after a requested
+/// shutdown, [`ENGINE_FAILED_EXIT`] when the engine died (so an orchestrator
+/// restarts the process), 1 for other failures.
+pub fn exit_code(outcome: &Result<(), crate::server::ServeError>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(crate::server::ServeError::EngineFailed(_)) => ExitCode::from(ENGINE_FAILED_EXIT),
+        Err(crate::server::ServeError::Io(_)) => ExitCode::FAILURE,
     }
-    Ok(())
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+/// Exit status of `keel serve` when the engine died (a supervised actor kept
+/// failing): 70, `EX_SOFTWARE` in sysexits.h.
+pub const ENGINE_FAILED_EXIT: u8 = 70;
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM. It does not log: the server
+/// starts its shutdown first and logs afterwards (see
+/// [`crate::server::RunningServer::shutdown_on`]).
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -143,5 +145,4 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
-    tracing::info!("shutdown signal received; draining");
 }

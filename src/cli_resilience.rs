@@ -87,9 +87,12 @@ impl CommandOutput {
         }
     }
 
+    /// Writes the output; a closed pipe (`keel presets list | head -1`) is
+    /// not an error worth a panic, so write errors are ignored.
     fn emit(self) -> ExitCode {
-        print!("{}", self.stdout);
-        eprint!("{}", self.stderr);
+        use std::io::Write as _;
+        let _ = std::io::stdout().write_all(self.stdout.as_bytes());
+        let _ = std::io::stderr().write_all(self.stderr.as_bytes());
         ExitCode::from(self.exit_code)
     }
 }
@@ -636,6 +639,7 @@ mod tests {
     #[test]
     fn migrate_prints_plan_and_script() {
         let env = MapEnv::new(&[
+            ("RESILIENCE_PRESET", "production"),
             ("RETRY_MAX_ATTEMPTS", "4"),
             ("CIRCUIT_BREAKER_FAILURE_THRESHOLD", "9"),
         ]);

@@ -32,6 +32,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::task::JoinHandle;
 
+/// How much longer than its own deadline a caller waits on a shared flight:
+/// enough for a leader's pipeline to return its own deadline answer first.
+const FOLLOWER_MARGIN: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -62,7 +66,12 @@ struct Inner {
     flights: SingleFlight<CacheKey, Result<JobResult, JobError>>,
     actors: Arc<EngineActors>,
     supervisor: ActorRef<EngineMsg>,
-    supervisor_task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// What the supervisor watcher saw: running, stopped on request, or
+    /// dead (gave up). See [`Engine::failure`].
+    life: tokio::sync::watch::Receiver<Life>,
+    /// Set by [`Engine::shutdown`] before it stops the supervisor, so its
+    /// end is not taken for a failure.
+    stop_requested: Arc<AtomicBool>,
     batches: BatchStore,
     started_at: Instant,
     draining: AtomicBool,
@@ -84,6 +93,18 @@ impl WeakEngine {
     pub fn upgrade(&self) -> Option<Engine> {
         self.0.upgrade().map(|inner| Engine { inner })
     }
+}
+
+/// The actor tree's life as the supervisor watcher sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Life {
+    /// The root supervisor runs.
+    Running,
+    /// It stopped because [`Engine::shutdown`] asked it to.
+    Stopped,
+    /// It stopped on its own (a child exhausted its restarts): the engine is
+    /// dead, liveness fails and `keel serve` exits non-zero. The text says why.
+    Failed(String),
 }
 
 /// A runtime configuration switch, for the audit trail.
@@ -161,6 +182,8 @@ impl Engine {
             policy: RestartPolicy::default(),
         };
         let (supervisor, task) = Actor::spawn(None, EngineSupervisor, args).await?;
+        let stop_requested = Arc::new(AtomicBool::new(false));
+        let life = watch_supervisor(task, stop_requested.clone(), actors.clone());
         let engine = Engine {
             inner: Arc::new(Inner {
                 batches: BatchStore::new(settings.batch_status_retention),
@@ -173,7 +196,8 @@ impl Engine {
                 flights: SingleFlight::new(),
                 actors,
                 supervisor,
-                supervisor_task: std::sync::Mutex::new(Some(task)),
+                life,
+                stop_requested,
                 started_at: Instant::now(),
                 draining: AtomicBool::new(false),
                 last_change: arc_swap::ArcSwapOption::empty(),
@@ -223,24 +247,42 @@ impl Engine {
             stats.latency.record(started.elapsed());
             return Ok(JobResult::from_cache(hit, primary.provider.kind()));
         }
-        self.inner
-            .flights
-            .run(key.clone(), || async {
-                let result = self.run_pipeline(job, client_deadline).await;
-                if let Ok(r) = &result
-                    && should_store(r.degraded)
-                {
-                    let answer = CachedAnswer {
-                        output: r.output.clone(),
-                        provider: r.provider.as_str().to_string(),
-                        model: r.model.clone(),
-                        stored_at_unix_ms: crate::time::unix_ms(),
-                    };
-                    cache.put(&key, job.operation, answer).await;
-                }
-                result
-            })
-            .await
+        let flight = self.inner.flights.run(key.clone(), || async {
+            let result = self.run_pipeline(job, client_deadline).await;
+            if let Ok(r) = &result
+                && should_store(r.degraded)
+            {
+                let answer = CachedAnswer {
+                    output: r.output.clone(),
+                    provider: r.provider.as_str().to_string(),
+                    model: r.model.clone(),
+                    stored_at_unix_ms: crate::time::unix_ms(),
+                };
+                cache.put(&key, job.operation, answer).await;
+            }
+            result
+        });
+        // A follower waits on someone else's pipeline, which runs to *that*
+        // caller's deadline: bound the wait by this caller's own
+        // `Request-Timeout`, so a 1 s client never waits out a 300 s leader.
+        // A leader's own pipeline ends by the same deadline with its own
+        // answer; the small margin lets that answer win the race.
+        match client_deadline {
+            None => flight.await,
+            Some(limit) => match tokio::time::timeout(limit + FOLLOWER_MARGIN, flight).await {
+                Ok(result) => result,
+                Err(_) => Err(JobError {
+                    attempts: 0,
+                    last: None,
+                    reasons: vec![format!(
+                        "the request deadline ({} ms) passed while an identical request was in progress",
+                        limit.as_millis()
+                    )],
+                    retry_after: None,
+                    deadline_exceeded: true,
+                }),
+            },
+        }
     }
 
     /// Runs one job through the resilience pipeline, bypassing the cache.
@@ -403,6 +445,41 @@ impl Engine {
             && self.inner.actors.statuses().into_iter().all(running)
     }
 
+    /// Why the engine is dead, if it is: the root supervisor stopped without
+    /// being asked to (a child exhausted its restarts). Liveness reports 503
+    /// and `keel serve` exits non-zero from then on.
+    pub fn failure(&self) -> Option<String> {
+        match &*self.inner.life.borrow() {
+            Life::Failed(why) => Some(why.clone()),
+            Life::Running | Life::Stopped => None,
+        }
+    }
+
+    /// Resolves with the reason when the engine dies (see
+    /// [`Engine::failure`]); pending for ever after a requested shutdown.
+    pub async fn failed(&self) -> String {
+        let mut life = self.inner.life.clone();
+        match life
+            .wait_for(|l| matches!(l, Life::Failed(_)))
+            .await
+            .map(|l| l.clone())
+        {
+            Ok(Life::Failed(why)) => why,
+            // The watcher is gone without a failure: the engine was shut down.
+            _ => std::future::pending().await,
+        }
+    }
+
+    /// True while the root supervisor runs.
+    pub fn supervisor_running(&self) -> bool {
+        self.inner.supervisor.get_status() == ActorStatus::Running
+    }
+
+    /// Each direct child of the supervisor by name, with its status.
+    pub fn actor_statuses(&self) -> [(&'static str, Option<ActorStatus>); 6] {
+        self.inner.actors.named_statuses()
+    }
+
     /// True once shutdown has begun; readiness then reports 503.
     pub fn is_draining(&self) -> bool {
         self.inner.draining.load(Ordering::Acquire)
@@ -412,6 +489,20 @@ impl Engine {
     pub async fn metrics_snapshot(&self) -> Option<MetricsSnapshot> {
         let actor = self.inner.actors.metrics.load_full()?;
         reply(actor.call(MetricsMsg::Snapshot, Some(CALL_TIMEOUT)).await)
+    }
+
+    /// The metrics time series of the last `window` from the aggregator
+    /// (admin path; bounded wait); `None` when it did not answer.
+    pub async fn metrics_history(
+        &self,
+        window: std::time::Duration,
+    ) -> Option<crate::actors::metrics_history::HistoryView> {
+        let actor = self.inner.actors.metrics.load_full()?;
+        reply(
+            actor
+                .call(|r| MetricsMsg::History(window, r), Some(CALL_TIMEOUT))
+                .await,
+        )
     }
 
     /// The current metrics aggregator, if running (operators and tests use it
@@ -449,17 +540,38 @@ impl Engine {
             .jobs
             .drain(self.inner.settings.shutdown_grace)
             .await;
+        self.inner.stop_requested.store(true, Ordering::Release);
         self.inner.supervisor.stop(Some("shutdown".into()));
-        let task = self
-            .inner
-            .supervisor_task
-            .lock()
-            .ok()
-            .and_then(|mut t| t.take());
-        if let Some(task) = task {
-            let _ = tokio::time::timeout(CALL_TIMEOUT, task).await;
-        }
+        let mut life = self.inner.life.clone();
+        let _ = tokio::time::timeout(CALL_TIMEOUT, life.wait_for(|l| *l != Life::Running)).await;
     }
+}
+
+/// Watches the root supervisor's task: when it ends without
+/// [`Engine::shutdown`] having asked, the engine is dead — log it once and
+/// publish [`Life::Failed`] (liveness and `keel serve` read it).
+fn watch_supervisor(
+    task: JoinHandle<()>,
+    stop_requested: Arc<AtomicBool>,
+    actors: Arc<EngineActors>,
+) -> tokio::sync::watch::Receiver<Life> {
+    let (tx, rx) = tokio::sync::watch::channel(Life::Running);
+    tokio::spawn(async move {
+        let _ = task.await;
+        let life = if stop_requested.load(Ordering::Acquire) {
+            Life::Stopped
+        } else {
+            let why = actors
+                .gave_up
+                .load_full()
+                .map(|w| (*w).clone())
+                .unwrap_or_else(|| "the engine supervisor stopped unexpectedly".into());
+            tracing::error!(reason = %why, "the engine is dead: liveness now fails");
+            Life::Failed(why)
+        };
+        tx.send_replace(life);
+    });
+    rx
 }
 
 /// A new Redis link (each subsystem gets its own, so cool-offs are

@@ -11,9 +11,12 @@
 //! - [`metrics`]: lock-free counters the request path writes; [`exposition`]: their Prometheus form;
 //! - [`resilience`]: breakers, retries, budgets, bulkheads, deadlines, fallbacks, presets;
 //! - [`engine`]: the handle that ties actors and shared views together;
+//! - [`health`]: the one health model every health surface reports;
 //! - [`batch`]: recent batch progress for `batch_status`;
 //! - [`jobs`]: async jobs (`/v1/jobs`) on a memory or Redis Streams store;
-//! - [`api`]: the axum front; [`server`]: binding and shutdown; [`cli`]: the binary;
+//! - [`api`]: the axum front; [`server`]: binding and shutdown; [`connection`]: serving
+//!   accepted connections with read and idle limits; [`cli`]: the binary;
+//! - [`logging`]: log output that never blocks or stops the server;
 //! - [`cache`]: the two-tier (memory + Redis) response cache with single-flight;
 //! - [`rate_limit`]: per-identity sliding-window limits, in memory or on Redis;
 //! - [`redis_link`]: Redis with timeouts, cool-off and lazy reconnection;
@@ -27,11 +30,14 @@ pub mod cache;
 pub mod cli;
 pub mod cli_resilience;
 pub mod config;
+pub mod connection;
 pub mod engine;
 pub mod exposition;
 pub mod fake_llm;
+pub mod health;
 pub mod job;
 pub mod jobs;
+pub mod logging;
 pub mod metrics;
 pub mod nlp;
 pub mod providers;

@@ -125,27 +125,20 @@ impl LatencyHistogram {
         (buckets, self.sum_us.load(Relaxed) as f64 / 1e6, total)
     }
 
+    /// The raw per-bucket counts (not cumulative), for deltas between two
+    /// readings (the aggregator's time series).
+    pub fn bucket_counts(&self) -> Vec<u64> {
+        self.buckets.iter().map(|b| b.load(Relaxed)).collect()
+    }
+
     /// Summarises the current distribution.
     pub fn summary(&self) -> LatencySummary {
-        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let counts = self.bucket_counts();
         let count: u64 = counts.iter().sum();
         if count == 0 {
             return LatencySummary::default();
         }
-        let quantile = |q: f64| -> f64 {
-            let rank = (q * count as f64).ceil().max(1.0) as u64;
-            let mut seen = 0;
-            for (i, &c) in counts.iter().enumerate() {
-                if seen + c >= rank {
-                    let lower = if i == 0 { 0 } else { BUCKET_BOUNDS_US[i - 1] };
-                    let upper = BUCKET_BOUNDS_US.get(i).copied().unwrap_or(lower * 2);
-                    let within = (rank - seen) as f64 / c as f64;
-                    return (lower as f64 + (upper - lower) as f64 * within) / 1000.0;
-                }
-                seen += c;
-            }
-            0.0
-        };
+        let quantile = |q: f64| quantile_ms(&counts, q).unwrap_or(0.0);
         LatencySummary {
             count,
             avg_ms: self.sum_us.load(Relaxed) as f64 / count as f64 / 1000.0,
@@ -154,6 +147,28 @@ impl LatencyHistogram {
             p99_ms: quantile(0.99),
         }
     }
+}
+
+/// The `q` quantile (0..=1) in milliseconds of per-bucket `counts` (as from
+/// [`LatencyHistogram::bucket_counts`], or a difference of two), linearly
+/// interpolated inside its bucket; `None` without observations.
+pub fn quantile_ms(counts: &[u64], q: f64) -> Option<f64> {
+    let count: u64 = counts.iter().sum();
+    if count == 0 {
+        return None;
+    }
+    let rank = (q * count as f64).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (i, &c) in counts.iter().enumerate() {
+        if seen + c >= rank {
+            let lower = if i == 0 { 0 } else { BUCKET_BOUNDS_US[i - 1] };
+            let upper = BUCKET_BOUNDS_US.get(i).copied().unwrap_or(lower * 2);
+            let within = (rank - seen) as f64 / c as f64;
+            return Some((lower as f64 + (upper - lower) as f64 * within) / 1000.0);
+        }
+        seen += c;
+    }
+    None
 }
 
 /// Counters for one operation, over every provider.

@@ -71,6 +71,21 @@ pub struct RedisStatus {
     pub last_error: Option<String>,
 }
 
+/// Serialises an optional Redis view so that "no Redis" is the object
+/// `{"status": "not_configured"}` rather than `null`: operator clients (the
+/// reference's among them) index `["redis"]["status"]` without a null check.
+pub fn or_not_configured<T, S>(value: &Option<T>, serializer: S) -> Result<S::Ok, S::Error>
+where
+    T: serde::Serialize,
+    S: serde::Serializer,
+{
+    use serde::Serialize;
+    match value {
+        Some(v) => v.serialize(serializer),
+        None => serde_json::json!({"status": "not_configured"}).serialize(serializer),
+    }
+}
+
 /// A Redis connection with timeouts and a cool-off.
 pub struct RedisLink {
     conn: redis::aio::ConnectionManager,

@@ -5,7 +5,7 @@
 //! normalises line endings and collapses long runs of blank lines. It never
 //! removes words, quotes, brackets or any other visible character, never
 //! html-escapes and never truncates — the reference project did all of that and
-//! corrupted legitimate input (§5 and §10.8 of REFERENCE.md).
+//! corrupted legitimate input (README "Differences from the reference").
 //!
 //! Defence against prompt injection lives elsewhere (delimiters and rules in the
 //! prompt, checks on the model output). Here injection patterns are only

@@ -2,11 +2,14 @@
 //! [`crate::metrics::Metrics`] into operator-facing snapshots.
 //!
 //! It owns everything time-windowed (requests per minute from periodic
-//! samples) and the reset action; request tasks only add to atomics.
+//! samples, the [`History`] time series behind the dashboard's charts) and
+//! the reset action; request tasks only add to atomics.
 
+use super::metrics_history::{History, HistoryView, Reading, SAMPLE_EVERY};
 use crate::job::Operation;
 use crate::metrics::{LatencySummary, Metrics};
 use crate::providers::ProviderKind;
+use crate::resilience::Resilience;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -14,8 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-/// How often the aggregator samples the request counter.
-const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 /// How much history the rate is computed over.
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 
@@ -27,6 +28,18 @@ pub enum MetricsMsg {
     Snapshot(RpcReplyPort<MetricsSnapshot>),
     /// Zero the traffic counters; replies when done.
     Reset(RpcReplyPort<()>),
+    /// Reply with the time series of the last `Duration` (at most the
+    /// retention).
+    History(Duration, RpcReplyPort<HistoryView>),
+}
+
+/// What the aggregator starts with.
+#[derive(Clone)]
+pub struct MetricsAggregatorArgs {
+    /// The counters request tasks write.
+    pub metrics: Arc<Metrics>,
+    /// The breakers, whose states the time series samples.
+    pub resilience: Arc<Resilience>,
 }
 
 /// One operation's traffic.
@@ -85,10 +98,13 @@ pub struct MetricsSnapshot {
 /// The aggregator actor.
 pub struct MetricsAggregator;
 
-/// Its state: the shared registry and recent samples of the request total.
+/// Its state: the shared registry, recent samples of the request total and
+/// the time series.
 pub struct MetricsAggregatorState {
     metrics: Arc<Metrics>,
+    resilience: Arc<Resilience>,
     samples: VecDeque<(Instant, u64)>,
+    history: History,
 }
 
 impl MetricsAggregatorState {
@@ -155,18 +171,29 @@ impl MetricsAggregatorState {
 impl Actor for MetricsAggregator {
     type Msg = MetricsMsg;
     type State = MetricsAggregatorState;
-    type Arguments = Arc<Metrics>;
+    type Arguments = MetricsAggregatorArgs;
 
     async fn pre_start(
         &self,
         myself: ActorRef<MetricsMsg>,
-        metrics: Arc<Metrics>,
+        args: MetricsAggregatorArgs,
     ) -> Result<MetricsAggregatorState, ActorProcessingErr> {
         // The timer dies with the actor and is re-created on restart.
         myself.send_interval(SAMPLE_EVERY, || MetricsMsg::Tick);
+        let MetricsAggregatorArgs {
+            metrics,
+            resilience,
+        } = args;
         let mut samples = VecDeque::new();
         samples.push_back((Instant::now(), metrics.total_requests()));
-        Ok(MetricsAggregatorState { metrics, samples })
+        let mut history = History::standard();
+        history.record(Reading::take(&metrics, &resilience));
+        Ok(MetricsAggregatorState {
+            metrics,
+            resilience,
+            samples,
+            history,
+        })
     }
 
     async fn handle(
@@ -188,6 +215,12 @@ impl Actor for MetricsAggregator {
                 {
                     state.samples.pop_front();
                 }
+                state
+                    .history
+                    .record(Reading::take(&state.metrics, &state.resilience));
+            }
+            MetricsMsg::History(window, reply) => {
+                let _ = reply.send(state.history.view(window));
             }
             MetricsMsg::Snapshot(reply) => {
                 let _ = reply.send(state.snapshot());
@@ -196,9 +229,78 @@ impl Actor for MetricsAggregator {
                 state.metrics.reset();
                 state.samples.clear();
                 state.samples.push_back((Instant::now(), 0));
+                state
+                    .history
+                    .rebase(Reading::take(&state.metrics, &state.resilience));
                 let _ = reply.send(());
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::ProviderKind;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_aggregator_samples_the_time_series_on_its_timer() {
+        let config =
+            crate::resilience::config::resolve("simple", None, &crate::config::MapEnv::new(&[]))
+                .expect("the simple preset resolves");
+        let resilience = Arc::new(Resilience::new(
+            config,
+            [ProviderKind::Local],
+            4,
+            Duration::from_secs(1),
+        ));
+        let metrics = Arc::new(Metrics::default());
+        let (actor, handle) = Actor::spawn(
+            None,
+            MetricsAggregator,
+            MetricsAggregatorArgs {
+                metrics: metrics.clone(),
+                resilience,
+            },
+        )
+        .await
+        .expect("aggregator starts");
+        let history = |window| {
+            let actor = actor.clone();
+            async move {
+                actor
+                    .call(|r| MetricsMsg::History(window, r), None)
+                    .await
+                    .expect("aggregator answers")
+                    .unwrap()
+            }
+        };
+        assert!(history(Duration::from_secs(60)).await.samples.is_empty());
+
+        metrics
+            .operation(Operation::Sentiment)
+            .requests
+            .fetch_add(30, Relaxed);
+        // Just past three sampling periods: exactly three samples.
+        tokio::time::sleep(SAMPLE_EVERY * 3 + Duration::from_millis(1)).await;
+        let view = history(Duration::from_secs(15 * 60)).await;
+        assert_eq!(view.interval_seconds, 5);
+        assert_eq!(view.samples.len(), 3);
+        let rates: Vec<f64> = view
+            .samples
+            .iter()
+            .map(|s| s.operations["sentiment"].requests_per_second)
+            .collect();
+        assert_eq!(rates, [6.0, 0.0, 0.0], "30 jobs in the first 5 s");
+        for pair in view.samples.windows(2) {
+            assert_eq!(pair[1].unix_ms - pair[0].unix_ms, 5_000);
+        }
+        // The window cuts: the last 6 s hold two samples, the last 4 s one.
+        assert_eq!(history(Duration::from_secs(6)).await.samples.len(), 2);
+        assert_eq!(history(Duration::from_secs(4)).await.samples.len(), 1);
+
+        actor.stop(None);
+        handle.await.expect("aggregator stops");
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! EngineSupervisor
-//! ├── MetricsAggregator      windows, rates and snapshots over the shared metrics registry
+//! ├── MetricsAggregator      windows, rates and snapshots over the shared metrics registry;
+//! │                          owns the metrics time series (a ring buffer sampled every 5 s)
 //! ├── BreakerRegistry        operator commands and config switches for the circuit breakers
 //! ├── RateLimiterActor       sweeps idle identities out of the rate-limit buckets
 //! ├── CacheActor             invalidation and clear-all on both cache tiers
@@ -21,6 +22,7 @@
 pub mod breaker_registry;
 pub mod cache;
 pub mod metrics;
+pub mod metrics_history;
 pub mod provider;
 pub mod provider_supervisor;
 pub mod provider_table;

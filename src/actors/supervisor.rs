@@ -1,14 +1,20 @@
 //! `EngineSupervisor`: the root of keel's actor tree.
 //!
-//! It starts the [`MetricsAggregator`], the [`BreakerRegistry`], the
-//! [`ProviderSupervisor`] and the [`JobConsumer`] (among others), restarts
-//! either when it fails (with its original arguments), counts and logs every
-//! restart, and keeps the current child refs in [`EngineActors`] so handles
-//! never hold a dead `ActorRef`.
+//! It starts its direct children — the [`MetricsAggregator`], the
+//! [`BreakerRegistry`], the [`RateLimiterActor`], the [`CacheActor`], the
+//! [`ProviderSupervisor`] (which supervises one actor per provider) and the
+//! [`JobConsumer`] —
+//! restarts any of them when it fails (with its original arguments), counts
+//! and logs every restart, and keeps the current child refs in [`EngineActors`] so handles
+//! never hold a dead `ActorRef`. A child that fails more often than the
+//! [`RestartPolicy`] allows makes the supervisor give up: it records why in
+//! [`EngineActors::gave_up`] and stops (its children stop with it); the
+//! [`crate::engine::Engine`] notices, liveness fails and `keel serve` exits
+//! non-zero.
 
 use super::breaker_registry::{BreakerRegistry, BreakerRegistryMsg};
 use super::cache::{CacheActor, CacheMsg};
-use super::metrics::{MetricsAggregator, MetricsMsg};
+use super::metrics::{MetricsAggregator, MetricsAggregatorArgs, MetricsMsg};
 use super::provider_supervisor::{
     ProviderSupervisor, ProviderSupervisorArgs, ProviderSupervisorMsg,
 };
@@ -41,23 +47,34 @@ pub struct EngineActors {
     pub cache: ArcSwapOption<ActorRef<CacheMsg>>,
     /// The async jobs consumer.
     pub jobs: ArcSwapOption<ActorRef<JobConsumerMsg>>,
+    /// Set (once) by the supervisor when a child exhausted its restarts and
+    /// the supervisor stopped: why the engine is dead. The engine's watcher
+    /// reads it to fail liveness and end `keel serve`.
+    pub gave_up: ArcSwapOption<String>,
 }
 
 impl EngineActors {
     /// The status of each direct child (`None` when it has never started).
     pub fn statuses(&self) -> [Option<ractor::ActorStatus>; 6] {
+        self.named_statuses().map(|(_, s)| s)
+    }
+
+    /// Each direct child's name (as in restart counters and logs) with its
+    /// status (`None` when it has never started); the health model reports
+    /// a child that is not running by this name.
+    pub fn named_statuses(&self) -> [(&'static str, Option<ractor::ActorStatus>); 6] {
         fn status<M: ractor::Message>(
             slot: &ArcSwapOption<ActorRef<M>>,
         ) -> Option<ractor::ActorStatus> {
             slot.load().as_ref().map(|a| a.get_status())
         }
         [
-            status(&self.metrics),
-            status(&self.providers),
-            status(&self.breakers),
-            status(&self.rate_limiter),
-            status(&self.cache),
-            status(&self.jobs),
+            (Child::Metrics.name(), status(&self.metrics)),
+            (Child::Providers.name(), status(&self.providers)),
+            (Child::Breakers.name(), status(&self.breakers)),
+            (Child::RateLimiter.name(), status(&self.rate_limiter)),
+            (Child::Cache.name(), status(&self.cache)),
+            (Child::Jobs.name(), status(&self.jobs)),
         ]
     }
 }
@@ -127,8 +144,12 @@ async fn start_child(
 ) -> Result<ractor::ActorId, ActorProcessingErr> {
     match child {
         Child::Metrics => {
+            let aggregator_args = MetricsAggregatorArgs {
+                metrics: args.metrics.clone(),
+                resilience: args.resilience.clone(),
+            };
             let (r, _) =
-                Actor::spawn_linked(None, MetricsAggregator, args.metrics.clone(), myself).await?;
+                Actor::spawn_linked(None, MetricsAggregator, aggregator_args, myself).await?;
             let id = r.get_id();
             args.actors.metrics.store(Some(Arc::new(r)));
             Ok(id)
@@ -218,10 +239,19 @@ impl Actor for EngineSupervisor {
             .or_default()
             .allow(state.args.policy, Instant::now());
         if !allowed {
-            // A child that cannot stay up makes the engine unusable: stop, so
-            // the process exits and its own supervisor (systemd, k8s) acts.
+            // A child that cannot stay up makes the engine unusable: stop.
+            // The engine's watcher sees the supervisor end, liveness turns
+            // 503 and `keel serve` exits non-zero, so the process's own
+            // supervisor (systemd, k8s) acts.
+            let why = format!(
+                "{} failed {} times within {:?}: {reason}",
+                child.name(),
+                state.args.policy.max_restarts + 1,
+                state.args.policy.window
+            );
             tracing::error!(actor = child.name(), %reason, "child keeps failing; stopping the engine");
-            return Err(format!("{} keeps failing: {reason}", child.name()).into());
+            state.args.actors.gave_up.store(Some(Arc::new(why.clone())));
+            return Err(why.into());
         }
         tracing::warn!(actor = child.name(), %reason, "child stopped; restarting it");
         state.args.metrics.record_restart(child.name());

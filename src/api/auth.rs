@@ -67,14 +67,19 @@ impl KeyRing {
 
     /// Authenticates a request. `Ok(None)` means no credentials were sent.
     pub fn check(&self, headers: &HeaderMap) -> Result<Option<Identity>, ApiError> {
-        let Some(presented) = presented_key(headers)? else {
+        let Some((presented, method)) = presented_key(headers)? else {
             return Ok(None);
         };
         if self.is_open() {
             return Ok(Some(Identity::anonymous()));
         }
         if !self.accepts(presented) {
-            return Err(ApiError::Unauthorized("Invalid API key"));
+            return Err(ApiError::unauthorized(
+                "Invalid API key",
+                method,
+                true,
+                Some(presented.chars().take(8).collect()),
+            ));
         }
         let fingerprint: String = digest(presented)[..8]
             .iter()
@@ -90,32 +95,54 @@ impl KeyRing {
     }
 }
 
-/// The key the client sent, if any. A malformed `Authorization` header is an
-/// error, not "no key": the client meant to authenticate.
-fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+/// How the reference names the `Authorization: Bearer` method.
+const BEARER: &str = "bearer_token";
+/// How keel names the `X-API-Key` method.
+const X_API_KEY: &str = "x_api_key";
+
+/// The key the client sent, if any, and how. A malformed `Authorization`
+/// header is an error, not "no key": the client meant to authenticate.
+fn presented_key(headers: &HeaderMap) -> Result<Option<(&str, &'static str)>, ApiError> {
     if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
-        let value = value
-            .to_str()
-            .map_err(|_| ApiError::Unauthorized("Invalid Authorization header"))?;
+        let value = value.to_str().map_err(|_| {
+            ApiError::unauthorized("Invalid Authorization header", BEARER, true, None)
+        })?;
         let mut parts = value.trim().splitn(2, ' ');
         let scheme = parts.next().unwrap_or_default();
         let key = parts.next().map(str::trim).unwrap_or_default();
-        if !scheme.eq_ignore_ascii_case("bearer") || key.is_empty() {
-            return Err(ApiError::Unauthorized(
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::unauthorized(
                 "Invalid Authorization header: expected 'Bearer <api key>'",
+                BEARER,
+                true,
+                None,
             ));
         }
-        return Ok(Some(key));
+        if key.is_empty() {
+            // The reference's clients match on this wording.
+            return Err(ApiError::unauthorized(
+                "API key required: the Bearer token is empty",
+                BEARER,
+                false,
+                None,
+            ));
+        }
+        return Ok(Some((key, BEARER)));
     }
     if let Some(value) = headers.get("x-api-key") {
         let key = value
             .to_str()
-            .map_err(|_| ApiError::Unauthorized("Invalid X-API-Key header"))?
+            .map_err(|_| ApiError::unauthorized("Invalid X-API-Key header", X_API_KEY, true, None))?
             .trim();
         if key.is_empty() {
-            return Err(ApiError::Unauthorized("Empty X-API-Key header"));
+            return Err(ApiError::unauthorized(
+                "API key required: the X-API-Key header is empty",
+                X_API_KEY,
+                false,
+                None,
+            ));
         }
-        return Ok(Some(key));
+        return Ok(Some((key, X_API_KEY)));
     }
     Ok(None)
 }
@@ -127,12 +154,21 @@ impl FromRequestParts<AppState> for RequireKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match state.keys.check(&parts.headers)? {
+        let environment = state.engine.settings().environment;
+        match state
+            .keys
+            .check(&parts.headers)
+            .map_err(|e| e.in_environment(environment))?
+        {
             Some(identity) => Ok(RequireKey(identity)),
             None if state.keys.is_open() => Ok(RequireKey(Identity::anonymous())),
-            None => Err(ApiError::Unauthorized(
+            None => Err(ApiError::unauthorized(
                 "API key required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-            )),
+                BEARER,
+                false,
+                None,
+            )
+            .in_environment(environment)),
         }
     }
 }
@@ -145,7 +181,13 @@ impl FromRequestParts<AppState> for OptionalKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(OptionalKey(state.keys.check(&parts.headers)?))
+        let environment = state.engine.settings().environment;
+        Ok(OptionalKey(
+            state
+                .keys
+                .check(&parts.headers)
+                .map_err(|e| e.in_environment(environment))?,
+        ))
     }
 }
 
@@ -250,12 +292,20 @@ impl FromRequestParts<AppState> for OperatorKey {
                 ));
             }
         };
-        match ring.check(&parts.headers)? {
+        let environment = state.engine.settings().environment;
+        match ring
+            .check(&parts.headers)
+            .map_err(|e| e.in_environment(environment))?
+        {
             Some(identity) => Ok(OperatorKey(identity)),
             None if ring.is_open() => Ok(OperatorKey(Identity::anonymous())),
-            None => Err(ApiError::Unauthorized(
+            None => Err(ApiError::unauthorized(
                 "operator key required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-            )),
+                BEARER,
+                false,
+                None,
+            )
+            .in_environment(environment)),
         }
     }
 }

@@ -2,9 +2,15 @@
 //!
 //! Every failure — ours, a rejected extractor, an unknown route, a shed
 //! request, a panic — leaves keel as
-//! `{success:false, error, error_code, details, request_id, timestamp}` with a
-//! status a client can act on. [`ApiError`] renders that body; the
+//! `{success:false, error, error_code, details, detail, request_id, timestamp}`
+//! with a status a client can act on. [`ApiError`] renders that body; the
 //! `request_context` middleware wraps any other 4xx/5xx in it.
+//!
+//! `detail` is what a client written for the reference FastAPI project reads
+//! (FastAPI's own error field), derived here from the same error so the two
+//! views cannot disagree: a string in general, `{message, context}` for a 401
+//! (like the reference's `HTTPException`), and for a 422 a list of
+//! `{loc, msg, type}` like FastAPI's request-validation errors.
 
 use super::request_id;
 use crate::providers::ErrorClass;
@@ -32,9 +38,9 @@ pub enum ApiError {
     /// A malformed header or other request-level mistake (400).
     #[error("{0}")]
     BadRequest(String),
-    /// No or a wrong API key (401).
-    #[error("{0}")]
-    Unauthorized(&'static str),
+    /// No or a wrong API key (401); boxed, it is the largest variant.
+    #[error("{}", .0.message)]
+    Unauthorized(Box<AuthFailure>),
     /// Authenticated but not allowed (403).
     #[error("{0}")]
     Forbidden(&'static str),
@@ -50,6 +56,9 @@ pub enum ApiError {
         /// The configured limit.
         limit: usize,
     },
+    /// The request body did not arrive within `HTTP_BODY_READ_TIMEOUT_SECONDS` (408).
+    #[error("the request body did not arrive within {} s", .0.as_secs())]
+    RequestTimeout(Duration),
     /// The body is not `application/json` (415).
     #[error("expected a body with Content-Type: application/json")]
     UnsupportedMediaType,
@@ -84,6 +93,33 @@ pub enum ApiError {
     },
 }
 
+/// Why authentication failed, as the reference's 401 `detail.context`
+/// reports it (so its clients can tell "no key" from "wrong key").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthFailure {
+    /// What went wrong, e.g. "Invalid API key".
+    pub message: &'static str,
+    /// `bearer_token` (`Authorization: Bearer`) or `x_api_key` (`X-API-Key`);
+    /// `bearer_token` when nothing was sent, as in the reference.
+    pub auth_method: &'static str,
+    /// Whether the request carried a key at all.
+    pub credentials_provided: bool,
+    /// First 8 characters of the rejected key (the client's own input).
+    pub key_prefix: Option<String>,
+    /// `ENVIRONMENT` of this server (filled in by the auth extractors).
+    pub environment: &'static str,
+}
+
+/// The FastAPI-compatible `detail` of an error body.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Detail<'a> {
+    /// The message again (FastAPI's `HTTPException(detail="...")`).
+    Message(&'a str),
+    /// A structured form: `{message, context}` for 401, `[{loc, msg, type}]` for 422.
+    Structured(Value),
+}
+
 /// The JSON error body.
 #[derive(Debug, Serialize)]
 pub struct ErrorBody<'a> {
@@ -95,6 +131,8 @@ pub struct ErrorBody<'a> {
     pub error_code: &'a str,
     /// Optional structured detail.
     pub details: Option<&'a Value>,
+    /// FastAPI-compatible form of the error for the reference's clients.
+    pub detail: Detail<'a>,
     /// The request's `X-Request-ID`.
     pub request_id: String,
     /// When the error was produced (RFC 3339).
@@ -118,6 +156,30 @@ impl ApiError {
         }
     }
 
+    /// A 401 with what the request presented.
+    pub fn unauthorized(
+        message: &'static str,
+        auth_method: &'static str,
+        credentials_provided: bool,
+        key_prefix: Option<String>,
+    ) -> ApiError {
+        ApiError::Unauthorized(Box::new(AuthFailure {
+            message,
+            auth_method,
+            credentials_provided,
+            key_prefix,
+            environment: "development",
+        }))
+    }
+
+    /// Records the server's environment in a 401's context; other errors pass.
+    pub fn in_environment(mut self, environment: crate::config::Environment) -> ApiError {
+        if let ApiError::Unauthorized(failure) = &mut self {
+            failure.environment = environment.as_str();
+        }
+        self
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -128,6 +190,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited(d) if d.unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -191,6 +254,100 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The structured `detail` of a 401 or 422; `None` means "the message".
+    fn structured_detail(&self, message: &str, details: Option<&Value>) -> Option<Value> {
+        match self {
+            ApiError::Unauthorized(f) => Some(serde_json::json!({
+                "message": message,
+                "context": {
+                    "auth_method": f.auth_method,
+                    "environment": f.environment,
+                    "credentials_provided": f.credentials_provided,
+                    "key_prefix": f.key_prefix,
+                },
+            })),
+            ApiError::Validation { .. } => Some(validation_detail(message, details)),
+            _ => None,
+        }
+    }
+}
+
+/// What axum puts before a serde data error's text.
+const SERDE_PREFIX: &str = "Failed to deserialize the JSON body into the target type: ";
+
+/// FastAPI's 422 `detail`: one `{loc, msg, type}` entry. `loc` starts with
+/// `details.in` (`query` for a query parameter; `body` when absent) and follows `details.field` (`options.max_length` → `["body",
+/// "options", "max_length"]`), or the path serde reported.
+fn validation_detail(message: &str, details: Option<&Value>) -> Value {
+    let serde_text = message.strip_prefix(SERDE_PREFIX);
+    let field = details
+        .and_then(|d| d.get("field"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            // serde_path_to_error: "options.max_length: invalid type ..." —
+            // a path has no spaces; "missing field `text` at ..." has.
+            let (path, _) = serde_text?.split_once(": ")?;
+            (!path.contains(' ') && path != ".").then(|| path.to_string())
+        });
+    let origin = details
+        .and_then(|d| d.get("in"))
+        .and_then(Value::as_str)
+        .unwrap_or("body");
+    let mut loc = vec![Value::from(origin)];
+    if let Some(field) = &field {
+        for part in field.split('.').filter(|p| !p.is_empty()) {
+            match part.strip_prefix('[').and_then(|p| p.strip_suffix(']')) {
+                Some(index) => loc.push(index.parse::<u64>().map_or(part.into(), Value::from)),
+                None => loc.push(part.into()),
+            }
+        }
+    }
+    let text = serde_text.unwrap_or(message);
+    if field.is_none() {
+        // "missing field `text`": FastAPI names the field in `loc`.
+        if let Some(name) = text
+            .split_once("missing field `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(name, _)| name)
+        {
+            loc.push(name.into());
+        }
+    }
+    serde_json::json!([{
+        "loc": loc,
+        "msg": message,
+        "type": validation_type(text, details),
+    }])
+}
+
+/// The pydantic error type closest to a keel validation error.
+fn validation_type(text: &str, details: Option<&Value>) -> &'static str {
+    let has = |k: &str| details.and_then(|d| d.get(k)).is_some();
+    if text.contains("missing field") {
+        "missing"
+    } else if text.contains("unknown field") || has("allowed") && has("suggestion") {
+        "extra_forbidden"
+    } else if text.contains("invalid type") || text.contains("must be an integer") {
+        "int_type"
+    } else if has("count") && has("min") {
+        "too_short"
+    } else if has("count") && has("max") {
+        "too_long"
+    } else if has("length") && has("min") {
+        "string_too_short"
+    } else if has("length") && has("max") {
+        "string_too_long"
+    } else if has("value") && has("min") {
+        "value_out_of_range"
+    } else if has("allowed") {
+        "enum"
+    } else {
+        "value_error"
+    }
+}
+
 fn self_class(e: &ApiError) -> Option<ErrorClass> {
     match e {
         ApiError::Upstream(job) => Some(job.class()),
@@ -222,6 +379,7 @@ pub fn code_for_status(status: StatusCode) -> &'static str {
         408 => "REQUEST_TIMEOUT",
         409 => "CONFLICT",
         413 => "PAYLOAD_TOO_LARGE",
+        414 => "URI_TOO_LONG",
         415 => "UNSUPPORTED_MEDIA_TYPE",
         422 => "VALIDATION_ERROR",
         429 => "RATE_LIMIT_EXCEEDED",
@@ -234,18 +392,29 @@ pub fn code_for_status(status: StatusCode) -> &'static str {
     }
 }
 
-/// Renders the common error body for `status`.
+/// Renders the common error body for `status` (`detail` is the message).
 pub fn error_response(
     status: StatusCode,
     code: &str,
     message: &str,
     details: Option<&Value>,
 ) -> Response {
+    error_response_with_detail(status, code, message, details, Detail::Message(message))
+}
+
+fn error_response_with_detail(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    details: Option<&Value>,
+    detail: Detail<'_>,
+) -> Response {
     let body = ErrorBody {
         success: false,
         error: message,
         error_code: code,
         details,
+        detail,
         request_id: request_id::current(),
         timestamp: crate::time::now_rfc3339(),
     };
@@ -259,7 +428,13 @@ impl IntoResponse for ApiError {
             tracing::error!(%detail, "internal error");
         }
         let details = self.details();
-        let mut response = error_response(status, self.code(), &self.to_string(), details.as_ref());
+        let message = self.to_string();
+        let detail = match self.structured_detail(&message, details.as_ref()) {
+            Some(structured) => Detail::Structured(structured),
+            None => Detail::Message(&message),
+        };
+        let mut response =
+            error_response_with_detail(status, self.code(), &message, details.as_ref(), detail);
         if let Some(after) = self.retry_after() {
             // Round up: "retry after 0 s" would invite an immediate retry.
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);

@@ -32,10 +32,12 @@ pub async fn root() -> Json<Value> {
     }))
 }
 
-/// `GET /v1/health`: overall status with per-component detail.
+/// `GET /v1/health`: overall status with per-component detail. The status
+/// and its `reasons` / `checks` come from [`crate::health::evaluate`], the
+/// model every health surface shares.
 pub async fn health(State(state): State<AppState>) -> Json<Value> {
     let engine = &state.engine;
-    let actors_alive = engine.actors_alive();
+    let report = crate::health::evaluate(engine);
     let chain = engine.providers().chain();
     let providers: Vec<Value> = chain
         .iter()
@@ -64,45 +66,25 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
             .then(|| json!({"name": b.name(), "state": state}))
         })
         .collect();
-    let resilience_healthy = actors_alive && tripped.is_empty();
-    // Redis trouble degrades keel (memory tiers answer), it never breaks it.
     let cache_redis = engine.cache().redis_status();
     let limiter_redis = engine.rate_limiter().stats().redis;
-    let redis_down = [&cache_redis, &limiter_redis]
-        .iter()
-        .any(|s| s.as_ref().is_some_and(|s| s.status == "unavailable"));
     let cache_healthy = cache_redis
         .as_ref()
         .is_none_or(|s| s.status != "unavailable");
-    let mut reasons = Vec::new();
-    if !tripped.is_empty() {
-        reasons.push("circuit breakers not closed".to_string());
-    }
-    if redis_down {
-        reasons.push("redis unavailable: serving from memory tiers".to_string());
-    }
-    if engine.is_draining() {
-        reasons.push("draining".to_string());
-    }
-    let status = if !actors_alive {
-        "unhealthy"
-    } else if !reasons.is_empty() {
-        "degraded"
-    } else {
-        "healthy"
-    };
     Json(json!({
-        "status": status,
+        "status": report.status,
         "timestamp": crate::time::now_rfc3339(),
         "version": env!("CARGO_PKG_VERSION"),
         "ai_model_available": !chain.is_empty(),
-        "resilience_healthy": resilience_healthy,
+        "resilience_healthy": report.resilience_healthy(),
         "cache_healthy": cache_healthy,
         "jobs_durable": engine.jobs().is_durable(),
-        "degraded_reasons": reasons,
+        "degraded_reasons": report.messages(),
+        "reasons": report.reasons,
+        "checks": report.checks,
         "components": {
             "actors": {
-                "healthy": actors_alive,
+                "healthy": report.checks.actors.status == crate::health::Status::Healthy,
                 "restarts": engine.metrics().all_restarts().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
             },
             "providers": providers,
@@ -121,9 +103,18 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-/// `GET /v1/health/live`: the process answers.
-pub async fn live() -> Json<Value> {
-    Json(json!({"status": "alive"}))
+/// `GET /v1/health/live`: 200 while the process answers and the engine is
+/// alive; 503 once the engine is dead (its supervisor gave up on a child
+/// that kept failing), so an orchestrator restarts the process.
+pub async fn live(State(state): State<AppState>) -> Response {
+    match state.engine.failure() {
+        None => Json(json!({"status": "alive"})).into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "dead", "reason": why})),
+        )
+            .into_response(),
+    }
 }
 
 /// `GET /v1/health/ready`: 200 when actors run and the server is not draining.
@@ -157,7 +148,8 @@ pub async fn auth_status(
     let open = state.keys.is_open();
     Json(json!({
         "authenticated": true,
-        "api_key_prefix": identity.key_prefix,
+        // With no keys the reference reports the key "development".
+        "api_key_prefix": identity.key_prefix.or_else(|| open.then(|| "developm...".to_string())),
         "message": if open {
             "Authentication disabled: no API keys configured (development mode)"
         } else {

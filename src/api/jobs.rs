@@ -3,7 +3,7 @@
 //! under `/internal/jobs`.
 //!
 //! A submission is validated exactly like `/process` (the `/process` fields
-//! go through [`ProcessRequest::validate`]), so a job that can only fail is
+//! go through [`ProcessRequest::validate_with`] and the objects-only reader), so a job that can only fail is
 //! refused with 422 at once. Jobs are scoped to the submitting identity:
 //! anyone else gets 404, never a hint that the id exists.
 
@@ -150,9 +150,13 @@ pub async fn submit(
     };
     let request = Value::Object(fields);
     // Exactly the /process validation: refuse now what could only fail later.
-    let parsed: ProcessRequest = serde_json::from_value(request.clone())
-        .map_err(|e| ApiError::validation(format!("invalid job request: {e}")))?;
-    let validated = parsed.validate()?;
+    // Read with the objects-only rule of every body (as /process and batch items).
+    let parsed: ProcessRequest = super::strict_json::from_value(request.clone()).map_err(|e| {
+        ApiError::validation(format!(
+            "Failed to deserialize the JSON body into the target type: {e}"
+        ))
+    })?;
+    let validated = parsed.validate_with(state.engine.settings().strict_options)?;
     let job = NewJob {
         owner: identity.id,
         operation: validated.job.operation.as_str().to_string(),

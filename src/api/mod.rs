@@ -3,12 +3,17 @@
 //! [`router`] builds the whole application so tests can drive it with
 //! `tower::ServiceExt::oneshot` or over a socket. Layers, outermost first:
 //! request context (id, timing, log span, error envelope, compression above
-//! 1 KB, security headers, header count cap → 431) → CORS (when
-//! `CORS_ORIGINS` is set) → load shedding and the concurrency cap (503 JSON,
-//! never an unbounded queue) → panic catcher (500 JSON) → body-size limit →
-//! routes; `/v1` routes also pass the rate limiter ([`limits`]) when it is
-//! enabled.
+//! 1 KB, security headers, header count cap → 431, [`admission`]: Host /
+//! URI length / declared body size checks and the process-wide concurrency
+//! budget → 503 JSON, never an unbounded queue) → CORS (when `CORS_ORIGINS`
+//! is set) → panic catcher (500 JSON) → body-size limit → routes; `/v1`
+//! routes also pass the rate limiter ([`limits`]) when it is enabled.
+//!
+//! Why the budget is not a tower `concurrency_limit` layer: `Router::layer`
+//! wraps each route separately, so such a layer gives every route its own
+//! limit; the budget's semaphores live in [`AppState`] and are shared.
 
+pub mod admission;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -20,12 +25,12 @@ pub mod limits;
 pub mod openapi;
 pub mod request_id;
 pub mod security;
+pub mod strict_json;
 pub mod text;
 
 use crate::engine::Engine;
 use auth::{InternalAuth, KeyRing};
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -47,6 +52,9 @@ pub struct SharedState {
     pub keys: KeyRing,
     /// How the operator API authenticates.
     pub internal_auth: InternalAuth,
+    /// The process-wide in-flight budget (`MAX_CONCURRENT_REQUESTS`), shared
+    /// by every route and listener.
+    pub budget: admission::Budget,
 }
 
 impl std::ops::Deref for AppState {
@@ -62,10 +70,12 @@ impl AppState {
     pub fn new(engine: Engine) -> AppState {
         let keys = KeyRing::new(&engine.settings().api_keys);
         let internal_auth = InternalAuth::from_settings(engine.settings());
+        let budget = admission::Budget::new(engine.settings().max_concurrent_requests);
         AppState(Arc::new(SharedState {
             engine,
             keys,
             internal_auth,
+            budget,
         }))
     }
 }
@@ -95,6 +105,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/health/ready", get(health::ready))
         .route("/v1/auth/status", get(health::auth_status))
         .route("/v1/text_processing/operations", get(text::operations))
+        .route(
+            "/v1/text_processing/health",
+            get(text::text_processing_health),
+        )
         .route("/v1/text_processing/process", post(text::process))
         .route(
             "/v1/text_processing/batch_process",
@@ -162,11 +176,6 @@ fn edge(app: Router<AppState>, state: AppState) -> Router {
             request_id::request_context,
         ))
         .option_layer(security::cors(&settings.cors_origins))
-        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-            ApiError::Overloaded
-        }))
-        .load_shed()
-        .concurrency_limit(settings.max_concurrent_requests)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))

@@ -103,6 +103,20 @@ enum Body {
 /// A path parameter: name, description, allowed values (empty = any string).
 type Param = (&'static str, &'static str, &'static [&'static str]);
 
+/// A query parameter: name, description, and what it accepts.
+type QueryParam = (&'static str, &'static str, QueryValue);
+
+/// What a query parameter accepts.
+#[derive(Clone, Copy)]
+enum QueryValue {
+    /// A whole number in `min..=max`, with the value used when absent.
+    Integer { min: i64, max: i64, default: i64 },
+    /// Any string.
+    Text,
+    /// One of these names.
+    OneOf(&'static [&'static str]),
+}
+
 /// One documented route.
 struct Route {
     method: Method,
@@ -113,6 +127,9 @@ struct Route {
     description: &'static str,
     auth: Auth,
     params: &'static [Param],
+    /// Optional query parameters. A route with both query parameters and a
+    /// request body accepts either (the body is then not required).
+    query: &'static [QueryParam],
     /// The JSON request body schema, if any.
     request: Option<&'static str>,
     /// Accepts the `Request-Timeout` header.
@@ -149,6 +166,7 @@ const fn route(
         description: "",
         auth: Auth::None,
         params: &[],
+        query: &[],
         request: None,
         request_timeout: false,
         ok: (200, "OK", Body::Json("Object")),
@@ -245,7 +263,13 @@ fn public_routes() -> Vec<Route> {
         Route {
             description: "Runs one operation on a text. `text` is 10–10000 characters after \
                 trimming (control characters are stripped, nothing else is removed); `qa` needs \
-                `question` (at most 1000 characters); an unknown option name is a 422. Text that \
+                `question` (at most 1000 characters), or `options.question` as the reference's clients \
+                send it. `options` is any object: the names the operation uses are checked \
+                (integers; a whole-number float such as `14.0` counts), any other name is ignored \
+                and listed in `metadata.ignored_options` with a suggestion for a near-miss — or, \
+                with `STRICT_OPTIONS=true`, a 422 whose `details` are `{field, allowed, \
+                suggestion}`. `result`, `sentiment`, `key_points` and `questions` are always \
+                present, `null` where the operation does not fill them. Text that \
                 looks like prompt injection is kept, sent between delimiters and flagged in \
                 `metadata`. An answer from a fallback provider has `metadata.degraded: true`.",
             auth: Auth::Key,
@@ -281,7 +305,10 @@ fn public_routes() -> Vec<Route> {
         },
         Route {
             description: "Progress of a recent batch, visible only to the key that submitted it \
-                (others get 404).",
+                (others get 404). `status` is `processing` (items still running) or `completed` \
+                (every item finished, successfully or not; see `completed` and `failed`). Unlike \
+                the reference's stub, which always says `COMPLETED_SYNC`, it is the real state; \
+                `message` says the same in a sentence.",
             auth: Auth::Key,
             params: &[(
                 "batch_id",
@@ -296,6 +323,21 @@ fn public_routes() -> Vec<Route> {
                 "text processing",
                 "batch_status",
                 "Status of a batch",
+            )
+        },
+        Route {
+            description: "The reference API's domain-service health, derived from `/v1/health` \
+                (same status, same rules): `overall_healthy` is `status == \"healthy\"`. A key \
+                is optional, but a key that is sent must be valid.",
+            auth: Auth::Optional,
+            ok: (200, "Domain health", Body::Json("TextProcessingHealth")),
+            errors: V1_KEYED,
+            ..route(
+                Get,
+                "/v1/text_processing/health",
+                "text processing",
+                "text_processing_health",
+                "Text-processing service health",
             )
         },
         Route {
@@ -439,6 +481,31 @@ fn internal_routes() -> Vec<Route> {
             )
         },
         Route {
+            description: "The metrics time series behind the dashboard's charts: one sample \
+                every 5 s (requests/s, error and degraded rates overall and per operation, p50 \
+                and p99 latency per operation, breakers by state per provider), oldest first, \
+                kept in memory for 60 minutes. Samples start 5 s after start-up.",
+            auth: Auth::Operator,
+            query: &[(
+                "minutes",
+                "How far back to look, whole minutes",
+                QueryValue::Integer {
+                    min: 1,
+                    max: 60,
+                    default: 15,
+                },
+            )],
+            ok: (200, "Samples", Body::Json("MetricsHistory")),
+            errors: &[401, 403, 422, 500, 503],
+            ..route(
+                Get,
+                "/internal/metrics/history",
+                "monitoring",
+                "metrics_history",
+                "Metrics time series (JSON)",
+            )
+        },
+        Route {
             description: "Clears both cache tiers (memory and Redis).",
             auth: Auth::Operator,
             ok: (200, "What was removed", Body::Json("InvalidationResult")),
@@ -479,8 +546,29 @@ fn internal_routes() -> Vec<Route> {
         },
         Route {
             description: "Removes every entry of one operation, or the entries whose \
-                `{operation}:{hash}` key matches a glob. Send exactly one of the two fields.",
+                `{operation}:{hash}` key matches a glob. Send exactly one of the two fields as a \
+                JSON body — or, as the reference's clients do, as a query parameter with no body: \
+                `?pattern=summarize` (the reference's substring match: `*summarize*`; an empty \
+                pattern matches every entry; `operation_context` is accepted and ignored) or \
+                `?operation=summarize`.",
             auth: Auth::Operator,
+            query: &[
+                (
+                    "pattern",
+                    "Query form: a substring (matched as `*pattern*`) or a glob; send no body",
+                    QueryValue::Text,
+                ),
+                (
+                    "operation",
+                    "Query form: every entry of this operation; send no body",
+                    QueryValue::OneOf(OPERATIONS),
+                ),
+                (
+                    "operation_context",
+                    "Accepted and ignored (the reference's clients send it)",
+                    QueryValue::Text,
+                ),
+            ],
             request: Some("InvalidateRequest"),
             ok: (200, "What was removed", Body::Json("InvalidationResult")),
             errors: &[400, 401, 403, 413, 415, 422, 500, 503],
@@ -808,7 +896,10 @@ and rate limits. A drop-in successor to the reference FastAPI backend's `/v1`.
 access is open.
 
 **Errors.** Every error, on every route, has one JSON body (`ErrorBody`): \
-`{success: false, error, error_code, details, request_id, timestamp}`. 400 malformed \
+`{success: false, error, error_code, details, detail, request_id, timestamp}`, where \
+`detail` is FastAPI's field for the reference's clients: the message as a string; for a \
+401 `{message, context: {auth_method, environment, credentials_provided, key_prefix}}`; \
+for a 422 a list of `{loc, msg, type}`. 400 malformed \
 JSON or header, 401 missing/invalid key, 404 unknown route or batch, 405 wrong method \
 (with `Allow`), 409 batch id still running, 413 body over `MAX_REQUEST_SIZE`, 415 not \
 JSON, 422 validation, 429 rate limit, 500 bug, 502 the provider rejected the request \
@@ -840,6 +931,48 @@ names (operation, breaker, action, preset), 405 (with `Allow`) for a wrong metho
 
 **Headers.** Every response carries `X-Request-ID` and `X-Process-Time` (seconds); \
 503 carries `Retry-After`.";
+
+/// Expresses in `ProcessRequest`'s schema what the handler enforces: a `qa`
+/// job needs `question` or `options.question`. The derived object becomes
+/// the first part of an `allOf` whose second part is that rule (an `anyOf`:
+/// another operation, or a question in one of the two places); the examples
+/// and the description move to the `allOf` so they stay at the top.
+fn require_question_for_qa(components: &mut Components) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, Schema};
+    let Some(RefOr::T(Schema::Object(mut object))) = components.schemas.remove("ProcessRequest")
+    else {
+        return;
+    };
+    let examples = std::mem::take(&mut object.examples);
+    let description = object.description.take();
+    let other_operation = ObjectBuilder::new().property(
+        "operation",
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(OPERATIONS.iter().copied().filter(|o| *o != "qa"))),
+    );
+    let top_level = ObjectBuilder::new().required("question");
+    let in_options = ObjectBuilder::new()
+        .required("options")
+        .property("options", ObjectBuilder::new().required("question"));
+    let rule = AnyOfBuilder::new()
+        .description(Some(
+            "qa needs `question` (or `options.question`); other operations ignore it",
+        ))
+        .item(other_operation)
+        .item(top_level)
+        .item(in_options);
+    let mut all = AllOfBuilder::new()
+        .item(Schema::Object(object))
+        .item(rule)
+        .description(description)
+        .build();
+    all.examples = examples;
+    components
+        .schemas
+        .insert("ProcessRequest".to_string(), Schema::AllOf(all).into());
+}
 
 /// The public document: `/`, `/v1/...`, the legacy redirects and the docs routes.
 pub fn public_doc() -> OpenApi {
@@ -898,6 +1031,9 @@ fn build(surface: Surface, routes: &[Route]) -> OpenApi {
         Surface::Internal => schemas::InternalSchemas::openapi().components,
     }
     .unwrap_or_else(Components::new);
+    if surface == Surface::Public {
+        require_question_for_qa(&mut components);
+    }
     add_error_responses(&mut components, surface);
     add_security_schemes(&mut components, surface);
     OpenApiBuilder::new()
@@ -942,6 +1078,27 @@ fn operation(r: &Route) -> Operation {
                 .schema(Some(schema)),
         );
     }
+    for (name, description, value) in r.query {
+        let schema = match *value {
+            QueryValue::Integer { min, max, default } => ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(min))
+                .maximum(Some(max))
+                .default(Some(default.into())),
+            QueryValue::Text => ObjectBuilder::new().schema_type(Type::String),
+            QueryValue::OneOf(values) => ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(values.iter().copied())),
+        };
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name(*name)
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(*description))
+                .schema(Some(schema)),
+        );
+    }
     if r.request_timeout {
         op = op.parameter(
             ParameterBuilder::new()
@@ -963,7 +1120,11 @@ fn operation(r: &Route) -> Operation {
     if let Some(schema) = r.request {
         op = op.request_body(Some(
             RequestBodyBuilder::new()
-                .required(Some(Required::True))
+                .required(Some(if r.query.is_empty() {
+                    Required::True
+                } else {
+                    Required::False
+                }))
                 .content(
                     JSON,
                     ContentBuilder::new()
@@ -1264,6 +1425,7 @@ fn error_content(status: u16, code: &str) -> utoipa::openapi::Content {
             "error": message,
             "error_code": code,
             "details": Value::Null,
+            "detail": message,
             "request_id": "92d71b23-a32b-4af5-9c59-82a2b2a6c061",
             "timestamp": "2026-11-22T01:13:17.441Z",
         })))
@@ -1349,6 +1511,7 @@ mod schemas {
     #[derive(OpenApi)]
     #[openapi(components(schemas(
         ErrorBody,
+        TextProcessingHealth,
         RootResponse,
         HealthResponse,
         LiveResponse,
@@ -1370,6 +1533,10 @@ mod schemas {
         InternalIndex,
         MonitoringHealth,
         MetricsSummary,
+        MetricsHistory,
+        HistorySample,
+        HistoryOperationSample,
+        BreakerStateCounts,
         CacheStatus,
         CacheStats,
         InvalidateRequest,
@@ -1391,6 +1558,7 @@ mod schemas {
         Recommendation,
         ValidateRequest,
         ValidationReport,
+        CustomConfig,
     )))]
     pub struct InternalSchemas;
 
@@ -1404,6 +1572,9 @@ mod schemas {
         "error": "text must be at least 10 characters after trimming, got 2",
         "error_code": "VALIDATION_ERROR",
         "details": {"field": "text", "length": 2, "min": 10},
+        "detail": [{"loc": ["body", "text"],
+                    "msg": "text must be at least 10 characters after trimming, got 2",
+                    "type": "string_too_short"}],
         "request_id": "92d71b23-a32b-4af5-9c59-82a2b2a6c061",
         "timestamp": "2026-11-22T01:13:17.441Z"
     })))]
@@ -1421,11 +1592,74 @@ mod schemas {
         /// Structured detail (e.g. `{"field": "text", "max": 10000}`), or `null`.
         #[schema(required = true)]
         pub details: Option<Value>,
+        /// FastAPI-compatible form for the reference's clients.
+        pub detail: Detail,
         /// The request's `X-Request-ID`.
         pub request_id: String,
         /// When the error was produced (RFC 3339).
         #[schema(format = DateTime)]
         pub timestamp: String,
+    }
+
+    // Mirrors `crate::api::error::Detail`.
+    /// FastAPI's `detail`: a string in general, `{message, context}` for a
+    /// 401, a list of `{loc, msg, type}` for a 422.
+    #[derive(Serialize, ToSchema)]
+    #[serde(untagged)]
+    pub enum Detail {
+        /// The message.
+        Message(String),
+        /// 401.
+        Auth(AuthDetail),
+        /// 422.
+        Validation(Vec<ValidationIssue>),
+    }
+
+    /// `detail` of a 401, as the reference's `HTTPException`.
+    #[derive(Serialize, ToSchema)]
+    pub struct AuthDetail {
+        /// The message (e.g. "Invalid API key", "API key required: ...").
+        pub message: String,
+        /// What the request presented.
+        pub context: AuthContext,
+    }
+
+    // Mirrors `crate::api::error::AuthFailure`.
+    /// `detail.context` of a 401.
+    #[derive(Serialize, ToSchema)]
+    pub struct AuthContext {
+        /// `bearer_token` or `x_api_key`.
+        pub auth_method: String,
+        /// `ENVIRONMENT` of the server.
+        pub environment: String,
+        /// Whether a key was sent.
+        pub credentials_provided: bool,
+        /// First 8 characters of the rejected key; `null` when none was sent.
+        #[schema(required = true)]
+        pub key_prefix: Option<String>,
+    }
+
+    /// One entry of a 422 `detail`, as FastAPI's request-validation errors.
+    #[derive(Serialize, ToSchema)]
+    pub struct ValidationIssue {
+        /// Where: `["body", "options", "max_length"]`.
+        pub loc: Vec<LocPart>,
+        /// The message.
+        pub msg: String,
+        /// A pydantic error type: `missing`, `extra_forbidden`, `int_type`,
+        /// `too_short`, `string_too_short`, `value_out_of_range`, `value_error`, …
+        #[serde(rename = "type")]
+        pub kind: String,
+    }
+
+    /// A `loc` element: a field name or an array index.
+    #[derive(Serialize, ToSchema)]
+    #[serde(untagged)]
+    pub enum LocPart {
+        /// A field name.
+        Name(String),
+        /// An array index.
+        Index(u64),
     }
 
     // Mirrors `crate::job::Operation`.
@@ -1630,7 +1864,8 @@ mod schemas {
     pub struct AuthStatus {
         /// Always `true` (a bad key is a 401).
         pub authenticated: bool,
-        /// First 8 characters of the key and `...`; `null` with open access.
+        /// First 8 characters of the key and `...`; `developm...` with open
+        /// access (the reference reports the key as `development`).
         #[schema(required = true)]
         pub api_key_prefix: Option<String>,
         /// Human-readable outcome.
@@ -1684,16 +1919,20 @@ mod schemas {
         "options": {"max_length": 25}
     })))]
     pub struct ProcessRequest {
-        /// The text: 10–10000 characters after trimming, not whitespace only.
-        /// Control characters are stripped; nothing else is removed.
-        #[schema(min_length = 10)]
+        /// The text: 10–10000 characters **after trimming** leading and
+        /// trailing whitespace (so the raw string may be longer), not
+        /// whitespace only. Control characters are stripped; nothing else is
+        /// removed.
+        #[schema(min_length = 10, max_length = 10000)]
         pub text: String,
         /// The operation (an unknown name is a 422).
         pub operation: Operation,
-        /// Required for `qa` (at most 1000 characters); ignored otherwise.
+        /// **Required when `operation` is `qa`** (or as `options.question`;
+        /// a `qa` request without either is a 422); at most 1000 characters;
+        /// ignored otherwise.
         #[serde(default)]
         pub question: Option<String>,
-        /// Operation options.
+        /// Operation options: any object (see `ProcessOptions`).
         #[serde(default)]
         pub options: Option<ProcessOptions>,
         /// Accepted for compatibility with the reference API; not used.
@@ -1701,11 +1940,16 @@ mod schemas {
         pub user_metadata: Option<Value>,
     }
 
-    // Mirrors `crate::api::text::RawOptions`.
-    /// Options; an unknown name is a 422.
+    // Mirrors `crate::api::text::allowed_options`.
+    /// Options. Each operation reads its own name (summarize `max_length`,
+    /// key_points `max_points`, questions `num_questions`, qa `question`);
+    /// any other name is ignored and listed in `metadata.ignored_options`,
+    /// or is a 422 with `STRICT_OPTIONS=true`. Integers: a whole-number
+    /// float such as `14.0` is accepted.
     #[derive(Deserialize, ToSchema)]
-    #[serde(deny_unknown_fields)]
     pub struct ProcessOptions {
+        /// qa: the question, when the top-level `question` is absent.
+        pub question: Option<String>,
         /// summarize: about this many words, 10–1000 (default 100).
         #[schema(minimum = 10, maximum = 1000, default = 100)]
         pub max_length: Option<i64>,
@@ -1718,14 +1962,17 @@ mod schemas {
     }
 
     // Mirrors `crate::api::text::ProcessResponse`.
-    /// A successful answer. Which of `result`,
-    /// `sentiment`, `key_points`, `questions` is present depends on the
+    /// A successful answer. `result`, `sentiment`, `key_points` and
+    /// `questions` are always present; which is non-null depends on the
     /// operation.
     #[derive(Serialize, ToSchema)]
     #[schema(examples(json!({
         "operation": "summarize",
         "success": true,
         "result": "The city of Riverton launched a solar energy program this spring.",
+        "sentiment": null,
+        "key_points": null,
+        "questions": null,
         "metadata": {"word_count": 66, "provider": "local", "model": "keel-local-1",
                      "attempts": 1, "degraded": false, "prompt_injection_suspected": false},
         "processing_time": 0.000157842,
@@ -1737,17 +1984,17 @@ mod schemas {
         pub operation: Operation,
         /// Always `true`.
         pub success: bool,
-        /// summarize and qa: the text answer.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        /// summarize and qa: the text answer; `null` otherwise.
+        #[schema(required = true)]
         pub result: Option<String>,
-        /// sentiment: the verdict.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        /// sentiment: the verdict; `null` otherwise.
+        #[schema(required = true)]
         pub sentiment: Option<Sentiment>,
-        /// key_points: the points, most important first.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        /// key_points: the points, most important first; `null` otherwise.
+        #[schema(required = true)]
         pub key_points: Option<Vec<String>>,
-        /// questions: the questions.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        /// questions: the questions; `null` otherwise.
+        #[schema(required = true)]
         pub questions: Option<Vec<String>>,
         /// How the answer was produced.
         pub metadata: ResponseMetadata,
@@ -1789,6 +2036,22 @@ mod schemas {
         /// qa: how sure the provider is of the answer, when it can tell.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub answer_confidence: Option<f64>,
+        /// Option names sent but not used by the operation (absent when none).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub ignored_options: Vec<IgnoredOption>,
+    }
+
+    // Mirrors `crate::api::text::IgnoredOption`.
+    /// An option name the operation does not use.
+    #[derive(Serialize, ToSchema)]
+    pub struct IgnoredOption {
+        /// The name as sent.
+        pub name: String,
+        /// The allowed name it most likely meant, or `null`.
+        #[schema(required = true)]
+        pub suggestion: Option<String>,
+        /// Human-readable reason.
+        pub message: String,
     }
 
     // Mirrors `crate::providers::ProviderKind`.
@@ -1881,11 +2144,11 @@ mod schemas {
         pub request_index: u64,
         /// Completed or failed.
         pub status: BatchItemStatus,
-        /// The answer, when completed.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        /// The answer, when completed; `null` when failed.
+        #[schema(required = true)]
         pub response: Option<ProcessResponse>,
-        /// The error message, when failed.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        /// The error message, when failed; `null` when completed.
+        #[schema(required = true)]
         pub error: Option<String>,
         /// The error code, when failed (as in [`ErrorBody`]).
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -1914,7 +2177,7 @@ mod schemas {
     }
 
     // Mirrors `crate::batch::BatchState`.
-    /// Where a batch is.
+    /// Where a batch is (the reference's stub always said `COMPLETED_SYNC`).
     #[derive(Serialize, ToSchema)]
     #[serde(rename_all = "lowercase")]
     pub enum BatchState {
@@ -1947,6 +2210,30 @@ mod schemas {
         /// Seconds for the whole batch; `null` while processing.
         #[schema(required = true)]
         pub total_processing_time: Option<f64>,
+        /// Where the batch is, in a sentence (the reference's field).
+        pub message: String,
+    }
+
+    /// `GET /v1/text_processing/health`: the reference's domain health.
+    #[derive(Serialize, ToSchema)]
+    pub struct TextProcessingHealth {
+        /// `status == "healthy"`.
+        pub overall_healthy: bool,
+        /// Always `domain`.
+        pub service_type: String,
+        /// As `/v1/health`'s `status`.
+        pub status: HealthStatus,
+        /// RFC 3339.
+        #[schema(format = DateTime)]
+        pub timestamp: String,
+        /// `{resilience: {healthy, open_circuit_breakers, half_open_circuit_breakers,
+        /// total_circuit_breakers, timestamp}}`.
+        #[schema(value_type = Object)]
+        pub infrastructure: Value,
+        /// `{text_processing: {healthy, status, ai_model_available, cache_healthy,
+        /// degraded_reasons}}`.
+        #[schema(value_type = Object)]
+        pub domain_services: Value,
     }
 
     // ----- internal ---------------------------------------------------------
@@ -2008,6 +2295,66 @@ mod schemas {
         pub actor_restarts: Vec<Value>,
     }
 
+    /// `GET /internal/metrics/history`.
+    #[derive(Serialize, ToSchema)]
+    pub struct MetricsHistory {
+        /// Seconds between samples (5).
+        pub interval_seconds: u64,
+        /// The window asked for, minutes.
+        pub window_minutes: u64,
+        /// How much history is kept at most, minutes (60).
+        pub retention_minutes: u64,
+        /// The samples inside the window, oldest first.
+        pub samples: Vec<HistorySample>,
+    }
+
+    /// One interval of the time series.
+    #[derive(Serialize, ToSchema)]
+    pub struct HistorySample {
+        /// End of the interval, Unix milliseconds.
+        pub unix_ms: u64,
+        /// Length of the interval, seconds (about 5).
+        pub interval_seconds: f64,
+        /// Jobs started per second, all operations.
+        pub requests_per_second: f64,
+        /// Failed / finished jobs; `null` when none finished.
+        pub error_rate: Option<f64>,
+        /// Fallback-answered / finished jobs; `null` when none finished.
+        pub degraded_rate: Option<f64>,
+        /// Per operation, by name (all five).
+        pub operations: std::collections::BTreeMap<String, HistoryOperationSample>,
+        /// Per provider: its breakers by state at the end of the interval.
+        pub breakers: std::collections::BTreeMap<String, BreakerStateCounts>,
+    }
+
+    /// One operation over one interval.
+    #[derive(Serialize, ToSchema)]
+    pub struct HistoryOperationSample {
+        /// Jobs started per second.
+        pub requests_per_second: f64,
+        /// Failed / finished jobs; `null` when none finished.
+        pub error_rate: Option<f64>,
+        /// Fallback-answered / finished jobs; `null` when none finished.
+        pub degraded_rate: Option<f64>,
+        /// Median job latency in the interval, ms; `null` without jobs.
+        pub p50_ms: Option<f64>,
+        /// 99th percentile job latency in the interval, ms; `null` without jobs.
+        pub p99_ms: Option<f64>,
+    }
+
+    /// A provider's breakers by state.
+    #[derive(Serialize, ToSchema)]
+    pub struct BreakerStateCounts {
+        /// Closed breakers.
+        pub closed: u32,
+        /// Open or forced-open breakers.
+        pub open: u32,
+        /// Half-open breakers.
+        pub half_open: u32,
+        /// Disabled or metrics-only breakers (operator choices).
+        pub other: u32,
+    }
+
     /// One route's traffic.
     #[derive(Serialize, ToSchema)]
     pub struct RouteSummary {
@@ -2030,19 +2377,22 @@ mod schemas {
         pub latency: Value,
     }
 
-    /// `GET /internal/cache/status`.
+    /// `GET /internal/cache/status`: the reference's `{redis, memory,
+    /// performance}` layout (each an object with a `status`, never `null`)
+    /// plus keel's own fields.
     #[derive(Serialize, ToSchema)]
     pub struct CacheStatus {
         /// `CACHE_ENABLED`.
         pub enabled: bool,
-        /// False when the Redis tier is unavailable.
+        /// False when a configured Redis tier is disconnected.
         pub healthy: bool,
         /// The memory tier.
         pub memory: CacheMemoryStatus,
-        /// The Redis tier, `null` without Redis.
-        #[schema(required = true)]
-        pub redis: Option<CacheRedisStatus>,
-        /// hits / (hits + misses).
+        /// The Redis tier (`status: not_configured` without Redis).
+        pub redis: CacheRedisStatus,
+        /// Hit counters, with the reference's names.
+        pub performance: CachePerformance,
+        /// hits / (hits + misses), 0–1.
         pub hit_rate: f64,
         /// RFC 3339.
         #[schema(format = DateTime)]
@@ -2052,19 +2402,28 @@ mod schemas {
     /// Memory tier at a glance.
     #[derive(Serialize, ToSchema)]
     pub struct CacheMemoryStatus {
+        /// `connected`, or `not_configured` with `CACHE_ENABLED=false`.
+        pub status: String,
         /// Entries held.
         pub entries: u64,
         /// Estimated bytes held.
         pub bytes: u64,
+        /// Entries held (the reference's name).
+        pub memory_cache_entries: u64,
+        /// The entry bound (`CACHE_MEMORY_MAX_ENTRIES`).
+        pub memory_cache_size_limit: u64,
+        /// `"entries/limit"`.
+        pub memory_cache_utilization: String,
     }
 
     /// Redis tier at a glance.
     #[derive(Serialize, ToSchema)]
     pub struct CacheRedisStatus {
-        /// `connected`, `unavailable` or `unknown`.
+        /// `connected`, `disconnected` or `not_configured` (no `REDIS_URL`).
         pub status: String,
-        /// URL without password.
-        pub url: String,
+        /// URL without password; `null` when not configured.
+        #[schema(required = true)]
+        pub url: Option<String>,
         /// Cache keys (bounded count), `null` when Redis did not answer.
         #[schema(required = true)]
         pub keys: Option<u64>,
@@ -2074,6 +2433,21 @@ mod schemas {
         /// The last error.
         #[schema(required = true)]
         pub last_error: Option<String>,
+    }
+
+    /// Hit counters of `GET /internal/cache/status`.
+    #[derive(Serialize, ToSchema)]
+    pub struct CachePerformance {
+        /// `connected`, or `not_configured` with `CACHE_ENABLED=false`.
+        pub status: String,
+        /// Hit rate in percent, 0–100 (the reference's scale).
+        pub cache_hit_rate: f64,
+        /// Gets so far.
+        pub total_cache_operations: u64,
+        /// Gets answered by either tier.
+        pub cache_hits: u64,
+        /// Gets answered by neither.
+        pub cache_misses: u64,
     }
 
     // Mirrors `crate::cache::CacheStats`.
@@ -2101,15 +2475,18 @@ mod schemas {
         /// `entries`, `bytes`, `max_entries`, `max_bytes`, `evictions`, `expirations`.
         #[schema(value_type = Object)]
         pub memory: Value,
-        /// The Redis tier (`link`, `keys`, `keys_exact`, `ping_ms`, error
-        /// counters), `null` without Redis.
-        #[schema(required = true, value_type = Option<Object>)]
-        pub redis: Option<Value>,
+        /// The Redis tier (`status` connected | disconnected, `link`, `keys`,
+        /// `keys_exact`, `ping_ms`, error counters); `{"status":
+        /// "not_configured"}` without Redis, never `null`.
+        #[schema(value_type = Object)]
+        pub redis: Value,
     }
 
-    /// Body of `POST /internal/cache/invalidate`: exactly one field.
+    /// Body of `POST /internal/cache/invalidate`: exactly one of
+    /// `operation` and `pattern` (both, or neither, is a 422).
     #[derive(Deserialize, ToSchema)]
     #[serde(deny_unknown_fields)]
+    #[schema(min_properties = 1, max_properties = 1)]
     #[schema(examples(json!({"pattern": "summarize:*"}), json!({"operation": "sentiment"})))]
     pub struct InvalidateRequest {
         /// Remove every entry of this operation.
@@ -2168,9 +2545,25 @@ mod schemas {
         pub limits: Limits,
         /// Per-route overrides (effective limits).
         pub overrides: BTreeMap<String, Limits>,
-        /// The Redis link, `null` without Redis.
-        #[schema(required = true)]
-        pub redis: Option<RedisStatus>,
+        /// The Redis link; `{"status": "not_configured"}` without Redis.
+        pub redis: RedisLinkView,
+    }
+
+    /// A Redis link, or the marker that none is configured.
+    #[derive(Serialize, ToSchema)]
+    #[serde(untagged)]
+    pub enum RedisLinkView {
+        /// `REDIS_URL` is set.
+        Configured(RedisStatus),
+        /// No `REDIS_URL`.
+        NotConfigured(RedisNotConfigured),
+    }
+
+    /// What stands for a Redis link that is not configured.
+    #[derive(Serialize, ToSchema)]
+    pub struct RedisNotConfigured {
+        /// Always `not_configured`.
+        pub status: String,
     }
 
     // Mirrors `crate::rate_limit::Limits`.
@@ -2259,9 +2652,11 @@ mod schemas {
         /// The preset to switch to (default: keep the current one).
         #[serde(default)]
         pub preset: Option<String>,
-        /// A custom configuration (the `RESILIENCE_CUSTOM_CONFIG` schema);
-        /// `null` or absent removes the current one.
+        /// A custom configuration (the `RESILIENCE_CUSTOM_CONFIG` schema):
+        /// a non-empty object of known fields only (`{}`, an array or an
+        /// unknown field is a 422); `null` or absent removes the current one.
         #[serde(default)]
+        #[schema(value_type = Option<CustomConfig>)]
         pub custom_config: Option<Value>,
     }
 
@@ -2528,6 +2923,18 @@ mod schemas {
         pub reasoning: String,
     }
 
+    /// The custom-configuration document; its schema comes from the
+    /// validator's field table ([`crate::resilience::config::CustomConfig::json_schema`]).
+    pub struct CustomConfig;
+
+    impl utoipa::PartialSchema for CustomConfig {
+        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+            crate::resilience::config::CustomConfig::json_schema().into()
+        }
+    }
+
+    impl ToSchema for CustomConfig {}
+
     /// Body of `POST /internal/resilience/config/validate`.
     #[derive(Deserialize, ToSchema)]
     #[schema(examples(json!({"configuration": {"retry_attempts": 3, "circuit_breaker_threshold": 5}})))]
@@ -2574,6 +2981,7 @@ mod tests {
         ("GET", "/v1/health/ready"),
         ("GET", "/v1/auth/status"),
         ("GET", "/v1/text_processing/operations"),
+        ("GET", "/v1/text_processing/health"),
         ("POST", "/v1/text_processing/process"),
         ("POST", "/v1/text_processing/batch_process"),
         ("GET", "/v1/text_processing/batch_status/{batch_id}"),
@@ -2584,6 +2992,7 @@ mod tests {
         ("GET", "/internal/monitoring/health"),
         ("GET", "/internal/metrics"),
         ("GET", "/internal/metrics/summary"),
+        ("GET", "/internal/metrics/history"),
         ("DELETE", "/internal/cache"),
         ("GET", "/internal/cache/status"),
         ("GET", "/internal/cache/metrics"),
@@ -2868,6 +3277,7 @@ mod tests {
             error: "bad",
             error_code: "VALIDATION_ERROR",
             details: Some(&details),
+            detail: crate::api::error::Detail::Message("bad"),
             request_id: "id".into(),
             timestamp: "2026-11-22T01:13:17.441Z".into(),
         };
@@ -2897,6 +3307,11 @@ mod tests {
                     completion_tokens: 2,
                 }),
                 answer_confidence: Some(0.7),
+                ignored_options: vec![crate::api::text::IgnoredOption {
+                    name: "max_lenght".into(),
+                    suggestion: Some("max_length"),
+                    message: "m".into(),
+                }],
             },
             processing_time: 0.1,
             timestamp: "t".into(),
@@ -2907,6 +3322,11 @@ mod tests {
         assert_faithful(&doc, "ResponseMetadata", &real["metadata"]);
         assert_faithful(&doc, "Sentiment", &real["sentiment"]);
         assert_faithful(&doc, "TokenUsage", &real["metadata"]["usage"]);
+        assert_faithful(
+            &doc,
+            "IgnoredOption",
+            &real["metadata"]["ignored_options"][0],
+        );
         assert_eq!(real["metadata"]["provider"], "openai");
         let enum_values = |name: &str| doc["components"]["schemas"][name]["enum"].clone();
         assert!(
@@ -2959,6 +3379,7 @@ mod tests {
             completed_at: None,
             total_processing_time: None,
         };
+        let status = crate::api::text::BatchStatusResponse::from(status);
         assert_faithful(&doc, "BatchStatus", &json!(status));
 
         // The documented request examples are accepted by the real types.
@@ -2971,9 +3392,9 @@ mod tests {
             serde_json::from_value(example).expect("example parses");
         assert_eq!(batch.requests.len(), 2);
         let options = &doc["components"]["schemas"]["ProcessOptions"];
-        assert_eq!(
+        assert_ne!(
             options["additionalProperties"], false,
-            "unknown options are a 422"
+            "unknown options are accepted (and reported) by default"
         );
     }
 

@@ -2,11 +2,13 @@
 //! `X-Request-ID` when it is sane, else a fresh UUID), echoed on the response,
 //! attached to every log line of the request, and readable anywhere in the
 //! request's task through [`current`] — so error bodies carry it too. The
-//! same middleware applies the edge rules that concern every response: the
-//! request-header cap (431), compression of large responses and the
-//! security headers.
+//! same middleware applies the edge rules that concern every request and
+//! response: the request-header cap (431), [`admission`] (the head checks and
+//! the process-wide concurrency budget), compression of large responses and
+//! the security headers.
 
 use super::AppState;
+use super::admission;
 use super::error::ApiError;
 use super::security;
 use axum::extract::{MatchedPath, Request, State};
@@ -64,6 +66,9 @@ pub async fn request_context(
     );
     let task_id = id.clone();
     let mut cut = state.engine.cut_signal();
+    let max_body = state.engine.settings().max_request_size;
+    // A slot of the process-wide budget, held until the response is made.
+    let admitted = state.budget.try_admit(request.uri().path());
     // Unmatched paths share one label so arbitrary URLs cannot grow metrics.
     let route = request.extensions().get::<MatchedPath>().cloned();
     let accept_encoding: Vec<HeaderValue> = request
@@ -77,6 +82,12 @@ pub async fn request_context(
             // Built inside the scope, so its body carries the request id.
             if let Some(refused) = security::refuse_many_headers(request.headers()) {
                 return refused;
+            }
+            if let Some(refused) = admission::refuse_head(&request, max_body) {
+                return refused;
+            }
+            if admitted.is_none() {
+                return ApiError::Overloaded.into_response();
             }
             let response = tokio::select! {
                 response = next.run(request) => response,

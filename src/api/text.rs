@@ -5,6 +5,13 @@
 //! [`Job`] or a 422 naming the field. Nothing is silently cut from the text:
 //! it is trimmed and stripped of control characters, and suspected prompt
 //! injection is flagged in `metadata`, never deleted.
+//!
+//! `options` is any JSON object, as in the reference API: the names an
+//! operation uses are type- and range-checked (a whole-number float such as
+//! `14.0` counts as an integer, as pydantic has it); any other name is
+//! ignored and reported in `metadata.ignored_options` with a "did you mean"
+//! suggestion, or — with `STRICT_OPTIONS=true` — refused with a 422 naming
+//! the field, the allowed names and the suggestion.
 
 use super::AppState;
 use super::auth::{OptionalKey, RequireKey};
@@ -48,28 +55,27 @@ pub struct ProcessRequest {
     pub text: String,
     /// One of the five operation names.
     pub operation: String,
-    /// Required for `qa`.
+    /// Required for `qa` (or sent as `options.question`).
     #[serde(default)]
     pub question: Option<String>,
-    /// Operation options.
+    /// Operation options: any JSON object (see the module docs).
     #[serde(default)]
-    pub options: Option<RawOptions>,
+    pub options: Option<Value>,
     /// Accepted for compatibility with the reference API; not used.
     #[serde(default)]
     pub user_metadata: Option<Value>,
 }
 
-/// Options as the client sent them; unknown names are an error (a typo must
-/// not be silently ignored).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawOptions {
-    /// summarize: words, 10..=1000.
-    pub max_length: Option<i64>,
-    /// key_points: 1..=20.
-    pub max_points: Option<i64>,
-    /// questions: 1..=20.
-    pub num_questions: Option<i64>,
+/// An option name the operation does not use, reported in
+/// `metadata.ignored_options` so a typo is visible without failing the call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IgnoredOption {
+    /// The name as sent.
+    pub name: String,
+    /// The allowed name it most likely meant, if any.
+    pub suggestion: Option<&'static str>,
+    /// Human-readable reason, e.g. "unknown option for summarize; did you mean 'max_length'?".
+    pub message: String,
 }
 
 /// A validated request: the job plus what validation noticed.
@@ -79,6 +85,58 @@ pub struct ValidatedRequest {
     pub job: Job,
     /// Prompt-injection signals found in the text or question.
     pub injection_signals: Vec<&'static str>,
+    /// Option names sent but not used by the operation (lenient mode).
+    pub ignored_options: Vec<IgnoredOption>,
+}
+
+/// The option names each operation reads (`qa` takes its question there too,
+/// like the reference's clients send it).
+pub fn allowed_options(operation: Operation) -> &'static [&'static str] {
+    match operation {
+        Operation::Summarize => &["max_length"],
+        Operation::Sentiment => &[],
+        Operation::KeyPoints => &["max_points"],
+        Operation::Questions => &["num_questions"],
+        Operation::Qa => &["question"],
+    }
+}
+
+/// The operation that reads option `name`, if any.
+fn option_owner(name: &str) -> Option<Operation> {
+    Operation::ALL
+        .into_iter()
+        .find(|op| allowed_options(*op).contains(&name))
+}
+
+/// The allowed name a misspelt one most likely meant: case-insensitive edit
+/// distance of at most 2, or 3 for names of 8 characters and more.
+fn suggest_option(name: &str, allowed: &[&'static str]) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    let limit = if lower.len() >= 8 { 3 } else { 2 };
+    allowed
+        .iter()
+        .map(|a| (*a, crate::resilience::config::edit_distance(&lower, a)))
+        .filter(|(_, d)| *d <= limit)
+        .min_by_key(|(_, d)| *d)
+        .map(|(a, _)| a)
+}
+
+/// An integer option: a JSON integer, or a float with no fractional part.
+fn integer_option(name: &str, value: &Value) -> Result<Option<i64>, ApiError> {
+    let n = match value {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && f.fract() == 0.0)
+                // Saturates far outside every range, which the range check reports.
+                .map(|f| f as i64)
+        }),
+        _ => None,
+    };
+    n.map(Some).ok_or_else(|| ApiError::Validation {
+        message: format!("options.{name} must be an integer, got {value}"),
+        details: Some(json!({"field": format!("options.{name}"), "value": value})),
+    })
 }
 
 fn option_in_range(
@@ -106,9 +164,105 @@ fn option_in_range(
     Ok(v as usize)
 }
 
+/// Options after validation: the job's knobs, a question sent as
+/// `options.question`, and the names that were ignored.
+struct ParsedOptions {
+    options: JobOptions,
+    question: Option<String>,
+    ignored: Vec<IgnoredOption>,
+}
+
+fn parse_options(
+    operation: Operation,
+    raw: Option<Value>,
+    strict: bool,
+) -> Result<ParsedOptions, ApiError> {
+    let mut parsed = ParsedOptions {
+        options: JobOptions::default(),
+        question: None,
+        ignored: Vec::new(),
+    };
+    let map = match raw {
+        None | Some(Value::Null) => return Ok(parsed),
+        Some(Value::Object(map)) => map,
+        Some(other) => {
+            return Err(ApiError::Validation {
+                message: format!("options must be a JSON object, got {other}"),
+                details: Some(json!({"field": "options"})),
+            });
+        }
+    };
+    let allowed = allowed_options(operation);
+    let defaults = JobOptions::default();
+    for (name, value) in map {
+        match name.as_str() {
+            "max_length" if allowed.contains(&"max_length") => {
+                let v = integer_option("max_length", &value)?;
+                parsed.options.max_length = option_in_range("max_length", v, defaults.max_length)?;
+            }
+            "max_points" if allowed.contains(&"max_points") => {
+                let v = integer_option("max_points", &value)?;
+                parsed.options.max_points = option_in_range("max_points", v, defaults.max_points)?;
+            }
+            "num_questions" if allowed.contains(&"num_questions") => {
+                let v = integer_option("num_questions", &value)?;
+                parsed.options.num_questions =
+                    option_in_range("num_questions", v, defaults.num_questions)?;
+            }
+            "question" if allowed.contains(&"question") => match value {
+                Value::Null => {}
+                Value::String(q) => parsed.question = Some(q),
+                other => {
+                    return Err(ApiError::Validation {
+                        message: format!("options.question must be a string, got {other}"),
+                        details: Some(json!({"field": "options.question"})),
+                    });
+                }
+            },
+            _ => {
+                let suggestion = suggest_option(&name, allowed);
+                let mut message = match option_owner(&name) {
+                    Some(owner) => format!("option '{name}' belongs to {owner}, not {operation}"),
+                    None => format!("unknown option '{name}' for {operation}"),
+                };
+                match suggestion {
+                    Some(s) => message.push_str(&format!("; did you mean '{s}'?")),
+                    None if allowed.is_empty() => {
+                        message.push_str(&format!("; {operation} takes no options"))
+                    }
+                    None => message.push_str(&format!("; allowed: {}", allowed.join(", "))),
+                }
+                if strict {
+                    return Err(ApiError::Validation {
+                        message: format!("options.{message} (STRICT_OPTIONS=true)"),
+                        details: Some(json!({
+                            "field": format!("options.{name}"),
+                            "allowed": allowed,
+                            "suggestion": suggestion,
+                        })),
+                    });
+                }
+                parsed.ignored.push(IgnoredOption {
+                    name,
+                    suggestion,
+                    message,
+                });
+            }
+        }
+    }
+    Ok(parsed)
+}
+
 impl ProcessRequest {
-    /// Checks every rule and builds the job.
+    /// Checks every rule and builds the job, ignoring (and reporting) option
+    /// names the operation does not use.
     pub fn validate(self) -> Result<ValidatedRequest, ApiError> {
+        self.validate_with(false)
+    }
+
+    /// Checks every rule and builds the job; `strict_options` makes an
+    /// option name the operation does not use a 422 (`STRICT_OPTIONS`).
+    pub fn validate_with(self, strict_options: bool) -> Result<ValidatedRequest, ApiError> {
         let operation: Operation =
             self.operation
                 .parse()
@@ -139,7 +293,8 @@ impl ProcessRequest {
             });
         }
         let mut signals = cleaned.injection_signals;
-        let question = match (operation, self.question) {
+        let parsed = parse_options(operation, self.options, strict_options)?;
+        let question = match (operation, self.question.or(parsed.question)) {
             (Operation::Qa, None) => {
                 return Err(ApiError::field(
                     "question",
@@ -172,25 +327,15 @@ impl ProcessRequest {
             // Other operations ignore a question, as the reference API did.
             (_, _) => None,
         };
-        let raw = self.options.unwrap_or_default();
-        let defaults = JobOptions::default();
-        let options = JobOptions {
-            max_length: option_in_range("max_length", raw.max_length, defaults.max_length)?,
-            max_points: option_in_range("max_points", raw.max_points, defaults.max_points)?,
-            num_questions: option_in_range(
-                "num_questions",
-                raw.num_questions,
-                defaults.num_questions,
-            )?,
-        };
         Ok(ValidatedRequest {
             job: Job {
                 operation,
                 text: cleaned.text,
                 question,
-                options,
+                options: parsed.options,
             },
             injection_signals: signals,
+            ignored_options: parsed.ignored,
         })
     }
 }
@@ -222,26 +367,27 @@ pub struct ResponseMetadata {
     /// qa: how sure the provider is of the answer, when it can tell.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answer_confidence: Option<f64>,
+    /// Option names sent but not used by the operation (absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored_options: Vec<IgnoredOption>,
 }
 
-/// The body of a successful `process` response.
+/// The body of a successful `process` response. `result`, `sentiment`,
+/// `key_points` and `questions` are always present (`null` where the
+/// operation does not fill them), as the reference API sends them.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProcessResponse {
     /// The operation run.
     pub operation: Operation,
     /// Always true.
     pub success: bool,
-    /// summarize and qa: the text answer.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// summarize and qa: the text answer; `null` otherwise.
     pub result: Option<String>,
-    /// sentiment: the verdict.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// sentiment: the verdict; `null` otherwise.
     pub sentiment: Option<Sentiment>,
-    /// key_points: the points.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// key_points: the points; `null` otherwise.
     pub key_points: Option<Vec<String>>,
-    /// questions: the questions.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// questions: the questions; `null` otherwise.
     pub questions: Option<Vec<String>>,
     /// How the answer was produced.
     pub metadata: ResponseMetadata,
@@ -274,6 +420,7 @@ impl ProcessResponse {
                 injection_signals: validated.injection_signals.clone(),
                 usage: result.usage,
                 answer_confidence: None,
+                ignored_options: validated.ignored_options.clone(),
             },
             processing_time: started.elapsed().as_secs_f64(),
             timestamp: crate::time::now_rfc3339(),
@@ -281,16 +428,26 @@ impl ProcessResponse {
         };
         match result.output {
             JobOutput::Summary { text } => response.result = Some(text),
-            JobOutput::Sentiment(s) => response.sentiment = Some(s),
+            JobOutput::Sentiment(mut s) => {
+                s.confidence = round_score(s.confidence);
+                response.sentiment = Some(s);
+            }
             JobOutput::KeyPoints { points } => response.key_points = Some(points),
             JobOutput::Questions { questions } => response.questions = Some(questions),
             JobOutput::Answer { text, confidence } => {
                 response.result = Some(text);
-                response.metadata.answer_confidence = confidence;
+                response.metadata.answer_confidence = confidence.map(round_score);
             }
         }
         response
     }
+}
+
+/// Scores leave keel with two decimals (`0.64`, not `0.6411312608421155`):
+/// more digits promise a precision no provider has, and the README's
+/// example outputs are then exactly what the API returns.
+fn round_score(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
 /// Validates and runs one request.
@@ -310,7 +467,7 @@ pub async fn run_request(
     deadline: Option<Duration>,
 ) -> Result<ProcessResponse, ApiError> {
     let started = Instant::now();
-    let validated = request.validate()?;
+    let validated = request.validate_with(engine.settings().strict_options)?;
     let result = engine.run_job(&validated.job, deadline).await?;
     let upstream_time = result.upstream_time;
     let response = ProcessResponse::build(&validated, result, started);
@@ -372,11 +529,9 @@ pub struct BatchItem {
     pub request_index: usize,
     /// `completed` or `failed`.
     pub status: &'static str,
-    /// The answer, when completed.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The answer, when completed (`null` when failed, as the reference sends it).
     pub response: Option<ProcessResponse>,
-    /// The error message, when failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The error message, when failed (`null` when completed).
     pub error: Option<String>,
     /// The error code, when failed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -432,10 +587,11 @@ pub async fn batch_process(
     let deadline = client_deadline(&headers)?;
     let max = state.engine.settings().max_batch_requests;
     if batch.requests.is_empty() {
-        return Err(ApiError::field(
-            "requests",
-            "requests must contain at least one item",
-        ));
+        // Worded like pydantic's error, which the reference's clients match on.
+        return Err(ApiError::Validation {
+            message: "requests: List should have at least 1 item after validation, not 0".into(),
+            details: Some(json!({"field": "requests", "min": 1, "count": 0})),
+        });
     }
     if batch.requests.len() > max {
         return Err(ApiError::Validation {
@@ -479,7 +635,7 @@ pub async fn batch_process(
             let state = state.clone();
             let record = record.clone();
             async move {
-                let outcome = match serde_json::from_value::<ProcessRequest>(raw) {
+                let outcome = match super::strict_json::from_value::<ProcessRequest>(raw) {
                     Ok(request) => process_one(&state, request, deadline).await,
                     Err(e) => Err(ApiError::validation(format!("invalid request item: {e}"))),
                 };
@@ -532,18 +688,103 @@ fn code_for_item(e: &ApiError) -> &'static str {
     }
 }
 
+/// The body of `batch_status`: keel's real progress plus the reference's
+/// `message`. `status` is `processing` (items still running) or `completed`
+/// (every item finished, successfully or not).
+#[derive(Debug, Serialize)]
+pub struct BatchStatusResponse {
+    /// The batch's progress.
+    #[serde(flatten)]
+    pub status: crate::batch::BatchStatus,
+    /// One sentence saying where the batch is.
+    pub message: String,
+}
+
+impl From<crate::batch::BatchStatus> for BatchStatusResponse {
+    fn from(status: crate::batch::BatchStatus) -> BatchStatusResponse {
+        let done = status.completed + status.failed;
+        let message = match status.status {
+            crate::batch::BatchState::Processing => format!(
+                "Batch '{}' is processing: {done} of {} items finished.",
+                status.batch_id, status.total_requests
+            ),
+            crate::batch::BatchState::Completed => format!(
+                "Batch '{}' completed: {} succeeded, {} failed. Batches run synchronously: \
+                 the results were returned by batch_process.",
+                status.batch_id, status.completed, status.failed
+            ),
+        };
+        BatchStatusResponse { status, message }
+    }
+}
+
 /// `GET /v1/text_processing/batch_status/{id}`.
 pub async fn batch_status(
     State(state): State<AppState>,
     RequireKey(identity): RequireKey,
     Path(batch_id): Path<String>,
-) -> Result<Json<crate::batch::BatchStatus>, ApiError> {
+) -> Result<Json<BatchStatusResponse>, ApiError> {
     state
         .engine
         .batches()
         .status(&batch_id, &identity.id)
-        .map(Json)
+        .map(|status| Json(status.into()))
         .ok_or_else(|| ApiError::NotFound(format!("batch '{batch_id}' not found")))
+}
+
+/// `GET /v1/text_processing/health`: the reference's domain-service health,
+/// derived from the `/v1/health` report so the two cannot disagree.
+pub async fn text_processing_health(
+    State(state): State<AppState>,
+    OptionalKey(_identity): OptionalKey,
+) -> Json<Value> {
+    let Json(report) = super::health::health(State(state)).await;
+    Json(domain_health(&report))
+}
+
+/// Maps a `/v1/health` report onto the reference's
+/// `{overall_healthy, service_type, infrastructure, domain_services}`.
+fn domain_health(report: &Value) -> Value {
+    let status = report["status"].as_str().unwrap_or("unhealthy");
+    let resilience_healthy = report["resilience_healthy"].as_bool().unwrap_or(false);
+    let breakers = &report["components"]["circuit_breakers"];
+    let not_closed: Vec<&Value> = breakers["not_closed"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let named = |states: &[&str]| -> Vec<Value> {
+        not_closed
+            .iter()
+            .filter(|b| states.contains(&b["state"].as_str().unwrap_or_default()))
+            .map(|b| b["name"].clone())
+            .collect()
+    };
+    let timestamp = report["timestamp"].clone();
+    json!({
+        "overall_healthy": status == "healthy",
+        "service_type": "domain",
+        "status": status,
+        "timestamp": timestamp,
+        "infrastructure": {
+            "resilience": {
+                "healthy": resilience_healthy,
+                "open_circuit_breakers": named(&["open", "forced_open"]),
+                "half_open_circuit_breakers": named(&["half_open"]),
+                "total_circuit_breakers": breakers["total"].as_u64().unwrap_or(0),
+                "timestamp": timestamp,
+            },
+        },
+        "domain_services": {
+            "text_processing": {
+                "healthy": status != "unhealthy"
+                    && report["ai_model_available"].as_bool().unwrap_or(false),
+                "status": status,
+                "ai_model_available": report["ai_model_available"].clone(),
+                "cache_healthy": report["cache_healthy"].clone(),
+                "degraded_reasons": report["degraded_reasons"].clone(),
+            },
+        },
+    })
 }
 
 /// `GET /v1/text_processing/operations`.
@@ -574,6 +815,15 @@ pub async fn operations(OptionalKey(_identity): OptionalKey) -> Json<Value> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn scores_are_rounded_to_two_decimals() {
+        assert_eq!(super::round_score(0.6411312608421155), 0.64);
+        assert_eq!(super::round_score(0.619066294268091), 0.62);
+        assert_eq!(super::round_score(1.0), 1.0);
+        assert_eq!(super::round_score(0.0), 0.0);
+        assert_eq!(super::round_score(0.005), 0.01);
+    }
+
     use super::*;
 
     fn req(text: &str, op: &str) -> ProcessRequest {
@@ -608,10 +858,7 @@ mod tests {
             Some("What is fine?")
         );
         let mut r = req("A perfectly fine text.", "key_points");
-        r.options = Some(RawOptions {
-            max_points: Some(0),
-            ..Default::default()
-        });
+        r.options = Some(json!({"max_points": 0}));
         let err = r.validate().unwrap_err();
         assert!(err.to_string().contains("options.max_points"), "{err}");
         assert!(

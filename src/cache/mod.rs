@@ -74,6 +74,9 @@ pub struct InvalidationReport {
 /// The Redis part of [`CacheStats`].
 #[derive(Debug, Clone, Serialize)]
 pub struct RedisCacheStats {
+    /// `connected` or `disconnected` (what the reference's clients read as
+    /// `["redis"]["status"]`; the link's own finer state is in `link`).
+    pub status: &'static str,
     /// The link's status (connected / unavailable / unknown, counters).
     pub link: RedisStatus,
     /// Cache keys in Redis (bounded `SCAN`), `None` when Redis did not answer.
@@ -111,7 +114,9 @@ pub struct CacheStats {
     pub decode_errors: u64,
     /// The memory tier.
     pub memory: MemoryStats,
-    /// The Redis tier, `None` when there is none.
+    /// The Redis tier; without one it serialises as
+    /// `{"status": "not_configured"}`, never `null`, so clients can index it.
+    #[serde(serialize_with = "crate::redis_link::or_not_configured")]
     pub redis: Option<RedisCacheStats>,
 }
 
@@ -342,8 +347,14 @@ impl Cache {
                     .count_matching(&KeyPattern::all().redis_match())
                     .await
                     .ok();
+                let link = redis.status();
                 Some(RedisCacheStats {
-                    link: redis.status(),
+                    status: if link.status == "connected" {
+                        "connected"
+                    } else {
+                        "disconnected"
+                    },
+                    link,
                     keys: count.map(|c| c.keys),
                     keys_exact: count.is_some_and(|c| c.exact),
                     ping_ms,

@@ -2,7 +2,8 @@
 //! execution of the work.
 //!
 //! The first caller for a key becomes the *leader*: it registers a flight (a
-//! `tokio::sync::watch` channel) and runs its closure in its own task. Callers
+//! `tokio::sync::watch` channel) and runs its closure itself, in its own
+//! (the caller's) task: nothing is spawned. Callers
 //! arriving while the flight is open are *followers*: they wait on the channel
 //! and receive a clone of the leader's value. The flight is removed as soon as
 //! the leader finishes, so a later caller runs the work again (this is

@@ -67,15 +67,22 @@ impl Environment {
     }
 }
 
+/// Returned when a string names no environment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown environment '{0}' (allowed: development, testing, staging, production)")]
+pub struct UnknownEnvironment(pub String);
+
 impl FromStr for Environment {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
+    type Err = UnknownEnvironment;
+
+    /// Case-insensitive; `dev`, `test`, `stage` and `prod` are accepted too.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "development" | "dev" => Ok(Environment::Development),
             "testing" | "test" => Ok(Environment::Testing),
             "staging" | "stage" => Ok(Environment::Staging),
             "production" | "prod" => Ok(Environment::Production),
-            _ => Err(()),
+            _ => Err(UnknownEnvironment(s.to_string())),
         }
     }
 }
@@ -139,6 +146,16 @@ pub struct Settings {
     pub batch_concurrency: usize,
     /// Requests served at once before the edge sheds load with 503 (`MAX_CONCURRENT_REQUESTS`, default 1024).
     pub max_concurrent_requests: usize,
+    /// Longest wait for a complete HTTP/1 request head, counted from when the
+    /// connection starts waiting for it (so it also closes idle HTTP/1.1
+    /// connections) (`HTTP_HEADER_READ_TIMEOUT_SECONDS`, default 10, 1–3600).
+    pub http_header_read_timeout: Duration,
+    /// Longest time a request body may take to arrive; later is a 408
+    /// (`HTTP_BODY_READ_TIMEOUT_SECONDS`, default 30, 1–3600).
+    pub http_body_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed
+    /// (`HTTP_KEEPALIVE_IDLE_SECONDS`, default 5, 1–3600).
+    pub http_keepalive_idle: Duration,
     /// Recent batches kept for `batch_status` (`BATCH_STATUS_RETENTION`, default 1000).
     pub batch_status_retention: usize,
     /// Concurrent calls per provider, the bulkhead (`PROVIDER_MAX_CONCURRENCY`, default 256).
@@ -174,6 +191,9 @@ pub struct Settings {
     pub resilience: ResilienceConfig,
     /// Async jobs (`JOB_*`).
     pub jobs: crate::jobs::config::JobsConfig,
+    /// `STRICT_OPTIONS` (default false): an option name the operation does not
+    /// use is a 422 instead of being ignored and reported in `metadata.ignored_options`.
+    pub strict_options: bool,
 }
 
 impl Settings {
@@ -251,6 +271,15 @@ impl Settings {
             max_batch_requests: number(env, "MAX_BATCH_REQUESTS_PER_CALL", 50, 1, 1000)?,
             batch_concurrency: number(env, "BATCH_AI_CONCURRENCY_LIMIT", 5, 1, 256)?,
             max_concurrent_requests: number(env, "MAX_CONCURRENT_REQUESTS", 1024, 1, 1_000_000)?,
+            http_header_read_timeout: seconds(
+                env,
+                "HTTP_HEADER_READ_TIMEOUT_SECONDS",
+                10,
+                1,
+                3600,
+            )?,
+            http_body_read_timeout: seconds(env, "HTTP_BODY_READ_TIMEOUT_SECONDS", 30, 1, 3600)?,
+            http_keepalive_idle: seconds(env, "HTTP_KEEPALIVE_IDLE_SECONDS", 5, 1, 3600)?,
             batch_status_retention: number(env, "BATCH_STATUS_RETENTION", 1000, 1, 1_000_000)?,
             provider_max_concurrency: number(env, "PROVIDER_MAX_CONCURRENCY", 256, 1, 100_000)?,
             bulkhead_max_wait: Duration::from_millis(number(
@@ -301,6 +330,7 @@ impl Settings {
                 .map_err(|e| ConfigError::Inconsistent(e.to_string()))?,
             resilience,
             jobs,
+            strict_options: boolean(env, "STRICT_OPTIONS", false)?,
         })
     }
 
@@ -398,6 +428,17 @@ where
             allowed: format!("an integer from {min} to {max}"),
         }),
     }
+}
+
+/// A duration variable in whole seconds within `min..=max`.
+fn seconds(
+    env: &dyn EnvSource,
+    name: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<Duration, ConfigError> {
+    number(env, name, default, min, max).map(Duration::from_secs)
 }
 
 fn provider_kind(name: &'static str, raw: &str) -> Result<ProviderKind, ConfigError> {
@@ -547,6 +588,27 @@ mod tests {
         assert!(err.to_string().contains("ENVIRONMENT"));
         let err = settings(&[("OPENAI_BASE_URL", "not a url")]).unwrap_err();
         assert!(err.to_string().contains("OPENAI_BASE_URL"));
+    }
+
+    #[test]
+    fn http_read_limits_have_defaults_and_ranges() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.http_header_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.http_body_read_timeout, Duration::from_secs(30));
+        assert_eq!(s.http_keepalive_idle, Duration::from_secs(5));
+        let s = settings(&[("HTTP_BODY_READ_TIMEOUT_SECONDS", "2")]).unwrap();
+        assert_eq!(s.http_body_read_timeout, Duration::from_secs(2));
+        for name in [
+            "HTTP_HEADER_READ_TIMEOUT_SECONDS",
+            "HTTP_BODY_READ_TIMEOUT_SECONDS",
+            "HTTP_KEEPALIVE_IDLE_SECONDS",
+        ] {
+            let err = settings(&[(name, "0")]).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("invalid {name}=\"0\": allowed an integer from 1 to 3600")
+            );
+        }
     }
 
     #[test]

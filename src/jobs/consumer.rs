@@ -299,7 +299,7 @@ async fn work(jobs: &Arc<Jobs>, engine: &WeakEngine, d: Delivery, mut stop: watc
     };
     let started = tokio::time::Instant::now();
     let run = async {
-        match serde_json::from_value::<ProcessRequest>(running.request.clone()) {
+        match crate::api::strict_json::from_value::<ProcessRequest>(running.request.clone()) {
             Ok(request) => run_request(&engine, request, None).await,
             Err(e) => Err(ApiError::validation(format!("invalid stored request: {e}"))),
         }

@@ -19,6 +19,7 @@
 //! stopwords, stemming) and `salience` (sentence ranking). Counts given as 0
 //! (`max_words`, `max_points`, `n`) are treated as 1.
 
+mod data;
 mod key_points;
 mod lexicon;
 mod qa;

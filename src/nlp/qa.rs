@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::data::{self, WordList};
 use super::text::{MONTHS, WEEKDAYS, bare, content_terms, is_stopword, split_sentences, tokenize};
 
 /// The answer to a question about a text.
@@ -204,64 +205,12 @@ fn wanted(question: &str) -> Wanted {
     }
 }
 
-const TIME_WORDS: &[&str] = &[
-    "today",
-    "yesterday",
-    "tomorrow",
-    "ago",
-    "century",
-    "decade",
-    "since",
-];
-const NUMBER_WORDS: &[&str] = &[
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "twenty",
-    "thirty",
-    "forty",
-    "fifty",
-    "hundred",
-    "hundreds",
-    "thousand",
-    "thousands",
-    "million",
-    "millions",
-    "billion",
-    "dozen",
-    "dozens",
-    "percent",
-];
-const REASON_WORDS: &[&str] = &[
-    "because",
-    "due",
-    "reason",
-    "since",
-    "therefore",
-    "thanks",
-    "caused",
-    "result",
-    "so",
-];
-const TITLES: &[&str] = &[
-    "dr",
-    "mr",
-    "mrs",
-    "ms",
-    "prof",
-    "professor",
-    "president",
-    "mayor",
-    "senator",
-];
+static TIME_WORDS: WordList = WordList::new(|| data::words(include_str!("data/qa_time_words.txt")));
+static NUMBER_WORDS: WordList =
+    WordList::new(|| data::words(include_str!("data/number_words.txt")));
+static REASON_WORDS: WordList =
+    WordList::new(|| data::words(include_str!("data/reason_words.txt")));
+static TITLES: WordList = WordList::new(|| data::words(include_str!("data/titles.txt")));
 
 /// Whether `sentence` holds the kind of fact `wanted` asks for.
 fn holds(wanted: Wanted, sentence: &str) -> bool {
@@ -302,10 +251,7 @@ fn holds(wanted: Wanted, sentence: &str) -> bool {
 }
 
 /// Pronouns and connectives that tie a sentence to the one before it.
-const CONTINUERS: &[&str] = &[
-    "it", "its", "this", "that", "these", "those", "they", "their", "he", "she", "his", "her",
-    "such", "also", "however", "but", "then", "there",
-];
+static CONTINUERS: WordList = WordList::new(|| data::words(include_str!("data/qa_continuers.txt")));
 
 /// The inclusive sentence range of the passage around `best`: the previous
 /// sentence is prepended when `best` opens with a pronoun and the previous

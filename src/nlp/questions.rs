@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::data::{self, PairList, WordList};
 use super::salience::{rank, sentence_scores, term_weights};
 use super::text::{
     MONTHS, WEEKDAYS, bare, capitalize_first, content_terms, is_stopword, split_sentences, stem,
@@ -80,351 +81,63 @@ pub fn generate_questions(text: &str, n: usize) -> Vec<String> {
 // ---------------------------------------------------------------------------
 // Word classes.
 
-const COPULAS: &[&str] = &["is", "are", "was", "were"];
-const MODALS: &[&str] = &[
-    "will", "would", "can", "could", "should", "may", "might", "must", "shall",
-];
-const PERFECTS: &[&str] = &["has", "have", "had"];
-const DOS: &[&str] = &["does", "do", "did"];
+static COPULAS: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_copulas.txt")));
+static MODALS: WordList = WordList::new(|| data::words(include_str!("data/questions_modals.txt")));
+static PERFECTS: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_perfects.txt")));
+static DOS: WordList = WordList::new(|| data::words(include_str!("data/questions_dos.txt")));
 
 /// Words that cannot open a subject we can invert.
-const BAD_SUBJECT_STARTS: &[&str] = &[
-    "if",
-    "when",
-    "because",
-    "although",
-    "though",
-    "while",
-    "since",
-    "as",
-    "after",
-    "before",
-    "unless",
-    "whether",
-    "once",
-    "until",
-    "so",
-    "and",
-    "but",
-    "or",
-    "however",
-    "what",
-    "which",
-    "who",
-    "whom",
-    "how",
-    "why",
-    "where",
-    "yes",
-    "no",
-    "also",
-    "then",
-    "thus",
-    "therefore",
-    "hence",
-    "still",
-    "yet",
-    "here",
-    "please",
-    "let",
-    "not",
-    "i",
-    "you",
-    "we",
-    "me",
-    "to",
-    "for",
-    "of",
-    "with",
-    "by",
-    "at",
-    "from",
-];
+static BAD_SUBJECT_STARTS: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_bad_subject_starts.txt")));
 /// Words that mark a relative, subordinate or reported clause inside a
 /// would-be subject.
-const SUBJECT_BREAKERS: &[&str] = &[
-    "that", "which", "who", "whom", "whose", "where", "when", "if", "because", "say", "says",
-    "said", "think", "thinks", "believe", "believes", "argue", "argues", "claim", "claims",
-];
+static SUBJECT_BREAKERS: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_subject_breakers.txt")));
 /// Openers of a fronted adverbial we may move out of the way.
-const FRONTED_STARTS: &[&str] = &[
-    "in",
-    "on",
-    "by",
-    "during",
-    "after",
-    "before",
-    "since",
-    "last",
-    "this",
-    "next",
-    "according",
-    "however",
-    "meanwhile",
-    "today",
-    "yesterday",
-    "moreover",
-    "furthermore",
-    "additionally",
-    "also",
-    "instead",
-    "overall",
-    "finally",
-    "first",
-    "second",
-    "earlier",
-    "later",
-    "now",
-    "recently",
-    "currently",
-    "still",
-    "similarly",
-    "as",
-    "at",
-    "for",
-];
-const RELATIVE_DAYS: &[&str] = &["today", "yesterday", "tomorrow", "tonight"];
-const PERIODS: &[&str] = &[
-    "year", "week", "month", "decade", "century", "spring", "summer", "autumn", "fall", "winter",
-];
-const DATE_PREPOSITIONS: &[&str] = &[
-    "in", "on", "by", "since", "during", "until", "till", "before", "after", "from", "around",
-    "through", "circa", "for",
-];
-const DURATION_PREPOSITIONS: &[&str] = &[
-    "over",
-    "for",
-    "within",
-    "throughout",
-    "per",
-    "every",
-    "each",
-];
-const NUMBER_WORDS: &[&str] = &[
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "fifteen",
-    "twenty",
-    "thirty",
-    "forty",
-    "fifty",
-    "hundred",
-    "hundreds",
-    "thousand",
-    "thousands",
-    "dozen",
-    "dozens",
-    "several",
-];
-const MULTIPLIERS: &[&str] = &["thousand", "million", "billion", "trillion", "m", "bn"];
-const CURRENCIES: &[&str] = &[
-    "dollars", "dollar", "euros", "euro", "pounds", "yen", "usd", "eur", "gbp", "cents",
-];
-const MEASURE_ADJECTIVES: &[&str] = &[
-    "long", "tall", "high", "wide", "deep", "old", "thick", "heavy", "far",
-];
-const TITLES: &[&str] = &[
-    "dr",
-    "mr",
-    "mrs",
-    "ms",
-    "prof",
-    "professor",
-    "president",
-    "senator",
-    "mayor",
-    "governor",
-    "minister",
-    "judge",
-    "sir",
-    "dame",
-    "king",
-    "queen",
-    "ceo",
-];
+static FRONTED_STARTS: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_fronted_starts.txt")));
+static RELATIVE_DAYS: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_relative_days.txt")));
+static PERIODS: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_periods.txt")));
+static DATE_PREPOSITIONS: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_date_prepositions.txt")));
+static DURATION_PREPOSITIONS: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_duration_prepositions.txt")));
+static NUMBER_WORDS: WordList =
+    WordList::new(|| data::words(include_str!("data/number_words.txt")));
+static MULTIPLIERS: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_multipliers.txt")));
+static CURRENCIES: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_currencies.txt")));
+static MEASURE_ADJECTIVES: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_measure_adjectives.txt")));
+static TITLES: WordList = WordList::new(|| data::words(include_str!("data/titles.txt")));
 /// Verbs (stems) whose subject is most likely a person.
-const HUMAN_VERBS: &[&str] = &[
-    "said",
-    "say",
-    "found",
-    "founded",
-    "discover",
-    "invent",
-    "wrote",
-    "write",
-    "led",
-    "lead",
-    "announc",
-    "design",
-    "direct",
-    "argu",
-    "believ",
-    "explain",
-    "told",
-    "tell",
-    "paint",
-    "propos",
-    "compos",
-    "publish",
-    "claim",
-    "warn",
-    "describ",
-    "sign",
-    "introduc",
-    "won",
-    "creat",
-    "develop",
-    "establish",
-    "studi",
-    "teach",
-    "taught",
-];
+static HUMAN_VERBS: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_human_verbs.txt")));
 /// Irregular past tenses and their base forms, for do-support.
-const IRREGULAR_PAST: &[(&str, &str)] = &[
-    ("agreed", "agree"),
-    ("ate", "eat"),
-    ("became", "become"),
-    ("began", "begin"),
-    ("bought", "buy"),
-    ("brought", "bring"),
-    ("built", "build"),
-    ("came", "come"),
-    ("chose", "choose"),
-    ("drew", "draw"),
-    ("drove", "drive"),
-    ("fell", "fall"),
-    ("found", "find"),
-    ("freed", "free"),
-    ("gave", "give"),
-    ("got", "get"),
-    ("grew", "grow"),
-    ("held", "hold"),
-    ("kept", "keep"),
-    ("knew", "know"),
-    ("led", "lead"),
-    ("left", "leave"),
-    ("lost", "lose"),
-    ("made", "make"),
-    ("meant", "mean"),
-    ("met", "meet"),
-    ("paid", "pay"),
-    ("ran", "run"),
-    ("rose", "rise"),
-    ("said", "say"),
-    ("saw", "see"),
-    ("sent", "send"),
-    ("sold", "sell"),
-    ("spent", "spend"),
-    ("spoke", "speak"),
-    ("stood", "stand"),
-    ("took", "take"),
-    ("taught", "teach"),
-    ("thought", "think"),
-    ("told", "tell"),
-    ("went", "go"),
-    ("won", "win"),
-    ("wrote", "write"),
-];
+static IRREGULAR_PAST: PairList =
+    PairList::new(|| data::pairs(include_str!("data/questions_irregular_past.tsv")));
 /// Words ending in "ed" that are not regular past tenses.
-const NOT_PAST: &[&str] = &[
-    "need", "indeed", "hundred", "speed", "seed", "feed", "breed", "bleed", "proceed", "succeed",
-    "exceed", "embed", "shed", "bed", "red", "wed",
-];
+static NOT_PAST: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_not_past.txt")));
 /// Past participles that mark "has/have/had" as an auxiliary.
-const IRREGULAR_PARTICIPLES: &[&str] = &[
-    "been",
-    "done",
-    "made",
-    "built",
-    "become",
-    "begun",
-    "brought",
-    "bought",
-    "caught",
-    "chosen",
-    "come",
-    "drawn",
-    "driven",
-    "eaten",
-    "fallen",
-    "felt",
-    "found",
-    "given",
-    "gone",
-    "got",
-    "gotten",
-    "grown",
-    "had",
-    "heard",
-    "held",
-    "hidden",
-    "kept",
-    "known",
-    "laid",
-    "led",
-    "left",
-    "lent",
-    "lost",
-    "meant",
-    "met",
-    "paid",
-    "put",
-    "read",
-    "risen",
-    "run",
-    "said",
-    "seen",
-    "sold",
-    "sent",
-    "set",
-    "shown",
-    "spent",
-    "spoken",
-    "stood",
-    "taken",
-    "taught",
-    "told",
-    "thought",
-    "understood",
-    "won",
-    "written",
-    "already",
-    "also",
-    "just",
-    "never",
-    "not",
-    "recently",
-    "long",
-    "since",
-];
+static IRREGULAR_PARTICIPLES: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_irregular_participles.txt")));
 /// Words a present-tense verb is typically followed by ("aims to", "covers the").
-const AFTER_PRESENT_VERB: &[&str] = &[
-    "the", "a", "an", "to", "its", "their", "his", "her", "our", "more", "less", "about", "up",
-    "out", "on", "in", "for", "with", "over", "new", "several", "many", "all", "some", "no",
-    "that", "how", "each", "every",
-];
-const DETERMINERS: &[&str] = &[
-    "the", "a", "an", "this", "that", "each", "every", "our", "its", "their", "his", "her", "my",
-    "your",
-];
+static AFTER_PRESENT_VERB: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_after_present_verb.txt")));
+static DETERMINERS: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_determiners.txt")));
 /// Verbs whose object is a reported clause.
-const REPORTING_VERBS: &[&str] = &[
-    "say", "claim", "argue", "state", "note", "add", "think", "believe", "suggest", "explain",
-    "warn", "report",
-];
+static REPORTING_VERBS: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_reporting_verbs.txt")));
 /// Predicate cut points: a relative or subordinate clause starts here.
-const PREDICATE_BREAKS: &[&str] = &[
-    "which", "who", "because", "while", "whereas", "although", "though", "so", "and", "but",
-];
+static PREDICATE_BREAKS: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_predicate_breaks.txt")));
 
 fn is_year(b: &str) -> bool {
     let digits = b.strip_suffix('s').unwrap_or(b);
@@ -733,9 +446,8 @@ fn present_base(b: &str) -> Option<String> {
 // Templates.
 
 /// Subjects that need the previous sentence to make sense.
-const PRONOUNS: &[&str] = &[
-    "it", "they", "he", "she", "this", "these", "those", "that", "there",
-];
+static PRONOUNS: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_pronouns.txt")));
 
 /// Questions for one sentence, best first, and whether they are vague
 /// (the subject is a pronoun).
@@ -1031,18 +743,8 @@ fn percent_phrase(words: &[String]) -> Option<(usize, usize)> {
 }
 
 /// Words softening a number ("about 5,000"), removed along with it.
-const APPROXIMATORS: &[&str] = &[
-    "about",
-    "around",
-    "approximately",
-    "nearly",
-    "almost",
-    "roughly",
-    "some",
-    "over",
-    "more",
-    "than",
-];
+static APPROXIMATORS: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_approximators.txt")));
 
 /// A number followed by the noun phrase it counts ("about 5,000 solar
 /// panels", "250 pairs of ropes"): (start including approximators, index of
@@ -1113,51 +815,8 @@ fn is_person_like(c: &Clause) -> bool {
 }
 
 /// Nouns naming people, for "Who is X?" rather than "What is X?".
-const ROLE_NOUNS: &[&str] = &[
-    "person",
-    "man",
-    "woman",
-    "boy",
-    "girl",
-    "child",
-    "astronaut",
-    "scientist",
-    "author",
-    "president",
-    "ceo",
-    "founder",
-    "director",
-    "leader",
-    "member",
-    "player",
-    "actor",
-    "actress",
-    "singer",
-    "artist",
-    "chef",
-    "doctor",
-    "teacher",
-    "student",
-    "professor",
-    "officer",
-    "minister",
-    "mayor",
-    "senator",
-    "citizen",
-    "engineer",
-    "writer",
-    "poet",
-    "pilot",
-    "king",
-    "queen",
-    "politician",
-    "athlete",
-    "champion",
-    "inventor",
-    "owner",
-    "manager",
-    "coach",
-];
+static ROLE_NOUNS: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_role_nouns.txt")));
 
 /// A definition ("X is the first Canadian ...") whose subject is a name and
 /// whose head noun names a person.
@@ -1267,9 +926,8 @@ fn entity_questions(
 }
 
 /// Words that look like topics to the counters but make poor ones.
-const WEAK_KEYWORDS: &[&str] = &[
-    "bit", "lot", "thing", "things", "way", "ways", "kind", "sort", "time", "times", "one", "ones",
-];
+static WEAK_KEYWORDS: WordList =
+    WordList::new(|| data::words(include_str!("data/questions_weak_keywords.txt")));
 
 /// "What does the text say about `<keyword>`?" and variants, for the top
 /// keyword phrases (a repeated pair of content words) and single keywords.

@@ -268,7 +268,7 @@ fn modifiers_before(
 /// ordered by offset. Longer emoticons win (":-)" is not also ":)").
 fn find_emoticons(sentence: &str) -> Vec<(usize, &'static str, f64)> {
     let mut found: Vec<(usize, &'static str, f64)> = Vec::new();
-    for &(sym, v) in EMOTICONS {
+    for &(sym, v) in EMOTICONS.iter() {
         for (offset, _) in sentence.match_indices(sym) {
             found.push((offset, sym, v));
         }

@@ -169,12 +169,19 @@ pub(super) async fn send_json<T: DeserializeOwned>(
         let retry_after = retry_after(response.headers());
         let body = read_body(kind, response).await?;
         if !status.is_success() {
+            // The upstream's message is for the operator's log only; the
+            // client gets keel's own wording (see `ProviderErrorKind::Status`).
+            tracing::warn!(
+                provider = kind.as_str(),
+                status = status.as_u16(),
+                upstream_message = %error_message(&body),
+                "upstream refused the call"
+            );
             let kind_err = if status.as_u16() == 429 {
                 ProviderErrorKind::RateLimited
             } else {
                 ProviderErrorKind::Status {
                     status: status.as_u16(),
-                    message: error_message(&body),
                 }
             };
             return Err(ProviderError {
@@ -213,14 +220,32 @@ async fn read_body(
 }
 
 fn map_reqwest(kind: ProviderKind, e: reqwest::Error) -> ProviderError {
+    // reqwest's text names the upstream URL, which is the operator's
+    // business, not the client's: log it whole, keep it out of the error.
+    tracing::debug!(provider = kind.as_str(), error = %e, "upstream call failed");
+    let e = e.without_url();
     let err = if e.is_connect() {
-        ProviderErrorKind::Connect(e.to_string())
+        ProviderErrorKind::Connect(describe(&e))
     } else if e.is_timeout() {
         ProviderErrorKind::Timeout(Duration::ZERO)
     } else {
-        ProviderErrorKind::Transport(e.to_string())
+        ProviderErrorKind::Transport(describe(&e))
     };
     ProviderError::new(kind, err)
+}
+
+/// reqwest's message plus the innermost cause ("connection refused"), which
+/// is what tells a reader what happened; `e` has had its URL removed.
+fn describe(e: &reqwest::Error) -> String {
+    let mut root: &dyn std::error::Error = e;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    if std::ptr::addr_eq(root, e) {
+        e.to_string()
+    } else {
+        format!("{e}: {root}")
+    }
 }
 
 /// Parses and checks a model's answer; an unusable answer is a transient

@@ -67,14 +67,21 @@ impl fmt::Display for ProviderKind {
     }
 }
 
+/// Returned when a string names no provider.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown provider '{0}' (allowed: local, openai, gemini)")]
+pub struct UnknownProvider(pub String);
+
 impl FromStr for ProviderKind {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
+    type Err = UnknownProvider;
+
+    /// Case-insensitive, surrounding blanks ignored.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "local" => Ok(ProviderKind::Local),
             "openai" => Ok(ProviderKind::OpenAi),
             "gemini" => Ok(ProviderKind::Gemini),
-            _ => Err(()),
+            _ => Err(UnknownProvider(s.to_string())),
         }
     }
 }
@@ -121,13 +128,14 @@ pub enum ProviderErrorKind {
     /// 429: the upstream throttles us.
     #[error("rate limited by the upstream (HTTP 429)")]
     RateLimited,
-    /// Any other non-success HTTP status.
-    #[error("upstream answered HTTP {status}: {message}")]
+    /// Any other non-success HTTP status. The upstream's own error text is
+    /// logged where the answer arrives, never carried here: this error's
+    /// text reaches clients, and an upstream's message can quote secrets
+    /// (a key prefix) or internal details.
+    #[error("upstream answered HTTP {status}")]
     Status {
         /// The HTTP status code.
         status: u16,
-        /// The upstream's error message, shortened.
-        message: String,
     },
     /// The body was not the wire format we expect.
     #[error("malformed upstream response: {0}")]
@@ -220,10 +228,7 @@ mod tests {
     fn status(code: u16) -> ProviderError {
         ProviderError::new(
             ProviderKind::OpenAi,
-            ProviderErrorKind::Status {
-                status: code,
-                message: String::new(),
-            },
+            ProviderErrorKind::Status { status: code },
         )
     }
 

@@ -1,5 +1,5 @@
 //! Rate-limit configuration, read from the environment and validated once at
-//! startup (ARCHITECTURE §3).
+//! startup (the variables are listed in `.env.example`).
 //!
 //! Invariants: a `RateLimitConfig` built by [`RateLimitConfig::from_env`] is
 //! valid — every window limit is in its range, every override names an
@@ -166,7 +166,7 @@ impl Limits {
     }
 }
 
-/// Rate limiting settings (ARCHITECTURE §3).
+/// Rate limiting settings, one field per `RATE_LIMIT_*` variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimitConfig {
     /// `RATE_LIMIT_ENABLED`: `false` turns limiting off. Default `true`.

@@ -101,7 +101,8 @@ pub struct RateLimitStats {
     pub limits: Limits,
     /// Per-route overrides, as effective limits (defaults applied).
     pub overrides: BTreeMap<String, Limits>,
-    /// The Redis link's state, when Redis is configured.
+    /// The Redis link's state; `{"status": "not_configured"}` without Redis.
+    #[serde(serialize_with = "crate::redis_link::or_not_configured")]
     pub redis: Option<RedisStatus>,
 }
 

@@ -1,4 +1,5 @@
-//! Per-identity rate limiting (ARCHITECTURE §3, §6).
+//! Per-identity rate limiting, in memory or shared through Redis (README
+//! "Rate limits").
 //!
 //! `RATE_LIMIT_PER_MINUTE/_HOUR/_DAY` = N means at most N cost units (a
 //! batch counts its items) per identity in **any** sliding window of that

@@ -1,6 +1,6 @@
 //! The shared (Redis) backend: one Lua script checks and counts a request
 //! in every window of one identity atomically, so a limit holds across all
-//! keel instances that share Redis (ARCHITECTURE §6).
+//! keel instances that share Redis (README "Running several instances").
 //!
 //! Layout: one HASH per (identity, scope, window), named
 //! `keel:rl:{<id>}:<window>` (or `keel:rl:{<id>}:<route>:<window>` for a

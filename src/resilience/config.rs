@@ -2,7 +2,7 @@
 //! circuit-breaker policy each operation runs with, and where every value came
 //! from.
 //!
-//! Layers, lowest first (ARCHITECTURE §3): the built-in strategy rows < the
+//! Layers, lowest first: the built-in strategy rows < the
 //! preset chosen by `RESILIENCE_PRESET` (`presets/<name>.json`, embedded in
 //! the binary; default `simple`) < `RESILIENCE_CUSTOM_CONFIG` (JSON) < the
 //! legacy environment variables (`RETRY_MAX_ATTEMPTS`, …). Anything invalid —
@@ -43,6 +43,7 @@ mod validate;
 pub use custom::CustomConfig;
 pub use migrate::{Migration, MigrationFormat, UnknownMigrationFormat, migrate, render_migration};
 pub use recommend::{ENVIRONMENT_VARS, Recommendation, recommend, recommend_auto};
+pub(crate) use validate::edit_distance;
 pub use validate::{ValidationReport, validate_custom_config, validate_custom_value};
 
 use crate::config::EnvSource;
@@ -71,8 +72,8 @@ pub const DEFAULT_MINIMUM_CALLS: u32 = 10;
 /// The deployment environments a preset may name in `environment_contexts`.
 pub const ENVIRONMENTS: [&str; 4] = ["development", "testing", "staging", "production"];
 
-/// A named set of retry and breaker values (the strategy table of
-/// ARCHITECTURE §3).
+/// A named set of retry and breaker values (the strategy table in the
+/// README's "Presets" section, inherited from the reference project).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
@@ -113,7 +114,7 @@ impl Strategy {
     /// The strategy's full row: every policy field's starting value.
     pub fn policy(self) -> OperationPolicy {
         // attempts, max delay s, multiplier, min ms, max ms, threshold,
-        // recovery s, jitter max ms — ARCHITECTURE §3 / REFERENCE §2.
+        // recovery s, jitter max ms: the reference project's strategy table.
         let (attempts, max_delay, mult, min_ms, max_ms, threshold, recovery, jitter_ms) = match self
         {
             Strategy::Aggressive => (2, 10, 0.5, 1_000, 5_000, 3, 30, 2_000),

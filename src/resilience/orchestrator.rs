@@ -6,8 +6,8 @@
 //! provider.
 //!
 //! This is the "retry orchestrator" of the architecture. It runs in the
-//! request's own task (ARCHITECTURE §1: a job's orchestration never runs
-//! inside a singleton actor), reading the shared [`Resilience`] state; the
+//! request's own task (a job's orchestration never runs inside a
+//! singleton actor, so a slow upstream never blocks other jobs), reading the shared [`Resilience`] state; the
 //! [`crate::actors::breaker_registry::BreakerRegistry`] actor owns operator
 //! commands and reconfiguration.
 //!

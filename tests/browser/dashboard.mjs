@@ -4,14 +4,18 @@
 // the dashboard in Debian's Chromium under the strict CSP it is meant to be
 // served with, signs in (a wrong key first: the page must say 401 and ask
 // again), sends sentiment jobs from Node until the `openai:sentiment` breaker
-// opens, checks the page shows it open (listed first), clicks Reset and
-// checks it shows closed. Saves target/dashboard.png (and
-// target/dashboard-open.png while the breaker is open); on failure saves
+// opens, checks the page shows it open (listed first), that the header chip,
+// the health card and both health endpoints say `degraded` with the breaker
+// as the reason, that the trend charts (GET /internal/metrics/history) show
+// the degraded answers and an open strip for the provider, clicks Reset and
+// checks it shows closed and healthy. Saves target/dashboard.png (and
+// target/dashboard-open.png while the breaker is open), then opens the page of
+// a second keel with no INTERNAL_API_KEY (no sign-in card). On failure saves
 // target/dashboard-failure.png. Always kills both children. The last line
 // printed is `1 passed, 0 failed` or `0 passed, 1 failed`.
 //
 // Env: KEEL_BIN, FAKE_LLM_BIN (default target/release/keel and
-// target/release/examples/fake_llm, relative to the repository root),
+// target/release/fake_llm, relative to the repository root),
 // CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR (default target/),
 // DASHBOARD_HTML (a path: serve the page from this file instead of the copy
 // compiled into keel, to iterate on the page without rebuilding).
@@ -27,7 +31,7 @@ import { chromium } from 'playwright-core';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const fromRoot = (p) => (isAbsolute(p) ? p : join(ROOT, p));
 const KEEL_BIN = fromRoot(process.env.KEEL_BIN || 'target/release/keel');
-const FAKE_LLM_BIN = fromRoot(process.env.FAKE_LLM_BIN || 'target/release/examples/fake_llm');
+const FAKE_LLM_BIN = fromRoot(process.env.FAKE_LLM_BIN || 'target/release/fake_llm');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const OUT_DIR = fromRoot(process.env.SCREENSHOT_DIR || 'target');
 const KEY = 'dash-test-key';
@@ -145,6 +149,23 @@ async function main() {
   await waitFor('keel /v1/health/ready', async () => (await fetch(`${base}/v1/health/ready`)).ok, 30_000, keel);
   log(`keel ready at ${base}`);
 
+  // A second keel with no INTERNAL_API_KEY (development: open access), for
+  // the check that the page then skips the sign-in card.
+  const openPort = await freePort();
+  const openBase = `http://127.0.0.1:${openPort}`;
+  const openDir = mkdtempSync(join(tmpdir(), 'keel-dash-open-'));
+  const keelOpen = startChild('keel (open access)', KEEL_BIN, ['serve', '--host', '127.0.0.1', '--port', String(openPort)], {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: openDir,
+    RUST_LOG: 'warn',
+    NO_COLOR: '1',
+    ENVIRONMENT: 'development',
+    RESILIENCE_PRESET: 'simple',
+  }, openDir);
+  keelOpen.child.on('exit', () => rmSync(openDir, { recursive: true, force: true }));
+  await waitFor('open-access keel /v1/health/ready', async () => (await fetch(`${openBase}/v1/health/ready`)).ok, 30_000, keelOpen);
+  log(`open-access keel ready at ${openBase}`);
+
   // 3. The browser, with the dashboard served under the strict CSP.
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -162,7 +183,7 @@ async function main() {
         problems.push(`CSP: ${m.text()}`);
       }
     });
-    await page.route('**/internal/dashboard', async (route) => {
+    await context.route('**/internal/dashboard', async (route) => {
       const response = await route.fetch();
       const headers = { ...response.headers(), 'content-security-policy': CSP };
       if (process.env.DASHBOARD_HTML) {
@@ -174,7 +195,9 @@ async function main() {
     });
     try {
       await runScenario(page, base);
+      await runOpenAccess(await context.newPage(), openBase);
       if (problems.length) throw new Error(problems.join('; '));
+      await page.evaluate(() => window.scrollTo(0, 0));
       await page.screenshot({ path: join(OUT_DIR, 'dashboard.png'), fullPage: true });
       log(`screenshot: ${join(OUT_DIR, 'dashboard.png')}`);
     } catch (e) {
@@ -205,7 +228,8 @@ async function runScenario(page, base) {
   await page.fill('#key-input', KEY);
   await page.click('#key-submit');
   await row.locator('[data-state="closed"]').waitFor({ timeout: 10_000 });
-  log(`signed in; ${BREAKER} shows closed`);
+  await page.locator('#health-chip[data-status="healthy"]').waitFor({ timeout: 10_000 });
+  log(`signed in; ${BREAKER} shows closed, header says healthy`);
 
   // Fail sentiment jobs upstream until the breaker opens (the local fallback
   // still answers them). Bounded: at most 8 jobs.
@@ -227,16 +251,52 @@ async function runScenario(page, base) {
 
   await row.locator('[data-state="open"]').waitFor({ timeout: 10_000 });
   log(`page shows ${BREAKER} open`);
+
+  // One story: both health endpoints and every place on the page say
+  // degraded, and the page says why.
+  const keyed = { headers: { authorization: `Bearer ${KEY}` } };
+  const publicStatus = (await (await fetch(`${base}/v1/health`)).json()).status;
+  const operatorStatus = (await (await fetch(`${base}/internal/monitoring/health`, keyed)).json()).status;
+  if (publicStatus !== 'degraded' || operatorStatus !== 'degraded') {
+    throw new Error(`health disagrees with an open breaker: /v1/health ${publicStatus}, /internal/monitoring/health ${operatorStatus}`);
+  }
+  await page.locator('#health-chip[data-status="degraded"]').waitFor({ timeout: 10_000 });
+  await page.locator('#health-status[data-status="degraded"]').waitFor({ timeout: 10_000 });
+  await page.locator('#health-reasons li', { hasText: 'openai' }).first().waitFor({ timeout: 10_000 });
+  log('header chip, health card and both health endpoints say degraded, with the breaker as the reason');
+
+  // The trend charts fill from GET /internal/metrics/history (a sample every
+  // 5 s): the fallback answers show as a degraded rate and the breaker strip
+  // of the provider turns open.
+  await page.locator('#chart-rates [data-series="degraded"]').first().waitFor({ timeout: 20_000 });
+  await page.locator('[data-provider="openai"] rect[data-state="open"]').waitFor({ timeout: 20_000 });
+  const reqPoints = Number(await page.locator('#chart-requests').getAttribute('data-points'));
+  if (!(reqPoints >= 1)) throw new Error(`requests chart has no points (${reqPoints})`);
+  log(`trend charts drawn (${reqPoints} request samples; degraded rate and an open strip for openai)`);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(OUT_DIR, 'dashboard-open.png'), fullPage: true });
   const first = await page.locator('#breaker-rows tr').first().getAttribute('data-breaker');
   if (first !== BREAKER) throw new Error(`the open breaker is not listed first (first row: ${first})`);
   const headerText = await page.locator('#summary').innerText();
   if (!/\b1\s+of\s+\d+\s+breakers open/.test(headerText)) throw new Error(`header does not count the open breaker: ${headerText}`);
-  await page.screenshot({ path: join(OUT_DIR, 'dashboard-open.png'), fullPage: true });
 
   await row.locator('[data-action="reset"]').click();
   await row.locator('[data-state="closed"]').waitFor({ timeout: 10_000 });
   log(`clicked Reset; page shows ${BREAKER} closed`);
   await page.locator('#toast', { hasText: 'reset applied' }).waitFor({ timeout: 5_000 });
+  await page.locator('#health-chip[data-status="healthy"]').waitFor({ timeout: 10_000 });
+  log('after Reset the header says healthy again');
+}
+
+// No INTERNAL_API_KEY (development): the page opens on the data, says the
+// access is open, and offers no sign-out.
+async function runOpenAccess(page, base) {
+  await page.goto(`${base}/internal/dashboard`);
+  await page.locator('#dash').waitFor({ state: 'visible', timeout: 10_000 });
+  if (await page.locator('#login').isVisible()) throw new Error('open access: the sign-in card is shown');
+  await page.locator('#summary', { hasText: 'open access' }).waitFor({ timeout: 5_000 });
+  if (await page.locator('#forget-key').isVisible()) throw new Error('open access: a Sign out button is offered');
+  log('open access: no sign-in card, header says open access');
 }
 
 let failed = false;

@@ -19,11 +19,11 @@ cd "$here"
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
 
 cd "$root"
-"${CARGO:-cargo}" build --release --bin keel --example fake_llm
+"${CARGO:-cargo}" build --release --bin keel --bin fake_llm
 
 target="${CARGO_TARGET_DIR:-target}"
 case "$target" in /*) ;; *) target="$root/$target" ;; esac
 
 KEEL_BIN="$target/release/keel" \
-FAKE_LLM_BIN="$target/release/examples/fake_llm" \
+FAKE_LLM_BIN="$target/release/fake_llm" \
   node "$here/dashboard.mjs"

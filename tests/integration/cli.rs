@@ -1,7 +1,9 @@
 //! The built `keel` binary: version, help, and start-up refusals that name
 //! the bad setting.
 
-use std::process::Command;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn keel() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_keel"));
@@ -59,15 +61,207 @@ fn bad_settings_stop_start_up_with_a_clear_message() {
     ];
     for (vars, expected) in cases {
         let mut cmd = keel();
-        cmd.arg("serve");
+        // A free port, never the default 8000 (a `make run` may hold it);
+        // a case may still set BACKEND_PORT itself.
+        cmd.arg("serve").env("BACKEND_PORT", "0");
         for (k, v) in vars {
             cmd.env(k, v);
         }
-        let out = cmd.output().unwrap();
-        assert_eq!(out.status.code(), Some(1), "{vars:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (code, _, stderr) = output_within(cmd, Duration::from_secs(20));
+        assert_eq!(code, Some(1), "{vars:?}");
         assert!(stderr.contains(expected), "{vars:?}: {stderr}");
     }
+}
+
+/// Runs `cmd` to completion with a deadline (a case that unexpectedly
+/// starts serving fails instead of hanging): exit code, stdout, stderr.
+fn output_within(mut cmd: Command, limit: Duration) -> (Option<i32>, String, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let read = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = read(Box::new(child.stdout.take().unwrap()));
+    let err = read(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.code(), out.join().unwrap(), err.join().unwrap())
+}
+
+/// A port held by a listener of the test (what `make run` does to 8000).
+fn busy_port() -> (std::net::TcpListener, u16) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+/// Settings are checked before any socket is bound: a bad provider key on a
+/// busy port is reported as the key, not as the port.
+#[test]
+fn bad_provider_setting_on_a_busy_port_names_the_setting() {
+    let (_held, port) = busy_port();
+    let mut cmd = keel();
+    cmd.args(["serve", "--port", &port.to_string()])
+        .env("AI_PROVIDER", "openai")
+        .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+        .env("OPENAI_API_KEY", "sk-test\u{1}");
+    let (code, stdout, stderr) = output_within(cmd, Duration::from_secs(20));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("OPENAI_API_KEY contains characters not allowed"),
+        "{stderr}"
+    );
+    let all = format!("{stdout}{stderr}");
+    assert!(!all.contains("cannot listen"), "{all}");
+}
+
+/// A busy port is one message (not a log line plus a copy on stderr) that
+/// says how to pick another port.
+#[test]
+fn port_in_use_is_reported_once_with_a_hint() {
+    let (_held, port) = busy_port();
+    let mut cmd = keel();
+    cmd.args(["serve", "--port", &port.to_string()]);
+    let (code, stdout, stderr) = output_within(cmd, Duration::from_secs(20));
+    assert_eq!(code, Some(1), "{stderr}");
+    let all = format!("{stdout}{stderr}");
+    assert_eq!(all.matches("cannot listen on").count(), 1, "{all}");
+    assert!(
+        stderr.contains("--port") && stderr.contains("BACKEND_PORT"),
+        "{stderr}"
+    );
+}
+
+/// Waits until keel answers readiness on `port` (or exits, or 15 s pass).
+fn wait_ready(child: &mut std::process::Child, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !ready_ok(port) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("keel exited early with {status}");
+        }
+        assert!(Instant::now() < deadline, "keel did not become ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn free_port() -> u16 {
+    busy_port().1
+}
+
+/// `keel serve 2>&1 | tee log` and Ctrl-C: `tee` dies first, every later
+/// log write fails with EPIPE. keel must still stop on SIGTERM, within the
+/// grace period, with a clean exit.
+#[test]
+fn sigterm_stops_keel_after_its_log_reader_went_away() {
+    let port = free_port();
+    let mut child = keel()
+        .args(["serve", "--port", &port.to_string()])
+        .env("LOG_LEVEL", "debug")
+        .env("SHUTDOWN_GRACE_SECONDS", "2")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child, port);
+    // The reader goes away: both pipes now have no reader.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    // Requests that log, so the broken pipe is hit before the signal too.
+    for _ in 0..3 {
+        assert!(ready_ok(port));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0), "clean exit after SIGTERM: {status}");
+            break;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("keel did not stop on SIGTERM after its log reader went away");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Logs written to a pipe or a file carry no ANSI colour codes.
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let port = free_port();
+    let mut child = keel()
+        .args(["serve", "--port", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !seen.contains("keel listening") && Instant::now() < deadline {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        seen.push_str(&line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.contains("keel listening"), "{seen}");
+    assert!(
+        !seen.contains('\u{1b}'),
+        "ANSI codes in piped logs: {seen:?}"
+    );
+}
+
+/// `make help` lines up the descriptions of every target, long names too.
+#[test]
+fn make_help_columns_align() {
+    let out = Command::new("make")
+        .args(["--no-print-directory", "-s", "help"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("MAKEFLAGS")
+        .output()
+        .expect("make is installed");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains('\u{1b}'), "colour codes on a pipe: {text:?}");
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        lines.iter().any(|l| l.contains("recommend-resil-preset")),
+        "{text}"
+    );
+    // Where each description starts: after the name and its padding.
+    let columns: Vec<usize> = lines
+        .iter()
+        .map(|l| {
+            let name_end = l.trim_start().find(' ').unwrap() + (l.len() - l.trim_start().len());
+            name_end + l[name_end..].len() - l[name_end..].trim_start().len()
+        })
+        .collect();
+    assert!(columns.windows(2).all(|w| w[0] == w[1]), "{text}");
 }
 
 fn run(args: &[&str], vars: &[(&str, &str)]) -> (i32, String, String) {
@@ -165,7 +359,19 @@ fn config_commands() {
         ("CIRCUIT_BREAKER_RECOVERY_TIMEOUT", "120"),
         ("DEFAULT_RESILIENCE_STRATEGY", "conservative"),
     ];
+    // No preset in force (simple): production is closer by score but
+    // would change summarize, sentiment and qa, so the plan keeps simple.
     let (code, out, _) = run(&["config", "migrate", "--format", "env"], &legacy);
+    assert_eq!(code, 0);
+    assert!(out.contains("RESILIENCE_PRESET=simple"), "{out}");
+    assert!(
+        out.contains("'production' scores higher but would change"),
+        "{out}"
+    );
+    // With production in force, production it is.
+    let mut on_production = legacy.to_vec();
+    on_production.push(("RESILIENCE_PRESET", "production"));
+    let (code, out, _) = run(&["config", "migrate", "--format", "env"], &on_production);
     assert_eq!(code, 0);
     assert!(out.contains("RESILIENCE_PRESET=production"), "{out}");
     let (code, _, _) = run(&["config", "migrate", "--format", "yaml"], &[]);

@@ -210,3 +210,55 @@ async fn a_full_bulkhead_fails_over_or_answers_503() {
         }
     }
 }
+
+/// A caller that joins an identical request already in progress (single
+/// flight) still gets its own `Request-Timeout`: it must not wait out the
+/// leader's much longer deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_flight_follower_keeps_its_own_deadline() {
+    let upstream = crate::support::fake(FakeLlmConfig {
+        latency_ms: 4_000,
+        ..Default::default()
+    })
+    .await;
+    let base = upstream.openai_base_url();
+    let s = start(&[
+        ("OPENAI_BASE_URL", &base),
+        ("AI_FALLBACK_PROVIDERS", "none"),
+        ("RESILIENCE_CUSTOM_CONFIG", r#"{"retry_attempts": 1}"#),
+    ])
+    .await;
+    let body = json!({"text": ARTICLE, "operation": "summarize"});
+    let leader = {
+        let request = s
+            .client
+            .post(s.url("/v1/text_processing/process"))
+            .json(&body);
+        tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
+    };
+    // Let the leader reach the upstream first.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        upstream.stats().requests_total,
+        1,
+        "the leader is in flight"
+    );
+    let started = std::time::Instant::now();
+    let r = s
+        .send(
+            s.client
+                .post(s.url("/v1/text_processing/process"))
+                .header("request-timeout", "1")
+                .json(&body),
+        )
+        .await;
+    let waited = started.elapsed();
+    assert_eq!(r.assert_error(504), "GATEWAY_TIMEOUT");
+    assert!(
+        waited < std::time::Duration::from_millis(2_000),
+        "the follower waited {waited:?}"
+    );
+    // The follower joined the leader's flight: no second upstream call.
+    assert_eq!(upstream.stats().requests_total, 1);
+    assert_eq!(leader.await.unwrap().unwrap(), 200);
+}

@@ -104,10 +104,7 @@ impl Provider for Scripted {
                     model: "scripted".into(),
                     usage: None,
                 }),
-                Step::Fail(status) => err(ProviderErrorKind::Status {
-                    status,
-                    message: "scripted".into(),
-                }),
+                Step::Fail(status) => err(ProviderErrorKind::Status { status }),
                 Step::RateLimited(after) => Err(ProviderError {
                     provider: self.kind,
                     kind: ProviderErrorKind::RateLimited,

@@ -97,6 +97,13 @@ impl Reply {
             self.body
         );
         assert!(self.body["timestamp"].as_str().is_some(), "{}", self.body);
+        // FastAPI's `detail`, for the reference's clients.
+        let detail = &self.body["detail"];
+        match status {
+            401 => assert!(detail["message"].is_string(), "{}", self.body),
+            422 => assert!(detail[0]["loc"].is_array(), "{}", self.body),
+            _ => assert!(detail.is_string(), "{}", self.body),
+        }
         let id = self.body["request_id"].as_str().expect("request_id");
         assert_eq!(
             Some(id),
@@ -170,6 +177,8 @@ pub fn assert_answer_shape(body: &Value) {
             );
             let c = s["confidence"].as_f64().expect("confidence");
             assert!((0.0..=1.0).contains(&c), "{body}");
+            // Two decimals at most, as the README's examples show.
+            assert_eq!((c * 100.0).round() / 100.0, c, "{body}");
         }
         "key_points" => {
             let points = body["key_points"].as_array().expect("key_points");

@@ -86,6 +86,34 @@ async fn a_rejected_key_is_a_permanent_502_without_fallback() {
     let r = s.process(all_operations()[0].clone()).await;
     assert_eq!(r.assert_error(502), "AI_SERVICE_ERROR");
     assert_eq!(r.body["details"]["class"], json!("permanent"));
+    // The upstream's own error text ("Incorrect API key provided") and its
+    // address are the operator's business: the client sees keel's wording.
+    let text = r.body.to_string();
+    assert!(!text.contains("Incorrect API key"), "{text}");
+    assert!(!text.contains(&base), "{text}");
+    assert!(text.contains("upstream answered HTTP 401"), "{text}");
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_does_not_reveal_its_address() {
+    // A port nobody listens on: connection refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let s = start(&[
+        ("OPENAI_BASE_URL", &base),
+        ("AI_FALLBACK_PROVIDERS", "none"),
+        ("RESILIENCE_CUSTOM_CONFIG", ONE_ATTEMPT),
+    ])
+    .await;
+    let r = s.process(all_operations()[1].clone()).await;
+    assert_eq!(r.assert_error(503), "SERVICE_UNAVAILABLE");
+    let text = r.body.to_string();
+    assert!(!text.contains(&format!("127.0.0.1:{port}")), "{text}");
+    assert!(text.contains("could not connect"), "{text}");
 }
 
 #[tokio::test]

@@ -49,8 +49,8 @@ async fn field_rules_answer_422_naming_the_field() {
             "num_questions",
         ),
         (
-            json!({"text": ARTICLE, "operation": "summarize", "options": {"max_lenght": 50}}),
-            "max_lenght",
+            json!({"text": ARTICLE, "operation": "summarize", "options": {"max_length": "x"}}),
+            "max_length",
         ),
     ];
     for (body, field) in cases {

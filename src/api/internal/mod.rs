@@ -23,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/monitoring/health", get(monitoring::health))
         .route("/metrics", get(monitoring::prometheus))
         .route("/metrics/summary", get(monitoring::summary))
+        .route("/metrics/history", get(monitoring::history))
         .route("/cache", axum::routing::delete(cache::clear))
         .route("/cache/status", get(cache::status))
         .route("/cache/metrics", get(cache::metrics))
@@ -89,9 +90,14 @@ pub async fn index(_: OperatorKey) -> Json<Value> {
         "message": "keel operator API",
         "version": env!("CARGO_PKG_VERSION"),
         "endpoints": {
-            "dashboard": "GET /internal/dashboard",
+            // A list like every other group, as the OpenAPI document says.
+            "dashboard": ["GET /internal/dashboard"],
             "monitoring": ["GET /internal/monitoring/health"],
-            "metrics": ["GET /internal/metrics", "GET /internal/metrics/summary"],
+            "metrics": [
+                "GET /internal/metrics",
+                "GET /internal/metrics/summary",
+                "GET /internal/metrics/history"
+            ],
             "cache": [
                 "GET /internal/cache/status",
                 "GET /internal/cache/metrics",

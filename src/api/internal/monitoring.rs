@@ -48,7 +48,8 @@ fn system_figures() -> Value {
     })
 }
 
-/// `GET /internal/monitoring/health`.
+/// `GET /internal/monitoring/health`: the shared health verdict
+/// ([`crate::health::evaluate`]) with component detail and system figures.
 pub async fn health(
     State(state): State<AppState>,
     _: OperatorKey,
@@ -70,14 +71,16 @@ pub async fn health(
         .iter()
         .map(|b| json!({"name": b.name(), "state": b.state()}))
         .collect();
-    let actors_alive = engine.actors_alive();
+    let report = crate::health::evaluate(engine);
     Ok(Json(json!({
-        "status": if actors_alive { "healthy" } else { "unhealthy" },
+        "status": report.status,
+        "reasons": report.reasons,
+        "checks": report.checks,
         "timestamp": crate::time::now_rfc3339(),
         "uptime_seconds": engine.uptime().as_secs(),
         "components": {
             "actors": {
-                "healthy": actors_alive,
+                "healthy": report.checks.actors.status == crate::health::Status::Healthy,
                 "restarts": engine.metrics().all_restarts().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
             },
             "providers": providers,
@@ -154,4 +157,81 @@ pub async fn prometheus(
 /// `GET /internal/rate-limits`: limits in force, counters and Redis state.
 pub async fn rate_limits(State(state): State<AppState>, _: OperatorKey) -> Json<Value> {
     Json(json!(state.engine.rate_limiter().stats()))
+}
+
+/// How far back `GET /internal/metrics/history` looks when `minutes` is not
+/// given.
+const DEFAULT_HISTORY_MINUTES: u64 = 15;
+
+/// `GET /internal/metrics/history?minutes=15`: the aggregator's time series
+/// (one sample every 5 s, the last 60 minutes at most) for the dashboard's
+/// charts. `minutes` is a whole number from 1 to the retention (60);
+/// anything else is a 422 naming the parameter and the allowed range.
+pub async fn history(
+    State(state): State<AppState>,
+    _: OperatorKey,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Json<crate::actors::metrics_history::HistoryView>, ApiError> {
+    let minutes = history_minutes(query.as_deref())?;
+    state
+        .engine
+        .metrics_history(std::time::Duration::from_secs(minutes * 60))
+        .await
+        .map(Json)
+        .ok_or_else(|| ApiError::Internal("metrics aggregator unavailable".into()))
+}
+
+/// Reads `minutes` from the query string (other parameters are refused so a
+/// typo such as `?minute=5` is not silently ignored).
+fn history_minutes(query: Option<&str>) -> Result<u64, ApiError> {
+    let retention = crate::actors::metrics_history::RETENTION.as_secs() / 60;
+    let allowed = format!("a whole number of minutes from 1 to {retention}");
+    let mut minutes = DEFAULT_HISTORY_MINUTES;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name != "minutes" {
+            return Err(ApiError::Validation {
+                message: format!("unknown query parameter {name:?}: allowed: minutes"),
+                details: Some(json!({ "field": name, "in": "query", "allowed": ["minutes"] })),
+            });
+        }
+        minutes = value
+            .parse::<u64>()
+            .ok()
+            .filter(|m| (1..=retention).contains(m))
+            .ok_or_else(|| ApiError::Validation {
+                message: format!("minutes={value:?} is not valid: allowed: {allowed}"),
+                details: Some(json!({ "field": "minutes", "in": "query", "allowed": allowed })),
+            })?;
+    }
+    Ok(minutes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_minutes_defaults_and_bounds() {
+        assert_eq!(history_minutes(None).ok(), Some(DEFAULT_HISTORY_MINUTES));
+        assert_eq!(
+            history_minutes(Some("")).ok(),
+            Some(DEFAULT_HISTORY_MINUTES)
+        );
+        assert_eq!(history_minutes(Some("minutes=1")).ok(), Some(1));
+        assert_eq!(history_minutes(Some("minutes=60")).ok(), Some(60));
+        for bad in [
+            "minutes=0",
+            "minutes=61",
+            "minutes=abc",
+            "minutes=",
+            "minute=5",
+        ] {
+            let err = history_minutes(Some(bad)).err();
+            assert!(
+                matches!(err, Some(ApiError::Validation { .. })),
+                "{bad} must be refused"
+            );
+        }
+    }
 }

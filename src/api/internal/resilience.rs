@@ -15,8 +15,11 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// `GET /internal/resilience/health`.
+/// `GET /internal/resilience/health`: `status` and `reasons` are the shared
+/// verdict ([`crate::health::evaluate`]); `healthy` is the resilience part of
+/// it (actors run, no breaker finding).
 pub async fn health(State(state): State<AppState>, _: OperatorKey) -> Json<Value> {
+    let report = crate::health::evaluate(&state.engine);
     let breakers = state.engine.resilience().breakers();
     let names_in = |states: &[BreakerState]| -> Vec<String> {
         breakers
@@ -27,10 +30,12 @@ pub async fn health(State(state): State<AppState>, _: OperatorKey) -> Json<Value
     };
     let open = names_in(&[BreakerState::Open, BreakerState::ForcedOpen]);
     let half_open = names_in(&[BreakerState::HalfOpen]);
-    let healthy = open.is_empty() && state.engine.actors_alive();
+    let healthy = report.resilience_healthy();
     Json(json!({
         "healthy": healthy,
-        "status": if healthy { "healthy" } else { "degraded" },
+        "status": report.status,
+        "reasons": report.reasons,
+        "checks": report.checks,
         "details": {
             "healthy": healthy,
             "open_circuit_breakers": open,

@@ -122,8 +122,9 @@ impl Field {
         }
     }
 
-    /// The field's type and range: the contract of ARCHITECTURE §3 plus the
-    /// keel extensions (half-open calls and the rate rules).
+    /// The field's type and range: the documented custom-config contract
+    /// (README "Presets") plus the keel extensions (half-open calls and the
+    /// rate rules).
     pub(crate) fn kind(self) -> Kind {
         match self {
             Field::RetryAttempts => Kind::Int { min: 1, max: 10 },
@@ -399,6 +400,55 @@ impl CustomConfig {
             }
         }
         out
+    }
+}
+
+impl CustomConfig {
+    /// The JSON Schema of a custom-configuration document, built from the
+    /// field table above so the OpenAPI documents and the validator cannot
+    /// disagree: a non-empty object of the known fields only, each with its
+    /// type and inclusive range.
+    pub fn json_schema() -> utoipa::openapi::schema::Schema {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+        let strategy = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(STRATEGY_LIST.split(" | ")))
+        };
+        let mut doc = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .min_properties(Some(1))
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .description(Some(
+                "A custom resilience configuration (`RESILIENCE_CUSTOM_CONFIG`): a non-empty \
+                 object of these fields only; each set field replaces that policy field for \
+                 every operation.",
+            ));
+        for field in Field::ALL {
+            let schema = match field.kind() {
+                Kind::Int { min, max } => ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(min))
+                    .maximum(Some(max)),
+                Kind::Float { min, max } => ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .minimum(Some(min))
+                    .maximum(Some(max)),
+                Kind::Bool => ObjectBuilder::new().schema_type(Type::Boolean),
+                Kind::Strategy => strategy(),
+                Kind::Overrides => {
+                    let mut o = ObjectBuilder::new()
+                        .schema_type(Type::Object)
+                        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+                    for op in Operation::ALL {
+                        o = o.property(op.as_str(), strategy());
+                    }
+                    o
+                }
+            };
+            doc = doc.property(field.name(), schema);
+        }
+        doc.build().into()
     }
 }
 

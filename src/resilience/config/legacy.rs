@@ -1,5 +1,5 @@
 //! The reference project's legacy resilience environment variables, mapped to
-//! custom-configuration fields (REFERENCE §2, migrate).
+//! custom-configuration fields (the variable names its deployments use).
 //!
 //! keel honours them as the top layer of the configuration (defaults < preset
 //! < custom < legacy) so an old deployment keeps its behaviour, and `keel

@@ -1,27 +1,34 @@
-//! `keel config migrate`: turns legacy resilience variables into a preset plus
-//! a minimal `RESILIENCE_CUSTOM_CONFIG` (REFERENCE §2, migrate-config).
+//! `keel config migrate`: turns the legacy resilience variables of the
+//! reference project (`RETRY_*`, `CIRCUIT_BREAKER_*`, `*_RESILIENCE_STRATEGY`,
+//! see `legacy.rs`) into a preset plus a minimal `RESILIENCE_CUSTOM_CONFIG`
+//! that keeps **every operation's effective policy exactly as it is today**.
 //!
-//! Choosing the preset follows the reference's scoring: each comparable
+//! "Today" is what the legacy deployment runs: its `RESILIENCE_PRESET`
+//! (`simple` when unset) with its `RESILIENCE_CUSTOM_CONFIG` and the legacy
+//! variables on top. Presets are tried best score first; the first whose
+//! minimal document reproduces today's policies for all five operations is
+//! recommended. The preset in force always qualifies (its document is the
+//! legacy values), so a migration never changes behaviour; when a closer
+//! preset would, the reasoning says which operations it would change.
+//!
+//! The score follows the reference's formula: each comparable
 //! setting adds `weight · similarity` (retry .3, threshold .25, recovery .2,
 //! default strategy .15, per-operation strategies .1; numeric similarity
 //! `1 - |a-b| / max(a,b,1)`), normalised by the weights present; HIGH ≥ .9,
 //! MEDIUM ≥ .7, else LOW; ties go to the earlier preset (simple, development,
 //! production).
 //!
-//! Unlike the reference, the custom document is minimal *with respect to
-//! keel's resolution*: a field is left out only when the recommended preset
-//! already resolves every operation to the same policy without it. So
-//! `RESILIENCE_PRESET=<recommended>` + the printed document behaves exactly
-//! like `<recommended>` with the legacy variables applied (legacy variables
-//! act on every operation, as custom fields do). An existing valid
+//! The custom document is minimal *with respect to keel's resolution*: a
+//! field is left out only when the recommended preset already resolves
+//! every operation to the same policy without it. An existing valid
 //! `RESILIENCE_CUSTOM_CONFIG` is folded in (legacy values win), because the
 //! printed document replaces it.
 
 use super::custom::Field;
 use super::legacy::{self, LegacyLayer};
 use super::{
-    CUSTOM_CONFIG_VAR, CustomConfig, OperationPolicy, PRESET_VAR, Preset, Strategy, preset_ref,
-    presets_ref, resolve_policies, validate_custom_value,
+    CUSTOM_CONFIG_VAR, CustomConfig, DEFAULT_PRESET, OperationPolicy, PRESET_VAR, Preset, Strategy,
+    preset_ref, presets_ref, resolve_policies, validate_custom_value,
 };
 use crate::config::EnvSource;
 use crate::job::Operation;
@@ -215,17 +222,87 @@ pub fn migrate(env: &dyn EnvSource) -> Migration {
     }
 
     let full = existing.unwrap_or_default().merged_with(&legacy.config);
-    let (name, score) = best_preset(&full).unwrap_or(("simple", 0.5));
+    // What the deployment runs today: its preset with its custom document
+    // and the legacy layer on top.
+    let in_force = current_preset.unwrap_or(DEFAULT_PRESET);
+    let today = preset_ref(in_force)
+        .and_then(|p| resolve_policies(p, existing.as_ref(), &legacy))
+        .map(|r| r.policies);
     let scores = preset_scores(&full).unwrap_or_default();
+    let score_of = |name: &str| {
+        scores
+            .iter()
+            .find(|(p, _)| p.name == name)
+            .map_or(0.5, |(_, s)| *s)
+    };
+    // Best score first; the sort is stable, so ties keep preset order.
+    let mut ranked: Vec<&'static Preset> = scores.iter().map(|(p, _)| *p).collect();
+    ranked.sort_by(|a, b| score_of(&b.name).total_cmp(&score_of(&a.name)));
+    if let Ok(p) = preset_ref(in_force)
+        && !ranked.iter().any(|r| r.name == p.name)
+    {
+        ranked.push(p);
+    }
+    let exact = |preset: &'static Preset| -> Option<CustomConfig> {
+        let today = today.as_ref().ok()?;
+        let minimal = minimize(preset, &full).ok()?;
+        (policies(preset, &minimal).ok()? == *today).then_some(minimal)
+    };
+    let chosen = ranked
+        .iter()
+        .find_map(|p| exact(p).map(|m| (p.name.as_str(), m)));
+    let closest = ranked.first().map(|p| p.name.as_str());
     let score_list = scores
         .iter()
         .map(|(p, s)| format!("{} {s:.2}", p.name))
         .collect::<Vec<_>>()
         .join(", ");
-    let reasoning = format!(
-        "'{name}' is the closest preset to the legacy settings (compatibility score {:.0}%; {score_list})",
-        score * 100.0
-    );
+    let (name, minimal, reasoning) = match chosen {
+        Some((name, minimal)) => {
+            let score = score_of(name);
+            let mut why = format!(
+                "'{name}' with the custom document keeps every operation's policy exactly as today (compatibility score {:.0}%{})",
+                score * 100.0,
+                if score_list.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {score_list}")
+                }
+            );
+            if let Some(closer) = closest.filter(|c| *c != name) {
+                let changes = today
+                    .as_ref()
+                    .ok()
+                    .and_then(|t| changes_on(preset_ref(closer).ok()?, &full, t));
+                why.push_str(&format!(
+                    "; '{closer}' scores higher but would change {}",
+                    changes.unwrap_or_else(|| "the resolved policies".to_string())
+                ));
+            }
+            (name, minimal, why)
+        }
+        None => {
+            // Only when today's configuration does not resolve (the
+            // legacy values contradict the custom document): say so and
+            // fall back to the closest preset with every legacy value.
+            let name = closest.unwrap_or(in_force);
+            if let Err(e) = &today {
+                warnings.push(format!(
+                    "The current configuration does not resolve ({e}); the plan cannot be checked against it"
+                ));
+            }
+            let minimal = preset_ref(name)
+                .ok()
+                .and_then(|p| minimize(p, &full).ok())
+                .unwrap_or(full);
+            let why = format!(
+                "'{name}' is the closest preset to the legacy settings (compatibility score {:.0}%; {score_list})",
+                score_of(name) * 100.0
+            );
+            (name, minimal, why)
+        }
+    };
+    let score = score_of(name);
 
     warnings.extend(doubtful_settings(&full));
     if existing.is_some() {
@@ -233,29 +310,6 @@ pub fn migrate(env: &dyn EnvSource) -> Migration {
             "The current {CUSTOM_CONFIG_VAR} was folded into the new one (legacy values win)"
         ));
     }
-    if let Some(current) = current_preset
-        && current != name
-    {
-        warnings.push(format!(
-            "{PRESET_VAR} is currently '{current}'; switching to '{name}' changes the strategies of operations the legacy variables do not pin (see `keel presets show {name}`)"
-        ));
-    }
-
-    let minimal = match preset_ref(name) {
-        Ok(preset) => match minimize(preset, &full) {
-            Ok(m) => m,
-            Err(e) => {
-                warnings.push(format!(
-                    "The legacy settings are inconsistent on preset '{name}': {e}"
-                ));
-                full
-            }
-        },
-        Err(e) => {
-            warnings.push(e.to_string());
-            full
-        }
-    };
     let custom_config = (!minimal.is_empty()).then(|| minimal.to_value());
     if let Some(v) = &custom_config {
         let report = validate_custom_value(v);
@@ -355,6 +409,57 @@ fn doubtful_settings(c: &CustomConfig) -> Vec<String> {
     out
 }
 
+/// What `preset` + the minimal document for `full` would change against
+/// `today`, e.g. "summarize (deadline 30 s -> 120 s, recovery 60 s -> 120 s)";
+/// `None` when it changes nothing or does not resolve.
+fn changes_on(
+    preset: &'static Preset,
+    full: &CustomConfig,
+    today: &[OperationPolicy; 5],
+) -> Option<String> {
+    let after = policies(preset, &minimize(preset, full).ok()?).ok()?;
+    let secs = |d: std::time::Duration| format!("{} s", d.as_secs_f64());
+    let parts: Vec<String> = Operation::ALL
+        .iter()
+        .zip(today.iter().zip(after.iter()))
+        .filter(|(_, (a, b))| a != b)
+        .map(|(op, (a, b))| {
+            let mut what = Vec::new();
+            if a.strategy != b.strategy {
+                what.push(format!("strategy {} -> {}", a.strategy, b.strategy));
+            }
+            if a.max_attempts != b.max_attempts {
+                what.push(format!("attempts {} -> {}", a.max_attempts, b.max_attempts));
+            }
+            if a.max_delay != b.max_delay {
+                what.push(format!(
+                    "deadline {} -> {}",
+                    secs(a.max_delay),
+                    secs(b.max_delay)
+                ));
+            }
+            if a.failure_threshold != b.failure_threshold {
+                what.push(format!(
+                    "threshold {} -> {}",
+                    a.failure_threshold, b.failure_threshold
+                ));
+            }
+            if a.recovery_timeout != b.recovery_timeout {
+                what.push(format!(
+                    "recovery {} -> {}",
+                    secs(a.recovery_timeout),
+                    secs(b.recovery_timeout)
+                ));
+            }
+            if what.is_empty() {
+                what.push("backoff".to_string());
+            }
+            format!("{} ({})", op.as_str(), what.join(", "))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 /// The resolved policies of `preset` + `custom`.
 fn policies(
     preset: &'static Preset,
@@ -424,6 +529,7 @@ pub fn render_migration(m: &Migration, format: MigrationFormat) -> String {
             m.confidence, m.score
         ),
     ];
+    out.push(format!("# why: {}", m.reasoning));
     for w in &m.warnings {
         out.push(format!("# warning: {w}"));
     }
@@ -498,7 +604,6 @@ pub fn render_migration(m: &Migration, format: MigrationFormat) -> String {
 mod tests {
     use super::*;
     use crate::config::MapEnv;
-    use crate::resilience::config::resolve;
     use serde_json::json;
 
     #[test]
@@ -515,6 +620,7 @@ mod tests {
     #[test]
     fn production_like_legacy_set() {
         let env = MapEnv::new(&[
+            ("RESILIENCE_PRESET", "production"),
             ("RETRY_MAX_ATTEMPTS", "5"),
             ("CIRCUIT_BREAKER_FAILURE_THRESHOLD", "10"),
             ("CIRCUIT_BREAKER_RECOVERY_TIMEOUT", "120"),
@@ -537,11 +643,131 @@ mod tests {
             }))
         );
         assert_eq!(m.legacy_vars.len(), 6);
+        assert_same_policies(&env, &m);
         assert!(
             m.steps
                 .iter()
                 .any(|s| s.contains("Unset the legacy variables"))
         );
+    }
+
+    /// Reads `KEY=VALUE` lines (single-quoted values unquoted) of the
+    /// rendered `.env` plan, as a deployment would.
+    fn env_of(text: &str) -> MapEnv {
+        let pairs: Vec<(String, String)> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains('='))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| {
+                let v = v
+                    .strip_prefix('\'')
+                    .and_then(|v| v.strip_suffix('\''))
+                    .map_or(v.to_string(), |v| v.replace(r"'\''", "'"));
+                (k.to_string(), v)
+            })
+            .collect();
+        let refs: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        MapEnv::new(&refs)
+    }
+
+    /// The effective policy of every operation is the same before (the
+    /// legacy environment, through the real loader) and after (the rendered
+    /// `.env` plan, through the real loader).
+    fn assert_same_policies(legacy_env: &MapEnv, m: &Migration) {
+        let before = crate::resilience::config::load(legacy_env).expect("the legacy env loads");
+        let rendered = render_migration(m, MigrationFormat::Env);
+        let after = crate::resilience::config::load(&env_of(&rendered))
+            .unwrap_or_else(|e| panic!("the migrated env loads: {e}\n{rendered}"));
+        assert_eq!(after.preset, m.recommended_preset, "{rendered}");
+        for (i, op) in Operation::ALL.iter().enumerate() {
+            assert_eq!(
+                before.policies[i], after.policies[i],
+                "{op:?} changes after migrating\n{rendered}\nreasoning: {}",
+                m.reasoning
+            );
+        }
+    }
+
+    /// Issue example and every variable alone, with and without a preset
+    /// or custom document in force: the migration never changes what any
+    /// operation does.
+    #[test]
+    fn migration_preserves_every_operations_effective_policy() {
+        let singles = [
+            ("RETRY_MAX_ATTEMPTS", "4"),
+            ("CIRCUIT_BREAKER_FAILURE_THRESHOLD", "7"),
+            ("CIRCUIT_BREAKER_RECOVERY_TIMEOUT", "90"),
+            ("DEFAULT_RESILIENCE_STRATEGY", "critical"),
+            ("RETRY_MAX_DELAY", "45"),
+            ("RETRY_EXPONENTIAL_MULTIPLIER", "2.0"),
+            ("RETRY_EXPONENTIAL_MIN", "1.5"),
+            ("RETRY_EXPONENTIAL_MAX", "20"),
+            ("RETRY_JITTER_ENABLED", "false"),
+            ("RETRY_JITTER_MAX", "3.5"),
+            ("SUMMARIZE_RESILIENCE_STRATEGY", "aggressive"),
+            ("QA_RESILIENCE_STRATEGY", "critical"),
+        ];
+        let mut cases: Vec<Vec<(&str, &str)>> = vec![
+            vec![],
+            vec![
+                ("RETRY_MAX_ATTEMPTS", "4"),
+                ("CIRCUIT_BREAKER_FAILURE_THRESHOLD", "7"),
+            ],
+            vec![
+                ("RETRY_MAX_ATTEMPTS", "2"),
+                ("CIRCUIT_BREAKER_FAILURE_THRESHOLD", "3"),
+                ("DEFAULT_RESILIENCE_STRATEGY", "aggressive"),
+                ("QA_RESILIENCE_STRATEGY", "balanced"),
+                ("SUMMARIZE_RESILIENCE_STRATEGY", "critical"),
+                ("RETRY_JITTER_ENABLED", "false"),
+            ],
+        ];
+        cases.extend(singles.iter().map(|v| vec![*v]));
+        let contexts: [&[(&str, &str)]; 4] = [
+            &[],
+            &[("RESILIENCE_PRESET", "production")],
+            &[("RESILIENCE_PRESET", "development")],
+            &[("RESILIENCE_CUSTOM_CONFIG", r#"{"recovery_timeout": 120}"#)],
+        ];
+        let mut checked = 0;
+        for vars in &cases {
+            for context in contexts {
+                let all: Vec<(&str, &str)> = context.iter().chain(vars.iter()).copied().collect();
+                let env = MapEnv::new(&all);
+                let m = migrate(&env);
+                assert_same_policies(&env, &m);
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, cases.len() * contexts.len());
+    }
+
+    /// The issue's example: production scores higher, but it would change
+    /// summarize, sentiment and qa; the plan keeps simple (in force) with a
+    /// custom document and says what production would have changed.
+    #[test]
+    fn a_closer_preset_that_changes_behaviour_is_not_recommended() {
+        let env = MapEnv::new(&[
+            ("RETRY_MAX_ATTEMPTS", "4"),
+            ("CIRCUIT_BREAKER_FAILURE_THRESHOLD", "7"),
+        ]);
+        let m = migrate(&env);
+        assert_eq!(m.recommended_preset, "simple", "{m:?}");
+        assert_eq!(
+            m.custom_config,
+            Some(json!({"retry_attempts": 4, "circuit_breaker_threshold": 7}))
+        );
+        assert!(
+            m.reasoning
+                .contains("'production' scores higher but would change"),
+            "{}",
+            m.reasoning
+        );
+        assert!(m.reasoning.contains("deadline"), "{}", m.reasoning);
+        assert_same_policies(&env, &m);
     }
 
     #[test]
@@ -556,19 +782,13 @@ mod tests {
         ];
         let legacy_env = MapEnv::new(&vars);
         let m = migrate(&legacy_env);
-        assert_eq!(m.recommended_preset, "development");
-        let custom = m
-            .custom_config
-            .as_ref()
-            .map(|v| CustomConfig::from_value(v).expect("valid"));
-        let before = resolve(&m.recommended_preset, None, &legacy_env).expect("legacy ok");
-        let after = resolve(&m.recommended_preset, custom.as_ref(), &MapEnv::default())
-            .expect("migrated ok");
-        assert_eq!(before.policies, after.policies);
-        // Minimal: qa=balanced and the aggressive default are development's own.
-        let v = m.custom_config.expect("some");
-        assert!(v.get("default_strategy").is_none(), "{v}");
-        assert_eq!(v["operation_overrides"], json!({"summarize": "critical"}));
+        assert_same_policies(&legacy_env, &m);
+        let v = m.custom_config.clone().expect("some");
+        assert_eq!(
+            v["operation_overrides"]["summarize"],
+            json!("critical"),
+            "{v}"
+        );
         assert_eq!(v["jitter_enabled"], json!(false));
     }
 
@@ -591,9 +811,11 @@ mod tests {
                 .iter()
                 .any(|w| w.contains("CIRCUIT_BREAKER_FAILURE_THRESHOLD=\"99\""))
         );
-        // Only recovery 30 remains: development's number.
-        assert_eq!(m.recommended_preset, "development");
         assert_eq!(m.legacy_vars.len(), 3);
+        assert_same_policies(
+            &MapEnv::new(&[("CIRCUIT_BREAKER_RECOVERY_TIMEOUT", "30")]),
+            &m,
+        );
     }
 
     #[test]
@@ -610,10 +832,12 @@ mod tests {
         // 4 vs 3 (simple) = .75, vs 5 (production) = .8.
         assert_eq!(best_preset(&c), Some(("production", 0.8)));
         assert_eq!(best_preset(&CustomConfig::default()), None);
+        // Closest by score is production, but only simple (in force)
+        // keeps the policies: 4 vs 3 = .75, MEDIUM.
         let m = migrate(&MapEnv::new(&[("RETRY_MAX_ATTEMPTS", "4")]));
         assert_eq!(
             (m.recommended_preset.as_str(), m.confidence.as_str()),
-            ("production", "MEDIUM")
+            ("simple", "MEDIUM")
         );
     }
 
@@ -637,7 +861,11 @@ mod tests {
 
     #[test]
     fn formats_render() {
-        let env = MapEnv::new(&[("RETRY_MAX_ATTEMPTS", "4"), ("RETRY_MAX_DELAY", "45")]);
+        let env = MapEnv::new(&[
+            ("RESILIENCE_PRESET", "production"),
+            ("RETRY_MAX_ATTEMPTS", "4"),
+            ("RETRY_MAX_DELAY", "45"),
+        ]);
         let m = migrate(&env);
         let bash = render_migration(&m, MigrationFormat::Bash);
         assert!(bash.starts_with("#!/usr/bin/env bash\n"));

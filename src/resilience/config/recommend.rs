@@ -1,4 +1,4 @@
-//! Preset recommendation from an environment name (REFERENCE §2): an exact
+//! Preset recommendation from an environment name (the reference project's rules): an exact
 //! name table first, then substring patterns checked in a fixed order
 //! (staging-like → production .70, development-like → development .75,
 //! production-like → production .75, else simple .40).

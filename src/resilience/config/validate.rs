@@ -244,7 +244,8 @@ fn closest_field(key: &str) -> Option<Field> {
 }
 
 /// Levenshtein distance over bytes (keys are ASCII; others just score high).
-fn edit_distance(a: &str, b: &str) -> usize {
+/// Also suggests misspelt option names in the public API.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.iter().enumerate() {

@@ -1,5 +1,5 @@
 //! `fake_llm`: run keel's fake LLM upstream as a standalone server for demos
-//! and load benchmarks, e.g. `cargo run --example fake_llm -- --error-rate 0.3`.
+//! and load benchmarks, e.g. `cargo run --release --bin fake_llm -- --error-rate 0.3` (`make fake-llm`).
 //!
 //! A thin clap CLI over `keel::fake_llm`: every flag maps to one
 //! `FakeLlmConfig` field (defaults match `FakeLlmConfig::default()`), and the
