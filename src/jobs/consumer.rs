@@ -119,6 +119,12 @@ async fn consume(jobs: Arc<Jobs>) {
         if jobs.stopping.load(Relaxed) {
             return std::future::pending().await;
         }
+        if jobs
+            .pause_changed
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            paused_checked = None;
+        }
         if paused_checked.is_none_or(|t| t.elapsed() >= PAUSE_CHECK) {
             if let Ok(p) = jobs.store.is_paused().await {
                 paused = p;

@@ -430,6 +430,9 @@ pub struct Jobs {
     engine: OnceLock<WeakEngine>,
     /// True once shutdown began: no new deliveries.
     stopping: AtomicBool,
+    /// Set by a pause or resume through this instance: the consumer re-reads
+    /// the pause flag before its next claim instead of trusting its cached copy.
+    pause_changed: AtomicBool,
     /// Counters.
     pub metrics: JobMetrics,
     /// The webhook client, built on first use (so start-up needs no TLS
@@ -467,6 +470,7 @@ impl Jobs {
             running: DashMap::new(),
             engine: OnceLock::new(),
             stopping: AtomicBool::new(false),
+            pause_changed: AtomicBool::new(false),
             metrics: JobMetrics::default(),
             http: OnceLock::new(),
         }))
@@ -720,9 +724,9 @@ impl Jobs {
     /// Stops (true) or restarts (false) consumption on every instance.
     pub async fn set_paused(&self, paused: bool) -> Result<(), JobsError> {
         self.store.set_paused(paused).await?;
-        if !paused {
-            self.wake.notify_one();
-        }
+        self.pause_changed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.wake.notify_one();
         Ok(())
     }
 

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// Set in durable mode: the directory of the append-only file, kept
+    /// across [`RedisServer::restart`] and removed on drop.
+    dir: Option<std::path::PathBuf>,
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -41,27 +44,71 @@ impl RedisServer {
         }
     }
 
+    /// Like [`RedisServer::start`], but durable: `--appendonly yes
+    /// --appendfsync always` in a private directory, so what was written
+    /// before a [`RedisServer::kill`] is there after [`RedisServer::restart`].
+    pub fn start_durable() -> Option<RedisServer> {
+        match Self::try_start_in(true) {
+            Ok(server) => Some(server),
+            Err(reason) if !required() => {
+                eprintln!(
+                    "SKIP: redis-server not available ({reason}); set KEEL_REQUIRE_REDIS=1 to make this a failure"
+                );
+                None
+            }
+            Err(reason) => panic!("KEEL_REQUIRE_REDIS=1 but redis-server cannot start: {reason}"),
+        }
+    }
+
     fn try_start() -> Result<RedisServer, String> {
+        Self::try_start_in(false)
+    }
+
+    fn try_start_in(durable: bool) -> Result<RedisServer, String> {
         let port = free_port().map_err(|e| e.to_string())?;
-        let mut server = RedisServer { port, child: None };
+        let dir = if durable {
+            let dir =
+                std::env::temp_dir().join(format!("keel-redis-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            Some(dir)
+        } else {
+            None
+        };
+        let mut server = RedisServer {
+            port,
+            child: None,
+            dir,
+        };
         server.spawn()?;
         Ok(server)
     }
 
     fn spawn(&mut self) -> Result<(), String> {
+        let port = self.port.to_string();
+        let mut args: Vec<String> = [
+            "--port",
+            port.as_str(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--protected-mode",
+            "no",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        match &self.dir {
+            Some(dir) => {
+                args.extend(
+                    ["--appendonly", "yes", "--appendfsync", "always", "--dir"].map(String::from),
+                );
+                args.push(dir.display().to_string());
+            }
+            None => args.extend(["--appendonly", "no"].map(String::from)),
+        }
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "no",
-            ])
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -110,5 +157,8 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
