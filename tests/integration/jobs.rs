@@ -409,3 +409,249 @@ async fn concurrent_idempotent_submissions_make_one_job() {
         listed.body
     );
 }
+
+async fn delete(s: &TestServer, id: &str) -> crate::support::Reply {
+    s.send(
+        s.client
+            .delete(s.url(&format!("/v1/jobs/{id}")))
+            .bearer_auth("alpha"),
+    )
+    .await
+}
+
+/// Cancel: a queued job is `cancelled` at once; a running one (slow
+/// upstream) is `cancelled` within 1 s; a finished one is 409. `?wait=`
+/// returns as soon as the job is final, not after N seconds.
+#[tokio::test]
+async fn cancel_queued_and_running_and_wait_returns_on_the_final_state() {
+    let fake = crate::support::fake(keel::fake_llm::FakeLlmConfig {
+        latency_ms: 3000,
+        ..Default::default()
+    })
+    .await;
+    let base = fake.openai_base_url();
+    let s = start(&[
+        ("API_KEY", "alpha"),
+        ("OPENAI_BASE_URL", base.as_str()),
+        ("JOB_WORKERS", "1"),
+    ])
+    .await;
+    let ids = submit_many(&s, 2, "cancel").await;
+    // The first runs (one worker), the second waits.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = s.get(&format!("/v1/jobs/{}", ids[0]), Some("alpha")).await;
+        if r.body["status"] == json!("running") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ran: {}", r.body);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let queued = delete(&s, &ids[1]).await;
+    assert_eq!(queued.status, 200, "{}", queued.body);
+    assert_eq!(queued.body["status"], json!("cancelled"), "{}", queued.body);
+
+    let waiter = {
+        let client = s.client.clone();
+        let url = s.url(&format!("/v1/jobs/{}?wait=30", ids[0]));
+        tokio::spawn(async move {
+            let r = client.get(url).bearer_auth("alpha").send().await.unwrap();
+            (Instant::now(), r.json::<Value>().await.unwrap())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let asked = Instant::now();
+    let running = delete(&s, &ids[0]).await;
+    assert_eq!(running.status, 200, "{}", running.body);
+    let (answered, body) = waiter.await.unwrap();
+    assert_eq!(body["status"], json!("cancelled"), "{body}");
+    assert!(
+        answered.duration_since(asked) < Duration::from_secs(1),
+        "cancel of a running job took {:?}",
+        answered.duration_since(asked)
+    );
+    assert!(body.get("result").is_none_or(Value::is_null), "{body}");
+    let again = delete(&s, &ids[0]).await;
+    again.assert_error(409);
+}
+
+/// `?wait=` returns within 50 ms of the job finishing (no poll interval).
+#[tokio::test]
+async fn wait_returns_within_50_ms_of_completion() {
+    let fake = crate::support::fake(keel::fake_llm::FakeLlmConfig {
+        latency_ms: 700,
+        ..Default::default()
+    })
+    .await;
+    let base = fake.openai_base_url();
+    let s = start(&[("API_KEY", "alpha"), ("OPENAI_BASE_URL", base.as_str())]).await;
+    let ids = submit_many(&s, 1, "wait").await;
+    let r = s
+        .get(&format!("/v1/jobs/{}?wait=20", ids[0]), Some("alpha"))
+        .await;
+    let answered = chrono::Utc::now();
+    assert_eq!(r.body["status"], json!("succeeded"), "{}", r.body);
+    let finished = chrono::DateTime::parse_from_rfc3339(r.body["finished_at"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let lag = answered - finished;
+    assert!(lag < chrono::Duration::milliseconds(50), "{lag:?}");
+    // A job not final by N: the answer comes after about N seconds.
+    let ids = submit_many(&s, 1, "wait-short").await;
+    let started = Instant::now();
+    let r = s
+        .get(&format!("/v1/jobs/{}?wait=0", ids[0]), Some("alpha"))
+        .await;
+    assert!(started.elapsed() < Duration::from_millis(300));
+    assert!(
+        r.body["status"] == json!("queued") || r.body["status"] == json!("running"),
+        "{}",
+        r.body
+    );
+    s.get("/v1/jobs/x?wait=61", Some("alpha"))
+        .await
+        .assert_error(422);
+}
+
+/// A job whose `ttl_seconds` runs out while consumption is paused is
+/// `expired` once consumption resumes, never run.
+#[tokio::test]
+async fn a_job_past_its_ttl_expires() {
+    let s = start(&[("API_KEY", "alpha")]).await;
+    set_consuming(&s, false).await;
+    let r = submit(
+        &s,
+        &json!({"text": ARTICLE, "operation": "summarize", "ttl_seconds": 1}),
+        "alpha",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["job_id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    set_consuming(&s, true).await;
+    let body = await_all(&s, std::slice::from_ref(&id)).await.remove(0);
+    assert_eq!(body["status"], json!("expired"), "{body}");
+    assert_eq!(body["deliveries"], json!(0), "{body}");
+    assert!(body.get("result").is_none_or(Value::is_null));
+    submit(
+        &s,
+        &json!({"text": ARTICLE, "operation": "summarize", "ttl_seconds": 86401}),
+        "alpha",
+        None,
+    )
+    .await
+    .assert_error(422);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A local HTTP receiver: answers 500 to the first `fail_first` POSTs, then
+/// 200; records every (headers, body) it got.
+async fn receiver(
+    fail_first: usize,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+) {
+    use axum::{Router, routing::post};
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = got.clone();
+    let app = Router::new().route(
+        "/hook",
+        post(move |headers: axum::http::HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                let n = {
+                    let mut g = seen.lock().unwrap();
+                    g.push((headers, body));
+                    g.len()
+                };
+                if n <= fail_first {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/hook"), got)
+}
+
+/// Webhooks in staging: a loopback callback is refused (422) without
+/// `JOB_WEBHOOK_ALLOW_PRIVATE`; with it, a real receiver that answers 500
+/// twice gets the signed final job JSON on the third attempt; the HMAC over
+/// "<t>.<body>" verifies with the secret, `t` is now, and the outcome is in
+/// the job's `webhook` field.
+#[tokio::test]
+async fn webhook_is_signed_retried_and_private_targets_are_guarded() {
+    use hmac::{KeyInit, Mac};
+    let (url, got) = receiver(2).await;
+    let guarded = start(&[
+        ("API_KEY", "alpha"),
+        ("ENVIRONMENT", "staging"),
+        ("JOB_WEBHOOK_SECRET", "whsec"),
+    ])
+    .await;
+    let body = json!({"text": ARTICLE, "operation": "summarize", "callback_url": url});
+    let r = submit(&guarded, &body, "alpha", None).await;
+    r.assert_error(422);
+    assert!(r.body.to_string().contains("callback_url"), "{}", r.body);
+
+    let s = start(&[
+        ("API_KEY", "alpha"),
+        ("ENVIRONMENT", "staging"),
+        ("JOB_WEBHOOK_SECRET", "whsec"),
+        ("JOB_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("JOB_WEBHOOK_BACKOFF_MS", "50"),
+        ("JOB_WEBHOOK_MAX_ATTEMPTS", "5"),
+    ])
+    .await;
+    let r = submit(&s, &body, "alpha", None).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["job_id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let view = loop {
+        let v = s.get(&format!("/v1/jobs/{id}"), Some("alpha")).await;
+        if v.body["webhook"]["status"] == json!("delivered") {
+            break v.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "webhook never delivered: {}",
+            v.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(view["webhook"]["attempts"], json!(3), "{view}");
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got.len(), 3);
+    let (headers, raw) = &got[2];
+    let sig = headers
+        .get("keel-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap();
+    let (t, v1) = sig
+        .split_once(',')
+        .map(|(t, v)| (t.trim_start_matches("t="), v.trim_start_matches("v1=")))
+        .unwrap();
+    let t: u64 = t.parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(now.abs_diff(t) <= 30, "timestamp {t} vs now {now}");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"whsec").unwrap();
+    mac.update(format!("{t}.{raw}").as_bytes());
+    assert_eq!(hex(&mac.finalize().into_bytes()), v1, "signature verifies");
+    let posted: Value = serde_json::from_str(raw).unwrap();
+    assert_eq!(posted["job_id"], json!(id));
+    assert_eq!(posted["status"], json!("succeeded"));
+}
