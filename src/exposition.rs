@@ -8,6 +8,8 @@
 
 use crate::engine::Engine;
 use crate::job::Operation;
+use crate::jobs::JobStatus;
+use crate::jobs::store::Depth;
 use crate::metrics::LatencyHistogram;
 use crate::providers::ProviderKind;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -27,6 +29,8 @@ type Labels = Vec<(&'static str, String)>;
 struct EngineCollector {
     engine: Engine,
     process: Option<(u64, u64)>,
+    /// The job store's depth, read once per scrape (`None` when it did not answer).
+    job_depth: Option<Depth>,
 }
 
 impl std::fmt::Debug for EngineCollector {
@@ -292,6 +296,7 @@ impl prometheus_client::collector::Collector for EngineCollector {
             "Rate-limit checks answered by the Redis failure mode",
             [(Vec::new(), limits.redis_fallbacks)],
         )?;
+        self.encode_async_jobs(&mut e)?;
         counters(
             &mut e,
             "keel_actor_restarts",
@@ -319,6 +324,118 @@ impl prometheus_client::collector::Collector for EngineCollector {
     }
 }
 
+impl EngineCollector {
+    /// The async jobs: depth (store-wide), and this instance's submissions,
+    /// outcomes, redeliveries, webhooks, queue wait and run time.
+    fn encode_async_jobs(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let jobs = self.engine.jobs();
+        let jm = &jobs.metrics;
+        gauges(
+            e,
+            "keel_async_jobs_store_up",
+            "1 when the job store answered this scrape, 0 when it did not",
+            [(Vec::new(), i64::from(self.job_depth.is_some()))],
+        )?;
+        if let Some(d) = &self.job_depth {
+            let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            gauges(
+                e,
+                "keel_async_jobs_depth",
+                "Jobs in the store by state: queued (incl. delayed), delayed (waiting for a not-before time), running, dead (dead letter)",
+                [
+                    ("queued", d.queued),
+                    ("delayed", d.delayed),
+                    ("running", d.running),
+                    ("dead", d.dead),
+                ]
+                .map(|(state, n)| (vec![("state", state.to_string())], as_i64(n))),
+            )?;
+            let age = d
+                .oldest_queued_ms
+                .map_or(0, |ms| crate::time::unix_ms().saturating_sub(ms));
+            let metric = e.encode_descriptor(
+                "keel_async_jobs_oldest_queued_age_seconds",
+                "Age of the oldest job waiting for delivery (0 when none waits)",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(age as f64 / 1000.0).encode(metric)?;
+        }
+        gauges(
+            e,
+            "keel_async_jobs_running_here",
+            "Jobs running on this instance",
+            [(Vec::new(), jobs.running_here() as i64)],
+        )?;
+        counters(
+            e,
+            "keel_async_jobs_submitted",
+            "Jobs accepted by this instance",
+            [(Vec::new(), jm.submitted.load(Relaxed))],
+        )?;
+        counters(
+            e,
+            "keel_async_jobs_rejected",
+            "Submissions refused by this instance, by reason",
+            [
+                ("queue_full", jm.rejected_full.load(Relaxed)),
+                ("store_unavailable", jm.rejected_store.load(Relaxed)),
+            ]
+            .map(|(reason, n)| (vec![("reason", reason.to_string())], n)),
+        )?;
+        counters(
+            e,
+            "keel_async_jobs_outcomes",
+            "Final job states written by this instance, by status",
+            JobStatus::ALL
+                .iter()
+                .zip(jm.outcomes.iter())
+                .filter(|(s, _)| s.is_final())
+                .map(|(s, n)| (vec![("status", s.as_str().to_string())], n.load(Relaxed))),
+        )?;
+        counters(
+            e,
+            "keel_async_jobs_redeliveries",
+            "Deliveries of a job that had been delivered before (a consumer died or timed out)",
+            [(Vec::new(), jm.redeliveries.load(Relaxed))],
+        )?;
+        counters(
+            e,
+            "keel_async_jobs_requeued",
+            "Jobs put back to wait because every provider refused (breakers open, bulkheads full)",
+            [(Vec::new(), jm.requeued.load(Relaxed))],
+        )?;
+        counters(
+            e,
+            "keel_async_jobs_handed_back",
+            "Deliveries handed back at shutdown for another instance to take",
+            [(Vec::new(), jm.handed_back.load(Relaxed))],
+        )?;
+        counters(
+            e,
+            "keel_async_job_webhooks",
+            "Webhook POSTs: delivered jobs and failed attempts",
+            [
+                ("delivered", jm.webhook_delivered.load(Relaxed)),
+                ("failed_attempt", jm.webhook_failures.load(Relaxed)),
+            ]
+            .map(|(outcome, n)| (vec![("outcome", outcome.to_string())], n)),
+        )?;
+        histograms(
+            e,
+            "keel_async_job_queue_wait_seconds",
+            "Submission to first start, for jobs started here",
+            [(Vec::new(), &jm.queue_wait)],
+        )?;
+        histograms(
+            e,
+            "keel_async_job_run_seconds",
+            "One run of a job here, start to outcome",
+            [(Vec::new(), &jm.run_time)],
+        )
+    }
+}
+
 /// Resident memory (bytes) and accumulated CPU time (ms) of this process.
 fn process_figures() -> Option<(u64, u64)> {
     use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, RefreshKind, System};
@@ -343,6 +460,7 @@ pub async fn render(engine: &Engine) -> Result<String, std::fmt::Error> {
     registry.register_collector(Box::new(EngineCollector {
         engine: engine.clone(),
         process,
+        job_depth: engine.jobs().store().depth().await.ok(),
     }));
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;

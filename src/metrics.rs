@@ -77,7 +77,7 @@ impl Default for LatencyHistogram {
 }
 
 /// Percentiles and mean of a histogram, in milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LatencySummary {
     /// Observations.
     pub count: u64,

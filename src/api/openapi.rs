@@ -111,6 +111,8 @@ type QueryParam = (&'static str, &'static str, QueryValue);
 enum QueryValue {
     /// A whole number in `min..=max`, with the value used when absent.
     Integer { min: i64, max: i64, default: i64 },
+    /// A number (fractions allowed) in `min..=max`, with the value used when absent.
+    Number { min: f64, max: f64, default: f64 },
     /// Any string.
     Text,
     /// One of these names.
@@ -130,6 +132,10 @@ struct Route {
     /// Optional query parameters. A route with both query parameters and a
     /// request body accepts either (the body is then not required).
     query: &'static [QueryParam],
+    /// Optional request headers of this route (name, description, allowed values).
+    headers: &'static [Param],
+    /// What the `Location` header of a success answer points at, if it has one.
+    location: Option<&'static str>,
     /// The JSON request body schema, if any.
     request: Option<&'static str>,
     /// Accepts the `Request-Timeout` header.
@@ -167,6 +173,8 @@ const fn route(
         auth: Auth::None,
         params: &[],
         query: &[],
+        headers: &[],
+        location: None,
         request: None,
         request_timeout: false,
         ok: (200, "OK", Body::Json("Object")),
@@ -185,6 +193,14 @@ const OPERATOR_NAMED: &[u16] = &[401, 403, 404, 503];
 const OPERATOR_NAMED_500: &[u16] = &[401, 403, 404, 500, 503];
 
 const OPERATIONS: &[&str] = &["summarize", "sentiment", "key_points", "questions", "qa"];
+const JOB_STATUSES: &[&str] = &[
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "expired",
+];
 const PRESETS: &[&str] = &["simple", "development", "production"];
 const BREAKER_ACTIONS: &[&str] = &[
     "reset",
@@ -323,6 +339,115 @@ fn public_routes() -> Vec<Route> {
                 "text processing",
                 "batch_status",
                 "Status of a batch",
+            )
+        },
+        Route {
+            description: "Hands keel a job and answers at once with its id; keel runs it on \
+                whichever instance is alive, through the same pipeline as `/process` (cache, \
+                breakers, retries, fallback). The body is the `/process` body plus optional \
+                `callback_url`, `metadata` (≤ 1 KB, echoed back) and `ttl_seconds` (how long keel \
+                may keep trying, 1–86400, default `JOB_DEFAULT_TTL_SECONDS`). Validated exactly \
+                like `/process`: a job that can only fail is a 422 now. Answers 202 with \
+                `Location: /v1/jobs/{job_id}`. With `Idempotency-Key`, the same key and body from \
+                the same caller within 24 h answers 200 with the existing job; a different body \
+                is 409 `IDEMPOTENCY_CONFLICT`. 503 `QUEUE_FULL` when the queue holds \
+                `JOB_QUEUE_MAX` jobs, 503 `JOB_STORE_UNAVAILABLE` when a durable store cannot \
+                persist it (never accepted and then lost); both with `Retry-After`. Costs one \
+                rate-limit unit.",
+            auth: Auth::Key,
+            headers: &[(
+                "Idempotency-Key",
+                "1–255 visible ASCII characters; a repeat returns the existing job",
+                &[],
+            )],
+            request: Some("JobRequest"),
+            location: Some("`/v1/jobs/{job_id}`: where to poll the job"),
+            ok: (202, "Accepted (see `Location`)", Body::Json("Accepted")),
+            errors: &[400, 401, 409, 413, 415, 422, 429, 503],
+            special: &[(
+                200,
+                "An idempotent repeat: the existing job",
+                Body::Json("Accepted"),
+            )],
+            ..route(
+                Post,
+                "/v1/jobs",
+                "jobs",
+                "submit_job",
+                "Submit an async job",
+            )
+        },
+        Route {
+            description: "The caller's jobs, newest first, `limit` per page; pass `next_cursor` \
+                back as `cursor` for the next page (`null` on the last).",
+            auth: Auth::Key,
+            query: &[
+                (
+                    "status",
+                    "Only jobs in this status",
+                    QueryValue::OneOf(JOB_STATUSES),
+                ),
+                (
+                    "operation",
+                    "Only jobs of this operation",
+                    QueryValue::OneOf(OPERATIONS),
+                ),
+                (
+                    "limit",
+                    "Page size",
+                    QueryValue::Integer {
+                        min: 1,
+                        max: 100,
+                        default: 20,
+                    },
+                ),
+                (
+                    "cursor",
+                    "The previous page's `next_cursor`",
+                    QueryValue::Text,
+                ),
+            ],
+            ok: (200, "A page of jobs", Body::Json("JobList")),
+            errors: &[401, 422, 429, 503],
+            ..route(Get, "/v1/jobs", "jobs", "list_jobs", "List your jobs")
+        },
+        Route {
+            description: "A job: `status` is `queued`, `running`, `succeeded`, `failed`, \
+                `cancelled` or `expired`; `result` (once succeeded) is exactly the `/process` \
+                success body; `error` (once failed or expired) is `{error, error_code, \
+                retryable}`; `webhook` records the callback's outcome. Only the caller that \
+                created the job sees it (anyone else: 404). `?wait=N` holds the request until \
+                the job is final or N seconds pass (answering within milliseconds of the job \
+                finishing); the body then says where the job is either way.",
+            auth: Auth::Key,
+            params: &[("job_id", "The job id from the submission", &[])],
+            query: &[(
+                "wait",
+                "Seconds to wait for a final state (fractions allowed)",
+                QueryValue::Number {
+                    min: 0.0,
+                    max: 60.0,
+                    default: 0.0,
+                },
+            )],
+            ok: (200, "The job", Body::Json("JobView")),
+            errors: &[401, 404, 422, 429, 503],
+            ..route(Get, "/v1/jobs/{job_id}", "jobs", "get_job", "Get a job")
+        },
+        Route {
+            description: "Cancels a job: a queued job is `cancelled` at once; a running one is \
+                stopped on whichever instance runs it (its provider call dropped) within a \
+                second. Answers the job as it now is. A job already final is a 409.",
+            auth: Auth::Key,
+            params: &[("job_id", "The job id", &[])],
+            ok: (200, "The cancelled job", Body::Json("JobView")),
+            errors: &[401, 404, 409, 429, 503],
+            ..route(
+                Delete,
+                "/v1/jobs/{job_id}",
+                "jobs",
+                "cancel_job",
+                "Cancel a job",
             )
         },
         Route {
@@ -578,6 +703,82 @@ fn internal_routes() -> Vec<Route> {
                 "cache",
                 "cache_invalidate",
                 "Invalidate cache entries",
+            )
+        },
+        Route {
+            description: "The async jobs at a glance: store (`memory` or `redis`) and whether \
+                it answers, paused or not, queued / delayed / running counts, final outcomes by \
+                status, the oldest queued job's age, every consumer with its pending deliveries \
+                and last-seen age, the dead-letter size, and this instance's queue-wait and \
+                run-time percentiles.",
+            auth: Auth::Operator,
+            ok: (200, "Job statistics", Body::Json("JobsStats")),
+            errors: OPERATOR,
+            ..route(
+                Get,
+                "/internal/jobs/stats",
+                "jobs",
+                "job_stats",
+                "Job statistics",
+            )
+        },
+        Route {
+            description: "Dead-lettered jobs (delivered `JOB_MAX_DELIVERIES` times without an \
+                outcome: `failed` with `JOB_POISONED`), newest first, at most 100, with their \
+                owner and last consumer.",
+            auth: Auth::Operator,
+            ok: (200, "Dead-lettered jobs", Body::Json("DeadJobs")),
+            errors: OPERATOR,
+            ..route(
+                Get,
+                "/internal/jobs/dead",
+                "jobs",
+                "dead_jobs",
+                "Dead-lettered jobs",
+            )
+        },
+        Route {
+            description: "Runs a failed (e.g. dead-lettered) or expired job again: it is queued \
+                again with its count of unfinished deliveries reset and a fresh time to live. A job still queued or running \
+                is a 409.",
+            auth: Auth::Operator,
+            params: &[("job_id", "The job id", &[])],
+            ok: (200, "The job, queued again", Body::Json("OperatorJobView")),
+            errors: &[401, 403, 404, 409, 503],
+            ..route(
+                Post,
+                "/internal/jobs/{job_id}/retry",
+                "jobs",
+                "retry_job",
+                "Retry a job",
+            )
+        },
+        Route {
+            description: "Stops job consumption on every instance (with Redis; this one with \
+                the memory store), e.g. during an incident. Running jobs finish; submissions \
+                are still accepted and wait.",
+            auth: Auth::Operator,
+            ok: (200, "Paused", Body::Json("JobsPaused")),
+            errors: OPERATOR,
+            ..route(
+                Post,
+                "/internal/jobs/pause",
+                "jobs",
+                "pause_jobs",
+                "Pause job consumption",
+            )
+        },
+        Route {
+            description: "Restarts job consumption everywhere after a pause.",
+            auth: Auth::Operator,
+            ok: (200, "Resumed", Body::Json("JobsPaused")),
+            errors: OPERATOR,
+            ..route(
+                Post,
+                "/internal/jobs/resume",
+                "jobs",
+                "resume_jobs",
+                "Resume job consumption",
             )
         },
         Route {
@@ -994,6 +1195,10 @@ fn build(surface: Surface, routes: &[Route]) -> OpenApi {
                     "text processing",
                     "The five text operations, single and batch",
                 ),
+                (
+                    "jobs",
+                    "Async jobs: submit, poll or wait, list, cancel; durable with Redis",
+                ),
                 ("auth", "API key check"),
                 (
                     "service",
@@ -1014,6 +1219,7 @@ fn build(surface: Surface, routes: &[Route]) -> OpenApi {
                 ("monitoring", "Health with system figures, metrics"),
                 ("cache", "Cache status and invalidation"),
                 ("rate limits", "Rate limiter state"),
+                ("jobs", "Async job queue: stats, dead letter, retry, pause"),
                 ("resilience", "Resilience health, configuration, metrics"),
                 ("circuit breakers", "Breaker state and manual control"),
                 ("presets", "Resilience presets, recommendations, validation"),
@@ -1085,6 +1291,11 @@ fn operation(r: &Route) -> Operation {
                 .minimum(Some(min))
                 .maximum(Some(max))
                 .default(Some(default.into())),
+            QueryValue::Number { min, max, default } => ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .minimum(Some(min))
+                .maximum(Some(max))
+                .default(Some(default.into())),
             QueryValue::Text => ObjectBuilder::new().schema_type(Type::String),
             QueryValue::OneOf(values) => ObjectBuilder::new()
                 .schema_type(Type::String)
@@ -1094,6 +1305,20 @@ fn operation(r: &Route) -> Operation {
             ParameterBuilder::new()
                 .name(*name)
                 .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(*description))
+                .schema(Some(schema)),
+        );
+    }
+    for (name, description, allowed) in r.headers {
+        let mut schema = ObjectBuilder::new().schema_type(Type::String);
+        if !allowed.is_empty() {
+            schema = schema.enum_values(Some(allowed.iter().copied()));
+        }
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name(*name)
+                .parameter_in(ParameterIn::Header)
                 .required(Required::False)
                 .description(Some(*description))
                 .schema(Some(schema)),
@@ -1144,6 +1369,9 @@ fn operation(r: &Route) -> Operation {
             ok = ok.header("X-API-Version", header(Type::String, "`v1`"));
         }
     }
+    if let Some(to) = r.location {
+        ok = ok.header("Location", header(Type::String, to));
+    }
     if r.rate_limited() {
         ok = with_rate_limit_headers(ok);
     }
@@ -1160,6 +1388,14 @@ fn operation(r: &Route) -> Operation {
         special = with_body(special, body);
         if status == 503 || status == 429 {
             special = special.header("Retry-After", retry_after());
+        }
+        if (200..300).contains(&status) {
+            if let Some(to) = r.location {
+                special = special.header("Location", header(Type::String, to));
+            }
+            if r.rate_limited() {
+                special = with_rate_limit_headers(special);
+            }
         }
         op = op.response(status.to_string(), special.build());
     }
@@ -1523,6 +1759,13 @@ mod schemas {
         BatchRequest,
         BatchResponse,
         BatchStatus,
+        JobRequest,
+        JobList,
+        crate::jobs::Accepted,
+        crate::jobs::JobView,
+        crate::jobs::JobStatus,
+        crate::jobs::JobFailure,
+        crate::jobs::WebhookState,
     )))]
     pub struct PublicSchemas;
 
@@ -1559,6 +1802,16 @@ mod schemas {
         ValidateRequest,
         ValidationReport,
         CustomConfig,
+        crate::jobs::JobsStats,
+        crate::jobs::ConsumerInfo,
+        crate::metrics::LatencySummary,
+        DeadJobs,
+        OperatorJobView,
+        JobsPaused,
+        crate::jobs::JobView,
+        crate::jobs::JobStatus,
+        crate::jobs::JobFailure,
+        crate::jobs::WebhookState,
     )))]
     pub struct InternalSchemas;
 
@@ -2214,6 +2467,48 @@ mod schemas {
         pub message: String,
     }
 
+    // Mirrors the body `crate::api::jobs::submit` reads.
+    /// Body of `POST /v1/jobs`: the `/process` body plus the job's own fields.
+    #[derive(Deserialize, ToSchema)]
+    #[schema(examples(json!({
+        "text": "The city of Riverton launched a solar energy program this spring. The program will install panels on two hundred public buildings. Officials expect the panels to cut the city energy costs by a third.",
+        "operation": "summarize",
+        "options": {"max_length": 25},
+        "metadata": {"ticket": "T-1042"},
+        "ttl_seconds": 600
+    })))]
+    pub struct JobRequest {
+        /// The `/process` fields, validated exactly as `/process` does.
+        #[serde(flatten)]
+        pub request: ProcessRequest,
+        /// Where to POST the final job (signed `Keel-Signature`); `http` or
+        /// `https`. In staging/production a private, loopback or link-local
+        /// target is a 422 unless `JOB_WEBHOOK_ALLOW_PRIVATE=true`, and
+        /// callbacks need `JOB_WEBHOOK_SECRET`.
+        #[serde(default)]
+        #[schema(format = "uri")]
+        pub callback_url: Option<String>,
+        /// The client's own JSON object (at most 1024 bytes serialised), echoed back.
+        #[serde(default)]
+        #[schema(value_type = Option<Object>)]
+        pub metadata: Option<Value>,
+        /// How long keel may keep trying, in seconds.
+        #[serde(default)]
+        #[schema(minimum = 1, maximum = 86400, default = 3600)]
+        pub ttl_seconds: Option<u64>,
+    }
+
+    // Mirrors the body of `crate::api::jobs::list`.
+    /// A page of the caller's jobs.
+    #[derive(Serialize, ToSchema)]
+    pub struct JobList {
+        /// Newest first.
+        pub jobs: Vec<crate::jobs::JobView>,
+        /// Pass as `cursor` for the next page; `null` on the last page.
+        #[schema(required = true)]
+        pub next_cursor: Option<String>,
+    }
+
     /// `GET /v1/text_processing/health`: the reference's domain health.
     #[derive(Serialize, ToSchema)]
     pub struct TextProcessingHealth {
@@ -2237,6 +2532,41 @@ mod schemas {
     }
 
     // ----- internal ---------------------------------------------------------
+
+    // Mirrors `crate::api::jobs::operator_view`.
+    /// A job as operators see it: the client's view plus owner and consumer.
+    #[derive(Serialize, ToSchema)]
+    pub struct OperatorJobView {
+        /// The client's view of the job.
+        #[serde(flatten)]
+        pub job: crate::jobs::JobView,
+        /// The identity that submitted it.
+        pub owner: String,
+        /// The consumer (instance) that last ran it, if any.
+        #[schema(required = true)]
+        pub consumer: Option<String>,
+    }
+
+    // Mirrors the body of `crate::api::jobs::dead`.
+    /// `GET /internal/jobs/dead`.
+    #[derive(Serialize, ToSchema)]
+    pub struct DeadJobs {
+        /// Jobs listed.
+        pub count: u64,
+        /// The dead-lettered jobs.
+        pub jobs: Vec<OperatorJobView>,
+    }
+
+    // Mirrors the body of `crate::api::jobs::set_paused`.
+    /// `POST /internal/jobs/pause` and `/resume`.
+    #[derive(Serialize, ToSchema)]
+    pub struct JobsPaused {
+        /// True after a pause, false after a resume.
+        pub paused: bool,
+        /// When the switch was made (RFC 3339).
+        #[schema(format = DateTime)]
+        pub timestamp: String,
+    }
 
     /// `GET /internal/`.
     #[derive(Serialize, ToSchema)]
@@ -2985,6 +3315,10 @@ mod tests {
         ("POST", "/v1/text_processing/process"),
         ("POST", "/v1/text_processing/batch_process"),
         ("GET", "/v1/text_processing/batch_status/{batch_id}"),
+        ("POST", "/v1/jobs"),
+        ("GET", "/v1/jobs"),
+        ("GET", "/v1/jobs/{job_id}"),
+        ("DELETE", "/v1/jobs/{job_id}"),
         ("GET", "/internal/"),
         // src/api/internal/mod.rs
         ("GET", "/internal"),
@@ -2993,6 +3327,11 @@ mod tests {
         ("GET", "/internal/metrics"),
         ("GET", "/internal/metrics/summary"),
         ("GET", "/internal/metrics/history"),
+        ("GET", "/internal/jobs/stats"),
+        ("GET", "/internal/jobs/dead"),
+        ("POST", "/internal/jobs/{job_id}/retry"),
+        ("POST", "/internal/jobs/pause"),
+        ("POST", "/internal/jobs/resume"),
         ("DELETE", "/internal/cache"),
         ("GET", "/internal/cache/status"),
         ("GET", "/internal/cache/metrics"),
@@ -3167,7 +3506,7 @@ mod tests {
                 let limited = path.starts_with("/v1/") && !path.starts_with("/v1/health");
                 assert_eq!(responses.contains_key("429"), limited, "{at}: 429");
                 if limited {
-                    let ok = &responses["200"]["headers"];
+                    let ok = &responses[route.ok.0.to_string().as_str()]["headers"];
                     for h in [
                         "X-RateLimit-Limit",
                         "X-RateLimit-Remaining",

@@ -42,7 +42,7 @@ use store::{Effects, Enqueue, Store, StoreError, SubmitOutcome, Versioned};
 use tokio::sync::{Notify, broadcast};
 
 /// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     /// Waiting for a worker (or for its not-before time).
@@ -99,7 +99,7 @@ impl std::str::FromStr for JobStatus {
 }
 
 /// Why a job failed, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobFailure {
     /// Human-readable message.
     pub error: String,
@@ -110,7 +110,7 @@ pub struct JobFailure {
 }
 
 /// What became of a job's webhook.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookState {
     /// `pending`, `delivered` or `failed`.
     pub status: String,
@@ -193,7 +193,7 @@ fn ms_to_rfc3339(ms: u64) -> String {
 }
 
 /// A job as `GET /v1/jobs/{id}` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobView {
     /// The id.
     pub job_id: String,
@@ -215,9 +215,11 @@ pub struct JobView {
     pub deliveries: u32,
     /// The client's metadata.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
-    /// The `/process` success body, once succeeded.
+    /// The `/process` success body (`ProcessResponse`), once succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub result: Option<Value>,
     /// Why it failed, once failed or expired.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -247,7 +249,7 @@ impl From<&JobRecord> for JobView {
 }
 
 /// The answer to a submission.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Accepted {
     /// The id.
     pub job_id: String,
@@ -367,7 +369,7 @@ impl JobMetrics {
 }
 
 /// Operator view of the jobs subsystem (`GET /internal/jobs/stats`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobsStats {
     /// `memory` or `redis`.
     pub store: &'static str,
@@ -390,6 +392,7 @@ pub struct JobsStats {
     /// Age of the oldest job waiting for delivery, in seconds.
     pub oldest_queued_age_seconds: Option<f64>,
     /// Final outcomes so far, by status (store-wide with Redis).
+    #[schema(value_type = Object)]
     pub by_status: serde_json::Map<String, Value>,
     /// Consumers known to the store.
     pub consumers: Vec<ConsumerInfo>,
@@ -404,7 +407,7 @@ pub struct JobsStats {
 }
 
 /// One consumer, as the store sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConsumerInfo {
     /// Its name (an instance id).
     pub name: String,

@@ -11,6 +11,7 @@ mod health;
 mod hostile;
 mod internal;
 mod jobs;
+mod jobs_surface;
 mod local_ops;
 mod reference_clients;
 mod resilience;
