@@ -223,6 +223,9 @@ impl RedisLink {
                 if !self.healthy.swap(true, Relaxed) && was_used {
                     tracing::info!(url = %self.url, "redis available again");
                 }
+                // Redis answered: a cool-off started by a command that failed
+                // meanwhile (e.g. one timeout under load) ends now.
+                self.down_until_ms.store(0, Relaxed);
                 if let Ok(mut last) = self.last_error.lock() {
                     *last = None;
                 }

@@ -287,17 +287,16 @@ async fn work(jobs: &Arc<Jobs>, engine: &WeakEngine, d: Delivery, mut stop: watc
         keep_until_ms: Some(running.expires_at_ms),
         ..Effects::default()
     };
-    match store.update(&id, ver, &running, keep).await {
-        Ok(true) => {}
-        Ok(false) => {
-            if let Ok(Some(v)) = store.get(&id).await
-                && v.record.status.is_final()
-            {
-                let _ = store.ack(&d.entry).await;
-            }
-            return;
+    // Claiming the job survives a store blip: a claim whose answer was lost
+    // is read back (see `write`) instead of leaving the job `running` with
+    // nobody running it until the visibility timeout.
+    if !write(jobs, &id, ver, &running, keep).await {
+        if let Ok(Some(v)) = store.get(&id).await
+            && v.record.status.is_final()
+        {
+            let _ = store.ack(&d.entry).await;
         }
-        Err(_) => return,
+        return;
     }
     let ver = ver + 1;
     let Some(engine) = engine.upgrade() else {
@@ -445,15 +444,31 @@ async fn finish(
 /// A check-and-set that outlives a store outage: retried while the store is
 /// unavailable, for up to the visibility timeout (after that the delivery
 /// belongs to whoever reclaimed it). True when written.
+///
+/// A failed call may still have been applied (a timeout after Redis ran the
+/// script), so before writing again the record is read back: at `ver + 1`
+/// with this very change, the lost answer was a yes.
 async fn write(jobs: &Jobs, id: &str, ver: u64, next: &JobRecord, effects: Effects) -> bool {
     let give_up = tokio::time::Instant::now() + jobs.config.visibility_timeout;
     let mut wait = Duration::from_millis(50);
+    let mut uncertain = false;
     loop {
-        match jobs.store.update(id, ver, next, effects.clone()).await {
+        let attempt = async {
+            if uncertain {
+                match jobs.store.get(id).await? {
+                    Some(v) if v.ver == ver + 1 && same_change(&v.record, next) => return Ok(true),
+                    Some(v) if v.ver == ver => {}
+                    _ => return Ok(false),
+                }
+            }
+            jobs.store.update(id, ver, next, effects.clone()).await
+        };
+        match attempt.await {
             Ok(written) => return written,
             Err(e) => {
+                uncertain = true;
                 if tokio::time::Instant::now() >= give_up {
-                    tracing::warn!(job_id = %id, error = %e, "could not record the job's outcome; it will be re-run");
+                    tracing::warn!(job_id = %id, error = %e, "could not record the job's state; it will be re-run");
                     return false;
                 }
                 tokio::time::sleep(wait).await;
@@ -461,6 +476,19 @@ async fn write(jobs: &Jobs, id: &str, ver: u64, next: &JobRecord, effects: Effec
             }
         }
     }
+}
+
+/// True when `stored` is the change `written` describes (the fields every
+/// write of a worker sets afresh), so a write whose answer was lost is
+/// recognised when read back.
+fn same_change(stored: &JobRecord, written: &JobRecord) -> bool {
+    stored.status == written.status
+        && stored.deliveries == written.deliveries
+        && stored.unfinished == written.unfinished
+        && stored.started_at_ms == written.started_at_ms
+        && stored.finished_at_ms == written.finished_at_ms
+        && stored.not_before_ms == written.not_before_ms
+        && stored.consumer == written.consumer
 }
 
 impl Jobs {
@@ -495,6 +523,125 @@ impl Jobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{MapEnv, Settings};
+    use crate::jobs::{NewJob, SubmitResult};
+    use crate::redis_link::RedisLinkOptions;
+    use crate::testing::redis_server::RedisServer;
+
+    /// A TCP proxy to `upstream` that, once armed, drops the next answer of
+    /// the server together with the connection: the server applied a
+    /// command, its client never hears of it.
+    async fn muting_proxy(
+        upstream: std::net::SocketAddr,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mute = std::sync::Arc::new(AtomicBool::new(false));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let m = mute.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                });
+                let m = m.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(n) = sr.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        // Armed: the server's answer is dropped with the
+                        // connection, as when a network path fails.
+                        if m.swap(false, SeqCst) || cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        (format!("redis://{addr}"), mute)
+    }
+
+    /// A claim Redis applied but whose answer was lost (a timeout) is
+    /// recognised as made when read back, instead of leaving the job
+    /// `running` with nobody running it until the visibility timeout.
+    #[tokio::test]
+    async fn a_write_whose_answer_was_lost_is_recognised() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let Some(server) = RedisServer::start() else {
+            return;
+        };
+        let upstream: std::net::SocketAddr = server
+            .url()
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("harness url is host:port");
+        let (url, mute) = muting_proxy(upstream).await;
+        let settings =
+            Settings::from_source(&MapEnv::new(&[("REDIS_URL", url.as_str())])).expect("settings");
+        let options = RedisLinkOptions {
+            timeout: Duration::from_millis(50),
+            cooloff: Duration::from_millis(20),
+        };
+        let jobs = Jobs::new(settings.jobs.clone(), Some(&url), options).expect("jobs");
+        let submitted = jobs
+            .submit(NewJob {
+                owner: "alpha".into(),
+                operation: "summarize".into(),
+                request: serde_json::json!({"text": "A text long enough to run.", "operation": "summarize"}),
+                metadata: None,
+                callback_url: None,
+                ttl: Duration::from_secs(60),
+                idempotency_key: None,
+                request_hash: "h".into(),
+            })
+            .await
+            .expect("submit");
+        let SubmitResult::Created(accepted) = submitted else {
+            panic!("a new job");
+        };
+        let id = accepted.job_id;
+        let Some(Versioned { record, ver }) = jobs.store.get(&id).await.expect("get") else {
+            panic!("stored");
+        };
+        // One write first, so the check-and-set script is loaded (a NOSCRIPT
+        // answer is not what this test drops).
+        assert!(
+            jobs.store
+                .update(&id, ver, &record, Effects::default())
+                .await
+                .expect("warm-up")
+        );
+        let ver = ver + 1;
+        let mut running = record.clone();
+        running.status = JobStatus::Running;
+        running.deliveries = 1;
+        running.unfinished = 1;
+        running.started_at_ms = Some(now_ms());
+        running.consumer = Some("me".into());
+
+        // The first claim is applied by Redis; its answer is lost with the
+        // connection, and the client reconnects.
+        mute.store(true, SeqCst);
+        let written = write(&jobs, &id, ver, &running, Effects::default()).await;
+        assert!(written, "the claim Redis applied is known as made");
+        let Some(stored) = jobs.store.get(&id).await.expect("get") else {
+            panic!("stored");
+        };
+        assert_eq!(stored.ver, ver + 1, "applied exactly once");
+        assert_eq!(stored.record.status, JobStatus::Running);
+        assert_eq!(stored.record.consumer.as_deref(), Some("me"));
+    }
 
     #[test]
     fn requeue_waits_grow_and_are_capped() {

@@ -286,6 +286,26 @@ async function runScenario(page, base) {
   await page.locator('#toast', { hasText: 'reset applied' }).waitFor({ timeout: 5_000 });
   await page.locator('#health-chip[data-status="healthy"]').waitFor({ timeout: 10_000 });
   log('after Reset the header says healthy again');
+
+  // Jobs card: pause consumption from the page, a submitted job waits and is
+  // counted as queued; resume from the page and it runs.
+  await page.locator('#jobs-pause').click();
+  await page.locator('#jobs-depth[data-paused="true"]').waitFor({ timeout: 10_000 });
+  const submitted = await fetch(`${base}/v1/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...JOB, operation: 'key_points' }),
+  });
+  if (submitted.status !== 202) throw new Error(`job submission: HTTP ${submitted.status}`);
+  const { job_id: jobId } = await submitted.json();
+  await page.locator('#jobs-depth', { hasText: /^1\s+queued/ }).waitFor({ timeout: 10_000 });
+  log(`jobs card: paused, job ${jobId} shown queued`);
+  await page.locator('#jobs-resume').click();
+  await page.locator('#jobs-depth[data-paused="false"]').waitFor({ timeout: 10_000 });
+  const job = await (await fetch(`${base}/v1/jobs/${jobId}?wait=10`)).json();
+  if (job.status !== 'succeeded') throw new Error(`job after resume: ${JSON.stringify(job)}`);
+  await page.locator('#jobs-depth', { hasText: /^0\s+queued/ }).waitFor({ timeout: 10_000 });
+  log('jobs card: resumed from the page, the job succeeded, queue back to 0');
 }
 
 // No INTERNAL_API_KEY (development): the page opens on the data, says the
