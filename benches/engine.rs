@@ -328,7 +328,10 @@ fn pipeline(c: &mut Criterion) {
             b.to_async(&rt)
                 .iter(|| async { black_box(engine.run_job(&j, None).await.is_ok()) })
         });
-        let app = router(AppState::new(engine.clone()));
+        let app = router(
+            rt.block_on(AppState::start(engine.clone()))
+                .expect("identities start"),
+        );
         let status = rt
             .block_on(app.clone().oneshot(process_request()))
             .expect("router")
