@@ -972,9 +972,12 @@ question answering, with provider fallback, retries, circuit breakers, a cache \
 and rate limits. A drop-in successor to the reference FastAPI backend's `/v1`.
 
 **Authentication.** `Authorization: Bearer <key>` or `X-API-Key: <key>`; keys are \
-`API_KEY` plus `ADDITIONAL_API_KEYS`. A missing or wrong key is a 401 with \
-`WWW-Authenticate: Bearer`. With no key configured (development and testing only) \
-access is open.
+`API_KEY` plus `ADDITIONAL_API_KEYS`, client keys (`keel_…`) issued by operators, or \
+JWT bearer tokens (when `JWT_HS256_SECRET` or `JWT_JWKS_URL` is set). Every credential \
+resolves to an identity with roles; `/v1` needs the `client` role. A missing or wrong \
+credential is a 401 with `WWW-Authenticate: Bearer` and a reason (expired, wrong \
+audience, unknown kid, revoked...); a valid one without the role is a 403. With no key \
+configured (development and testing only) access is open.
 
 **Errors.** Every error, on every route, has one JSON body (`ErrorBody`): \
 `{success: false, error, error_code, details, detail, request_id, timestamp}`, where \
@@ -1005,7 +1008,8 @@ control, presets, and a dashboard page.
 `X-API-Key: <key>`), but with the **operator key `INTERNAL_API_KEY`**. Without it, in \
 development/testing the public API keys work (or access is open when there are none); \
 in staging/production every operator route answers 403 until `INTERNAL_API_KEY` is \
-set. Operator routes are not rate limited.
+set. Operator client keys and JWTs with the `operator` role are accepted too (a \
+client-only identity is a 403). Operator routes are not rate limited.
 
 **Errors.** The same JSON error body as the public API (`ErrorBody`), 404 for unknown \
 names (operation, breaker, action, preset), 405 (with `Allow`) for a wrong method.

@@ -324,3 +324,71 @@ fn identity_link_options(
         cooloff: base.cooloff.min(Duration::from_millis(250)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MapEnv;
+
+    fn auth(vars: &[(&str, &str)]) -> Authenticator {
+        Authenticator::new(&Settings::from_source(&MapEnv::new(vars)).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn static_keys_keep_their_surfaces() {
+        let a = auth(&[("API_KEY", "pub"), ("INTERNAL_API_KEY", "ops")]);
+        assert_eq!(a.operator_mode(), OperatorMode::OwnKey);
+        let p = a.resolve(Surface::Public, "pub").unwrap();
+        assert_eq!((p.kind, p.roles), (Kind::StaticKey, Roles::CLIENT));
+        assert!(p.id.starts_with("key:") && !p.id.contains("pub"));
+        // A key on the other surface is unknown there (401 as before), not a 403.
+        assert_eq!(
+            a.resolve(Surface::Operator, "pub").unwrap_err(),
+            AuthError::UnknownKey
+        );
+        assert_eq!(
+            a.resolve(Surface::Public, "ops").unwrap_err(),
+            AuthError::UnknownKey
+        );
+        assert_eq!(
+            a.resolve(Surface::Operator, "ops").unwrap().roles,
+            Roles::OPERATOR
+        );
+        assert_eq!(
+            a.resolve(Surface::Public, "keel_nope").unwrap_err(),
+            AuthError::UnknownKey
+        );
+        assert!(!a.is_open(Surface::Public) && !a.is_open(Surface::Operator));
+    }
+
+    #[test]
+    fn development_without_internal_key_uses_public_keys_and_open_access() {
+        let a = auth(&[("API_KEY", "pub")]);
+        assert_eq!(a.operator_mode(), OperatorMode::PublicKeys);
+        assert_eq!(
+            a.resolve(Surface::Operator, "pub").unwrap().roles,
+            Roles::BOTH
+        );
+        let open = auth(&[]);
+        assert!(open.is_open(Surface::Public) && open.is_open(Surface::Operator));
+        assert_eq!(open.open_roles(Surface::Operator), Roles::BOTH);
+    }
+
+    #[test]
+    fn production_without_internal_key_is_refused_unless_jwt_is_on() {
+        let a = auth(&[("API_KEY", "pub"), ("ENVIRONMENT", "production")]);
+        assert_eq!(a.operator_mode(), OperatorMode::Refused);
+        let a = auth(&[
+            ("API_KEY", "pub"),
+            ("ENVIRONMENT", "production"),
+            ("JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("JWT_ISSUER", "i"),
+            ("JWT_AUDIENCE", "a"),
+        ]);
+        assert_eq!(a.operator_mode(), OperatorMode::TokensOnly);
+        assert_eq!(
+            a.resolve(Surface::Operator, "pub").unwrap_err(),
+            AuthError::UnknownKey
+        );
+    }
+}

@@ -325,6 +325,32 @@ async fn jwks_keys_verify_rs256_and_es256_rotate_and_refuse_algorithm_confusion(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(s.get("/v1/auth/status", Some(&token_b)).await.status, 200);
+    // ...and the failed refresh is visible in health and metrics.
+    let h = s
+        .get("/internal/monitoring/health", Some("public-key"))
+        .await;
+    let jwt = &h.body["components"]["identity"]["jwt"];
+    assert!(jwt["refresh_failures"].as_u64().unwrap() >= 1, "{jwt}");
+    assert!(
+        jwt["last_error"].as_str().unwrap().contains("no \"keys\""),
+        "{jwt}"
+    );
+    assert_eq!(jwt["kids"], json!(["rsa-b"]));
+    let metrics = s
+        .client
+        .get(s.url("/internal/metrics"))
+        .bearer_auth("public-key")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("keel_jwks_refresh_failures_total"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("keel_jwks_keys 1"), "{metrics}");
 }
 
 #[tokio::test]
@@ -569,4 +595,35 @@ async fn memory_store_keys_validation_and_tenant_owned_jobs() {
     s.get(&format!("/v1/jobs/{job}"), Some("public-key"))
         .await
         .assert_error(404);
+}
+
+#[tokio::test]
+async fn a_jti_revoked_on_one_instance_is_refused_by_the_other_within_a_second() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let mut vars = jwt_env();
+    vars.push(("REDIS_URL", url.as_str()));
+    vars.push(("REDIS_TIMEOUT_MS", "500"));
+    let a = start(&vars).await;
+    let b = start(&vars).await;
+    let token = hs256(json!({"jti": "shared-1"}));
+    assert_eq!(b.get("/v1/auth/status", Some(&token)).await.status, 200);
+    let r = a
+        .post(
+            "/internal/tokens/revoke",
+            &json!({"jti": "shared-1", "exp": now() + 600}),
+            Some("ops-key"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["store"], "redis");
+    let elapsed = until_status(&b, &token, 401, Duration::from_secs(1)).await;
+    eprintln!("jti revocation reached the second instance in {elapsed:?}");
+    assert_refused(
+        &b.get("/v1/auth/status", Some(&token)).await,
+        &token,
+        "revoked",
+    );
 }
