@@ -189,8 +189,22 @@ impl Authenticator {
                 let mut tick = tokio::time::interval(interval);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 tick.tick().await; // loaded at start-up
+                let mut last_early: Option<tokio::time::Instant> = None;
                 loop {
-                    tick.tick().await;
+                    let Some(jwt) = weak.upgrade().and_then(|a| a.jwt.clone()) else {
+                        return;
+                    };
+                    let early = async {
+                        jwt.unknown_kid.notified().await;
+                        if let Some(at) = last_early {
+                            tokio::time::sleep_until(at + super::jwt::EARLY_REFRESH_SPACING).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = early => last_early = Some(tokio::time::Instant::now()),
+                    }
+                    drop(jwt);
                     let Some(auth) = weak.upgrade() else { return };
                     let Some(jwt) = &auth.jwt else { return };
                     if let Err(error) = jwt.load().await {

@@ -113,7 +113,14 @@ pub struct JwtVerifier {
     failures: AtomicU64,
     last_success: std::sync::atomic::AtomicI64,
     last_error: Mutex<Option<String>>,
+    /// Woken when a token names an unknown `kid`: the refresher then loads
+    /// the JWKS early (at most once per [`EARLY_REFRESH_SPACING`]), so a
+    /// rotated-in key works before the next scheduled refresh.
+    pub unknown_kid: tokio::sync::Notify,
 }
+
+/// Least time between two early (unknown-`kid`) JWKS refreshes.
+pub const EARLY_REFRESH_SPACING: Duration = Duration::from_secs(10);
 
 /// The algorithm a JWK's key type fixes, or `None` for keys keel does not use.
 fn jwk_algorithm(jwk: &Jwk) -> Option<Algorithm> {
@@ -255,6 +262,7 @@ impl JwtVerifier {
             failures: AtomicU64::new(0),
             last_success: std::sync::atomic::AtomicI64::new(0),
             last_error: Mutex::new(None),
+            unknown_kid: tokio::sync::Notify::new(),
         })
     }
 
@@ -403,7 +411,13 @@ impl JwtVerifier {
                     return Err(AuthError::NoKeys);
                 }
                 match &header.kid {
-                    Some(kid) => keys.by_kid.get(kid).cloned().ok_or(AuthError::UnknownKid)?,
+                    Some(kid) => match keys.by_kid.get(kid) {
+                        Some(key) => key.clone(),
+                        None => {
+                            self.unknown_kid.notify_one();
+                            return Err(AuthError::UnknownKid);
+                        }
+                    },
                     None if keys.by_kid.len() == 1 => keys
                         .by_kid
                         .values()

@@ -627,3 +627,31 @@ async fn a_jti_revoked_on_one_instance_is_refused_by_the_other_within_a_second()
         "revoked",
     );
 }
+
+#[tokio::test]
+async fn an_unknown_kid_triggers_an_early_jwks_refresh() {
+    let rsa_a = EncodingKey::from_rsa_pem(RSA_A).unwrap();
+    let rsa_b = EncodingKey::from_rsa_pem(RSA_B).unwrap();
+    let jwks = jwks_server(vec![jwk(&rsa_a, Algorithm::RS256, "rsa-a")]).await;
+    let s = start(&[
+        ("API_KEY", "public-key"),
+        ("JWT_JWKS_URL", jwks.url.as_str()),
+        ("JWT_JWKS_REFRESH_SECONDS", "300"),
+        ("JWT_ISSUER", ISSUER),
+        ("JWT_AUDIENCE", AUDIENCE),
+    ])
+    .await;
+    *jwks.doc.lock().unwrap() = json!({"keys": [
+        jwk(&rsa_a, Algorithm::RS256, "rsa-a"),
+        jwk(&rsa_b, Algorithm::RS256, "rsa-b"),
+    ]});
+    let token_b = signed(Algorithm::RS256, "rsa-b", &rsa_b, json!({}));
+    // The first sight of the new kid is refused and wakes the refresher;
+    // it is accepted long before the 300 s schedule.
+    assert_refused(
+        &s.get("/v1/auth/status", Some(&token_b)).await,
+        &token_b,
+        "unknown kid",
+    );
+    until_status(&s, &token_b, 200, Duration::from_secs(3)).await;
+}
