@@ -186,9 +186,21 @@ impl ClientKeys {
         Ok(())
     }
 
-    fn install(&self, record: ClientKeyRecord) {
+    fn install(&self, mut record: ClientKeyRecord) {
         let digest = record.secret_sha256.clone();
         match self.by_digest.get_mut(&digest) {
+            // Revocation is one-way: a stale copy from Redis (written before a
+            // revocation Redis did not take) never brings a key back.
+            Some(mut live) if live.record.revoked_at.is_some() && record.revoked_at.is_none() => {
+                record.revoked_at = live.record.revoked_at;
+                if live.record != record {
+                    let last_used = live.last_used.load(Relaxed);
+                    *live = Arc::new(LiveKey {
+                        record,
+                        last_used: AtomicI64::new(last_used),
+                    });
+                }
+            }
             Some(mut live) if live.record != record => {
                 let last_used = live.last_used.load(Relaxed);
                 *live = Arc::new(LiveKey {
@@ -214,7 +226,10 @@ impl ClientKeys {
     pub async fn revoke(&self, id: &str) -> Result<ClientKeyRecord, KeyStoreError> {
         if self.redis.is_some() {
             // Another instance may have created it: make sure it is known.
-            self.refresh().await?;
+            // A failed refresh must not stop a revocation of a known key.
+            if let Err(error) = self.refresh().await {
+                tracing::warn!(%error, "client keys not refreshed before a revocation");
+            }
         }
         let mut record = self
             .by_digest
@@ -243,7 +258,23 @@ impl ClientKeys {
             match serde_json::from_str::<ClientKeyRecord>(json) {
                 Ok(record) => {
                     seen.insert(record.secret_sha256.clone());
-                    self.install(record);
+                    let unrevoked_here = record.revoked_at.is_none()
+                        && self
+                            .by_digest
+                            .get(&record.secret_sha256)
+                            .is_some_and(|l| l.record.revoked_at.is_some());
+                    self.install(record.clone());
+                    if unrevoked_here {
+                        // A revocation made while Redis was down: share it now.
+                        if let Some(live) = self
+                            .by_digest
+                            .get(&record.secret_sha256)
+                            .map(|l| l.record.clone())
+                        {
+                            self.save(&live).await?;
+                            tracing::info!(key = %live.id, "pending client key revocation shared through Redis");
+                        }
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(%error, "unreadable client key record in Redis; skipped")

@@ -655,3 +655,85 @@ async fn an_unknown_kid_triggers_an_early_jwks_refresh() {
     );
     until_status(&s, &token_b, 200, Duration::from_secs(3)).await;
 }
+
+#[tokio::test]
+async fn redis_down_refuses_to_create_a_key_and_revokes_locally() {
+    let Some(mut redis) = RedisServer::start_durable() else {
+        return;
+    };
+    let url = redis.url();
+    let vars = [
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_TIMEOUT_MS", "500"),
+        ("API_KEY", "public-key"),
+        ("INTERNAL_API_KEY", "ops-key"),
+    ];
+    let s = start(&vars).await;
+    let r = s
+        .post(
+            "/internal/keys",
+            &json!({"name": "before"}),
+            Some("ops-key"),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let (id, secret) = (
+        r.body["id"].as_str().unwrap().to_string(),
+        r.body["secret"].as_str().unwrap().to_string(),
+    );
+    redis.kill();
+    let started = Instant::now();
+    let r = s
+        .post(
+            "/internal/keys",
+            &json!({"name": "during"}),
+            Some("ops-key"),
+        )
+        .await;
+    assert_eq!(r.assert_error(503), "IDENTITY_STORE_UNAVAILABLE");
+    assert!(r.header("retry-after").is_some());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // The known key keeps working from the local view, and a revocation
+    // still applies here at once (503: not shared yet).
+    assert_eq!(s.get("/v1/auth/status", Some(&secret)).await.status, 200);
+    let d = s
+        .send(
+            s.client
+                .delete(s.url(&format!("/internal/keys/{id}")))
+                .bearer_auth("ops-key"),
+        )
+        .await;
+    assert_eq!(d.assert_error(503), "IDENTITY_STORE_UNAVAILABLE");
+    s.get("/v1/auth/status", Some(&secret))
+        .await
+        .assert_error(401);
+    // Redis comes back holding the stale (unrevoked) record: the key stays
+    // revoked here, and the revocation reaches Redis (a new instance refuses it).
+    redis.restart();
+    let b = start(&vars).await;
+    let started = Instant::now();
+    loop {
+        let r = b.get("/v1/auth/status", Some(&secret)).await;
+        if r.status == 401 {
+            assert!(
+                r.body["error"].as_str().unwrap().contains("revoked"),
+                "{}",
+                r.body
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never shared: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.get("/v1/auth/status", Some(&secret))
+        .await
+        .assert_error(401);
+}

@@ -210,7 +210,23 @@ pub async fn revoke_key(
             "static keys come from the environment and cannot be revoked at runtime: change API_KEY / ADDITIONAL_API_KEYS / INTERNAL_API_KEY and restart".into(),
         ));
     }
-    let record = state.identity.keys.revoke(&id).await.map_err(store_error)?;
+    let record = match state.identity.keys.revoke(&id).await {
+        Ok(record) => record,
+        Err(e @ KeyStoreError::Unavailable(_)) => {
+            // Applied here; other instances learn it once Redis takes it.
+            state
+                .identity
+                .audit
+                .record(&who, "key.revoked", &id, json!({"shared": false}));
+            return Err(ApiError::Coded {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "IDENTITY_STORE_UNAVAILABLE",
+                message: format!("revoked on this instance only; retry to revoke everywhere: {e}"),
+                retry_after: Some(Duration::from_secs(1)),
+            });
+        }
+        Err(e) => return Err(store_error(e)),
+    };
     state.identity.audit.record(
         &who,
         "key.revoked",
