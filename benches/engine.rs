@@ -328,7 +328,10 @@ fn pipeline(c: &mut Criterion) {
             b.to_async(&rt)
                 .iter(|| async { black_box(engine.run_job(&j, None).await.is_ok()) })
         });
-        let app = router(AppState::new(engine.clone()));
+        let app = router(
+            rt.block_on(AppState::start(engine.clone()))
+                .expect("identities start"),
+        );
         let status = rt
             .block_on(app.clone().oneshot(process_request()))
             .expect("router")
@@ -350,6 +353,63 @@ fn pipeline(c: &mut Criterion) {
     g.finish();
 }
 
+/// The identity hot path, A/B in one run: a static key, a client key and a
+/// JWT (a repeated token: cached until `exp`), each resolved as a `/v1`
+/// request's credential. Compare with the ~70-80 µs of CPU keel spends per
+/// cache-miss request (README "Performance") for the 3 % budget.
+fn identity(c: &mut Criterion) {
+    use keel::identity::keys::NewKey;
+    use keel::identity::{Authenticator, Surface};
+    let rt = runtime();
+    let secret = "0123456789abcdef0123456789abcdef-bench";
+    let settings = Settings::from_source(&MapEnv::new(&[
+        ("API_KEY", "bench-static-key"),
+        ("INTERNAL_API_KEY", "bench-ops-key"),
+        ("JWT_HS256_SECRET", secret),
+        ("JWT_ISSUER", "bench"),
+        ("JWT_AUDIENCE", "keel"),
+    ]))
+    .expect("settings");
+    let auth = Authenticator::new(&settings).expect("authenticator");
+    let (_, client_key) = rt
+        .block_on(auth.keys.create(
+            NewKey {
+                name: "bench".into(),
+                ..NewKey::default()
+            },
+            "bench",
+        ))
+        .expect("key");
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 3600;
+    let jwt = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"sub": "bench", "iss": "bench", "aud": "keel", "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).expect("key"),
+    )
+    .expect("token");
+    let mut g = c.benchmark_group("identity_resolve");
+    for (name, credential) in [
+        ("static_key", "bench-static-key".to_string()),
+        ("client_key", client_key),
+        ("jwt_cached", jwt),
+    ] {
+        assert!(auth.resolve(Surface::Public, &credential).is_ok(), "{name}");
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                black_box(
+                    auth.resolve(Surface::Public, black_box(&credential))
+                        .is_ok(),
+                )
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     local_algorithms,
@@ -358,6 +418,7 @@ criterion_group!(
     resilience_primitives,
     cache,
     config_load,
-    pipeline
+    pipeline,
+    identity
 );
 criterion_main!(benches);

@@ -31,6 +31,8 @@ struct EngineCollector {
     process: Option<(u64, u64)>,
     /// The job store's depth, read once per scrape (`None` when it did not answer).
     job_depth: Option<Depth>,
+    /// Identity figures (JWKS refreshes, key counts), when the caller has them.
+    identity: Option<std::sync::Arc<crate::identity::Authenticator>>,
 }
 
 impl std::fmt::Debug for EngineCollector {
@@ -305,6 +307,47 @@ impl prometheus_client::collector::Collector for EngineCollector {
                 .into_iter()
                 .map(|(actor, n)| (vec![("actor", actor)], n)),
         )?;
+        if let Some(auth) = &self.identity {
+            if let Some(jwt) = &auth.jwt {
+                let status = jwt.status();
+                counters(
+                    &mut e,
+                    "keel_jwks_refreshes",
+                    "Successful JWKS loads",
+                    [(Vec::new(), status.refreshes)],
+                )?;
+                counters(
+                    &mut e,
+                    "keel_jwks_refresh_failures",
+                    "Failed JWKS refreshes (the last good key set stayed in force)",
+                    [(Vec::new(), status.refresh_failures)],
+                )?;
+                gauges(
+                    &mut e,
+                    "keel_jwks_keys",
+                    "Verification keys loaded from the JWKS",
+                    [(
+                        Vec::new(),
+                        i64::try_from(status.kids.len()).unwrap_or(i64::MAX),
+                    )],
+                )?;
+            }
+            gauges(
+                &mut e,
+                "keel_client_keys",
+                "Client keys known to this instance (revoked ones included)",
+                [(
+                    Vec::new(),
+                    i64::try_from(auth.keys.list().len()).unwrap_or(i64::MAX),
+                )],
+            )?;
+            counters(
+                &mut e,
+                "keel_identity_task_restarts",
+                "Restarts of the identity refresh tasks after a panic",
+                [(Vec::new(), auth.task_restarts.load(Relaxed))],
+            )?;
+        }
         if let Some((rss, cpu_ms)) = self.process {
             gauges(
                 &mut e,
@@ -452,6 +495,14 @@ fn process_figures() -> Option<(u64, u64)> {
 
 /// Renders every metric in the OpenMetrics text format.
 pub async fn render(engine: &Engine) -> Result<String, std::fmt::Error> {
+    render_with(engine, None).await
+}
+
+/// [`render`] plus the identity figures of `identity`.
+pub async fn render_with(
+    engine: &Engine,
+    identity: Option<std::sync::Arc<crate::identity::Authenticator>>,
+) -> Result<String, std::fmt::Error> {
     let process = tokio::task::spawn_blocking(process_figures)
         .await
         .ok()
@@ -461,6 +512,7 @@ pub async fn render(engine: &Engine) -> Result<String, std::fmt::Error> {
         engine: engine.clone(),
         process,
         job_depth: engine.jobs().store().depth().await.ok(),
+        identity,
     }));
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;

@@ -35,6 +35,7 @@ pub mod engine;
 pub mod exposition;
 pub mod fake_llm;
 pub mod health;
+pub mod identity;
 pub mod job;
 pub mod jobs;
 pub mod logging;

@@ -32,6 +32,9 @@ pub enum StartError {
     /// The engine (providers, actors) failed to start.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// Identities could not start (the JWKS at `JWT_JWKS_URL` could not be loaded).
+    #[error(transparent)]
+    Identity(#[from] crate::identity::authenticator::IdentityStartError),
     /// An address could not be bound.
     #[error("cannot listen on {addr}: {source}{}", bind_hint(source, setting))]
     Bind {
@@ -235,6 +238,14 @@ pub async fn start_with(
     // URLs, certificates) and Redis URLs, so a bad setting is reported as
     // itself rather than hidden behind a busy port. Only then bind.
     let engine = Engine::start_with(settings, overrides).await?;
+    // Identities next (the JWKS is fetched here), still before binding.
+    let state = match AppState::start(engine.clone()).await {
+        Ok(state) => state,
+        Err(e) => {
+            engine.shutdown().await;
+            return Err(e.into());
+        }
+    };
     let listeners = async {
         let listener = bind(&bind_addr, "BACKEND_PORT").await?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
@@ -256,7 +267,6 @@ pub async fn start_with(
         }
     };
     let internal_addr = internal_listener.as_ref().and_then(|l| l.local_addr().ok());
-    let state = AppState::new(engine.clone());
     let (stop, stopped) = watch::channel(false);
     let mut tasks = vec![serve(
         listener,

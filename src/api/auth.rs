@@ -1,98 +1,30 @@
-//! API-key authentication for the public API.
+//! Authentication at the HTTP edge: which [`Identity`] a request is, and
+//! whether it may use the surface it calls.
 //!
-//! Keys come as `Authorization: Bearer <key>` or `X-API-Key: <key>`. Keys are
-//! kept only as SHA-256 digests and compared in constant time against every
-//! configured key (no early exit, no length leak). With no key configured,
-//! access is open — allowed only in development/testing, where start-up warns
-//! loudly; staging and production refuse to start without keys.
+//! Credentials come as `Authorization: Bearer <key or JWT>` or `X-API-Key:
+//! <key>`; [`crate::identity::Authenticator`] resolves them (static keys in
+//! constant time, client keys, JWTs). The resolved identity is put in the
+//! request's extensions, so the rate limiter and the handler share one
+//! resolution. `/v1` needs the `client` role and `/internal` the
+//! `operator` role: no or bad credentials are a 401 (with
+//! `WWW-Authenticate: Bearer` and a reason, never the token), a valid
+//! identity without the role is a 403. With no key configured for a surface
+//! (development/testing only), access is open as the anonymous identity.
 
 use super::AppState;
 use super::error::ApiError;
+use crate::identity::{AuthError, OperatorMode, Role, Surface};
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
-/// The accepted keys, as digests.
-#[derive(Clone, Default)]
-pub struct KeyRing {
-    digests: Vec<[u8; 32]>,
-}
+pub use crate::identity::Identity;
 
-/// Who is calling: a key's fingerprint, or the open-access identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    /// Stable, non-secret id of the caller (used to scope batches and limits).
-    pub id: String,
-    /// First characters of the key followed by "...", when a key was used.
-    pub key_prefix: Option<String>,
-}
-
-impl Identity {
-    fn anonymous() -> Identity {
-        Identity {
-            id: "anonymous".into(),
-            key_prefix: None,
-        }
-    }
-}
-
-fn digest(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
-}
-
-impl KeyRing {
-    /// Builds the ring from plain keys.
-    pub fn new(keys: &[String]) -> KeyRing {
-        KeyRing {
-            digests: keys.iter().map(|k| digest(k)).collect(),
-        }
-    }
-
-    /// True when no key is configured (open access).
-    pub fn is_open(&self) -> bool {
-        self.digests.is_empty()
-    }
-
-    /// Whether `presented` is one of the keys; time does not depend on which.
-    pub fn accepts(&self, presented: &str) -> bool {
-        let d = digest(presented);
-        let mut found = subtle::Choice::from(0u8);
-        for k in &self.digests {
-            found |= k.ct_eq(&d);
-        }
-        bool::from(found)
-    }
-
-    /// Authenticates a request. `Ok(None)` means no credentials were sent.
-    pub fn check(&self, headers: &HeaderMap) -> Result<Option<Identity>, ApiError> {
-        let Some((presented, method)) = presented_key(headers)? else {
-            return Ok(None);
-        };
-        if self.is_open() {
-            return Ok(Some(Identity::anonymous()));
-        }
-        if !self.accepts(presented) {
-            return Err(ApiError::unauthorized(
-                "Invalid API key",
-                method,
-                true,
-                Some(presented.chars().take(8).collect()),
-            ));
-        }
-        let fingerprint: String = digest(presented)[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        Ok(Some(Identity {
-            id: format!("key:{fingerprint}"),
-            key_prefix: Some(format!(
-                "{}...",
-                presented.chars().take(8).collect::<String>()
-            )),
-        }))
-    }
+/// A successful resolution cached in the request's extensions, per surface.
+#[derive(Clone)]
+pub struct Resolved {
+    surface: Surface,
+    identity: Option<Identity>,
 }
 
 /// How the reference names the `Authorization: Bearer` method.
@@ -147,29 +79,99 @@ fn presented_key(headers: &HeaderMap) -> Result<Option<(&str, &'static str)>, Ap
     Ok(None)
 }
 
-/// Extractor for routes that require a key (open access passes as anonymous).
+/// The 401 for a refused credential: the reason, and a prefix only for
+/// plain keys (a JWT is never echoed, not even its start).
+fn refused(error: AuthError, presented: &str, method: &'static str) -> ApiError {
+    let prefix = (!crate::identity::jwt::looks_like_jwt(presented))
+        .then(|| presented.chars().take(8).collect());
+    ApiError::unauthorized(error.message(), method, true, prefix)
+}
+
+/// Resolves the request's credentials for `surface`: `Ok(None)` when none
+/// were sent (or the surface is open and they did not verify).
+pub fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    surface: Surface,
+) -> Result<Option<Identity>, ApiError> {
+    let Some((presented, method)) = presented_key(headers)? else {
+        return Ok(None);
+    };
+    match state.identity.resolve(surface, presented) {
+        Ok(identity) => Ok(Some(identity)),
+        Err(_) if state.identity.is_open(surface) => Ok(Some(Identity::anonymous(
+            state.identity.open_roles(surface),
+        ))),
+        Err(error) => Err(refused(error, presented, method)),
+    }
+}
+
+/// [`authenticate`], reusing (and storing) the resolution in `extensions`.
+pub fn authenticate_cached(
+    state: &AppState,
+    headers: &HeaderMap,
+    extensions: &mut http::Extensions,
+    surface: Surface,
+) -> Result<Option<Identity>, ApiError> {
+    if let Some(r) = extensions.get::<Resolved>()
+        && r.surface == surface
+    {
+        return Ok(r.identity.clone());
+    }
+    let identity = authenticate(state, headers, surface)?;
+    extensions.insert(Resolved {
+        surface,
+        identity: identity.clone(),
+    });
+    if let Some(i) = &identity {
+        extensions.insert(i.clone());
+    }
+    Ok(identity)
+}
+
+/// The identity for a surface, with its role checked; open access passes as anonymous.
+fn require(parts: &mut Parts, state: &AppState, surface: Surface) -> Result<Identity, ApiError> {
+    let environment = state.engine.settings().environment;
+    let (role, what) = match surface {
+        Surface::Public => (
+            Role::Client,
+            "API key required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+        ),
+        Surface::Operator => (
+            Role::Operator,
+            "operator key required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+        ),
+    };
+    let identity = match authenticate_cached(state, &parts.headers, &mut parts.extensions, surface)
+        .map_err(|e| e.in_environment(environment))?
+    {
+        Some(identity) => identity,
+        None if state.identity.is_open(surface) => {
+            Identity::anonymous(state.identity.open_roles(surface))
+        }
+        None => {
+            return Err(
+                ApiError::unauthorized(what, BEARER, false, None).in_environment(environment)
+            );
+        }
+    };
+    if !identity.roles.has(role) {
+        return Err(ApiError::Forbidden(match role {
+            Role::Client => "this identity lacks the client role that /v1 needs",
+            Role::Operator => "this identity lacks the operator role that /internal needs",
+        }));
+    }
+    Ok(identity)
+}
+
+/// Extractor for `/v1` routes that require a key (open access passes as anonymous).
 pub struct RequireKey(pub Identity);
 
 impl FromRequestParts<AppState> for RequireKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let environment = state.engine.settings().environment;
-        match state
-            .keys
-            .check(&parts.headers)
-            .map_err(|e| e.in_environment(environment))?
-        {
-            Some(identity) => Ok(RequireKey(identity)),
-            None if state.keys.is_open() => Ok(RequireKey(Identity::anonymous())),
-            None => Err(ApiError::unauthorized(
-                "API key required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-                BEARER,
-                false,
-                None,
-            )
-            .in_environment(environment)),
-        }
+        require(parts, state, Surface::Public).map(RequireKey)
     }
 }
 
@@ -183,11 +185,30 @@ impl FromRequestParts<AppState> for OptionalKey {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let environment = state.engine.settings().environment;
         Ok(OptionalKey(
-            state
-                .keys
-                .check(&parts.headers)
-                .map_err(|e| e.in_environment(environment))?,
+            authenticate_cached(
+                state,
+                &parts.headers,
+                &mut parts.extensions,
+                Surface::Public,
+            )
+            .map_err(|e| e.in_environment(environment))?,
         ))
+    }
+}
+
+/// Extractor for operator routes; carries who is acting (for the audit trail).
+pub struct OperatorKey(pub Identity);
+
+impl FromRequestParts<AppState> for OperatorKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if state.identity.operator_mode() == OperatorMode::Refused {
+            return Err(ApiError::Forbidden(
+                "the operator API is disabled: set INTERNAL_API_KEY (or turn on JWT for operator tokens)",
+            ));
+        }
+        require(parts, state, Surface::Operator).map(OperatorKey)
     }
 }
 
@@ -203,109 +224,30 @@ mod tests {
     }
 
     #[test]
-    fn both_header_styles_and_several_keys_work() {
-        let ring = KeyRing::new(&["alpha-key-1".into(), "beta-key-2".into()]);
-        let a = ring
-            .check(&headers("authorization", "Bearer alpha-key-1"))
-            .unwrap()
-            .unwrap();
-        let b = ring
-            .check(&headers("x-api-key", "beta-key-2"))
-            .unwrap()
-            .unwrap();
-        assert_ne!(a.id, b.id);
-        assert_eq!(a.key_prefix.as_deref(), Some("alpha-ke..."));
-        assert!(
-            ring.check(&headers("authorization", "bearer beta-key-2"))
-                .is_ok()
+    fn both_header_styles_are_read() {
+        assert_eq!(
+            presented_key(&headers("authorization", "bearer k1")).unwrap(),
+            Some(("k1", BEARER))
         );
-        assert!(ring.check(&HeaderMap::new()).unwrap().is_none());
+        assert_eq!(
+            presented_key(&headers("x-api-key", " k2 ")).unwrap(),
+            Some(("k2", X_API_KEY))
+        );
+        assert!(presented_key(&HeaderMap::new()).unwrap().is_none());
     }
 
     #[test]
-    fn wrong_keys_and_formats_are_rejected() {
-        let ring = KeyRing::new(&["Secret".into()]);
+    fn malformed_headers_are_errors() {
         for (name, value) in [
-            ("authorization", "Bearer secret"),
             ("authorization", "InvalidFormat"),
             ("authorization", "Basic U2VjcmV0"),
             ("authorization", "Bearer "),
-            ("x-api-key", "nope"),
+            ("x-api-key", " "),
         ] {
             assert!(
-                ring.check(&headers(name, value)).is_err(),
+                presented_key(&headers(name, value)).is_err(),
                 "{name}: {value}"
             );
-        }
-    }
-
-    #[test]
-    fn open_ring_accepts_anything_as_anonymous() {
-        let ring = KeyRing::new(&[]);
-        assert!(ring.is_open());
-        let id = ring
-            .check(&headers("x-api-key", "whatever"))
-            .unwrap()
-            .unwrap();
-        assert_eq!(id.id, "anonymous");
-    }
-}
-
-/// How the operator API authenticates.
-#[derive(Clone)]
-pub enum InternalAuth {
-    /// `INTERNAL_API_KEY` is set: only it is accepted.
-    OwnKey(KeyRing),
-    /// Development/testing without `INTERNAL_API_KEY`: the public keys (or
-    /// open access when there are none).
-    PublicKeys(KeyRing),
-    /// Staging/production without `INTERNAL_API_KEY`: refused.
-    Refused,
-}
-
-impl InternalAuth {
-    /// The mode for a configuration.
-    pub fn from_settings(settings: &crate::config::Settings) -> InternalAuth {
-        match (
-            &settings.internal_api_key,
-            settings.environment.requires_auth(),
-        ) {
-            (Some(key), _) => InternalAuth::OwnKey(KeyRing::new(std::slice::from_ref(key))),
-            (None, false) => InternalAuth::PublicKeys(KeyRing::new(&settings.api_keys)),
-            (None, true) => InternalAuth::Refused,
-        }
-    }
-}
-
-/// Extractor for operator routes; carries who is acting (for audit logs).
-pub struct OperatorKey(pub Identity);
-
-impl FromRequestParts<AppState> for OperatorKey {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let ring = match &state.internal_auth {
-            InternalAuth::OwnKey(ring) | InternalAuth::PublicKeys(ring) => ring,
-            InternalAuth::Refused => {
-                return Err(ApiError::Forbidden(
-                    "the operator API is disabled: set INTERNAL_API_KEY",
-                ));
-            }
-        };
-        let environment = state.engine.settings().environment;
-        match ring
-            .check(&parts.headers)
-            .map_err(|e| e.in_environment(environment))?
-        {
-            Some(identity) => Ok(OperatorKey(identity)),
-            None if ring.is_open() => Ok(OperatorKey(Identity::anonymous())),
-            None => Err(ApiError::unauthorized(
-                "operator key required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-                BEARER,
-                false,
-                None,
-            )
-            .in_environment(environment)),
         }
     }
 }

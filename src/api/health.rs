@@ -145,11 +145,14 @@ pub async fn auth_status(
     State(state): State<AppState>,
     RequireKey(identity): RequireKey,
 ) -> Json<Value> {
-    let open = state.keys.is_open();
+    let open = identity.kind == crate::identity::Kind::Anonymous
+        && state.identity.is_open(crate::identity::Surface::Public);
     Json(json!({
         "authenticated": true,
         // With no keys the reference reports the key "development".
-        "api_key_prefix": identity.key_prefix.or_else(|| open.then(|| "developm...".to_string())),
+        "api_key_prefix": identity.key_prefix.clone().or_else(|| open.then(|| "developm...".to_string())),
+        // keel's addition: who the credential resolved to (never the secret).
+        "identity": &identity,
         "message": if open {
             "Authentication disabled: no API keys configured (development mode)"
         } else {

@@ -158,7 +158,7 @@ pub async fn submit(
     })?;
     let validated = parsed.validate_with(state.engine.settings().strict_options)?;
     let job = NewJob {
-        owner: identity.id,
+        owner: identity.owner(),
         operation: validated.job.operation.as_str().to_string(),
         request,
         metadata,
@@ -207,7 +207,7 @@ pub async fn get(
     let record = state
         .engine
         .jobs()
-        .wait(&identity.id, &id, wait)
+        .wait(&identity.owner(), &id, wait)
         .await
         .map_err(|e| jobs_error(&state, e))?;
     Ok(Json(JobView::from(&record)))
@@ -261,7 +261,7 @@ pub async fn list(
     let (records, next) = state
         .engine
         .jobs()
-        .list(&identity.id, &filter)
+        .list(&identity.owner(), &filter)
         .await
         .map_err(|e| jobs_error(&state, e))?;
     let views: Vec<JobView> = records.iter().map(JobView::from).collect();
@@ -277,7 +277,7 @@ pub async fn cancel(
     let record = state
         .engine
         .jobs()
-        .cancel(&identity.id, &id)
+        .cancel(&identity.owner(), &id)
         .await
         .map_err(|e| jobs_error(&state, e))?;
     Ok(Json(JobView::from(&record)))
@@ -323,17 +323,35 @@ pub async fn retry(
         .await
         .map_err(|e| jobs_error(&state, e))?;
     tracing::info!(job_id = %id, by = %who.id, "job retried by an operator");
+    state
+        .identity
+        .audit
+        .record(&who, "job.retried", &id, json!({}));
     Ok(Json(operator_view(&record)))
 }
 
-async fn set_paused(state: &AppState, who: &str, paused: bool) -> Result<Json<Value>, ApiError> {
+async fn set_paused(
+    state: &AppState,
+    who: &crate::identity::Identity,
+    paused: bool,
+) -> Result<Json<Value>, ApiError> {
     state
         .engine
         .jobs()
         .set_paused(paused)
         .await
         .map_err(|e| jobs_error(state, e))?;
-    tracing::info!(by = %who, paused, "job consumption switched");
+    tracing::info!(by = %who.id, paused, "job consumption switched");
+    state.identity.audit.record(
+        who,
+        if paused {
+            "jobs.paused"
+        } else {
+            "jobs.resumed"
+        },
+        "jobs",
+        json!({}),
+    );
     Ok(Json(
         json!({"paused": paused, "timestamp": crate::time::now_rfc3339()}),
     ))
@@ -344,7 +362,7 @@ pub async fn pause(
     State(state): State<AppState>,
     OperatorKey(who): OperatorKey,
 ) -> Result<Json<Value>, ApiError> {
-    set_paused(&state, &who.id, true).await
+    set_paused(&state, &who, true).await
 }
 
 /// `POST /internal/jobs/resume`.
@@ -352,5 +370,5 @@ pub async fn resume(
     State(state): State<AppState>,
     OperatorKey(who): OperatorKey,
 ) -> Result<Json<Value>, ApiError> {
-    set_paused(&state, &who.id, false).await
+    set_paused(&state, &who, false).await
 }

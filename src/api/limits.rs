@@ -31,31 +31,54 @@ pub fn add_headers(headers: &mut HeaderMap, decision: &Decision) {
     headers.insert(&RESET, HeaderValue::from(decision.reset_secs));
 }
 
-/// The identity limits apply to: the key's fingerprint when a valid key was
-/// sent, else the client address.
-fn identity(state: &AppState, request: &Request) -> String {
-    let fingerprint = state
-        .keys
-        .check(request.headers())
-        .ok()
-        .flatten()
-        .and_then(|i| i.id.strip_prefix("key:").map(str::to_string));
+/// The identity limits apply to: [`crate::identity::Identity::owner`] when
+/// valid credentials were sent (`key:<fingerprint>` for a static key, as
+/// before; `client_key:<id>`, `jwt:<sub>` or `tenant:<t>` otherwise), else
+/// the client address; with the identity's own per-minute limit, if any.
+fn identity(state: &AppState, request: &mut http::request::Parts) -> ClientIdentity {
+    let resolved = super::auth::authenticate_cached(
+        state,
+        &request.headers,
+        &mut request.extensions,
+        crate::identity::Surface::Public,
+    )
+    .ok()
+    .flatten()
+    .filter(|i| i.kind != crate::identity::Kind::Anonymous);
     let peer = request
-        .extensions()
+        .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    client_identity(
-        fingerprint.as_deref(),
-        peer,
-        request.headers(),
-        state.engine.settings().rate_limit.trust_proxy_headers,
-    )
+    let per_minute = resolved.as_ref().and_then(|i| i.rate_limit_per_minute());
+    let key = match resolved {
+        Some(i) => match i.id.strip_prefix("key:") {
+            Some(fingerprint) if i.tenant.is_none() => client_identity(
+                Some(fingerprint),
+                peer,
+                &request.headers,
+                state.engine.settings().rate_limit.trust_proxy_headers,
+            ),
+            _ => i.owner(),
+        },
+        None => client_identity(
+            None,
+            peer,
+            &request.headers,
+            state.engine.settings().rate_limit.trust_proxy_headers,
+        ),
+    };
+    ClientIdentity { key, per_minute }
 }
 
 /// The identity a request is limited as; the middleware attaches it to
 /// every `/v1` request so handlers with their own cost can use it.
 #[derive(Debug, Clone)]
-pub struct ClientIdentity(pub String);
+pub struct ClientIdentity {
+    /// What the counters key on (never a secret).
+    pub key: String,
+    /// The identity's own per-minute limit, replacing the configured one.
+    pub per_minute: Option<u32>,
+}
 
 /// Checks `cost` units for `identity` on `route`.
 pub async fn check(
@@ -67,7 +90,7 @@ pub async fn check(
     let decision = state
         .engine
         .rate_limiter()
-        .check(&identity.0, route, cost)
+        .check_with(&identity.key, route, cost, identity.per_minute)
         .await;
     if decision.allowed {
         Ok(decision)
@@ -78,7 +101,7 @@ pub async fn check(
 
 /// Middleware on the `/v1` routes (cost 1; the batch route checks its own
 /// cost). [`super::router`] installs it only when the limiter is enabled.
-pub async fn limit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -87,7 +110,9 @@ pub async fn limit(State(state): State<AppState>, mut request: Request, next: Ne
     if RateLimiter::is_exempt(&route) {
         return next.run(request).await;
     }
-    let identity = ClientIdentity(identity(&state, &request));
+    let (mut parts, body) = request.into_parts();
+    let identity = identity(&state, &mut parts);
+    let mut request = Request::from_parts(parts, body);
     if route == BATCH_ROUTE {
         request.extensions_mut().insert(identity);
         return next.run(request).await;

@@ -29,7 +29,7 @@ pub mod strict_json;
 pub mod text;
 
 use crate::engine::Engine;
-use auth::{InternalAuth, KeyRing};
+use crate::identity::{Authenticator, OperatorMode};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
@@ -48,10 +48,9 @@ pub struct AppState(Arc<SharedState>);
 pub struct SharedState {
     /// The running engine.
     pub engine: Engine,
-    /// Accepted API keys.
-    pub keys: KeyRing,
-    /// How the operator API authenticates.
-    pub internal_auth: InternalAuth,
+    /// Resolves credentials to identities; owns client keys, the JWT
+    /// verifier, the `jti` denylist and the audit trail.
+    pub identity: Arc<Authenticator>,
     /// The process-wide in-flight budget (`MAX_CONCURRENT_REQUESTS`), shared
     /// by every route and listener.
     pub budget: admission::Budget,
@@ -66,15 +65,21 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// State for `engine`, with the keys from its settings.
-    pub fn new(engine: Engine) -> AppState {
-        let keys = KeyRing::new(&engine.settings().api_keys);
-        let internal_auth = InternalAuth::from_settings(engine.settings());
+    /// State for `engine` with its identities started (JWKS loaded, stores
+    /// refreshing): fails when the JWKS cannot be loaded.
+    pub async fn start(
+        engine: Engine,
+    ) -> Result<AppState, crate::identity::authenticator::IdentityStartError> {
+        let identity = Authenticator::start(engine.settings()).await?;
+        Ok(AppState::with_identity(engine, identity))
+    }
+
+    /// State for `engine` with a given authenticator.
+    pub fn with_identity(engine: Engine, identity: Arc<Authenticator>) -> AppState {
         let budget = admission::Budget::new(engine.settings().max_concurrent_requests);
         AppState(Arc::new(SharedState {
             engine,
-            keys,
-            internal_auth,
+            identity,
             budget,
         }))
     }
@@ -132,7 +137,7 @@ pub fn router(state: AppState) -> Router {
     // The operator API's document is published only where that API is
     // enabled, and in production only with INTERNAL_DOCS=true.
     let internal_docs = state.engine.settings().internal_docs
-        && !matches!(state.internal_auth, InternalAuth::Refused)
+        && state.identity.operator_mode() != OperatorMode::Refused
         && state.engine.settings().internal_bind.is_none();
     let mut app = Router::new()
         .route("/", get(health::root))

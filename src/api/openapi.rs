@@ -1023,6 +1023,87 @@ fn internal_routes() -> Vec<Route> {
             )
         },
         Route {
+            description: "Issues a client key. The answer carries the secret (`keel_` + 32 \
+                base62 characters) once; keel keeps only its SHA-256. With `REDIS_URL` the key \
+                is shared by every instance; without it, it lives in this instance's memory. \
+                Audited.",
+            auth: Auth::Operator,
+            request: Some("CreateKeyRequest"),
+            ok: (
+                201,
+                "The key, with its secret (shown once)",
+                Body::Json("CreatedKey"),
+            ),
+            errors: &[400, 401, 403, 413, 415, 422, 503],
+            ..route(
+                Post,
+                "/internal/keys",
+                "identity",
+                "create_key",
+                "Issue a client key",
+            )
+        },
+        Route {
+            description: "Every client key's metadata (never a secret), with `last_used` on \
+                this instance; static keys from the environment are listed as \
+                `kind: static_key`, not revocable at runtime; the JWT key set's refresh state.",
+            auth: Auth::Operator,
+            ok: (200, "Keys", Body::Json("KeyList")),
+            errors: OPERATOR,
+            ..route(Get, "/internal/keys", "identity", "list_keys", "List keys")
+        },
+        Route {
+            description: "Revokes a client key (idempotent): refused on this instance at once \
+                and, with Redis, on every instance within `IDENTITY_REFRESH_MS` (250 ms). \
+                A static key's id is a 409 (change the environment instead). Audited.",
+            auth: Auth::Operator,
+            params: &[("id", "The key's id (`ck_…`)", &[])],
+            ok: (200, "The revoked key", Body::Json("Object")),
+            errors: &[401, 403, 404, 409, 503],
+            ..route(
+                Delete,
+                "/internal/keys/{id}",
+                "identity",
+                "revoke_key",
+                "Revoke a client key",
+            )
+        },
+        Route {
+            description: "Refuses every JWT with this `jti` until `exp` (a denylist in Redis \
+                with every instance's local copy refreshed every `IDENTITY_REFRESH_MS`; \
+                memory only without Redis). Audited.",
+            auth: Auth::Operator,
+            request: Some("RevokeTokenRequest"),
+            ok: (200, "Revoked", Body::Json("Object")),
+            errors: &[400, 401, 403, 413, 415, 422, 503],
+            ..route(
+                Post,
+                "/internal/tokens/revoke",
+                "identity",
+                "revoke_token",
+                "Revoke a JWT by jti",
+            )
+        },
+        Route {
+            description: "Recent operator actions (keys created/revoked, tokens revoked, \
+                configuration switched, breakers forced, cache cleared, jobs paused), newest \
+                first, each with the acting identity. A bounded ring per instance \
+                (`AUDIT_LOG_CAPACITY`); each action is also one `keel::audit` log line.",
+            auth: Auth::Operator,
+            query: &[(
+                "limit",
+                "Most entries to return",
+                QueryValue::Integer {
+                    min: 1,
+                    max: 10000,
+                    default: 100,
+                },
+            )],
+            ok: (200, "Audit entries", Body::Json("AuditTrail")),
+            errors: &[400, 401, 403, 503],
+            ..route(Get, "/internal/audit", "identity", "audit", "Audit trail")
+        },
+        Route {
             description: "This document.",
             ok: (200, "The OpenAPI 3.1 document", Body::Json("Object")),
             ..route(
@@ -1092,9 +1173,12 @@ question answering, with provider fallback, retries, circuit breakers, a cache \
 and rate limits. A drop-in successor to the reference FastAPI backend's `/v1`.
 
 **Authentication.** `Authorization: Bearer <key>` or `X-API-Key: <key>`; keys are \
-`API_KEY` plus `ADDITIONAL_API_KEYS`. A missing or wrong key is a 401 with \
-`WWW-Authenticate: Bearer`. With no key configured (development and testing only) \
-access is open.
+`API_KEY` plus `ADDITIONAL_API_KEYS`, client keys (`keel_…`) issued by operators, or \
+JWT bearer tokens (when `JWT_HS256_SECRET` or `JWT_JWKS_URL` is set). Every credential \
+resolves to an identity with roles; `/v1` needs the `client` role. A missing or wrong \
+credential is a 401 with `WWW-Authenticate: Bearer` and a reason (expired, wrong \
+audience, unknown kid, revoked...); a valid one without the role is a 403. With no key \
+configured (development and testing only) access is open.
 
 **Errors.** Every error, on every route, has one JSON body (`ErrorBody`): \
 `{success: false, error, error_code, details, detail, request_id, timestamp}`, where \
@@ -1125,7 +1209,8 @@ control, presets, and a dashboard page.
 `X-API-Key: <key>`), but with the **operator key `INTERNAL_API_KEY`**. Without it, in \
 development/testing the public API keys work (or access is open when there are none); \
 in staging/production every operator route answers 403 until `INTERNAL_API_KEY` is \
-set. Operator routes are not rate limited.
+set. Operator client keys and JWTs with the `operator` role are accepted too (a \
+client-only identity is a 403). Operator routes are not rate limited.
 
 **Errors.** The same JSON error body as the public API (`ErrorBody`), 404 for unknown \
 names (operation, breaker, action, preset), 405 (with `Allow`) for a wrong method.
@@ -1812,8 +1897,110 @@ mod schemas {
         crate::jobs::JobStatus,
         crate::jobs::JobFailure,
         crate::jobs::WebhookState,
+        CreateKeyRequest,
+        CreatedKey,
+        KeyList,
+        RevokeTokenRequest,
+        AuditTrail,
     )))]
     pub struct InternalSchemas;
+
+    // Mirrors `crate::api::internal::identity::CreateKey`.
+    /// `POST /internal/keys`.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schema(examples(json!({"name": "ci-pipeline", "roles": ["client"], "tenant": "acme",
+        "rate_limit_per_minute": 60, "expires_at": "2027-01-01T00:00:00Z"})))]
+    pub struct CreateKeyRequest {
+        /// Name shown in listings (1–100 characters).
+        pub name: String,
+        /// `client` and/or `operator`; default `["client"]`.
+        pub roles: Option<Vec<String>>,
+        /// Tenant the key acts for: jobs, batches and limits are shared by the tenant.
+        pub tenant: Option<String>,
+        /// Requests per sliding minute for this key (1–1,000,000), replacing `RATE_LIMIT_PER_MINUTE`.
+        pub rate_limit_per_minute: Option<u32>,
+        /// Expiry: RFC 3339 or Unix seconds, in the future.
+        pub expires_at: Option<Value>,
+    }
+
+    /// `POST /internal/keys` answer: the key and its secret (shown once).
+    #[derive(Serialize, ToSchema)]
+    pub struct CreatedKey {
+        /// The key's id (`ck_…`), used to revoke it.
+        pub id: String,
+        /// `client_key`.
+        pub kind: String,
+        /// The secret: send it as `Authorization: Bearer <secret>` or `X-API-Key`.
+        pub secret: String,
+        /// Name.
+        pub name: String,
+        /// Roles.
+        pub roles: Vec<String>,
+        /// Tenant.
+        pub tenant: Option<String>,
+        /// Own per-minute limit.
+        pub rate_limit_per_minute: Option<u32>,
+        /// First characters of the secret and `...`.
+        pub prefix: String,
+        /// RFC 3339.
+        pub created_at: Option<String>,
+        /// The creating operator's identity id.
+        pub created_by: String,
+        /// RFC 3339, or null.
+        pub expires_at: Option<String>,
+        /// False.
+        pub revoked: bool,
+        /// Null.
+        pub revoked_at: Option<String>,
+        /// Null.
+        pub last_used: Option<String>,
+        /// True.
+        pub revocable: bool,
+        /// `redis` or `memory`.
+        pub store: String,
+        /// A reminder that the secret is not shown again.
+        pub message: String,
+    }
+
+    /// `GET /internal/keys`.
+    #[derive(Serialize, ToSchema)]
+    pub struct KeyList {
+        /// `redis` or `memory`.
+        pub store: String,
+        /// How revocation reaches other instances.
+        pub revocation: String,
+        /// Issued keys (metadata only), newest first.
+        pub client_keys: Vec<Value>,
+        /// Keys from the environment (`kind: static_key`, `revocable: false`).
+        pub static_keys: Vec<Value>,
+        /// JWT key set state (`source`, `kids`, `refreshes`, `refresh_failures`,
+        /// `last_success`, `last_error`, `cached_tokens`), or null when JWT is off.
+        pub jwt: Option<Value>,
+    }
+
+    // Mirrors `crate::api::internal::identity::RevokeToken`.
+    /// `POST /internal/tokens/revoke`.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schema(examples(json!({"jti": "4f1c", "exp": 1796083200})))]
+    pub struct RevokeTokenRequest {
+        /// The token's `jti` claim.
+        pub jti: String,
+        /// The token's `exp` (Unix seconds or RFC 3339): refused until then.
+        pub exp: Value,
+    }
+
+    /// `GET /internal/audit`.
+    #[derive(Serialize, ToSchema)]
+    pub struct AuditTrail {
+        /// Entries the ring keeps.
+        pub capacity: usize,
+        /// Entries returned.
+        pub count: usize,
+        /// `{at, action, actor, actor_kind, target, details}`, newest first.
+        pub entries: Vec<Value>,
+    }
 
     // ----- shared -------------------------------------------------------
 
@@ -2123,6 +2310,9 @@ mod schemas {
         pub api_key_prefix: Option<String>,
         /// Human-readable outcome.
         pub message: String,
+        /// Who the credential resolved to: `{id, kind: static_key | client_key | jwt |
+        /// anonymous, roles, tenant, limits}` (never the secret).
+        pub identity: Value,
     }
 
     /// `GET /v1/text_processing/operations`.
@@ -3358,6 +3548,11 @@ mod tests {
         ),
         ("GET", "/internal/resilience/config/recommend-preset-auto"),
         ("POST", "/internal/resilience/config/validate"),
+        ("POST", "/internal/keys"),
+        ("GET", "/internal/keys"),
+        ("DELETE", "/internal/keys/{id}"),
+        ("POST", "/internal/tokens/revoke"),
+        ("GET", "/internal/audit"),
         // docs_routes (utoipa-swagger-ui serves `{*rest}`; documented as `{file}`)
         ("GET", "/openapi.json"),
         ("GET", "/docs"),

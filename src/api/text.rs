@@ -626,7 +626,7 @@ pub async fn batch_process(
     let record = state
         .engine
         .batches()
-        .begin(&batch_id, &identity.id, total as u64)
+        .begin(&batch_id, &identity.owner(), total as u64)
         .map_err(|e| ApiError::Conflict(e.to_string()))?;
 
     let concurrency = state.engine.settings().batch_concurrency;
@@ -727,7 +727,7 @@ pub async fn batch_status(
     state
         .engine
         .batches()
-        .status(&batch_id, &identity.id)
+        .status(&batch_id, &identity.owner())
         .map(|status| Json(status.into()))
         .ok_or_else(|| ApiError::NotFound(format!("batch '{batch_id}' not found")))
 }

@@ -194,6 +194,9 @@ pub struct Settings {
     /// `STRICT_OPTIONS` (default false): an option name the operation does not
     /// use is a 422 instead of being ignored and reported in `metadata.ignored_options`.
     pub strict_options: bool,
+    /// Identities: JWT verification, client-key refresh, audit (`JWT_*`,
+    /// `IDENTITY_REFRESH_MS`, `AUDIT_LOG_CAPACITY`).
+    pub identity: crate::identity::IdentityConfig,
 }
 
 impl Settings {
@@ -331,6 +334,7 @@ impl Settings {
             resilience,
             jobs,
             strict_options: boolean(env, "STRICT_OPTIONS", false)?,
+            identity: crate::identity::IdentityConfig::from_env(env)?,
         })
     }
 

@@ -117,6 +117,18 @@ impl RateLimiter {
     /// [`client_identity`]) on `route` (the request path). Never errors:
     /// a Redis failure is answered by the configured failure mode.
     pub async fn check(&self, identity: &str, route: &str, cost: u32) -> Decision {
+        self.check_with(identity, route, cost, None).await
+    }
+
+    /// Like [`RateLimiter::check`], with the identity's own per-minute limit
+    /// (a client key's or a JWT's) replacing the configured one when given.
+    pub async fn check_with(
+        &self,
+        identity: &str,
+        route: &str,
+        cost: u32,
+        per_minute: Option<u32>,
+    ) -> Decision {
         if !self.enabled {
             return Decision::pass("disabled");
         }
@@ -124,12 +136,22 @@ impl RateLimiter {
             return Decision::pass("exempt");
         }
         let scope = self.scope_for(route);
-        let decision = match &self.redis {
-            None => {
-                Decision::from_outcome(scope.memory.check(identity, &scope.windows, cost), "memory")
+        let own_windows;
+        let windows: &[WindowLimit] = match per_minute {
+            Some(n) if n > 0 => {
+                own_windows = Limits {
+                    per_minute: Some(n),
+                    ..scope.limits
+                }
+                .window_limits();
+                &own_windows
             }
+            _ => &scope.windows,
+        };
+        let decision = match &self.redis {
+            None => Decision::from_outcome(scope.memory.check(identity, windows, cost), "memory"),
             Some(redis) => match redis
-                .check(identity, scope.route.as_deref(), &scope.windows, cost)
+                .check(identity, scope.route.as_deref(), windows, cost)
                 .await
             {
                 Ok(outcome) => Decision::from_outcome(outcome, "redis"),
@@ -137,7 +159,7 @@ impl RateLimiter {
                     self.redis_fallbacks.fetch_add(1, Relaxed);
                     // The link logs state changes at warn; per-call detail stays at debug.
                     tracing::debug!(%error, mode = self.failure_mode.as_str(), "rate limit: redis failed");
-                    self.on_redis_failure(scope, identity, cost)
+                    self.on_redis_failure(scope, windows, identity, cost)
                 }
             },
         };
@@ -150,10 +172,16 @@ impl RateLimiter {
         decision
     }
 
-    fn on_redis_failure(&self, scope: &Scope, identity: &str, cost: u32) -> Decision {
+    fn on_redis_failure(
+        &self,
+        scope: &Scope,
+        windows: &[WindowLimit],
+        identity: &str,
+        cost: u32,
+    ) -> Decision {
         match self.failure_mode {
             RedisFailureMode::Local => Decision::from_outcome(
-                scope.memory.check(identity, &scope.windows, cost),
+                scope.memory.check(identity, windows, cost),
                 "local-fallback",
             ),
             RedisFailureMode::Open => Decision {

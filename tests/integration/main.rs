@@ -9,6 +9,7 @@ mod cli;
 mod edge;
 mod health;
 mod hostile;
+mod identity;
 mod internal;
 mod jobs;
 mod jobs_surface;

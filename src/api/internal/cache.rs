@@ -154,6 +154,10 @@ pub async fn invalidate(
             ));
         }
     };
+    state
+        .identity
+        .audit
+        .record(&who, "cache.invalidated", &format!("{what:?}"), json!({}));
     run(&state, what, &who.id).await
 }
 
@@ -162,5 +166,9 @@ pub async fn clear(
     State(state): State<AppState>,
     OperatorKey(who): OperatorKey,
 ) -> Result<Json<Value>, ApiError> {
+    state
+        .identity
+        .audit
+        .record(&who, "cache.cleared", "all", json!({}));
     run(&state, Invalidation::All, &who.id).await
 }

@@ -5,6 +5,7 @@
 //! error body and 404 for unknown names.
 
 mod cache;
+mod identity;
 mod monitoring;
 mod resilience;
 
@@ -75,6 +76,10 @@ pub fn routes() -> Router<AppState> {
         .route("/jobs/pause", post(crate::api::jobs::pause))
         .route("/jobs/resume", post(crate::api::jobs::resume))
         .route("/jobs/{job_id}/retry", post(crate::api::jobs::retry))
+        .route("/keys", post(identity::create_key).get(identity::list_keys))
+        .route("/keys/{id}", axum::routing::delete(identity::revoke_key))
+        .route("/tokens/revoke", post(identity::revoke_token))
+        .route("/audit", get(identity::audit))
 }
 
 /// `GET /internal/dashboard`: the operator dashboard, one self-contained
@@ -129,6 +134,13 @@ pub async fn index(_: OperatorKey) -> Json<Value> {
                 "GET /internal/resilience/config/recommend-preset/{environment}",
                 "GET /internal/resilience/config/recommend-preset-auto",
                 "POST /internal/resilience/config/validate"
+            ],
+            "identity": [
+                "POST /internal/keys",
+                "GET /internal/keys",
+                "DELETE /internal/keys/{id}",
+                "POST /internal/tokens/revoke",
+                "GET /internal/audit"
             ]
         }
     }))

@@ -88,6 +88,13 @@ pub async fn health(
             "resilience_preset": engine.resilience().config().preset,
             "cache": engine.cache().stats().await,
             "rate_limiter": engine.rate_limiter().stats(),
+            "identity": {
+                "client_key_store": state.identity.keys.backend(),
+                "jti_denylist_store": state.identity.denylist.backend(),
+                "revoked_jtis": state.identity.denylist.len(),
+                "jwt": state.identity.jwt.as_ref().map(|j| j.status()),
+                "task_restarts": state.identity.task_restarts.load(std::sync::atomic::Ordering::Relaxed),
+            },
         },
         "system": system,
     })))
@@ -141,7 +148,7 @@ pub async fn prometheus(
     _: OperatorKey,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let body = crate::exposition::render(&state.engine)
+    let body = crate::exposition::render_with(&state.engine, Some(state.identity.clone()))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((

@@ -96,6 +96,12 @@ pub async fn put_config(
     if !applied {
         return Err(ApiError::Internal("breaker registry did not answer".into()));
     }
+    state.identity.audit.record(
+        &who,
+        "config.switched",
+        &config.preset,
+        json!({"preset": config.preset, "custom_config": change.custom_config.is_some()}),
+    );
     Ok(Json(json!({
         "message": format!("resilience configuration switched to preset '{}'", config.preset),
         "configuration": config,
@@ -171,6 +177,10 @@ pub async fn reset_metrics(
         return Err(ApiError::Internal("metrics aggregator unavailable".into()));
     }
     tracing::info!(by = %who.id, "metrics reset");
+    state
+        .identity
+        .audit
+        .record(&who, "metrics.reset", "resilience", json!({}));
     Ok(Json(
         json!({"message": "metrics reset", "timestamp": crate::time::now_rfc3339()}),
     ))
@@ -242,6 +252,12 @@ pub async fn breaker_action(
         .await
         .ok_or_else(|| ApiError::Internal("breaker registry did not answer".into()))?;
     tracing::info!(breaker = %name, %action, by = %who.id, "operator breaker command");
+    state.identity.audit.record(
+        &who,
+        &format!("breaker.{action}"),
+        &name,
+        json!({"new_state": snapshot.state}),
+    );
     Ok(Json(json!({
         "message": format!("circuit breaker '{name}': {action} applied"),
         "name": name,
