@@ -87,6 +87,18 @@ struct Args {
     /// Run the memory soak instead of the cells.
     #[arg(long)]
     soak: bool,
+    /// Run the async jobs benchmark instead of the cells (starts its own
+    /// `redis-server` on a free port): submissions/s accepted with the Redis
+    /// store at `--jobs-concurrency`, then submit-to-succeeded latency at a
+    /// steady `--jobs-rate` next to the same jobs through `/process`.
+    #[arg(long)]
+    jobs: bool,
+    /// Jobs: closed-loop submitters for the acceptance run.
+    #[arg(long, default_value_t = 16)]
+    jobs_concurrency: usize,
+    /// Jobs: submissions per second for the latency run (below capacity).
+    #[arg(long, default_value_t = 100.0)]
+    jobs_rate: f64,
     /// Soak: measured seconds after the warm-up.
     #[arg(long, default_value_t = 600.0)]
     soak_duration: f64,
@@ -1276,11 +1288,225 @@ async fn soak(args: &Args, paths: &Paths) -> Res<bool> {
     Ok(errors == 0 && !grew)
 }
 
+// ------------------------------------------------------------------- jobs
+
+/// Percentiles of a histogram in milliseconds: (p50, p99, max).
+fn ms_percentiles(h: &Histogram<u64>) -> (f64, f64, f64) {
+    let ms = |us: u64| us as f64 / 1000.0;
+    (
+        ms(h.value_at_quantile(0.5)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.max()),
+    )
+}
+
+/// Waits until the job store holds nothing queued or running; returns the
+/// final stats.
+async fn jobs_drained(rig: &Rig, limit: Duration) -> Res<serde_json::Value> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let stats: serde_json::Value = rig
+            .client
+            .get(format!("{}/internal/jobs/stats", rig.keel_url))
+            .send()
+            .await
+            .context(|| "GET /internal/jobs/stats".to_string())?
+            .json()
+            .await
+            .context(|| "stats body".to_string())?;
+        let busy = stats["queued"].as_u64().unwrap_or(0) + stats["running"].as_u64().unwrap_or(0);
+        if busy == 0 {
+            return Ok(stats);
+        }
+        if Instant::now() >= deadline {
+            return fatal(format!("jobs still unfinished after {limit:?}: {stats}"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Sends one body at `path` at a steady rate for `duration`; each sample is
+/// the time from sending to the job being answered (for `/v1/jobs`: submit,
+/// then `?wait=` until final). Returns the histogram and the failures.
+async fn steady(
+    rig: &Rig,
+    path: &'static str,
+    rate: f64,
+    duration: Duration,
+    tag: &str,
+) -> Res<(Histogram<u64>, u64)> {
+    let interval = Duration::from_secs_f64(1.0 / rate.max(0.1));
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let end = Instant::now() + duration;
+    let mut tasks = Vec::new();
+    let mut n = 0u64;
+    while Instant::now() < end {
+        ticker.tick().await;
+        n += 1;
+        let client = rig.client.clone();
+        let base = rig.keel_url.clone();
+        let body = json!({
+            "text": format!("Ticket {tag}-{}-{n}: the support team was friendly and solved my problem quickly.", rig.nonce),
+            "operation": "sentiment",
+        });
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let r = client
+                .post(format!("{base}{path}"))
+                .json(&body)
+                .send()
+                .await
+                .ok()?;
+            if path == "/v1/jobs" {
+                if r.status().as_u16() != 202 {
+                    return None;
+                }
+                let accepted: serde_json::Value = r.json().await.ok()?;
+                let id = accepted["job_id"].as_str()?.to_string();
+                let done: serde_json::Value = client
+                    .get(format!("{base}/v1/jobs/{id}?wait=30"))
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                (done["status"] == "succeeded").then(|| started.elapsed())
+            } else {
+                r.status().is_success().then(|| started.elapsed())
+            }
+        }));
+    }
+    let mut hist = Histogram::new_with_bounds(1, 60_000_000, 3)
+        .context(|| "cannot create a histogram".to_string())?;
+    let mut failed = 0;
+    for t in tasks {
+        match t.await.ok().flatten() {
+            Some(d) => {
+                let _ = hist.record(d.as_micros().max(1) as u64);
+            }
+            None => failed += 1,
+        }
+    }
+    Ok((hist, failed))
+}
+
+/// The async jobs benchmark (`--jobs`). `Ok(false)` when a job was lost or
+/// failed.
+async fn jobs_bench(args: &Args, paths: &Paths) -> Res<bool> {
+    let Some(redis) = keel::testing::redis_server::RedisServer::start() else {
+        return fatal("the jobs benchmark needs redis-server on PATH");
+    };
+    let mut args = args.clone();
+    args.keel_env.push(format!("REDIS_URL={}", redis.url()));
+    args.keel_env.push("JOB_QUEUE_MAX=10000000".into());
+    let stamp = unix_now();
+    let (rig, _) = start(&args, paths, stamp, 0).await?;
+    let duration = seconds("--duration", args.duration)?;
+    println!(
+        "jobs benchmark: Redis store, {} submitters for {:.0} s, then {} jobs/s for {:.0} s",
+        args.jobs_concurrency,
+        duration.as_secs_f64(),
+        args.jobs_rate,
+        duration.as_secs_f64()
+    );
+
+    // 1. Accepted submissions per second (consumers run meanwhile).
+    let accepted = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let end = Instant::now() + duration;
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..args.jobs_concurrency {
+        let client = rig.client.clone();
+        let url = format!("{}/v1/jobs", rig.keel_url);
+        let (accepted, refused) = (accepted.clone(), refused.clone());
+        let nonce = rig.nonce;
+        workers.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while Instant::now() < end {
+                i += 1;
+                let body = json!({
+                    "text": format!("Ticket {nonce}-{w}-{i}: the support team was friendly and solved my problem quickly."),
+                    "operation": "sentiment",
+                });
+                match client.post(&url).json(&body).send().await {
+                    Ok(r) if r.status().as_u16() == 202 => accepted.fetch_add(1, Ordering::Relaxed),
+                    _ => refused.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let accepted = accepted.load(Ordering::Relaxed);
+    let refused = refused.load(Ordering::Relaxed);
+    let stats = jobs_drained(&rig, Duration::from_secs(600)).await?;
+    let drained_after = started.elapsed().as_secs_f64();
+    let succeeded = stats["by_status"]["succeeded"].as_u64().unwrap_or(0);
+    let lost = accepted.saturating_sub(succeeded);
+    println!(
+        "accepted {accepted} in {elapsed:.1} s = {:.0} submissions/s ({refused} refused); all run by {drained_after:.1} s ({:.0} jobs/s end to end); succeeded {succeeded}, lost or failed {lost}",
+        accepted as f64 / elapsed,
+        accepted as f64 / drained_after
+    );
+
+    // 2. Submit-to-succeeded at a steady rate, next to `/process`.
+    let (jobs_hist, jobs_failed) =
+        steady(&rig, "/v1/jobs", args.jobs_rate, duration, "job").await?;
+    let (sync_hist, sync_failed) = steady(
+        &rig,
+        "/v1/text_processing/process",
+        args.jobs_rate,
+        duration,
+        "sync",
+    )
+    .await?;
+    let (jp50, jp99, jmax) = ms_percentiles(&jobs_hist);
+    let (sp50, sp99, smax) = ms_percentiles(&sync_hist);
+    println!("| path | n | p50 ms | p99 ms | max ms | failed |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| POST /v1/jobs → ?wait= succeeded | {} | {jp50:.2} | {jp99:.2} | {jmax:.2} | {jobs_failed} |",
+        jobs_hist.len()
+    );
+    println!(
+        "| POST /process (same jobs) | {} | {sp50:.2} | {sp99:.2} | {smax:.2} | {sync_failed} |",
+        sync_hist.len()
+    );
+    println!(
+        "submit-to-done p50 minus /process p50: {:.2} ms",
+        jp50 - sp50
+    );
+    let out = write_json(
+        &paths.out,
+        "loadgen-jobs",
+        stamp,
+        &json!({
+            "accepted": accepted, "refused": refused, "seconds": elapsed,
+            "submissions_per_s": accepted as f64 / elapsed,
+            "drained_after_s": drained_after, "succeeded": succeeded, "lost_or_failed": lost,
+            "rate": args.jobs_rate,
+            "jobs": {"n": jobs_hist.len(), "p50_ms": jp50, "p99_ms": jp99, "max_ms": jmax, "failed": jobs_failed},
+            "process": {"n": sync_hist.len(), "p50_ms": sp50, "p99_ms": sp99, "max_ms": smax, "failed": sync_failed},
+        }),
+    )?;
+    println!("wrote {}", out.display());
+    drop(rig);
+    drop(redis);
+    Ok(lost == 0 && jobs_failed == 0 && sync_failed == 0)
+}
+
 async fn run(args: Args) -> Res<bool> {
     let paths = paths(&args)?;
     let work = async {
         if args.soak {
             soak(&args, &paths).await
+        } else if args.jobs {
+            jobs_bench(&args, &paths).await
         } else {
             bench(&args, &paths).await
         }
