@@ -99,6 +99,17 @@ struct Args {
     /// Jobs: submissions per second for the latency run (below capacity).
     #[arg(long, default_value_t = 100.0)]
     jobs_rate: f64,
+    /// Jobs: keel instances on the one Redis (1 or 2); submissions alternate.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    jobs_instances: u8,
+    /// Jobs: SIGKILL the second instance every `--chaos-every` seconds of
+    /// the acceptance run and start it again (implies 2 instances). The run
+    /// fails when an accepted job is lost.
+    #[arg(long)]
+    chaos: bool,
+    /// Jobs: seconds between kills with `--chaos`.
+    #[arg(long, default_value_t = 30.0)]
+    chaos_every: f64,
     /// Soak: measured seconds after the warm-up.
     #[arg(long, default_value_t = 600.0)]
     soak_duration: f64,
@@ -920,6 +931,52 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Starts one keel in front of `fake_url` (a clean environment plus
+/// `--keel-env`) and waits until it is ready; returns it and its base URL.
+async fn spawn_keel(
+    args: &Args,
+    paths: &Paths,
+    client: &reqwest::Client,
+    fake_url: &str,
+    tag: &str,
+) -> Res<(ChildGuard, String)> {
+    let keel_port = free_port()?;
+    let mut command = Command::new(&paths.keel);
+    command
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &keel_port.to_string(),
+        ])
+        // A clean environment (PATH kept): a stray API_KEY, REDIS_URL or
+        // .env must not change what is measured.
+        .env_clear()
+        .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
+        .current_dir(&paths.out)
+        .env("ENVIRONMENT", "development")
+        .env("AI_PROVIDER", "openai")
+        .env("OPENAI_BASE_URL", format!("{fake_url}/v1"))
+        .env("AI_FALLBACK_PROVIDERS", "none")
+        .env("RATE_LIMIT_ENABLED", "false")
+        .env("LOG_LEVEL", "warn");
+    for kv in &args.keel_env {
+        let Some((k, v)) = kv.split_once('=') else {
+            return fatal(format!("invalid --keel-env {kv:?}: expected KEY=VALUE"));
+        };
+        command.env(k, v);
+    }
+    let keel_log = paths.out.join(format!("keel-{tag}.log"));
+    let mut keel = ChildGuard::spawn("keel", command, keel_log)?;
+    let keel_url = format!(
+        "http://{}",
+        SocketAddr::from((Ipv4Addr::LOCALHOST, keel_port))
+    );
+    wait_ready(client, &format!("{keel_url}/v1/health/ready"), &mut keel).await?;
+    Ok((keel, keel_url))
+}
+
 /// Starts the fake and keel; returns the rig and keel's start-up time.
 async fn start(args: &Args, paths: &Paths, stamp: u64, latency_ms: u64) -> Res<(Rig, Duration)> {
     // With `--keel-env API_KEY=...` every request carries the key (the fake
@@ -959,41 +1016,8 @@ async fn start(args: &Args, paths: &Paths, stamp: u64, latency_ms: u64) -> Res<(
     );
     wait_ready(&client, &format!("{fake_url}/health"), &mut fake).await?;
 
-    let keel_port = free_port()?;
-    let mut command = Command::new(&paths.keel);
-    command
-        .args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &keel_port.to_string(),
-        ])
-        // A clean environment (PATH kept): a stray API_KEY, REDIS_URL or
-        // .env must not change what is measured.
-        .env_clear()
-        .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
-        .current_dir(&paths.out)
-        .env("ENVIRONMENT", "development")
-        .env("AI_PROVIDER", "openai")
-        .env("OPENAI_BASE_URL", format!("{fake_url}/v1"))
-        .env("AI_FALLBACK_PROVIDERS", "none")
-        .env("RATE_LIMIT_ENABLED", "false")
-        .env("LOG_LEVEL", "warn");
-    for kv in &args.keel_env {
-        let Some((k, v)) = kv.split_once('=') else {
-            return fatal(format!("invalid --keel-env {kv:?}: expected KEY=VALUE"));
-        };
-        command.env(k, v);
-    }
-    let keel_log = paths.out.join(format!("keel-{stamp}.log"));
     let spawned = Instant::now();
-    let mut keel = ChildGuard::spawn("keel", command, keel_log)?;
-    let keel_url = format!(
-        "http://{}",
-        SocketAddr::from((Ipv4Addr::LOCALHOST, keel_port))
-    );
-    wait_ready(&client, &format!("{keel_url}/v1/health/ready"), &mut keel).await?;
+    let (keel, keel_url) = spawn_keel(args, paths, &client, &fake_url, &format!("{stamp}")).await?;
     let startup = spawned.elapsed();
 
     let (ticks_per_s, _) = clock_ticks();
@@ -1401,11 +1425,44 @@ async fn jobs_bench(args: &Args, paths: &Paths) -> Res<bool> {
     let mut args = args.clone();
     args.keel_env.push(format!("REDIS_URL={}", redis.url()));
     args.keel_env.push("JOB_QUEUE_MAX=10000000".into());
+    let instances = if args.chaos { 2 } else { args.jobs_instances };
+    if args.chaos {
+        // A killed instance's deliveries are reclaimed after this.
+        args.keel_env
+            .push("JOB_VISIBILITY_TIMEOUT_SECONDS=5".into());
+    }
     let stamp = unix_now();
     let (rig, _) = start(&args, paths, stamp, 0).await?;
+    let second = if instances == 2 {
+        Some(
+            spawn_keel(
+                &args,
+                paths,
+                &rig.client,
+                &rig.fake_url,
+                &format!("{stamp}-b"),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let urls: Arc<std::sync::RwLock<Vec<String>>> = Arc::new(std::sync::RwLock::new(
+        std::iter::once(rig.keel_url.clone())
+            .chain(second.as_ref().map(|(_, u)| u.clone()))
+            .collect(),
+    ));
     let duration = seconds("--duration", args.duration)?;
     println!(
-        "jobs benchmark: Redis store, {} submitters for {:.0} s, then {} jobs/s for {:.0} s",
+        "jobs benchmark: Redis store, {instances} instance(s){}, {} submitters for {:.0} s, then {} jobs/s for {:.0} s",
+        if args.chaos {
+            format!(
+                ", the second SIGKILLed and restarted every {:.0} s",
+                args.chaos_every
+            )
+        } else {
+            String::new()
+        },
         args.jobs_concurrency,
         duration.as_secs_f64(),
         args.jobs_rate,
@@ -1415,28 +1472,71 @@ async fn jobs_bench(args: &Args, paths: &Paths) -> Res<bool> {
     // 1. Accepted submissions per second (consumers run meanwhile).
     let accepted = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
+    // With `--chaos`: true while the second instance is down.
+    let second_down = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let end = Instant::now() + duration;
     let started = Instant::now();
     let mut workers = Vec::new();
     for w in 0..args.jobs_concurrency {
         let client = rig.client.clone();
-        let url = format!("{}/v1/jobs", rig.keel_url);
+        let urls = urls.clone();
+        let down = second_down.clone();
         let (accepted, refused) = (accepted.clone(), refused.clone());
         let nonce = rig.nonce;
         workers.push(tokio::spawn(async move {
             let mut i = 0u64;
             while Instant::now() < end {
                 i += 1;
+                let url = {
+                    let list = urls.read().map(|l| l.clone()).unwrap_or_default();
+                    let mut k = (w as u64 + i) as usize % list.len().max(1);
+                    if k == 1 && down.load(Ordering::Relaxed) {
+                        k = 0;
+                    }
+                    list.get(k).cloned().unwrap_or_default()
+                };
                 let body = json!({
                     "text": format!("Ticket {nonce}-{w}-{i}: the support team was friendly and solved my problem quickly."),
                     "operation": "sentiment",
                 });
-                match client.post(&url).json(&body).send().await {
+                match client.post(format!("{url}/v1/jobs")).json(&body).send().await {
                     Ok(r) if r.status().as_u16() == 202 => accepted.fetch_add(1, Ordering::Relaxed),
                     _ => refused.fetch_add(1, Ordering::Relaxed),
                 };
             }
         }));
+    }
+    let mut kills = 0u32;
+    let mut second = second;
+    if args.chaos {
+        let every = seconds("--chaos-every", args.chaos_every)?;
+        loop {
+            let next = Instant::now() + every;
+            if next >= end {
+                break;
+            }
+            tokio::time::sleep_until(next.into()).await;
+            second_down.store(true, Ordering::Relaxed);
+            if let Some((mut guard, _)) = second.take() {
+                let _ = guard.child.kill();
+                let _ = guard.child.wait();
+            }
+            kills += 1;
+            let (guard, url) = spawn_keel(
+                &args,
+                paths,
+                &rig.client,
+                &rig.fake_url,
+                &format!("{stamp}-b{kills}"),
+            )
+            .await?;
+            // The new instance listens on a new port.
+            if let Ok(mut list) = urls.write() {
+                list[1] = url.clone();
+            }
+            second = Some((guard, url));
+            second_down.store(false, Ordering::Relaxed);
+        }
     }
     for w in workers {
         let _ = w.await;
@@ -1449,9 +1549,19 @@ async fn jobs_bench(args: &Args, paths: &Paths) -> Res<bool> {
     let succeeded = stats["by_status"]["succeeded"].as_u64().unwrap_or(0);
     let lost = accepted.saturating_sub(succeeded);
     println!(
-        "accepted {accepted} in {elapsed:.1} s = {:.0} submissions/s ({refused} refused); all run by {drained_after:.1} s ({:.0} jobs/s end to end); succeeded {succeeded}, lost or failed {lost}",
+        "accepted {accepted} in {elapsed:.1} s = {:.0} submissions/s ({refused} refused{}); all run by {drained_after:.1} s ({:.0} jobs/s end to end); succeeded {succeeded}, lost or failed {lost}",
         accepted as f64 / elapsed,
+        if args.chaos {
+            format!(", {kills} kills")
+        } else {
+            String::new()
+        },
         accepted as f64 / drained_after
+    );
+    let consumers = stats["consumers"].as_array().map_or(0, Vec::len);
+    println!(
+        "consumers seen by the store: {consumers}; redeliveries seen by the first instance: {}",
+        stats["redeliveries"]
     );
 
     // 2. Submit-to-succeeded at a steady rate, next to `/process`.
