@@ -308,6 +308,7 @@ fn instant_engine(rt: &tokio::runtime::Runtime, cache_enabled: &str) -> Engine {
 fn process_request() -> http::Request<Body> {
     let body = serde_json::json!({"text": ARTICLE, "operation": "sentiment"}).to_string();
     let mut request = http::Request::post("/v1/text_processing/process")
+        .header(http::header::HOST, "127.0.0.1:8000")
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Body::from(body))
         .expect("request");
@@ -332,11 +333,18 @@ fn pipeline(c: &mut Criterion) {
             rt.block_on(AppState::start(engine.clone()))
                 .expect("identities start"),
         );
-        let status = rt
+        let response = rt
             .block_on(app.clone().oneshot(process_request()))
-            .expect("router")
-            .status();
-        assert!(status.is_success(), "router warm-up answered {status}");
+            .expect("router");
+        let status = response.status();
+        let body = rt
+            .block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
+            .unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "router warm-up answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
         g.bench_function(format!("http_router_{name}"), |b| {
             b.to_async(&rt).iter(|| async {
                 let response = app

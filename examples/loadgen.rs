@@ -103,8 +103,9 @@ struct Args {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
     jobs_instances: u8,
     /// Jobs: SIGKILL the second instance every `--chaos-every` seconds of
-    /// the acceptance run and start it again (implies 2 instances). The run
-    /// fails when an accepted job is lost.
+    /// the acceptance run and start it again (implies 2 instances; the
+    /// submitters are paced to `--jobs-rate`). The run fails when an
+    /// accepted job is lost.
     #[arg(long)]
     chaos: bool,
     /// Jobs: seconds between kills with `--chaos`.
@@ -1477,6 +1478,11 @@ async fn jobs_bench(args: &Args, paths: &Paths) -> Res<bool> {
     let end = Instant::now() + duration;
     let started = Instant::now();
     let mut workers = Vec::new();
+    // With `--chaos` the submitters are paced to `--jobs-rate` in all (a
+    // steady load below capacity, so the queue does not grow for minutes).
+    let pace = args
+        .chaos
+        .then(|| Duration::from_secs_f64(args.jobs_concurrency as f64 / args.jobs_rate.max(0.1)));
     for w in 0..args.jobs_concurrency {
         let client = rig.client.clone();
         let urls = urls.clone();
@@ -1503,6 +1509,9 @@ async fn jobs_bench(args: &Args, paths: &Paths) -> Res<bool> {
                     Ok(r) if r.status().as_u16() == 202 => accepted.fetch_add(1, Ordering::Relaxed),
                     _ => refused.fetch_add(1, Ordering::Relaxed),
                 };
+                if let Some(pace) = pace {
+                    tokio::time::sleep(pace).await;
+                }
             }
         }));
     }
