@@ -170,14 +170,13 @@ async fn consume(jobs: Arc<Jobs>) {
 
 fn spawn_worker(jobs: &Arc<Jobs>, engine: &WeakEngine, d: Delivery) {
     let (stop_tx, stop_rx) = watch::channel(false);
-    jobs.running
-        .insert(d.entry.clone(), (d.job_id.clone(), stop_tx));
+    let worker = jobs.next_worker.fetch_add(1, Relaxed);
+    jobs.running.insert(worker, (d.job_id.clone(), stop_tx));
     let jobs = jobs.clone();
     let engine = engine.clone();
     tokio::spawn(async move {
-        let entry = d.entry.clone();
         work(&jobs, &engine, d, stop_rx).await;
-        jobs.running.remove(&entry);
+        jobs.running.remove(&worker);
         jobs.wake.notify_one();
     });
 }
@@ -217,8 +216,8 @@ fn requeue_delay(deliveries: u32) -> Duration {
 async fn work(jobs: &Arc<Jobs>, engine: &WeakEngine, d: Delivery, mut stop: watch::Receiver<bool>) {
     let store = &jobs.store;
     let id = d.job_id.clone();
-    let Ok(found) = store.get(&id).await else {
-        // The store is down: the delivery stays pending and comes back.
+    let Some(found) = read(jobs, &id).await else {
+        // The store stayed down: the delivery stays pending and is reclaimed.
         return;
     };
     let Some(Versioned { record, ver }) = found else {
@@ -438,6 +437,28 @@ async fn finish(
     {
         // Someone else wrote the outcome (a cancel, or a newer delivery).
         let _ = jobs.store.ack(&d.entry).await;
+    }
+}
+
+/// Reads a job, retrying while the store is unavailable (for up to the
+/// visibility timeout, and not once shutdown began): a delivery claimed just
+/// before Redis went away runs when it returns instead of waiting for a
+/// reclaim. `None` when the store stayed unavailable.
+async fn read(jobs: &Jobs, id: &str) -> Option<Option<Versioned>> {
+    let give_up = tokio::time::Instant::now() + jobs.config.visibility_timeout;
+    let mut wait = Duration::from_millis(50);
+    loop {
+        match jobs.store.get(id).await {
+            Ok(found) => return Some(found),
+            Err(e) => {
+                if jobs.stopping.load(Relaxed) || tokio::time::Instant::now() >= give_up {
+                    tracing::warn!(job_id = %id, error = %e, "could not read the job; its delivery will be reclaimed");
+                    return None;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(1));
+            }
+        }
     }
 }
 

@@ -427,8 +427,14 @@ pub struct Jobs {
     finished: broadcast::Sender<Arc<str>>,
     /// Woken when a job may be ready to deliver.
     wake: Arc<Notify>,
-    /// Jobs running on this instance: delivery entry -> (job id, stop switch).
-    running: DashMap<String, (String, tokio::sync::watch::Sender<bool>)>,
+    /// Jobs running on this instance: worker number -> (job id, stop
+    /// switch). Keyed by worker, not by delivery entry: a delivery this
+    /// instance reclaims from itself (it overran the visibility timeout)
+    /// keeps its entry id, and the old worker must neither replace nor
+    /// remove the new one's switch.
+    running: DashMap<u64, (String, tokio::sync::watch::Sender<bool>)>,
+    /// Numbers the workers (keys of `running`).
+    next_worker: AtomicU64,
     /// Set once the engine is built; workers run jobs through it.
     engine: OnceLock<WeakEngine>,
     /// True once shutdown began: no new deliveries.
@@ -471,6 +477,7 @@ impl Jobs {
             finished,
             wake,
             running: DashMap::new(),
+            next_worker: AtomicU64::new(0),
             engine: OnceLock::new(),
             stopping: AtomicBool::new(false),
             pause_changed: AtomicBool::new(false),

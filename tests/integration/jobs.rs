@@ -655,3 +655,657 @@ async fn webhook_is_signed_retried_and_private_targets_are_guarded() {
     assert_eq!(posted["job_id"], json!(id));
     assert_eq!(posted["status"], json!("succeeded"));
 }
+
+/// A name no other job's text carries: `Riverton` + letters of `i`.
+fn unique_city(i: usize) -> String {
+    let mut n = i;
+    let mut s = String::from("Riverton");
+    loop {
+        s.push(char::from(b'a' + (n % 26) as u8));
+        n /= 26;
+        if n == 0 {
+            break;
+        }
+    }
+    s
+}
+
+/// Stats of one instance (`GET /internal/jobs/stats`).
+async fn stats(s: &TestServer) -> Value {
+    let r = s.get("/internal/jobs/stats", Some("alpha")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+/// Two instances, 500 jobs submitted alternately (16 at a time): every job
+/// succeeds with the answer to its own text (the summary names the job's
+/// own city), both instances ran a share, and every job reads the same
+/// from either instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_jobs_over_two_instances_each_answer_their_own_text() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let vars = [
+        ("REDIS_URL", url.as_str()),
+        ("API_KEY", "alpha"),
+        ("REDIS_TIMEOUT_MS", "500"),
+        ("RATE_LIMIT_ENABLED", "false"),
+        ("JOB_WORKERS", "16"),
+        ("JOB_INSTANCE_ID", "share-a"),
+    ];
+    let a = std::sync::Arc::new(start(&vars).await);
+    let mut vars_b = vars;
+    vars_b[5] = ("JOB_INSTANCE_ID", "share-b");
+    let b = std::sync::Arc::new(start(&vars_b).await);
+    const N: usize = 500;
+    let started = Instant::now();
+    let mut ids: Vec<String> = vec![String::new(); N];
+    let mut tasks = tokio::task::JoinSet::new();
+    for lane in 0..16 {
+        let (a, b) = (a.clone(), b.clone());
+        tasks.spawn(async move {
+            let mut out = Vec::new();
+            for i in (lane..N).step_by(16) {
+                let s = if i % 2 == 0 { &a } else { &b };
+                let text = ARTICLE.replace("Riverton", &unique_city(i));
+                let r = submit(
+                    s,
+                    &json!({"text": text, "operation": "summarize"}),
+                    "alpha",
+                    None,
+                )
+                .await;
+                assert_eq!(r.status, 202, "{}", r.body);
+                out.push((i, r.body["job_id"].as_str().unwrap().to_string()));
+            }
+            out
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        for (i, id) in done.unwrap() {
+            ids[i] = id;
+        }
+    }
+    let submitted = started.elapsed();
+    let mut tasks = tokio::task::JoinSet::new();
+    for lane in 0..16 {
+        let (a, b) = (a.clone(), b.clone());
+        let ids = ids.clone();
+        tasks.spawn(async move {
+            for i in (lane..N).step_by(16) {
+                let id = &ids[i];
+                // Waited for on the instance that did not take it...
+                let (other, own) = if i % 2 == 0 { (&b, &a) } else { (&a, &b) };
+                let r = other
+                    .get(&format!("/v1/jobs/{id}?wait=20"), Some("alpha"))
+                    .await;
+                assert_eq!(r.body["status"], json!("succeeded"), "{id}: {}", r.body);
+                let city = unique_city(i);
+                let summary = r.body["result"]["result"].as_str().unwrap_or("");
+                assert!(
+                    summary.contains(&format!("{city} ")) || summary.contains(&format!("{city}.")),
+                    "job {i} answers another text: {summary:?}"
+                );
+                // ...and read the same from the one that did.
+                let mine = own.get(&format!("/v1/jobs/{id}"), Some("alpha")).await;
+                assert_eq!(mine.body, r.body);
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let (sa, sb) = (stats(&a).await, stats(&b).await);
+    let ran_a = sa["run_time"]["count"].as_u64().unwrap();
+    let ran_b = sb["run_time"]["count"].as_u64().unwrap();
+    eprintln!(
+        "500 jobs: submitted in {submitted:?}, all done in {:?}; ran on a: {ran_a}, on b: {ran_b}",
+        started.elapsed()
+    );
+    assert_eq!(ran_a + ran_b, N as u64, "one run per job: {sa} {sb}");
+    assert!(ran_a >= 50 && ran_b >= 50, "both ran a share: {ran_a} / {ran_b}");
+    assert_eq!(sa["by_status"]["succeeded"], json!(N), "{sa}");
+    let mut names: Vec<String> = sa["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["share-a", "share-b"]);
+}
+
+/// A real `keel serve` process on a free port (killed when dropped).
+struct KeelProcess {
+    child: std::process::Child,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl KeelProcess {
+    /// Starts `keel serve` with only `vars` (no inherited settings, no
+    /// `.env`) and waits until it is ready.
+    async fn start(vars: &[(&str, &str)]) -> KeelProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keel"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LOG_LEVEL", "warn")
+            .current_dir(std::env::temp_dir())
+            .args(["serve", "--port", &port.to_string()])
+            .stdout(std::process::Stdio::null());
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let mut p = KeelProcess {
+            child: cmd.spawn().expect("keel starts"),
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = p.child.try_wait().unwrap() {
+                panic!("keel exited early with {status}");
+            }
+            let ready = p
+                .client
+                .get(format!("{}/v1/health/ready", p.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "keel did not become ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth("alpha")
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    async fn submit(&self, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}/v1/jobs", self.base))
+            .bearer_auth("alpha")
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+}
+
+impl Drop for KeelProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SIGKILL one of two keel processes while at least 20 of its jobs are
+/// running (upstream latency 2 s): the survivor reclaims them after the
+/// visibility timeout and finishes every job; none is lost, each has one
+/// final record. Prints how many ran twice (the kill test's numbers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_run_the_survivor_finishes_every_job() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let fake = crate::support::fake(keel::fake_llm::FakeLlmConfig {
+        latency_ms: 2000,
+        ..Default::default()
+    })
+    .await;
+    let base = fake.openai_base_url();
+    let url = redis.url();
+    let vars = |id: &'static str| {
+        [
+            ("REDIS_URL", url.clone()),
+            ("API_KEY", "alpha".to_string()),
+            ("REDIS_TIMEOUT_MS", "500".to_string()),
+            ("OPENAI_BASE_URL", base.clone()),
+            ("JOB_WORKERS", "30".to_string()),
+            ("JOB_VISIBILITY_TIMEOUT_SECONDS", "3".to_string()),
+            ("JOB_INSTANCE_ID", id.to_string()),
+        ]
+    };
+    let (va, vb) = (vars("kill-a"), vars("kill-b"));
+    let va: Vec<(&str, &str)> = va.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let vb: Vec<(&str, &str)> = vb.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (a, b) = tokio::join!(KeelProcess::start(&va), KeelProcess::start(&vb));
+    let mut a = a;
+
+    // More jobs than both can run at once: 60 run, 20 wait.
+    const N: usize = 80;
+    let mut ids = Vec::new();
+    for i in 0..N {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let text = ARTICLE.replace("Riverton", &unique_city(i));
+        let (status, body) = s
+            .submit(&json!({"text": text, "operation": "summarize"}))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["job_id"].as_str().unwrap().to_string());
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let running_at_kill = loop {
+        let (_, st) = a.get("/internal/jobs/stats").await;
+        let here = st["running_here"].as_u64().unwrap_or(0);
+        if here >= 20 {
+            break here;
+        }
+        assert!(Instant::now() < deadline, "a never ran 20 jobs: {st}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let killed = Instant::now();
+
+    let mut lost = 0;
+    let mut ran_twice = 0;
+    for id in &ids {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let body = loop {
+            let (status, body) = b.get(&format!("/v1/jobs/{id}?wait=10")).await;
+            let st = body["status"].as_str().unwrap_or("");
+            if status == 200 && st != "queued" && st != "running" {
+                break body;
+            }
+            if Instant::now() >= deadline {
+                break body;
+            }
+        };
+        if body["status"] != json!("succeeded") {
+            lost += 1;
+            eprintln!("not succeeded: {body}");
+        }
+        if body["deliveries"].as_u64().unwrap_or(0) > 1 {
+            ran_twice += 1;
+        }
+    }
+    let upstream = fake.stats().requests_total;
+    eprintln!(
+        "SIGKILL: {running_at_kill} running on the killed instance; {N} jobs, {lost} lost, \
+         {ran_twice} ran twice (deliveries > 1), {upstream} upstream calls; all final {:?} after the kill",
+        killed.elapsed()
+    );
+    assert_eq!(lost, 0);
+    assert!(
+        ran_twice as u64 >= running_at_kill,
+        "every job running at the kill ran again: {ran_twice} < {running_at_kill}"
+    );
+    let (_, st) = b.get("/internal/jobs/stats").await;
+    assert_eq!(st["by_status"]["succeeded"], json!(N), "one final record each: {st}");
+}
+
+/// Both instances stop (gracefully) with jobs still queued; Redis stays.
+/// Two fresh instances on the same Redis process every queued job.
+#[tokio::test]
+async fn both_instances_stopped_then_fresh_ones_process_the_queue() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let fake = crate::support::fake(keel::fake_llm::FakeLlmConfig {
+        latency_ms: 400,
+        ..Default::default()
+    })
+    .await;
+    let base = fake.openai_base_url();
+    let url = redis.url();
+    let vars = [
+        ("REDIS_URL", url.as_str()),
+        ("API_KEY", "alpha"),
+        ("REDIS_TIMEOUT_MS", "500"),
+        ("OPENAI_BASE_URL", base.as_str()),
+        ("JOB_WORKERS", "1"),
+        ("SHUTDOWN_GRACE_SECONDS", "2"),
+    ];
+    let a = start(&vars).await;
+    let b = start(&vars).await;
+    let mut ids = submit_many(&a, 6, "stop-a").await;
+    ids.extend(submit_many(&b, 6, "stop-b").await);
+    // One worker each and 400 ms per job: at most a few ran before the stop.
+    let (ra, rb) = tokio::join!(a.server.shutdown(), b.server.shutdown());
+    ra.unwrap();
+    rb.unwrap();
+
+    let c = start(&vars).await;
+    let d = start(&vars).await;
+    let done = await_all(&c, &ids).await;
+    for (id, body) in ids.iter().zip(&done) {
+        assert_eq!(body["status"], json!("succeeded"), "{id}: {body}");
+    }
+    let ran_fresh = stats(&c).await["run_time"]["count"].as_u64().unwrap()
+        + stats(&d).await["run_time"]["count"].as_u64().unwrap();
+    assert!(
+        ran_fresh >= 6,
+        "the fresh instances ran the queued jobs: {ran_fresh}"
+    );
+    let st = stats(&d).await;
+    assert_eq!(st["by_status"]["succeeded"], json!(12), "{st}");
+    assert_eq!(st["queued"], json!(0), "{st}");
+}
+
+/// Redis dies while 8 clients keep submitting: every submission answers
+/// 202 or 503 `JOB_STORE_UNAVAILABLE` within 1 s; Redis back (durable
+/// mode), every accepted job is found and succeeds on the same instance —
+/// consumption resumes without a keel restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_under_submission_load_loses_no_accepted_job() {
+    let Some(mut redis) = RedisServer::start_durable() else {
+        return;
+    };
+    let url = redis.url();
+    let s = std::sync::Arc::new(
+        start(&[
+            ("REDIS_URL", url.as_str()),
+            ("API_KEY", "alpha"),
+            ("REDIS_TIMEOUT_MS", "300"),
+            ("RATE_LIMIT_PER_MINUTE", "1000000"),
+            ("RATE_LIMIT_PER_HOUR", "1000000"),
+            ("RATE_LIMIT_PER_DAY", "1000000"),
+            ("JOB_WORKERS", "8"),
+        ])
+        .await,
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = tokio::task::JoinSet::new();
+    for lane in 0..8 {
+        let (s, stop) = (s.clone(), stop.clone());
+        tasks.spawn(async move {
+            let mut seen = Vec::new();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let text = format!("{ARTICLE} Submitter {lane} sends number {n}.");
+                n += 1;
+                let started = Instant::now();
+                let r = submit(
+                    &s,
+                    &json!({"text": text, "operation": "sentiment"}),
+                    "alpha",
+                    None,
+                )
+                .await;
+                let took = started.elapsed();
+                let code = r.body["error_code"].as_str().unwrap_or("").to_string();
+                let id = r.body["job_id"].as_str().unwrap_or("").to_string();
+                seen.push((r.status, code, id, took));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            seen
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    redis.restart();
+    // Submissions go on until the store accepts again, and a little longer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let probe = submit(
+            &s,
+            &json!({"text": format!("{ARTICLE} Probe."), "operation": "sentiment"}),
+            "alpha",
+            None,
+        )
+        .await;
+        if probe.status == 202 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "store never came back: {}", probe.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let mut accepted = Vec::new();
+    let (mut refused, mut slowest) = (0, Duration::ZERO);
+    while let Some(seen) = tasks.join_next().await {
+        for (status, code, id, took) in seen.unwrap() {
+            slowest = slowest.max(took);
+            assert!(took < Duration::from_secs(1), "a submission took {took:?}");
+            match status {
+                202 => accepted.push(id),
+                503 => {
+                    assert_eq!(code, "JOB_STORE_UNAVAILABLE");
+                    refused += 1;
+                }
+                other => panic!("submission answered {other} {code}"),
+            }
+        }
+    }
+    eprintln!(
+        "redis kill under load: {} accepted, {refused} refused, slowest answer {slowest:?}",
+        accepted.len()
+    );
+    assert!(refused > 0, "the outage was seen");
+    assert!(accepted.len() > 8, "submissions were accepted around it");
+    for body in await_all(&s, &accepted).await {
+        assert_eq!(body["status"], json!("succeeded"), "{body}");
+    }
+}
+
+/// Poison: every delivery hangs past the visibility timeout (the upstream
+/// never answers), so the job is reclaimed until `JOB_MAX_DELIVERIES` runs
+/// out: `failed` with `JOB_POISONED`, listed by `/internal/jobs/dead`. The
+/// upstream fixed, `POST /internal/jobs/{id}/retry` runs it to `succeeded`
+/// and takes it out of the dead letters.
+#[tokio::test]
+async fn poisoned_job_is_dead_lettered_and_an_operator_retry_runs_it() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let fake = crate::support::fake(keel::fake_llm::FakeLlmConfig {
+        hang_rate: 1.0,
+        ..Default::default()
+    })
+    .await;
+    let base = fake.openai_base_url();
+    let url = redis.url();
+    let s = start(&[
+        ("REDIS_URL", url.as_str()),
+        ("API_KEY", "alpha"),
+        ("REDIS_TIMEOUT_MS", "500"),
+        ("OPENAI_BASE_URL", base.as_str()),
+        ("AI_FALLBACK_PROVIDERS", "none"),
+        ("JOB_MAX_DELIVERIES", "2"),
+        ("JOB_VISIBILITY_TIMEOUT_SECONDS", "1"),
+    ])
+    .await;
+    let id = submit_many(&s, 1, "poison").await.remove(0);
+    // The instance reclaims the overdue delivery from itself: the second
+    // run goes on (its upstream call stays open) while the first lets go.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let v = s.get(&format!("/v1/jobs/{id}"), Some("alpha")).await.body;
+        if v["deliveries"] == json!(2) && v["status"] == json!("running") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never redelivered: {v}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let st = stats(&s).await;
+    assert_eq!(st["running_here"], json!(1), "{st}");
+    assert_eq!(fake.stats().in_flight, 1, "the second run is still calling");
+    let body = await_all(&s, std::slice::from_ref(&id)).await.remove(0);
+    assert_eq!(body["status"], json!("failed"), "{body}");
+    assert_eq!(body["error"]["error_code"], json!("JOB_POISONED"), "{body}");
+    assert_eq!(body["deliveries"], json!(2), "{body}");
+    assert!(body.get("result").is_none_or(Value::is_null));
+    assert_eq!(fake.stats().hangs, 2, "one upstream call per delivery");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let st = loop {
+        let st = stats(&s).await;
+        if st["running_here"] == json!(0) && fake.stats().in_flight == 0 {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "the hung workers let go: {st}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(st["dead_letter_size"], json!(1), "{st}");
+    let dead = s.get("/internal/jobs/dead", Some("alpha")).await;
+    assert_eq!(dead.status, 200, "{}", dead.body);
+    let listed = dead.body.to_string();
+    assert!(listed.contains(&id), "{listed}");
+
+    fake.set_config(keel::fake_llm::FakeLlmConfig::default());
+    let r = s
+        .post(&format!("/internal/jobs/{id}/retry"), &json!({}), Some("alpha"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let body = await_all(&s, std::slice::from_ref(&id)).await.remove(0);
+    assert_eq!(body["status"], json!("succeeded"), "{body}");
+    assert_eq!(body["deliveries"], json!(3), "{body}");
+    assert_eq!(body["result"]["metadata"]["provider"], json!("openai"), "{body}");
+    assert!(body.get("error").is_none_or(Value::is_null), "{body}");
+    assert_eq!(stats(&s).await["dead_letter_size"], json!(0));
+    let again = s
+        .post(&format!("/internal/jobs/{id}/retry"), &json!({}), Some("alpha"))
+        .await;
+    again.assert_error(409);
+}
+
+/// Every provider refuses (the only one's breaker opened on a 500): the job
+/// is not failed but waits, `queued`, with a not-before at the breaker's
+/// recovery; the upstream healthy again, the half-open probe is the job's
+/// next run and it succeeds. Wall-clock: not-before times are wall-clock
+/// (they live in Redis for every instance), so a paused tokio clock cannot
+/// move them; the breaker's shortest recovery is 10 s.
+#[tokio::test]
+async fn breaker_open_job_waits_for_recovery_then_succeeds() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let fake = crate::support::fake(keel::fake_llm::FakeLlmConfig {
+        error_rate: 1.0,
+        ..Default::default()
+    })
+    .await;
+    let base = fake.openai_base_url();
+    let url = redis.url();
+    let s = start(&[
+        ("REDIS_URL", url.as_str()),
+        ("API_KEY", "alpha"),
+        ("REDIS_TIMEOUT_MS", "500"),
+        ("OPENAI_BASE_URL", base.as_str()),
+        ("AI_FALLBACK_PROVIDERS", "none"),
+        (
+            "RESILIENCE_CUSTOM_CONFIG",
+            r#"{"retry_attempts": 1, "circuit_breaker_threshold": 1, "recovery_timeout": 10}"#,
+        ),
+    ])
+    .await;
+    let submitted_ms = chrono::Utc::now().timestamp_millis();
+    let id = submit_many(&s, 1, "breaker").await.remove(0);
+    // The first run fails once and opens the breaker; the job goes back.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let waiting = loop {
+        let st = stats(&s).await;
+        if st["delayed"] == json!(1) {
+            break s.get(&format!("/v1/jobs/{id}"), Some("alpha")).await.body;
+        }
+        assert!(Instant::now() < deadline, "never requeued: {st}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(waiting["status"], json!("queued"), "{waiting}");
+    assert_eq!(waiting["deliveries"], json!(1), "{waiting}");
+    assert!(waiting.get("error").is_none_or(Value::is_null), "{waiting}");
+    let breaker = s
+        .get("/internal/resilience/circuit-breakers/openai:summarize", Some("alpha"))
+        .await;
+    assert_eq!(breaker.body["state"], json!("open"), "{}", breaker.body);
+    let until_half_open = breaker.body["seconds_until_half_open"].as_f64().unwrap();
+    // The not-before is the breaker's recovery (read from the delayed set).
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let not_before: f64 = redis::cmd("ZSCORE")
+        .arg("{keel:jobs}:delayed")
+        .arg(&id)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let recovery_ms = chrono::Utc::now().timestamp_millis() as f64 + until_half_open * 1000.0;
+    assert!(
+        (not_before - recovery_ms).abs() < 1500.0,
+        "not-before {not_before} vs breaker recovery {recovery_ms}"
+    );
+    assert!(not_before - (submitted_ms as f64) >= 8_000.0);
+
+    fake.set_config(keel::fake_llm::FakeLlmConfig::default());
+    let body = await_all(&s, std::slice::from_ref(&id)).await.remove(0);
+    assert_eq!(body["status"], json!("succeeded"), "{body}");
+    assert_eq!(body["deliveries"], json!(2), "{body}");
+    let started = chrono::DateTime::parse_from_rfc3339(body["started_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    assert!(
+        started as f64 >= not_before - 50.0,
+        "the second run waited for the not-before: {started} < {not_before}"
+    );
+    assert_eq!(fake.stats().requests_total, 2, "no call while the breaker was open");
+}
+
+/// A callback to a closed port: retried `JOB_WEBHOOK_MAX_ATTEMPTS` times,
+/// then recorded as failed in the job's `webhook` field (attempts, error);
+/// the job itself stays `succeeded` with its result.
+#[tokio::test]
+async fn webhook_to_a_down_receiver_is_retried_then_recorded_failed() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let s = start(&[
+        ("API_KEY", "alpha"),
+        ("JOB_WEBHOOK_SECRET", "whsec"),
+        ("JOB_WEBHOOK_BACKOFF_MS", "50"),
+        ("JOB_WEBHOOK_MAX_ATTEMPTS", "3"),
+    ])
+    .await;
+    let body = json!({"text": ARTICLE, "operation": "summarize",
+                      "callback_url": format!("http://127.0.0.1:{port}/hook")});
+    let r = submit(&s, &body, "alpha", None).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["job_id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let view = loop {
+        let v = s.get(&format!("/v1/jobs/{id}"), Some("alpha")).await;
+        if v.body["webhook"]["status"] == json!("failed") {
+            break v.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "webhook never recorded as failed: {}",
+            v.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(view["webhook"]["attempts"], json!(3), "{view}");
+    assert!(
+        view["webhook"]["last_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{view}"
+    );
+    assert!(view["webhook"].get("last_status").is_none_or(Value::is_null));
+    assert_eq!(view["status"], json!("succeeded"), "{view}");
+    assert_eq!(view["result"]["success"], json!(true), "{view}");
+}
