@@ -35,6 +35,9 @@ const FAKE_LLM_BIN = fromRoot(process.env.FAKE_LLM_BIN || 'target/release/fake_l
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const OUT_DIR = fromRoot(process.env.SCREENSHOT_DIR || 'target');
 const KEY = 'dash-test-key';
+// The public key: with one set, /v1 is closed, so a revoked client key is a 401.
+const PUBLIC_KEY = 'dash-public-key';
+const PUBLIC_AUTH = { authorization: `Bearer ${PUBLIC_KEY}` };
 const BREAKER = 'openai:sentiment';
 const CSP =
   "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; " +
@@ -143,6 +146,7 @@ async function main() {
     ENVIRONMENT: 'development',
     OPENAI_BASE_URL: `${fakeUrl}/v1`,
     INTERNAL_API_KEY: KEY,
+    API_KEY: PUBLIC_KEY,
     RESILIENCE_CUSTOM_CONFIG: '{"retry_attempts":1,"circuit_breaker_threshold":2,"recovery_timeout":300}',
   }, workDir);
   keel.child.on('exit', () => rmSync(workDir, { recursive: true, force: true }));
@@ -237,7 +241,7 @@ async function runScenario(page, base) {
   for (let i = 1; i <= 8 && !opened; i++) {
     const res = await fetch(`${base}/v1/text_processing/process`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...PUBLIC_AUTH },
       body: JSON.stringify(JOB),
     });
     const body = await res.json().catch(() => ({}));
@@ -293,7 +297,7 @@ async function runScenario(page, base) {
   await page.locator('#jobs-depth[data-paused="true"]').waitFor({ timeout: 10_000 });
   const submitted = await fetch(`${base}/v1/jobs`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...PUBLIC_AUTH },
     body: JSON.stringify({ ...JOB, operation: 'key_points' }),
   });
   if (submitted.status !== 202) throw new Error(`job submission: HTTP ${submitted.status}`);
@@ -302,10 +306,62 @@ async function runScenario(page, base) {
   log(`jobs card: paused, job ${jobId} shown queued`);
   await page.locator('#jobs-resume').click();
   await page.locator('#jobs-depth[data-paused="false"]').waitFor({ timeout: 10_000 });
-  const job = await (await fetch(`${base}/v1/jobs/${jobId}?wait=10`)).json();
+  const job = await (await fetch(`${base}/v1/jobs/${jobId}?wait=10`, { headers: PUBLIC_AUTH })).json();
   if (job.status !== 'succeeded') throw new Error(`job after resume: ${JSON.stringify(job)}`);
   await page.locator('#jobs-depth', { hasText: /^0\s+queued/ }).waitFor({ timeout: 10_000 });
   log('jobs card: resumed from the page, the job succeeded, queue back to 0');
+
+  await runKeys(page, base);
+}
+
+// API keys card: issue a client key from the page, use its secret (shown
+// once), revoke it from the page, and find both actions in the audit card.
+async function runKeys(page, base) {
+  const card = page.locator('#card-keys');
+  await card.locator('#key-rows li[data-kind="static_key"]').first().waitFor({ timeout: 10_000 });
+  const statics = await card.locator('#key-rows li[data-kind="static_key"]').count();
+  if (await card.locator('#key-rows li[data-kind="static_key"] [data-action="revoke"]').count()) {
+    throw new Error('a static key offers Revoke');
+  }
+  const listed = await card.locator('#key-rows').innerText();
+  if (listed.includes(KEY) || listed.includes(PUBLIC_KEY)) throw new Error('the key list shows a static secret');
+  await page.fill('#key-name', 'browser-test');
+  await page.fill('#key-limit', '100');
+  await page.click('#key-create');
+  const box = page.locator('#key-secret-box');
+  await box.waitFor({ state: 'visible', timeout: 10_000 });
+  if (!/shown once/i.test(await box.innerText())) throw new Error('the secret box does not say it is shown once');
+  const secret = await page.locator('#key-secret').inputValue();
+  const keyId = await box.getAttribute('data-key-id');
+  if (!secret.startsWith('keel_')) throw new Error(`secret box: ${JSON.stringify(secret.slice(0, 8))}`);
+  const row = card.locator(`#key-rows li[data-key-id="${keyId}"][data-kind="client_key"]`);
+  await row.waitFor({ timeout: 10_000 });
+  if ((await card.locator('#key-rows').innerText()).includes(secret)) throw new Error('the key list shows the secret');
+  log(`keys card: ${statics} static keys (no Revoke), issued ${keyId}, secret shown once (${secret.slice(0, 5)}…)`);
+
+  const call = () => fetch(`${base}/v1/text_processing/process`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` },
+    body: JSON.stringify(JOB),
+  });
+  const before = await call();
+  if (before.status !== 200) throw new Error(`call with the new key: HTTP ${before.status} ${await before.text()}`);
+  log(`POST /v1/text_processing/process with the new key: HTTP ${before.status}`);
+
+  page.once('dialog', (d) => d.accept());
+  await page.locator('#key-secret-hide').click();
+  await row.locator('[data-action="revoke"]').click();
+  await card.locator(`#key-rows li[data-key-id="${keyId}"][data-revoked="true"]`).waitFor({ timeout: 10_000 });
+  const after = await call();
+  if (after.status !== 401) throw new Error(`call with the revoked key: HTTP ${after.status}`);
+  log(`revoked from the page (confirm accepted); same call: HTTP ${after.status}`);
+
+  const audit = page.locator('#audit-rows');
+  await audit.locator(`li[data-action="key.revoked"][data-target="${keyId}"]`).waitFor({ timeout: 10_000 });
+  await audit.locator(`li[data-action="key.created"][data-target="${keyId}"]`).waitFor({ timeout: 10_000 });
+  const order = await audit.locator('li').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-action')));
+  if (order.indexOf('key.revoked') > order.indexOf('key.created')) throw new Error(`audit not newest first: ${order}`);
+  log(`audit card, newest first: ${order.join(', ')}`);
 }
 
 // No INTERNAL_API_KEY (development): the page opens on the data, says the
