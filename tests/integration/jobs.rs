@@ -765,7 +765,10 @@ async fn five_hundred_jobs_over_two_instances_each_answer_their_own_text() {
         started.elapsed()
     );
     assert_eq!(ran_a + ran_b, N as u64, "one run per job: {sa} {sb}");
-    assert!(ran_a >= 50 && ran_b >= 50, "both ran a share: {ran_a} / {ran_b}");
+    assert!(
+        ran_a >= 50 && ran_b >= 50,
+        "both ran a share: {ran_a} / {ran_b}"
+    );
     assert_eq!(sa["by_status"]["succeeded"], json!(N), "{sa}");
     let mut names: Vec<String> = sa["consumers"]
         .as_array()
@@ -951,7 +954,11 @@ async fn sigkill_mid_run_the_survivor_finishes_every_job() {
         "every job running at the kill ran again: {ran_twice} < {running_at_kill}"
     );
     let (_, st) = b.get("/internal/jobs/stats").await;
-    assert_eq!(st["by_status"]["succeeded"], json!(N), "one final record each: {st}");
+    assert_eq!(
+        st["by_status"]["succeeded"],
+        json!(N),
+        "one final record each: {st}"
+    );
 }
 
 /// Both instances stop (gracefully) with jobs still queued; Redis stays.
@@ -1068,7 +1075,11 @@ async fn redis_killed_under_submission_load_loses_no_accepted_job() {
         if probe.status == 202 {
             break;
         }
-        assert!(Instant::now() < deadline, "store never came back: {}", probe.body);
+        assert!(
+            Instant::now() < deadline,
+            "store never came back: {}",
+            probe.body
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -1167,17 +1178,29 @@ async fn poisoned_job_is_dead_lettered_and_an_operator_retry_runs_it() {
 
     fake.set_config(keel::fake_llm::FakeLlmConfig::default());
     let r = s
-        .post(&format!("/internal/jobs/{id}/retry"), &json!({}), Some("alpha"))
+        .post(
+            &format!("/internal/jobs/{id}/retry"),
+            &json!({}),
+            Some("alpha"),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let body = await_all(&s, std::slice::from_ref(&id)).await.remove(0);
     assert_eq!(body["status"], json!("succeeded"), "{body}");
     assert_eq!(body["deliveries"], json!(3), "{body}");
-    assert_eq!(body["result"]["metadata"]["provider"], json!("openai"), "{body}");
+    assert_eq!(
+        body["result"]["metadata"]["provider"],
+        json!("openai"),
+        "{body}"
+    );
     assert!(body.get("error").is_none_or(Value::is_null), "{body}");
     assert_eq!(stats(&s).await["dead_letter_size"], json!(0));
     let again = s
-        .post(&format!("/internal/jobs/{id}/retry"), &json!({}), Some("alpha"))
+        .post(
+            &format!("/internal/jobs/{id}/retry"),
+            &json!({}),
+            Some("alpha"),
+        )
         .await;
     again.assert_error(409);
 }
@@ -1228,7 +1251,10 @@ async fn breaker_open_job_waits_for_recovery_then_succeeds() {
     assert_eq!(waiting["deliveries"], json!(1), "{waiting}");
     assert!(waiting.get("error").is_none_or(Value::is_null), "{waiting}");
     let breaker = s
-        .get("/internal/resilience/circuit-breakers/openai:summarize", Some("alpha"))
+        .get(
+            "/internal/resilience/circuit-breakers/openai:summarize",
+            Some("alpha"),
+        )
         .await;
     assert_eq!(breaker.body["state"], json!("open"), "{}", breaker.body);
     let until_half_open = breaker.body["seconds_until_half_open"].as_f64().unwrap();
@@ -1262,7 +1288,11 @@ async fn breaker_open_job_waits_for_recovery_then_succeeds() {
         started as f64 >= not_before - 50.0,
         "the second run waited for the not-before: {started} < {not_before}"
     );
-    assert_eq!(fake.stats().requests_total, 2, "no call while the breaker was open");
+    assert_eq!(
+        fake.stats().requests_total,
+        2,
+        "no call while the breaker was open"
+    );
 }
 
 /// A callback to a closed port: retried `JOB_WEBHOOK_MAX_ATTEMPTS` times,
@@ -1305,7 +1335,11 @@ async fn webhook_to_a_down_receiver_is_retried_then_recorded_failed() {
             .is_some_and(|e| !e.is_empty()),
         "{view}"
     );
-    assert!(view["webhook"].get("last_status").is_none_or(Value::is_null));
+    assert!(
+        view["webhook"]
+            .get("last_status")
+            .is_none_or(Value::is_null)
+    );
     assert_eq!(view["status"], json!("succeeded"), "{view}");
     assert_eq!(view["result"]["success"], json!(true), "{view}");
 }
