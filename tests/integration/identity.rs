@@ -396,7 +396,7 @@ async fn client_key_create_use_limit_revoke_across_two_instances() {
     let url = redis.url();
     let vars = [
         ("REDIS_URL", url.as_str()),
-        ("REDIS_TIMEOUT_MS", "500"),
+        ("REDIS_TIMEOUT_MS", "2000"),
         ("API_KEY", "public-key"),
         ("INTERNAL_API_KEY", "ops-key"),
         ("RATE_LIMIT_PER_MINUTE", "1000"),
@@ -605,7 +605,7 @@ async fn a_jti_revoked_on_one_instance_is_refused_by_the_other_within_a_second()
     let url = redis.url();
     let mut vars = jwt_env();
     vars.push(("REDIS_URL", url.as_str()));
-    vars.push(("REDIS_TIMEOUT_MS", "500"));
+    vars.push(("REDIS_TIMEOUT_MS", "2000"));
     let a = start(&vars).await;
     let b = start(&vars).await;
     let token = hs256(json!({"jti": "shared-1"}));
@@ -664,7 +664,7 @@ async fn redis_down_refuses_to_create_a_key_and_revokes_locally() {
     let url = redis.url();
     let vars = [
         ("REDIS_URL", url.as_str()),
-        ("REDIS_TIMEOUT_MS", "500"),
+        ("REDIS_TIMEOUT_MS", "2000"),
         ("API_KEY", "public-key"),
         ("INTERNAL_API_KEY", "ops-key"),
     ];
