@@ -7,7 +7,10 @@
 //! at a time and spawns one task per job: a job's orchestration never runs
 //! inside the actor. When the store fails the loop backs off and retries by
 //! itself; it pauses while the (cluster-wide) pause flag is set and stops
-//! claiming once shutdown begins.
+//! claiming once shutdown begins. After a failed claim (and at start) it
+//! first re-reads its own pending deliveries: a read Redis applied but
+//! whose answer was lost would otherwise strand those jobs until the
+//! visibility timeout.
 //!
 //! A worker: reads the record, refuses what needs no run (final, expired,
 //! poisoned), marks it `running` with a check-and-set, runs it through
@@ -23,7 +26,7 @@ use crate::engine::WeakEngine;
 use crate::providers::ErrorClass;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -119,10 +122,7 @@ async fn consume(jobs: Arc<Jobs>) {
         if jobs.stopping.load(Relaxed) {
             return std::future::pending().await;
         }
-        if jobs
-            .pause_changed
-            .swap(false, std::sync::atomic::Ordering::AcqRel)
-        {
+        if jobs.pause_changed.swap(false, AcqRel) {
             paused_checked = None;
         }
         if paused_checked.is_none_or(|t| t.elapsed() >= PAUSE_CHECK) {
@@ -136,10 +136,16 @@ async fn consume(jobs: Arc<Jobs>) {
             paused_checked = None;
             continue;
         }
-        let free = workers.saturating_sub(jobs.running.len());
+        let mut free = workers.saturating_sub(jobs.running.len());
         if free == 0 {
             let _ = tokio::time::timeout(IDLE_POLL, jobs.wake.notified()).await;
             continue;
+        }
+        if jobs.own_pending_unsure.swap(false, AcqRel) {
+            free -= rerun_own_pending(&jobs, &engine, &consumer, free).await;
+            if free == 0 {
+                continue;
+            }
         }
         match jobs.store.claim(&consumer, free).await {
             Ok(deliveries) => {
@@ -157,6 +163,9 @@ async fn consume(jobs: Arc<Jobs>) {
                 }
             }
             Err(e) => {
+                // The failed read may have been applied: its deliveries sit
+                // in this consumer's pending list, unheard of.
+                jobs.own_pending_unsure.store(true, Relaxed);
                 if !store_down {
                     tracing::warn!(error = %e, "job store unavailable; consumption paused until it answers");
                     store_down = true;
@@ -166,6 +175,52 @@ async fn consume(jobs: Arc<Jobs>) {
             }
         }
     }
+}
+
+/// Runs the deliveries pending for this consumer that no worker here runs
+/// (at most `free`); returns how many it started. Such deliveries are the
+/// answers this consumer lost — a read applied by Redis whose reply timed
+/// out or died with the connection — and would otherwise wait for the
+/// visibility timeout. When the store fails or more are pending than
+/// `free`, the check is left due for the next round.
+async fn rerun_own_pending(
+    jobs: &Arc<Jobs>,
+    engine: &WeakEngine,
+    consumer: &str,
+    free: usize,
+) -> usize {
+    let busy: std::collections::HashSet<String> =
+        jobs.running.iter().map(|r| r.value().0.clone()).collect();
+    let pending = match jobs
+        .store
+        .own_pending(consumer, busy.len() + free + 16)
+        .await
+    {
+        Ok(p) => p,
+        Err(_) => {
+            jobs.own_pending_unsure.store(true, Relaxed);
+            return 0;
+        }
+    };
+    let mut orphans: Vec<Delivery> = pending
+        .into_iter()
+        .filter(|d| !busy.contains(&d.job_id))
+        .collect();
+    if orphans.len() > free {
+        orphans.truncate(free);
+        jobs.own_pending_unsure.store(true, Relaxed);
+    }
+    let started = orphans.len();
+    if started > 0 {
+        tracing::info!(
+            deliveries = started,
+            "re-running deliveries whose claim answer was lost"
+        );
+    }
+    for d in orphans {
+        spawn_worker(jobs, engine, d);
+    }
+    started
 }
 
 fn spawn_worker(jobs: &Arc<Jobs>, engine: &WeakEngine, d: Delivery) {
@@ -452,6 +507,7 @@ async fn read(jobs: &Jobs, id: &str) -> Option<Option<Versioned>> {
             Ok(found) => return Some(found),
             Err(e) => {
                 if jobs.stopping.load(Relaxed) || tokio::time::Instant::now() >= give_up {
+                    jobs.own_pending_unsure.store(true, Relaxed);
                     tracing::warn!(job_id = %id, error = %e, "could not read the job; its delivery will be reclaimed");
                     return None;
                 }
@@ -489,6 +545,7 @@ async fn write(jobs: &Jobs, id: &str, ver: u64, next: &JobRecord, effects: Effec
             Err(e) => {
                 uncertain = true;
                 if tokio::time::Instant::now() >= give_up {
+                    jobs.own_pending_unsure.store(true, Relaxed);
                     tracing::warn!(job_id = %id, error = %e, "could not record the job's state; it will be re-run");
                     return false;
                 }
@@ -549,15 +606,16 @@ mod tests {
     use crate::redis_link::RedisLinkOptions;
     use crate::testing::redis_server::RedisServer;
 
-    /// A TCP proxy to `upstream` that, once armed, drops the next answer of
-    /// the server together with the connection: the server applied a
-    /// command, its client never hears of it.
-    async fn muting_proxy(
-        upstream: std::net::SocketAddr,
-    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
-        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    /// Arms a [`muting_proxy`]: the next server answer that contains these
+    /// bytes (any answer when empty) is dropped.
+    type Mute = std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>;
+
+    /// A TCP proxy to `upstream` that, once armed, drops the next matching
+    /// answer of the server together with the connection: the server
+    /// applied a command, its client never hears of it.
+    async fn muting_proxy(upstream: std::net::SocketAddr) -> (String, Mute) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mute = std::sync::Arc::new(AtomicBool::new(false));
+        let mute: Mute = Default::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -582,7 +640,18 @@ mod tests {
                         }
                         // Armed: the server's answer is dropped with the
                         // connection, as when a network path fails.
-                        if m.swap(false, SeqCst) || cw.write_all(&buf[..n]).await.is_err() {
+                        let drop_it = {
+                            let mut armed = m.lock().unwrap_or_else(|p| p.into_inner());
+                            let hit = armed.as_ref().is_some_and(|pat| {
+                                pat.is_empty()
+                                    || buf[..n].windows(pat.len()).any(|w| w == pat.as_slice())
+                            });
+                            if hit {
+                                *armed = None;
+                            }
+                            hit
+                        };
+                        if drop_it || cw.write_all(&buf[..n]).await.is_err() {
                             break;
                         }
                     }
@@ -592,15 +661,9 @@ mod tests {
         (format!("redis://{addr}"), mute)
     }
 
-    /// A claim Redis applied but whose answer was lost (a timeout) is
-    /// recognised as made when read back, instead of leaving the job
-    /// `running` with nobody running it until the visibility timeout.
-    #[tokio::test]
-    async fn a_write_whose_answer_was_lost_is_recognised() {
-        use std::sync::atomic::Ordering::SeqCst;
-        let Some(server) = RedisServer::start() else {
-            return;
-        };
+    /// Jobs on the harness Redis reached through a [`muting_proxy`] (50 ms
+    /// command timeout), with one queued job: (jobs, mute, job id).
+    async fn one_job_behind_a_muting_proxy(server: &RedisServer) -> (Arc<Jobs>, Mute, String) {
         let upstream: std::net::SocketAddr = server
             .url()
             .trim_start_matches("redis://")
@@ -631,7 +694,61 @@ mod tests {
         let SubmitResult::Created(accepted) = submitted else {
             panic!("a new job");
         };
-        let id = accepted.job_id;
+        (jobs, mute, accepted.job_id)
+    }
+
+    /// A read of the stream Redis applied but whose answer was lost moves
+    /// the job's entry into this consumer's pending list, where a plain
+    /// claim never looks again (until the visibility timeout); re-reading
+    /// the consumer's own pending list finds it at once. This is what the
+    /// consume loop does after a failed claim.
+    #[tokio::test]
+    async fn a_delivery_whose_answer_was_lost_is_found_again() {
+        let Some(server) = RedisServer::start() else {
+            return;
+        };
+        let (jobs, mute, id) = one_job_behind_a_muting_proxy(&server).await;
+        // Only the answer naming the job (the stream read) is dropped.
+        *mute.lock().expect("mute") = Some(id.as_bytes().to_vec());
+        assert!(
+            jobs.store.claim("me", 4).await.is_err(),
+            "the read's answer was lost"
+        );
+        assert!(
+            mute.lock().expect("mute").is_none(),
+            "the read was answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await; // past the link's cool-off
+        let again = jobs.store.claim("me", 4).await.expect("claim");
+        assert!(
+            again.is_empty(),
+            "a plain claim does not see the lost delivery: {again:?}"
+        );
+        let found = jobs.store.own_pending("me", 4).await.expect("own pending");
+        assert_eq!(
+            found.iter().map(|d| d.job_id.as_str()).collect::<Vec<_>>(),
+            vec![id.as_str()],
+            "the lost delivery is in this consumer's pending list"
+        );
+        assert!(
+            jobs.store
+                .own_pending("someone-else", 4)
+                .await
+                .expect("own pending")
+                .is_empty(),
+            "and in nobody else's"
+        );
+    }
+
+    /// A claim Redis applied but whose answer was lost (a timeout) is
+    /// recognised as made when read back, instead of leaving the job
+    /// `running` with nobody running it until the visibility timeout.
+    #[tokio::test]
+    async fn a_write_whose_answer_was_lost_is_recognised() {
+        let Some(server) = RedisServer::start() else {
+            return;
+        };
+        let (jobs, mute, id) = one_job_behind_a_muting_proxy(&server).await;
         let Some(Versioned { record, ver }) = jobs.store.get(&id).await.expect("get") else {
             panic!("stored");
         };
@@ -653,7 +770,7 @@ mod tests {
 
         // The first claim is applied by Redis; its answer is lost with the
         // connection, and the client reconnects.
-        mute.store(true, SeqCst);
+        *mute.lock().expect("mute") = Some(Vec::new());
         let written = write(&jobs, &id, ver, &running, Effects::default()).await;
         assert!(written, "the claim Redis applied is known as made");
         let Some(stored) = jobs.store.get(&id).await.expect("get") else {

@@ -442,6 +442,10 @@ pub struct Jobs {
     /// Set by a pause or resume through this instance: the consumer re-reads
     /// the pause flag before its next claim instead of trusting its cached copy.
     pause_changed: AtomicBool,
+    /// Set when this consumer may hold deliveries it never heard of (at
+    /// start, after a failed claim, after a worker gave up on the store):
+    /// the consume loop then re-reads its own pending list before claiming.
+    own_pending_unsure: AtomicBool,
     /// Counters.
     pub metrics: JobMetrics,
     /// The webhook client, built on first use (so start-up needs no TLS
@@ -481,6 +485,7 @@ impl Jobs {
             engine: OnceLock::new(),
             stopping: AtomicBool::new(false),
             pause_changed: AtomicBool::new(false),
+            own_pending_unsure: AtomicBool::new(true),
             metrics: JobMetrics::default(),
             http: OnceLock::new(),
         }))

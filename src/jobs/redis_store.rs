@@ -223,6 +223,30 @@ fn entries(v: &Value) -> Vec<Delivery> {
         .collect()
 }
 
+/// The deliveries of an `XREADGROUP` reply (RESP2 array or RESP3 map of
+/// streams; nil when nothing was read).
+fn stream_entries(v: &Value) -> Vec<Delivery> {
+    let mut out = Vec::new();
+    match v {
+        Value::Array(streams) => {
+            for s in streams {
+                if let Value::Array(pair) = s
+                    && let Some(items) = pair.get(1)
+                {
+                    out.extend(entries(items));
+                }
+            }
+        }
+        Value::Map(streams) => {
+            for (_, items) in streams {
+                out.extend(entries(items));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
 /// A flat `[k, v, k, v]` reply (or a RESP3 map) as pairs.
 fn pairs(v: &Value) -> Vec<(String, Value)> {
     match v {
@@ -562,6 +586,41 @@ impl RedisStore {
         }
     }
 
+    /// The deliveries already pending for `consumer` (up to `max`, oldest
+    /// first): what this consumer was handed but may never have heard of —
+    /// a read whose answer was lost to a timeout or a dying Redis still
+    /// moved its entries into the consumer's pending list. Reading them
+    /// back (`XREADGROUP ... 0`) runs them now instead of after the
+    /// visibility timeout.
+    pub async fn own_pending(
+        &self,
+        consumer: &str,
+        max: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.ensure_group().await?;
+        let reply: Result<Value, _> = self
+            .link
+            .query(
+                redis::cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg(GROUP)
+                    .arg(consumer)
+                    .arg("COUNT")
+                    .arg(max)
+                    .arg("STREAMS")
+                    .arg(key("stream"))
+                    .arg("0"),
+            )
+            .await;
+        match reply {
+            Ok(v) => Ok(stream_entries(&v)),
+            Err(e) => {
+                self.forget_group_on(&e);
+                Err(unavailable(e))
+            }
+        }
+    }
+
     /// Moves due delayed jobs into the stream; reclaims deliveries idle
     /// longer than the visibility timeout; reads new ones.
     pub async fn claim(&self, consumer: &str, max: usize) -> Result<Vec<Delivery>, StoreError> {
@@ -622,21 +681,7 @@ impl RedisStore {
                 )
                 .await;
             match reply {
-                Ok(Value::Array(streams)) => {
-                    for s in &streams {
-                        if let Value::Array(pair) = s
-                            && let Some(items) = pair.get(1)
-                        {
-                            out.extend(entries(items));
-                        }
-                    }
-                }
-                Ok(Value::Map(streams)) => {
-                    for (_, items) in &streams {
-                        out.extend(entries(items));
-                    }
-                }
-                Ok(_) => {}
+                Ok(v) => out.extend(stream_entries(&v)),
                 Err(e) => {
                     self.forget_group_on(&e);
                     return Err(unavailable(e));

@@ -164,6 +164,22 @@ impl Store {
         }
     }
 
+    /// Deliveries already pending for `consumer` that it may not know of
+    /// (see [`RedisStore::own_pending`]). The memory store cannot lose an
+    /// answer, so it has none.
+    ///
+    /// [`RedisStore::own_pending`]: super::redis_store::RedisStore::own_pending
+    pub async fn own_pending(
+        &self,
+        consumer: &str,
+        max: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        match self {
+            Store::Memory(_) => Ok(Vec::new()),
+            Store::Redis(s) => s.own_pending(consumer, max).await,
+        }
+    }
+
     /// Acknowledges a delivery whose job needs nothing more.
     pub async fn ack(&self, entry: &str) -> Result<(), StoreError> {
         match self {

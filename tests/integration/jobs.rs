@@ -248,7 +248,7 @@ async fn queued_jobs_survive_an_instance_stop_and_a_redis_restart() {
     let vars = [
         ("REDIS_URL", url.as_str()),
         ("API_KEY", "alpha"),
-        ("REDIS_TIMEOUT_MS", "500"),
+        ("REDIS_TIMEOUT_MS", "2000"), // durable Redis: a slow fsync is not an outage
     ];
     let a = start(&vars).await;
     set_consuming(&a, false).await;
@@ -293,7 +293,7 @@ async fn a_job_running_when_its_instance_stops_is_finished_by_the_other() {
     let vars = [
         ("REDIS_URL", url.as_str()),
         ("API_KEY", "alpha"),
-        ("REDIS_TIMEOUT_MS", "500"),
+        ("REDIS_TIMEOUT_MS", "2000"), // durable Redis: a slow fsync is not an outage
         ("OPENAI_BASE_URL", base.as_str()),
         ("JOB_VISIBILITY_TIMEOUT_SECONDS", "3"),
         ("SHUTDOWN_GRACE_SECONDS", "1"),
