@@ -24,6 +24,9 @@
 //! | `circuit_breakers` | a breaker is open, forced open or half-open (calls go to the fallback) | degraded |
 //! | `circuit_breakers` | an operation has no provider whose breaker admits calls (its requests fail fast with 503) | degraded |
 //! | `redis` | a configured Redis link (cache or rate limiter) is unavailable (memory tiers answer) | degraded |
+//! | `redis` | the async jobs store is unavailable (submissions and polls answer 503) | degraded |
+//! | `redis` | the client-key store is unavailable (this instance's copy of the keys and revocations answers) | degraded |
+//! | `identity` | the latest JWKS refresh failed (tokens are verified with the last good key set) | degraded |
 //! | `server` | the server is draining (shutting down) | degraded |
 //!
 //! `unhealthy` means keel cannot do its job and needs a restart or an
@@ -33,6 +36,7 @@
 //! a choice, not a finding.
 
 use crate::engine::Engine;
+use crate::identity::Authenticator;
 use crate::job::Operation;
 use crate::providers::ProviderKind;
 use crate::redis_link::RedisStatus;
@@ -76,6 +80,8 @@ pub enum Component {
     Redis,
     /// The HTTP server itself (draining).
     Server,
+    /// Authentication: the JWT key set.
+    Identity,
 }
 
 /// One finding: why the status is not `healthy`.
@@ -113,6 +119,8 @@ pub struct Checks {
     pub redis: Check,
     /// The server (draining).
     pub server: Check,
+    /// Authentication (the JWKS refresh).
+    pub identity: Check,
 }
 
 /// The verdict and why, as every surface shows it.
@@ -174,6 +182,23 @@ pub struct Facts {
     pub limiter_redis: Option<RedisStatus>,
     /// Shutdown has begun.
     pub draining: bool,
+    /// The async jobs store's Redis link, when jobs use Redis.
+    pub jobs_redis: Option<RedisStatus>,
+    /// The client-key store's Redis link, when configured.
+    pub identity_redis: Option<RedisStatus>,
+    /// The JWKS refresh, when JWT verification uses a JWKS URL.
+    pub jwks: Option<JwksFact>,
+}
+
+/// The JWKS refresh, as the health model sees it.
+#[derive(Debug, Clone, Default)]
+pub struct JwksFact {
+    /// The latest refresh failed.
+    pub failing: bool,
+    /// Its error.
+    pub last_error: Option<String>,
+    /// `kid`s still in force (the last good set).
+    pub kids: usize,
 }
 
 impl Facts {
@@ -215,13 +240,35 @@ impl Facts {
             cache_redis: engine.cache().redis_status(),
             limiter_redis: engine.rate_limiter().stats().redis,
             draining: engine.is_draining(),
+            jobs_redis: match engine.jobs().store() {
+                crate::jobs::store::Store::Redis(r) => Some(r.link_status()),
+                crate::jobs::store::Store::Memory(_) => None,
+            },
+            identity_redis: None,
+            jwks: None,
         }
+    }
+
+    /// Adds what the authenticator publishes (its Redis link, the JWKS
+    /// refresh), which lives next to the engine rather than in it.
+    pub fn with_identity(mut self, identity: &Authenticator) -> Facts {
+        self.identity_redis = identity.redis_status();
+        self.jwks = identity.jwt.as_ref().and_then(|jwt| {
+            let status = jwt.status();
+            (status.source == "jwks").then(|| JwksFact {
+                failing: status.failing,
+                last_error: status.last_error,
+                kids: status.kids.len(),
+            })
+        });
+        self
     }
 }
 
-/// The engine's health: [`assess`] over [`Facts::gather`].
-pub fn evaluate(engine: &Engine) -> HealthReport {
-    assess(&Facts::gather(engine))
+/// The instance's health: [`assess`] over [`Facts::gather`] and the
+/// authenticator's facts.
+pub fn evaluate(engine: &Engine, identity: &Authenticator) -> HealthReport {
+    assess(&Facts::gather(engine).with_identity(identity))
 }
 
 fn blocks(state: BreakerState) -> bool {
@@ -331,9 +378,27 @@ pub fn assess(facts: &Facts) -> HealthReport {
     }
 
     // Redis.
-    for (what, link) in [
-        ("cache", &facts.cache_redis),
-        ("rate limiter", &facts.limiter_redis),
+    for (what, consequence, link) in [
+        (
+            "the cache",
+            "serving from the memory tier",
+            &facts.cache_redis,
+        ),
+        (
+            "the rate limiter",
+            "serving from the memory tier",
+            &facts.limiter_redis,
+        ),
+        (
+            "async jobs",
+            "submissions and polls answer 503 until it returns",
+            &facts.jobs_redis,
+        ),
+        (
+            "client keys",
+            "this instance's copy of the keys and revocations answers",
+            &facts.identity_redis,
+        ),
     ] {
         if let Some(link) = link
             && link.status == "unavailable"
@@ -343,7 +408,7 @@ pub fn assess(facts: &Facts) -> HealthReport {
                 Degraded,
                 "redis_unavailable",
                 format!(
-                    "redis unavailable for the {what}: serving from the memory tier{}",
+                    "redis unavailable for {what}: {consequence}{}",
                     link.last_error
                         .as_deref()
                         .map(|e| format!(" ({e})"))
@@ -351,6 +416,25 @@ pub fn assess(facts: &Facts) -> HealthReport {
                 ),
             );
         }
+    }
+
+    // Identity.
+    if let Some(jwks) = &facts.jwks
+        && jwks.failing
+    {
+        add(
+            C::Identity,
+            Degraded,
+            "jwks_refresh_failing",
+            format!(
+                "the JWKS refresh is failing: tokens are verified with the last good key set ({} keys){}",
+                jwks.kids,
+                jwks.last_error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            ),
+        );
     }
 
     // Server.
@@ -390,6 +474,7 @@ pub fn assess(facts: &Facts) -> HealthReport {
         circuit_breakers: check(C::CircuitBreakers),
         redis: check(C::Redis),
         server: check(C::Server),
+        identity: check(C::Identity),
     };
     HealthReport {
         status,
@@ -546,6 +631,45 @@ mod tests {
                 .contains("redis unavailable for the cache")
         );
         assert!(r.resilience_healthy());
+    }
+
+    #[test]
+    fn a_down_job_store_or_key_store_degrades_redis() {
+        let mut f = healthy_facts();
+        f.jobs_redis = Some(redis("unavailable"));
+        f.identity_redis = Some(redis("unknown"));
+        let r = assess(&f);
+        assert_eq!(r.status, Status::Degraded);
+        assert_eq!(r.reasons.len(), 1, "{r:?}");
+        assert!(r.reasons[0].message.contains("async jobs"), "{r:?}");
+        assert_eq!(r.checks.redis.status, Status::Degraded);
+        f.jobs_redis = Some(redis("connected"));
+        f.identity_redis = Some(redis("unavailable"));
+        let r = assess(&f);
+        assert!(r.reasons[0].message.contains("client keys"), "{r:?}");
+    }
+
+    #[test]
+    fn a_failing_jwks_refresh_degrades_identity_until_one_succeeds() {
+        let mut f = healthy_facts();
+        f.jwks = Some(JwksFact {
+            failing: true,
+            last_error: Some("HTTP 503".into()),
+            kids: 2,
+        });
+        let r = assess(&f);
+        assert_eq!(r.status, Status::Degraded);
+        assert_eq!(r.reasons[0].code, "jwks_refresh_failing");
+        assert!(r.reasons[0].message.contains("2 keys"), "{r:?}");
+        assert!(r.reasons[0].message.contains("HTTP 503"), "{r:?}");
+        assert_eq!(r.checks.identity.status, Status::Degraded);
+        assert!(r.resilience_healthy(), "not a resilience finding");
+        f.jwks = Some(JwksFact {
+            failing: false,
+            last_error: Some("HTTP 503".into()),
+            kids: 2,
+        });
+        assert!(assess(&f).is_healthy());
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub async fn root() -> Json<Value> {
 /// model every health surface shares.
 pub async fn health(State(state): State<AppState>) -> Json<Value> {
     let engine = &state.engine;
-    let report = crate::health::evaluate(engine);
+    let report = crate::health::evaluate(engine, &state.identity);
     let chain = engine.providers().chain();
     let providers: Vec<Value> = chain
         .iter()

@@ -74,6 +74,8 @@ pub struct Authenticator {
     refresh: Duration,
     /// Restarts of the background refreshers (each logged).
     pub task_restarts: Arc<AtomicU64>,
+    /// The link of the shared key store and denylist, when Redis is set.
+    redis: Option<Arc<RedisLink>>,
 }
 
 fn digest(key: &str) -> [u8; 32] {
@@ -127,12 +129,13 @@ impl Authenticator {
                 .as_ref()
                 .map(|k| StaticKey { digest: digest(k) }),
             operator_mode,
-            keys: Arc::new(ClientKeys::new(redis)),
+            keys: Arc::new(ClientKeys::new(redis.clone())),
             denylist,
             jwt,
             audit: AuditLog::new(settings.identity.audit_capacity),
             refresh: settings.identity.refresh,
             task_restarts: Arc::new(AtomicU64::new(0)),
+            redis,
         })
     }
 
@@ -213,6 +216,12 @@ impl Authenticator {
                 }
             }
         });
+    }
+
+    /// The shared key store's Redis link (for the health verdict), when
+    /// `REDIS_URL` is set.
+    pub fn redis_status(&self) -> Option<crate::redis_link::RedisStatus> {
+        self.redis.as_ref().map(|r| r.status())
     }
 
     /// How the operator API authenticates.

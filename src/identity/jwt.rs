@@ -97,6 +97,9 @@ pub struct JwksStatus {
     pub last_success: Option<i64>,
     /// The last failure's message.
     pub last_error: Option<String>,
+    /// The latest refresh failed: tokens are verified with the last good set
+    /// (a health finding until a refresh succeeds).
+    pub failing: bool,
     /// Verified tokens in the cache.
     pub cached_tokens: usize,
 }
@@ -113,6 +116,7 @@ pub struct JwtVerifier {
     failures: AtomicU64,
     last_success: std::sync::atomic::AtomicI64,
     last_error: Mutex<Option<String>>,
+    failing: std::sync::atomic::AtomicBool,
     /// Woken when a token names an unknown `kid`: the refresher then loads
     /// the JWKS early (at most once per [`EARLY_REFRESH_SPACING`]), so a
     /// rotated-in key works before the next scheduled refresh.
@@ -262,6 +266,7 @@ impl JwtVerifier {
             failures: AtomicU64::new(0),
             last_success: std::sync::atomic::AtomicI64::new(0),
             last_error: Mutex::new(None),
+            failing: std::sync::atomic::AtomicBool::new(false),
             unknown_kid: tokio::sync::Notify::new(),
         })
     }
@@ -296,10 +301,12 @@ impl JwtVerifier {
                 }
                 self.refreshes.fetch_add(1, Relaxed);
                 self.last_success.store(now_unix(), Relaxed);
+                self.failing.store(false, Relaxed);
                 Ok(())
             }
             Err(e) => {
                 self.failures.fetch_add(1, Relaxed);
+                self.failing.store(true, Relaxed);
                 if let Ok(mut last) = self.last_error.lock() {
                     *last = Some(e.to_string());
                 }
@@ -351,6 +358,7 @@ impl JwtVerifier {
             refresh_failures: self.failures.load(Relaxed),
             last_success: (last > 0).then_some(last),
             last_error: self.last_error.lock().ok().and_then(|l| l.clone()),
+            failing: self.failing.load(Relaxed),
             cached_tokens: self.cache.len(),
         }
     }

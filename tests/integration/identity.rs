@@ -351,6 +351,35 @@ async fn jwks_keys_verify_rs256_and_es256_rotate_and_refuse_algorithm_confusion(
         "{metrics}"
     );
     assert!(metrics.contains("keel_jwks_keys 1"), "{metrics}");
+    // The one health verdict says so too, on every surface...
+    assert_eq!(h.body["status"], json!("degraded"), "{}", h.body);
+    assert_eq!(h.body["checks"]["identity"]["status"], json!("degraded"));
+    let v1 = s.get("/v1/health", Some("public-key")).await;
+    assert_eq!(v1.body["status"], json!("degraded"), "{}", v1.body);
+    assert!(
+        v1.body["degraded_reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().contains("JWKS refresh is failing")),
+        "{}",
+        v1.body
+    );
+    // ...until a refresh succeeds again.
+    *jwks.doc.lock().unwrap() = json!({"keys": [jwk(&rsa_b, Algorithm::RS256, "rsa-b")]});
+    let started = Instant::now();
+    loop {
+        let v1 = s.get("/v1/health", Some("public-key")).await;
+        if v1.body["checks"]["identity"]["status"] == json!("healthy") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still degraded: {}",
+            v1.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

@@ -71,7 +71,7 @@ pub async fn health(
         .iter()
         .map(|b| json!({"name": b.name(), "state": b.state()}))
         .collect();
-    let report = crate::health::evaluate(engine);
+    let report = crate::health::evaluate(engine, &state.identity);
     Ok(Json(json!({
         "status": report.status,
         "reasons": report.reasons,

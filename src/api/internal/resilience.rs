@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 /// verdict ([`crate::health::evaluate`]); `healthy` is the resilience part of
 /// it (actors run, no breaker finding).
 pub async fn health(State(state): State<AppState>, _: OperatorKey) -> Json<Value> {
-    let report = crate::health::evaluate(&state.engine);
+    let report = crate::health::evaluate(&state.engine, &state.identity);
     let breakers = state.engine.resilience().breakers();
     let names_in = |states: &[BreakerState]| -> Vec<String> {
         breakers
