@@ -3,7 +3,7 @@
 //! used, limited and revoked across two keel instances on one real
 //! redis-server, `jti` revocation, roles (403) and the audit trail.
 
-use crate::support::{TestServer, start};
+use crate::support::{KeelProcess, TestServer, start};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use keel::config::{MapEnv, Settings};
@@ -654,6 +654,99 @@ async fn a_jti_revoked_on_one_instance_is_refused_by_the_other_within_a_second()
         &b.get("/v1/auth/status", Some(&token)).await,
         &token,
         "revoked",
+    );
+}
+
+/// Polls `GET /v1/auth/status` on a keel process with `credential` until it
+/// answers `status`; how long that took (fails after `within`).
+async fn until_process_status(
+    p: &KeelProcess,
+    credential: &str,
+    status: u16,
+    within: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (got, body) = p
+            .send(reqwest::Method::GET, "/v1/auth/status", credential, None)
+            .await;
+        if got == status {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "still {got} after {within:?}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Two real `keel serve` processes on one redis-server: a client key issued
+/// on A works on B, and once A revokes it B refuses it within 1 s; a JWT
+/// `jti` revoked on A is refused by B within 1 s. Prints both delays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_on_one_keel_process_reach_another_within_a_second() {
+    use reqwest::Method;
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let mut vars = jwt_env();
+    vars.push(("REDIS_URL", url.as_str()));
+    vars.push(("REDIS_TIMEOUT_MS", "2000"));
+    let (a, b) = tokio::join!(KeelProcess::start(&vars), KeelProcess::start(&vars));
+
+    let (status, created) = a
+        .send(
+            Method::POST,
+            "/internal/keys",
+            "ops-key",
+            Some(&json!({"name": "two-processes"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let secret = created["secret"].as_str().unwrap().to_string();
+    let id = created["id"].as_str().unwrap().to_string();
+    until_process_status(&b, &secret, 200, Duration::from_secs(1)).await;
+
+    let token = hs256(json!({"jti": "two-processes-1"}));
+    assert_eq!(
+        b.send(Method::GET, "/v1/auth/status", &token, None).await.0,
+        200
+    );
+
+    let (status, body) = a
+        .send(
+            Method::DELETE,
+            &format!("/internal/keys/{id}"),
+            "ops-key",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let key_delay = until_process_status(&b, &secret, 401, Duration::from_secs(1)).await;
+
+    let (status, body) = a
+        .send(
+            Method::POST,
+            "/internal/tokens/revoke",
+            "ops-key",
+            Some(&json!({"jti": "two-processes-1", "exp": now() + 600})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let jti_delay = until_process_status(&b, &token, 401, Duration::from_secs(1)).await;
+    eprintln!("revocation across two keel processes: client key {key_delay:?}, jti {jti_delay:?}");
+    // Both stay refused on A as well.
+    assert_eq!(
+        a.send(Method::GET, "/v1/auth/status", &secret, None)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        a.send(Method::GET, "/v1/auth/status", &token, None).await.0,
+        401
     );
 }
 

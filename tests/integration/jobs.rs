@@ -1,7 +1,7 @@
 //! Async jobs over HTTP: the memory store's API contract, and two instances
 //! sharing one real `redis-server`.
 
-use crate::support::{ARTICLE, TestServer, start};
+use crate::support::{ARTICLE, KeelProcess, TestServer, start};
 use keel::testing::redis_server::RedisServer;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -787,87 +787,6 @@ async fn five_hundred_jobs_over_two_instances_each_answer_their_own_text() {
         .collect();
     names.sort();
     assert_eq!(names, ["share-a", "share-b"]);
-}
-
-/// A real `keel serve` process on a free port (killed when dropped).
-struct KeelProcess {
-    child: std::process::Child,
-    base: String,
-    client: reqwest::Client,
-}
-
-impl KeelProcess {
-    /// Starts `keel serve` with only `vars` (no inherited settings, no
-    /// `.env`) and waits until it is ready.
-    async fn start(vars: &[(&str, &str)]) -> KeelProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keel"));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("LOG_LEVEL", "warn")
-            .current_dir(std::env::temp_dir())
-            .args(["serve", "--port", &port.to_string()])
-            .stdout(std::process::Stdio::null());
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        let mut p = KeelProcess {
-            child: cmd.spawn().expect("keel starts"),
-            base: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = p.child.try_wait().unwrap() {
-                panic!("keel exited early with {status}");
-            }
-            let ready = p
-                .client
-                .get(format!("{}/v1/health/ready", p.base))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ready {
-                return p;
-            }
-            assert!(Instant::now() < deadline, "keel did not become ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth("alpha")
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap())
-    }
-
-    async fn submit(&self, body: &Value) -> (u16, Value) {
-        let r = self
-            .client
-            .post(format!("{}/v1/jobs", self.base))
-            .bearer_auth("alpha")
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap())
-    }
-}
-
-impl Drop for KeelProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// SIGKILL one of two keel processes while at least 20 of its jobs are

@@ -5,6 +5,7 @@ use keel::fake_llm::{FakeLlm, FakeLlmConfig, FakeLlmHandle};
 use keel::server::RunningServer;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
+use std::time::{Duration, Instant};
 
 /// A running keel plus a client pointed at it.
 pub struct TestServer {
@@ -207,4 +208,96 @@ pub async fn fake(config: FakeLlmConfig) -> FakeLlmHandle {
     FakeLlm::spawn("127.0.0.1:0".parse().expect("valid address"), config)
         .await
         .expect("fake upstream starts")
+}
+
+/// A real `keel serve` process on a free port (killed when dropped).
+pub struct KeelProcess {
+    /// The process.
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    client: reqwest::Client,
+}
+
+impl KeelProcess {
+    /// Starts `keel serve` with only `vars` (no inherited settings, no
+    /// `.env`) and waits until it is ready.
+    pub async fn start(vars: &[(&str, &str)]) -> KeelProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keel"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LOG_LEVEL", "warn")
+            .current_dir(std::env::temp_dir())
+            .args(["serve", "--port", &port.to_string()])
+            .stdout(std::process::Stdio::null());
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let mut p = KeelProcess {
+            child: cmd.spawn().expect("keel starts"),
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = p.child.try_wait().unwrap() {
+                panic!("keel exited early with {status}");
+            }
+            let ready = p
+                .client
+                .get(format!("{}/v1/health/ready", p.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "keel did not become ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `method path` with `key` as the bearer token and an optional JSON
+    /// body: (status, JSON body or null).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `GET path` with the key `alpha`.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, "alpha", None).await
+    }
+
+    /// `POST /v1/jobs` with the key `alpha`.
+    pub async fn submit(&self, body: &Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, "/v1/jobs", "alpha", Some(body))
+            .await
+    }
+}
+
+impl Drop for KeelProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
