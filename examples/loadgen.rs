@@ -93,6 +93,12 @@ struct Args {
     /// steady `--jobs-rate` next to the same jobs through `/process`.
     #[arg(long)]
     jobs: bool,
+    /// Run the identity benchmark instead of the cells: cache-miss
+    /// throughput at the first `--concurrency` with a static API key, an
+    /// issued client key, one JWT (verification cached) and a fresh JWT per
+    /// request (every verification a cache miss), rotated `--rounds` times.
+    #[arg(long)]
+    identity: bool,
     /// Jobs: closed-loop submitters for the acceptance run.
     #[arg(long, default_value_t = 16)]
     jobs_concurrency: usize,
@@ -321,6 +327,51 @@ enum Traffic {
     Mixed,
 }
 
+/// The bearer credential a run's requests carry.
+#[derive(Clone)]
+enum Credential {
+    /// The client's default headers (`API_KEY` from `--keel-env`, or none).
+    Default,
+    /// The same `Authorization` value on every request.
+    Fixed(Arc<str>),
+    /// A new HS256 JWT per request (a unique `jti`), so keel verifies every
+    /// one instead of answering from its verification cache.
+    FreshJwt(Arc<jsonwebtoken::EncodingKey>),
+}
+
+/// Issuer and audience of the identity benchmark's tokens.
+const BENCH_JWT_ISSUER: &str = "https://loadgen.keel.test";
+const BENCH_JWT_AUDIENCE: &str = "keel-bench";
+const BENCH_JWT_SECRET: &str = "loadgen-hs256-secret-0123456789abcdef";
+
+/// An HS256 token for the identity benchmark, valid for an hour.
+fn bench_jwt(key: &jsonwebtoken::EncodingKey, jti: &str) -> String {
+    let now = unix_now();
+    let claims = json!({
+        "sub": "loadgen", "iss": BENCH_JWT_ISSUER, "aud": BENCH_JWT_AUDIENCE,
+        "iat": now, "exp": now + 3600, "jti": jti, "roles": ["client"],
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        key,
+    )
+    .unwrap_or_default()
+}
+
+impl Credential {
+    /// The `Authorization` value of the next request (`None`: the default).
+    fn next(&self, n: u64) -> Option<String> {
+        match self {
+            Credential::Default => None,
+            Credential::Fixed(v) => Some(v.to_string()),
+            Credential::FreshJwt(key) => {
+                Some(format!("Bearer {}", bench_jwt(key, &format!("fresh-{n}"))))
+            }
+        }
+    }
+}
+
 const HIT_TEXT: &str = "Ticket fixed-0: the support team was friendly and solved my problem \
 quickly, although the first reply took a while.";
 
@@ -409,6 +460,7 @@ async fn worker(
     client: reqwest::Client,
     url: Arc<str>,
     bodies: Arc<Bodies>,
+    credential: Credential,
     measure_from: Instant,
     end: Instant,
 ) -> Res<WorkerTally> {
@@ -426,12 +478,13 @@ async fn worker(
             return Ok(tally);
         }
         let body = bodies.next();
-        let sent = client
+        let mut request = client
             .post(&*url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await;
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(auth) = credential.next(tally.errors_total + tally.ok + fastrand::u64(..)) {
+            request = request.header(reqwest::header::AUTHORIZATION, auth);
+        }
+        let sent = request.body(body).send().await;
         let failure = match sent {
             Ok(response) => {
                 let status = response.status();
@@ -506,6 +559,8 @@ struct Rig {
     fake_url: String,
     ticks_per_s: u64,
     nonce: u64,
+    /// What the next runs' requests authenticate with.
+    credential: Credential,
 }
 
 impl Rig {
@@ -579,6 +634,7 @@ impl Rig {
                     self.client.clone(),
                     url.clone(),
                     bodies.clone(),
+                    self.credential.clone(),
                     measure_from,
                     end,
                 ))
@@ -1031,6 +1087,7 @@ async fn start(args: &Args, paths: &Paths, stamp: u64, latency_ms: u64) -> Res<(
             fake_url,
             ticks_per_s,
             nonce: stamp,
+            credential: Credential::Default,
         },
         startup,
     ))
@@ -1218,6 +1275,7 @@ async fn soak(args: &Args, paths: &Paths) -> Res<bool> {
                 rig.client.clone(),
                 url.clone(),
                 bodies.clone(),
+                Credential::Default,
                 measure_from,
                 end,
             ))
@@ -1619,6 +1677,150 @@ async fn jobs_bench(args: &Args, paths: &Paths) -> Res<bool> {
     Ok(lost == 0 && jobs_failed == 0 && sync_failed == 0)
 }
 
+// -------------------------------------------------------------- identity
+
+/// One credential's runs in the identity benchmark.
+#[derive(Debug, Clone, Serialize)]
+struct IdentityRow {
+    credential: &'static str,
+    requests_per_s: Vec<f64>,
+    p50_ms: Vec<f64>,
+    p99_ms: Vec<f64>,
+    keel_cpu_us_per_req: Vec<f64>,
+    errors: u64,
+}
+
+/// The identity benchmark: cache-miss `/process` throughput per credential
+/// kind on one keel (HS256 JWT on, client keys in the memory store unless
+/// `--keel-env REDIS_URL=...`), the kinds rotated each round so drift does
+/// not favour one. `Ok(false)` when keel answered any non-2xx.
+async fn identity_bench(args: &Args, paths: &Paths) -> Res<bool> {
+    let warmup = seconds("warmup", args.warmup)?;
+    let duration = seconds("duration", args.duration)?;
+    if !(1..=20).contains(&args.rounds) {
+        return fatal(format!("invalid --rounds {}: allowed 1..=20", args.rounds));
+    }
+    let concurrency = parse_cells("miss-0", &args.concurrency)?[0].concurrency;
+    let mut args = args.clone();
+    args.keel_env.extend([
+        "API_KEY=loadgen-static-key".to_string(),
+        "INTERNAL_API_KEY=loadgen-operator-key".into(),
+        format!("JWT_HS256_SECRET={BENCH_JWT_SECRET}"),
+        format!("JWT_ISSUER={BENCH_JWT_ISSUER}"),
+        format!("JWT_AUDIENCE={BENCH_JWT_AUDIENCE}"),
+    ]);
+    let stamp = unix_now();
+    let (mut rig, _) = start(&args, paths, stamp, 0).await?;
+
+    let url = format!("{}/internal/keys", rig.keel_url);
+    let created: serde_json::Value = rig
+        .client
+        .post(&url)
+        .bearer_auth("loadgen-operator-key")
+        .json(&json!({"name": "loadgen"}))
+        .send()
+        .await
+        .context(|| format!("POST {url}"))?
+        .json()
+        .await
+        .context(|| format!("POST {url}: bad JSON"))?;
+    let Some(secret) = created["secret"].as_str() else {
+        return fatal(format!("POST {url}: no secret in {created}"));
+    };
+    let key = Arc::new(
+        jsonwebtoken::EncodingKey::from_secret(BENCH_JWT_SECRET.as_bytes())
+            .context(|| "cannot build the JWT signing key".to_string())?,
+    );
+    let kinds: [(&'static str, Credential); 4] = [
+        ("static key", Credential::Default),
+        (
+            "client key",
+            Credential::Fixed(format!("Bearer {secret}").into()),
+        ),
+        (
+            "JWT (cached)",
+            Credential::Fixed(format!("Bearer {}", bench_jwt(&key, "cached")).into()),
+        ),
+        ("JWT (fresh per request)", Credential::FreshJwt(key)),
+    ];
+    println!(
+        "identity benchmark: cache miss, upstream 0 ms, c{concurrency}, {} round(s) × {} credentials × ({} s warm-up + {} s); load average {:.2}",
+        args.rounds,
+        kinds.len(),
+        warmup.as_secs_f64(),
+        duration.as_secs_f64(),
+        loadavg_1m()
+    );
+    let mut rows: Vec<IdentityRow> = kinds
+        .iter()
+        .map(|(name, _)| IdentityRow {
+            credential: name,
+            requests_per_s: Vec::new(),
+            p50_ms: Vec::new(),
+            p99_ms: Vec::new(),
+            keel_cpu_us_per_req: Vec::new(),
+            errors: 0,
+        })
+        .collect();
+    for round in 0..args.rounds {
+        for k in 0..kinds.len() {
+            let i = (k + round) % kinds.len();
+            rig.credential = kinds[i].1.clone();
+            let stats = rig
+                .run(Target::Keel, Traffic::Miss, concurrency, warmup, duration)
+                .await?;
+            println!(
+                "  {:<24} {:>8.0} req/s  p50 {:>7.3}  p99 {:>7.3} ms  keel CPU {:>6.1} µs/req  errors {}",
+                kinds[i].0,
+                stats.requests_per_s,
+                stats.p50_ms,
+                stats.p99_ms,
+                stats.keel_cpu_us_per_req,
+                stats.errors
+            );
+            if let Some(e) = &stats.first_error {
+                println!("    first error: {e}");
+            }
+            let row = &mut rows[i];
+            row.requests_per_s.push(stats.requests_per_s);
+            row.p50_ms.push(stats.p50_ms);
+            row.p99_ms.push(stats.p99_ms);
+            row.keel_cpu_us_per_req.push(stats.keel_cpu_us_per_req);
+            row.errors += stats.errors;
+        }
+    }
+    let baseline = median(rows[0].requests_per_s.clone());
+    println!();
+    println!(
+        "| credential | median req/s | vs static key | median p50 ms | median p99 ms | keel CPU µs/req |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for row in &rows {
+        let rps = median(row.requests_per_s.clone());
+        println!(
+            "| {} | {rps:.0} | {:+.1} % | {:.3} | {:.3} | {:.1} |",
+            row.credential,
+            if baseline > 0.0 {
+                100.0 * (rps / baseline - 1.0)
+            } else {
+                0.0
+            },
+            median(row.p50_ms.clone()),
+            median(row.p99_ms.clone()),
+            median(row.keel_cpu_us_per_req.clone()),
+        );
+    }
+    let ok = rows.iter().all(|r| r.errors == 0);
+    let path = write_json(
+        &paths.out,
+        "identity",
+        stamp,
+        &json!({"concurrency": concurrency, "rounds": args.rounds, "rows": rows}),
+    )?;
+    println!("\nwrote {}", path.display());
+    Ok(ok)
+}
+
 async fn run(args: Args) -> Res<bool> {
     let paths = paths(&args)?;
     let work = async {
@@ -1626,6 +1828,8 @@ async fn run(args: Args) -> Res<bool> {
             soak(&args, &paths).await
         } else if args.jobs {
             jobs_bench(&args, &paths).await
+        } else if args.identity {
+            identity_bench(&args, &paths).await
         } else {
             bench(&args, &paths).await
         }

@@ -255,7 +255,7 @@ impl Facts {
         self.identity_redis = identity.redis_status();
         self.jwks = identity.jwt.as_ref().and_then(|jwt| {
             let status = jwt.status();
-            (status.source == "jwks").then(|| JwksFact {
+            (status.source == "jwks").then_some(JwksFact {
                 failing: status.failing,
                 last_error: status.last_error,
                 kids: status.kids.len(),
