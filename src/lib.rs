@@ -26,6 +26,7 @@
 pub mod actors;
 pub mod api;
 pub mod batch;
+pub mod chaos;
 pub mod cache;
 pub mod cli;
 pub mod cli_resilience;
