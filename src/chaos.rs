@@ -262,9 +262,13 @@ impl Chaos {
     /// Injected faults as `(provider, fault, count)`, every pair.
     pub fn injected(&self) -> Vec<(&'static str, &'static str, u64)> {
         let mut out = Vec::with_capacity(15);
-        for (p, kind) in [ProviderKind::Local, ProviderKind::OpenAi, ProviderKind::Gemini]
-            .into_iter()
-            .enumerate()
+        for (p, kind) in [
+            ProviderKind::Local,
+            ProviderKind::OpenAi,
+            ProviderKind::Gemini,
+        ]
+        .into_iter()
+        .enumerate()
         {
             for (f, name) in Fault::NAMES.into_iter().enumerate() {
                 out.push((kind.as_str(), name, self.counters[p][f].load(Relaxed)));
@@ -325,12 +329,21 @@ impl Chaos {
                     "must be 0 to 3600",
                 ));
             }
-            Fault::Latency { ms, jitter_ms } if ms > 600_000 || jitter_ms.unwrap_or(0) > 600_000 => {
-                return Err(invalid("fault.latency", "ms and jitter_ms must be 0 to 600000"));
+            Fault::Latency { ms, jitter_ms }
+                if ms > 600_000 || jitter_ms.unwrap_or(0) > 600_000 =>
+            {
+                return Err(invalid(
+                    "fault.latency",
+                    "ms and jitter_ms must be 0 to 600000",
+                ));
             }
             _ => {}
         }
-        if request.note.as_ref().is_some_and(|n| n.chars().count() > 500) {
+        if request
+            .note
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > 500)
+        {
             return Err(invalid("note", "at most 500 characters"));
         }
         let duration = Duration::from_secs(request.duration_seconds);
@@ -547,7 +560,11 @@ mod tests {
             .start(request(5), "key:abc", &[ProviderKind::OpenAi])
             .unwrap();
         assert!(chaos.is_active());
-        assert!(chaos.pick(ProviderKind::OpenAi, Operation::Summarize).is_some());
+        assert!(
+            chaos
+                .pick(ProviderKind::OpenAi, Operation::Summarize)
+                .is_some()
+        );
         assert_eq!(chaos.pick(ProviderKind::Local, Operation::Summarize), None);
         tokio::time::sleep(Duration::from_secs(6)).await;
         assert!(!chaos.is_active());
@@ -569,17 +586,24 @@ mod tests {
     async fn disabled_and_invalid_are_refused() {
         let off = Chaos::new(false);
         assert_eq!(
-            off.start(request(5), "k", &[ProviderKind::OpenAi]).unwrap_err(),
+            off.start(request(5), "k", &[ProviderKind::OpenAi])
+                .unwrap_err(),
             ChaosError::Disabled
         );
         let on = Chaos::new(true);
         assert!(matches!(
             on.start(request(0), "k", &[ProviderKind::OpenAi]),
-            Err(ChaosError::Invalid { field: "duration_seconds", .. })
+            Err(ChaosError::Invalid {
+                field: "duration_seconds",
+                ..
+            })
         ));
         assert!(matches!(
             on.start(request(5), "k", &[ProviderKind::Local]),
-            Err(ChaosError::Invalid { field: "provider", .. })
+            Err(ChaosError::Invalid {
+                field: "provider",
+                ..
+            })
         ));
         let e = on.start(request(60), "k", &[ProviderKind::OpenAi]).unwrap();
         let aborted = on.abort(&e.id, "k2").unwrap().unwrap();

@@ -26,8 +26,8 @@
 pub mod actors;
 pub mod api;
 pub mod batch;
-pub mod chaos;
 pub mod cache;
+pub mod chaos;
 pub mod cli;
 pub mod cli_resilience;
 pub mod config;

@@ -1112,9 +1112,19 @@ fn internal_routes() -> Vec<Route> {
                 (`scope: instance`). Audited (`chaos.started`).",
             auth: Auth::Operator,
             request: Some("ChaosRequest"),
-            ok: (201, "The experiment (id, created_by, starts_at, ends_at)", Body::Json("Object")),
+            ok: (
+                201,
+                "The experiment (id, created_by, starts_at, ends_at)",
+                Body::Json("Object"),
+            ),
             errors: &[400, 401, 403, 413, 415, 422, 503],
-            ..route(Post, "/internal/chaos", "resilience", "start_chaos", "Start a chaos experiment")
+            ..route(
+                Post,
+                "/internal/chaos",
+                "resilience",
+                "start_chaos",
+                "Start a chaos experiment",
+            )
         },
         Route {
             description: "Active and recently ended chaos experiments, with `enabled` and \
@@ -1122,14 +1132,26 @@ fn internal_routes() -> Vec<Route> {
             auth: Auth::Operator,
             ok: (200, "Experiments", Body::Json("Object")),
             errors: &[401, 403, 503],
-            ..route(Get, "/internal/chaos", "resilience", "list_chaos", "List chaos experiments")
+            ..route(
+                Get,
+                "/internal/chaos",
+                "resilience",
+                "list_chaos",
+                "List chaos experiments",
+            )
         },
         Route {
             description: "Aborts every active chaos experiment. Audited (`chaos.aborted`).",
             auth: Auth::Operator,
             ok: (200, "The aborted experiments", Body::Json("Object")),
             errors: &[401, 403, 503],
-            ..route(Delete, "/internal/chaos", "resilience", "abort_all_chaos", "Abort all chaos experiments")
+            ..route(
+                Delete,
+                "/internal/chaos",
+                "resilience",
+                "abort_all_chaos",
+                "Abort all chaos experiments",
+            )
         },
         Route {
             description: "Aborts one active chaos experiment. Audited (`chaos.aborted`).",
@@ -1137,7 +1159,13 @@ fn internal_routes() -> Vec<Route> {
             params: &[("id", "The experiment's id (`chaos_…`)", &[])],
             ok: (200, "The aborted experiment", Body::Json("Object")),
             errors: &[401, 403, 404, 503],
-            ..route(Delete, "/internal/chaos/{id}", "resilience", "abort_chaos", "Abort a chaos experiment")
+            ..route(
+                Delete,
+                "/internal/chaos/{id}",
+                "resilience",
+                "abort_chaos",
+                "Abort a chaos experiment",
+            )
         },
         Route {
             description: "This document.",

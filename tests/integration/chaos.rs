@@ -61,7 +61,11 @@ async fn an_error_experiment_falls_back_counts_and_aborts() {
     assert_eq!(r.body["metadata"]["provider"], json!("local"));
     // Two injected attempts on openai, then local.
     assert_eq!(r.body["metadata"]["attempts"], json!(3));
-    assert_eq!(upstream.stats().openai_requests, before, "injected inside keel");
+    assert_eq!(
+        upstream.stats().openai_requests,
+        before,
+        "injected inside keel"
+    );
     // A degraded answer is not cached: the same request runs again.
     let again = s.process(body.clone()).await;
     assert_eq!(again.body["cache_hit"], json!(false));

@@ -104,5 +104,7 @@ pub async fn abort_all(
             json!({"injected": e.injected}),
         );
     }
-    Ok(Json(json!({"aborted": aborted.len(), "experiments": aborted})))
+    Ok(Json(
+        json!({"aborted": aborted.len(), "experiments": aborted}),
+    ))
 }
