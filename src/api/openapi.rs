@@ -2060,7 +2060,7 @@ mod schemas {
     /// `POST /internal/chaos`.
     #[derive(Deserialize, ToSchema)]
     #[serde(deny_unknown_fields)]
-    #[schema(examples(json!({"provider": "openai", "fault": {"error": {"status": 503}},
+    #[schema(examples(json!({"provider": "local", "fault": {"error": {"status": 503}},
         "probability": 0.5, "duration_seconds": 300, "note": "game day"})))]
     pub struct ChaosRequest {
         /// `local`, `openai` or `gemini` (must be in the provider chain).
