@@ -81,6 +81,8 @@ struct Inner {
     cut: tokio::sync::watch::Sender<bool>,
     /// Async jobs (`/v1/jobs`).
     jobs: Arc<crate::jobs::Jobs>,
+    /// Fault-injection experiments (`/internal/chaos`).
+    chaos: Arc<crate::chaos::Chaos>,
 }
 
 /// A handle that does not keep the engine alive (the jobs subsystem, which
@@ -184,6 +186,15 @@ impl Engine {
         let (supervisor, task) = Actor::spawn(None, EngineSupervisor, args).await?;
         let stop_requested = Arc::new(AtomicBool::new(false));
         let life = watch_supervisor(task, stop_requested.clone(), actors.clone());
+        let chaos = crate::chaos::Chaos::new(settings.chaos_enabled);
+        if settings.chaos_enabled
+            && (settings.environment == crate::config::Environment::Production
+                || settings.resilience.preset == "production")
+        {
+            tracing::warn!(
+                "CHAOS_ENABLED=true in production: operators can inject provider faults through /internal/chaos"
+            );
+        }
         let engine = Engine {
             inner: Arc::new(Inner {
                 batches: BatchStore::new(settings.batch_status_retention),
@@ -203,6 +214,7 @@ impl Engine {
                 last_change: arc_swap::ArcSwapOption::empty(),
                 cut: tokio::sync::watch::Sender::new(false),
                 jobs,
+                chaos,
             }),
         };
         engine
@@ -296,6 +308,7 @@ impl Engine {
             providers: &self.inner.providers,
             resilience: &self.inner.resilience,
             metrics: &self.inner.metrics,
+            chaos: &self.inner.chaos,
         }
         .run(job, client_deadline)
         .await
@@ -333,6 +346,12 @@ impl Engine {
     }
 
     /// Breakers, budgets, bulkheads and the configuration in force.
+    /// Fault-injection experiments.
+    pub fn chaos(&self) -> &Arc<crate::chaos::Chaos> {
+        &self.inner.chaos
+    }
+
+    /// The shared resilience state.
     pub fn resilience(&self) -> &Arc<Resilience> {
         &self.inner.resilience
     }

@@ -130,6 +130,17 @@ impl prometheus_client::collector::Collector for EngineCollector {
                 .iter()
                 .map(|(route, s)| (vec![("route", route.clone())], &s.latency)),
         )?;
+        counters(
+            &mut e,
+            "keel_chaos_injected",
+            "Faults injected by chaos experiments, by provider and fault",
+            self.engine.chaos().injected().into_iter().map(|(p, f, v)| {
+                (
+                    vec![("provider", p.to_string()), ("fault", f.to_string())],
+                    v,
+                )
+            }),
+        )?;
         histograms(
             &mut e,
             "keel_overhead_seconds",

@@ -27,6 +27,7 @@ pub mod actors;
 pub mod api;
 pub mod batch;
 pub mod cache;
+pub mod chaos;
 pub mod cli;
 pub mod cli_resilience;
 pub mod config;

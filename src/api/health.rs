@@ -79,6 +79,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
         "resilience_healthy": report.resilience_healthy(),
         "cache_healthy": cache_healthy,
         "jobs_durable": engine.jobs().is_durable(),
+        "chaos_active": engine.chaos().is_active(),
         "degraded_reasons": report.messages(),
         "reasons": report.reasons,
         "checks": report.checks,

@@ -194,6 +194,9 @@ pub struct Settings {
     /// `STRICT_OPTIONS` (default false): an option name the operation does not
     /// use is a 422 instead of being ignored and reported in `metadata.ignored_options`.
     pub strict_options: bool,
+    /// `CHAOS_ENABLED` (default false): allows fault-injection experiments
+    /// through `/internal/chaos` (403 `CHAOS_DISABLED` otherwise).
+    pub chaos_enabled: bool,
     /// Identities: JWT verification, client-key refresh, audit (`JWT_*`,
     /// `IDENTITY_REFRESH_MS`, `AUDIT_LOG_CAPACITY`).
     pub identity: crate::identity::IdentityConfig,
@@ -334,6 +337,7 @@ impl Settings {
             resilience,
             jobs,
             strict_options: boolean(env, "STRICT_OPTIONS", false)?,
+            chaos_enabled: boolean(env, "CHAOS_ENABLED", false)?,
             identity: crate::identity::IdentityConfig::from_env(env)?,
         })
     }

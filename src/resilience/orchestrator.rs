@@ -154,6 +154,8 @@ pub struct JobRun<'a> {
     pub resilience: &'a Resilience,
     /// Counters.
     pub metrics: &'a Metrics,
+    /// Fault-injection experiments, consulted before every provider call.
+    pub chaos: &'a crate::chaos::Chaos,
 }
 
 impl JobRun<'_> {
@@ -327,7 +329,11 @@ impl JobRun<'_> {
                 counters.retries.fetch_add(1, Relaxed);
             }
             let call_started = Instant::now();
-            let result = provider.run(job, CallOptions { timeout }).await;
+            let opts = CallOptions { timeout };
+            let result = match self.chaos.pick(kind, job.operation) {
+                None => provider.run(job, opts).await,
+                Some(fault) => crate::chaos::inject(fault, provider, job, opts).await,
+            };
             let elapsed = call_started.elapsed();
             *waited += elapsed;
             drop(slot);

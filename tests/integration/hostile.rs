@@ -635,7 +635,8 @@ fn request_schema<'a>(doc: &'a Value, path: &str, method: &str) -> &'a Value {
 /// from the schema and from the server.
 #[tokio::test]
 async fn documented_request_bodies_and_keel_agree() {
-    let s = start(&[]).await;
+    // CHAOS_ENABLED: the documented chaos example must be accepted too.
+    let s = start(&[("CHAOS_ENABLED", "true")]).await;
     let public = s.get("/openapi.json", None).await.body;
     let internal = s.get("/internal/openapi.json", None).await.body;
     let mut examples = 0;

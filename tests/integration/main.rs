@@ -5,6 +5,7 @@
 mod auth;
 mod batch;
 mod cache_limits;
+mod chaos;
 mod cli;
 mod edge;
 mod health;

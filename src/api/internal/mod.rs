@@ -5,6 +5,7 @@
 //! error body and 404 for unknown names.
 
 mod cache;
+mod chaos;
 mod identity;
 mod monitoring;
 mod resilience;
@@ -80,6 +81,11 @@ pub fn routes() -> Router<AppState> {
         .route("/keys/{id}", axum::routing::delete(identity::revoke_key))
         .route("/tokens/revoke", post(identity::revoke_token))
         .route("/audit", get(identity::audit))
+        .route(
+            "/chaos",
+            post(chaos::start).get(chaos::list).delete(chaos::abort_all),
+        )
+        .route("/chaos/{id}", axum::routing::delete(chaos::abort))
 }
 
 /// `GET /internal/dashboard`: the operator dashboard, one self-contained
@@ -141,6 +147,12 @@ pub async fn index(_: OperatorKey) -> Json<Value> {
                 "DELETE /internal/keys/{id}",
                 "POST /internal/tokens/revoke",
                 "GET /internal/audit"
+            ],
+            "chaos": [
+                "POST /internal/chaos",
+                "GET /internal/chaos",
+                "DELETE /internal/chaos",
+                "DELETE /internal/chaos/{id}"
             ]
         }
     }))
