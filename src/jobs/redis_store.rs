@@ -598,6 +598,17 @@ impl RedisStore {
         max: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
         self.ensure_group().await?;
+        self.read_group(consumer, max, "0").await
+    }
+
+    /// `XREADGROUP` of up to `count` entries for `consumer` from `from`
+    /// (`>`: new entries; `0`: the consumer's own pending ones).
+    async fn read_group(
+        &self,
+        consumer: &str,
+        count: usize,
+        from: &str,
+    ) -> Result<Vec<Delivery>, StoreError> {
         let reply: Result<Value, _> = self
             .link
             .query(
@@ -606,19 +617,16 @@ impl RedisStore {
                     .arg(GROUP)
                     .arg(consumer)
                     .arg("COUNT")
-                    .arg(max)
+                    .arg(count)
                     .arg("STREAMS")
                     .arg(key("stream"))
-                    .arg("0"),
+                    .arg(from),
             )
             .await;
-        match reply {
-            Ok(v) => Ok(stream_entries(&v)),
-            Err(e) => {
-                self.forget_group_on(&e);
-                Err(unavailable(e))
-            }
-        }
+        reply.map(|v| stream_entries(&v)).map_err(|e| {
+            self.forget_group_on(&e);
+            unavailable(e)
+        })
     }
 
     /// Moves due delayed jobs into the stream; reclaims deliveries idle
@@ -666,27 +674,7 @@ impl RedisStore {
             }
         }
         if out.len() < max {
-            let reply: Result<Value, _> = self
-                .link
-                .query(
-                    redis::cmd("XREADGROUP")
-                        .arg("GROUP")
-                        .arg(GROUP)
-                        .arg(consumer)
-                        .arg("COUNT")
-                        .arg(max - out.len())
-                        .arg("STREAMS")
-                        .arg(key("stream"))
-                        .arg(">"),
-                )
-                .await;
-            match reply {
-                Ok(v) => out.extend(stream_entries(&v)),
-                Err(e) => {
-                    self.forget_group_on(&e);
-                    return Err(unavailable(e));
-                }
-            }
+            out.extend(self.read_group(consumer, max - out.len(), ">").await?);
         }
         Ok(out)
     }

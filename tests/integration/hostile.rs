@@ -669,6 +669,10 @@ async fn documented_request_bodies_and_keel_agree() {
         }
     }
     assert!(examples >= 5, "only {examples} documented examples sent");
+    // The documented chaos example started a real experiment against
+    // `local`; abort it so the rule checks below see a healthy provider.
+    let aborted = s.send(s.client.delete(s.url("/internal/chaos"))).await;
+    assert_eq!(aborted.status, 200, "abort all: {}", aborted.body);
 
     let long = "The council approved the solar program after a long debate on costs.";
     let process = request_schema(&public, "/v1/text_processing/process", "post");
