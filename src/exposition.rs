@@ -280,6 +280,16 @@ impl prometheus_client::collector::Collector for EngineCollector {
                 "Jobs that ran out of deadline",
                 &r.deadline_exceeded,
             ),
+            (
+                "keel_hedges_started",
+                "Hedged calls started (a call still unanswered after the hedge delay)",
+                &r.hedges_started,
+            ),
+            (
+                "keel_hedges_won",
+                "Hedged calls that answered before the call they hedged",
+                &r.hedges_won,
+            ),
         ] {
             counters(&mut e, name, help, [(Vec::new(), value.load(Relaxed))])?;
         }

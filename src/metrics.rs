@@ -222,6 +222,10 @@ pub struct ResilienceCounters {
     pub budget_refusals: AtomicU64,
     /// Jobs that ran out of deadline.
     pub deadline_exceeded: AtomicU64,
+    /// Hedged calls started (a call still running after the hedge delay).
+    pub hedges_started: AtomicU64,
+    /// Hedged calls whose answer won (came before the call they hedged).
+    pub hedges_won: AtomicU64,
 }
 
 /// Counters for one HTTP route (its matched path, e.g. `/v1/text_processing/process`).
@@ -409,6 +413,8 @@ impl Metrics {
             &r.bulkhead_rejections,
             &r.budget_refusals,
             &r.deadline_exceeded,
+            &r.hedges_started,
+            &r.hedges_won,
         ] {
             c.store(0, Relaxed);
         }

@@ -44,6 +44,12 @@ impl Bulkhead {
         acquired
     }
 
+    /// A slot if one is free now, without waiting or counting a rejection
+    /// (for optional calls such as hedges).
+    pub fn try_enter(&self) -> Option<OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
+    }
+
     /// Calls running now.
     pub fn in_use(&self) -> usize {
         self.capacity - self.slots.available_permits()

@@ -87,6 +87,47 @@ pub enum Strategy {
     Critical,
 }
 
+/// Where a hedged call goes (`hedge_to`): to the provider whose call is slow,
+/// or to the next provider of the chain (an answer from it is `degraded`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HedgeTarget {
+    /// Another call to the same provider (the default).
+    #[default]
+    Same,
+    /// A call to the next provider of the chain (the same one when it is last).
+    Next,
+}
+
+impl HedgeTarget {
+    /// Both targets, in listing order.
+    pub const ALL: [HedgeTarget; 2] = [HedgeTarget::Same, HedgeTarget::Next];
+
+    /// The wire name: `same` or `next`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HedgeTarget::Same => "same",
+            HedgeTarget::Next => "next",
+        }
+    }
+}
+
+impl FromStr for HedgeTarget {
+    type Err = ();
+
+    /// Exact wire names only.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        HedgeTarget::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or(())
+    }
+}
+
+/// Calls a hedged attempt may have in flight unless configured (the first
+/// call and one hedge).
+pub const DEFAULT_MAX_HEDGED_ATTEMPTS: u32 = 2;
+
 /// Returned when a string names no strategy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown strategy '{0}' (allowed: aggressive, balanced, conservative, critical)")]
@@ -138,6 +179,9 @@ impl Strategy {
             slow_call_duration: None,
             slow_call_rate_threshold: None,
             minimum_calls: DEFAULT_MINIMUM_CALLS,
+            hedge_delay: Duration::ZERO,
+            max_hedged_attempts: DEFAULT_MAX_HEDGED_ATTEMPTS,
+            hedge_to: HedgeTarget::Same,
         }
     }
 }
@@ -206,10 +250,31 @@ pub struct OperationPolicy {
     /// Calls the window must hold before the rate rules apply (1–1000,
     /// default 10).
     pub minimum_calls: u32,
+    /// Hedging: when a call has not answered after this long, another call
+    /// starts while the first continues and the first answer wins
+    /// (`hedge_delay_ms`, 0–60 000; 0 = off, the default in every strategy).
+    #[serde(rename = "hedge_delay_ms", serialize_with = "ser_millis")]
+    pub hedge_delay: Duration,
+    /// Calls one hedged attempt may have in flight, the first included
+    /// (1–3, default 2; 1 = no hedge).
+    pub max_hedged_attempts: u32,
+    /// Where hedged calls go: `same` provider or the `next` of the chain.
+    pub hedge_to: HedgeTarget,
+}
+
+impl OperationPolicy {
+    /// True when a slow call may be hedged.
+    pub fn hedging(&self) -> bool {
+        !self.hedge_delay.is_zero() && self.max_hedged_attempts > 1
+    }
 }
 
 fn ser_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
+}
+
+fn ser_millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn ser_opt_secs<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -351,6 +416,13 @@ pub struct PolicySources {
     pub slow_call_rate_threshold: Source,
     /// Source of `minimum_calls`.
     pub minimum_calls: Source,
+    /// Source of `hedge_delay`.
+    #[serde(rename = "hedge_delay_ms")]
+    pub hedge_delay: Source,
+    /// Source of `max_hedged_attempts`.
+    pub max_hedged_attempts: Source,
+    /// Source of `hedge_to`.
+    pub hedge_to: Source,
 }
 
 impl PolicySources {
@@ -373,11 +445,14 @@ impl PolicySources {
             slow_call_duration: Source::Default,
             slow_call_rate_threshold: Source::Default,
             minimum_calls: Source::Default,
+            hedge_delay: Source::Default,
+            max_hedged_attempts: Source::Default,
+            hedge_to: Source::Default,
         }
     }
 
     /// `(policy field name, source)` for every field, in declaration order.
-    pub fn entries(&self) -> [(&'static str, Source); 15] {
+    pub fn entries(&self) -> [(&'static str, Source); 18] {
         [
             ("strategy", self.strategy),
             ("max_attempts", self.max_attempts),
@@ -394,6 +469,9 @@ impl PolicySources {
             ("slow_call_duration", self.slow_call_duration),
             ("slow_call_rate_threshold", self.slow_call_rate_threshold),
             ("minimum_calls", self.minimum_calls),
+            ("hedge_delay", self.hedge_delay),
+            ("max_hedged_attempts", self.max_hedged_attempts),
+            ("hedge_to", self.hedge_to),
         ]
     }
 
@@ -949,6 +1027,18 @@ fn apply_fields(
     if let Some(v) = c.minimum_calls {
         p.minimum_calls = v;
         src.minimum_calls = source(Field::MinimumCalls);
+    }
+    if let Some(v) = c.hedge_delay_ms {
+        p.hedge_delay = Duration::from_millis(u64::from(v));
+        src.hedge_delay = source(Field::HedgeDelayMs);
+    }
+    if let Some(v) = c.max_hedged_attempts {
+        p.max_hedged_attempts = v;
+        src.max_hedged_attempts = source(Field::MaxHedgedAttempts);
+    }
+    if let Some(v) = c.hedge_to {
+        p.hedge_to = v;
+        src.hedge_to = source(Field::HedgeTo);
     }
 }
 

@@ -20,7 +20,8 @@
 //! backoff and fallback is counted.
 
 use super::Resilience;
-use super::breaker::{BreakerState, CallOutcome};
+use super::breaker::{BreakerPermit, BreakerState, CallOutcome};
+use super::config::{HedgeTarget, OperationPolicy};
 use crate::actors::ProviderTable;
 use crate::config::Settings;
 use crate::job::{Job, JobOutput};
@@ -29,8 +30,11 @@ use crate::providers::{
     CallOptions, ErrorClass, ProviderError, ProviderErrorKind, ProviderKind, ProviderReply,
     SharedProvider, TokenUsage,
 };
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 /// Used when a provider has no configured timeout (in-process overrides).
@@ -131,7 +135,11 @@ fn breaker_outcome(e: &ProviderError) -> CallOutcome {
 
 /// What trying one provider came to.
 enum ProviderTry {
-    Answered(ProviderReply),
+    /// `by` answered: the provider tried, or its hedge peer.
+    Answered {
+        reply: ProviderReply,
+        by: ProviderKind,
+    },
     /// Refused before any call (breaker open, bulkhead full, no time left).
     Refused {
         reason: String,
@@ -142,6 +150,41 @@ enum ProviderTry {
         reason: String,
         error: ProviderError,
     },
+}
+
+/// What one attempt (a call and its hedges) came to.
+enum AttemptEnd {
+    /// A call answered; `by` is who was called.
+    Answered {
+        reply: ProviderReply,
+        by: ProviderKind,
+    },
+    /// The first call could not start (breaker open, bulkhead full).
+    Refused(Refusal),
+    /// Every call made failed: the last failure, or the permanent one.
+    Failed(ProviderError),
+}
+
+/// Why a call could not start.
+struct Refusal {
+    reason: String,
+    retry_after: Option<Duration>,
+}
+
+/// What a call must hold before it starts: a breaker permit and, when the
+/// provider has guards, a bulkhead slot.
+struct Admission {
+    permit: BreakerPermit,
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+/// How one call ended.
+struct CallEnd {
+    /// The provider called.
+    by: ProviderKind,
+    /// True for a hedged call.
+    hedge: bool,
+    result: Result<ProviderReply, ProviderError>,
 }
 
 /// Everything one job run needs, borrowed from the engine.
@@ -180,29 +223,48 @@ impl JobRun<'_> {
         let mut last_error = None;
         let mut upstream_retry_after = None;
         let mut refused_retry_after: Option<Duration> = None;
-        for (index, slot) in self.providers.chain().into_iter().enumerate() {
+        let chain: Vec<SharedProvider> = self
+            .providers
+            .chain()
+            .into_iter()
+            .map(|slot| slot.provider.clone())
+            .collect();
+        for (index, provider) in chain.iter().enumerate() {
             if index > 0 {
                 self.metrics.resilience.fallbacks.fetch_add(1, Relaxed);
             }
-            let provider = slot.provider.clone();
             let outcome = self
-                .try_provider(&provider, job, deadline, &mut attempts, &mut waited)
+                .try_provider(
+                    provider,
+                    chain.get(index + 1),
+                    job,
+                    deadline,
+                    &mut attempts,
+                    &mut waited,
+                )
                 .await;
             match outcome {
-                ProviderTry::Answered(reply) => {
+                ProviderTry::Answered { reply, by } => {
+                    if by != provider.kind() {
+                        reasons.push(format!(
+                            "{}: slower than the hedge delay; the hedge to {by} answered first",
+                            provider.kind()
+                        ));
+                    }
+                    let degraded = index > 0 || by != provider.kind();
                     op_stats.succeeded.fetch_add(1, Relaxed);
-                    if index > 0 {
+                    if degraded {
                         op_stats.degraded.fetch_add(1, Relaxed);
                     }
                     op_stats.latency.record(started.elapsed());
                     return Ok(JobResult {
                         output: reply.output,
-                        provider: provider.kind(),
+                        provider: by,
                         model: reply.model,
                         usage: reply.usage,
                         attempts,
-                        degraded: index > 0,
-                        degraded_reason: (index > 0).then(|| reasons.join("; ")),
+                        degraded,
+                        degraded_reason: degraded.then(|| reasons.join("; ")),
                         upstream_time: waited,
                         cache_hit: false,
                     });
@@ -255,6 +317,7 @@ impl JobRun<'_> {
     async fn try_provider(
         &self,
         provider: &SharedProvider,
+        peer: Option<&SharedProvider>,
         job: &Job,
         deadline: Instant,
         attempts: &mut u32,
@@ -265,12 +328,6 @@ impl JobRun<'_> {
         let policy = config.policy(job.operation);
         let breaker = self.resilience.breaker(kind, job.operation);
         let guards = self.resilience.guards(kind);
-        let call_timeout = self
-            .settings
-            .providers
-            .iter()
-            .find(|p| p.kind == kind)
-            .map_or(DEFAULT_CALL_TIMEOUT, |p| p.timeout);
         let counters = &self.metrics.resilience;
         let mut delays = policy.backoff().delays();
         if let Some(g) = guards {
@@ -280,121 +337,83 @@ impl JobRun<'_> {
         let mut stop_reason = String::new();
 
         for attempt in 1..=policy.max_attempts.max(1) {
-            let now = Instant::now();
-            let remaining = deadline.saturating_duration_since(now);
+            let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() && kind != ProviderKind::Local {
                 stop_reason = "request deadline exhausted".into();
                 break;
             }
-            let permit = match breaker.try_acquire() {
-                Ok(p) => p,
-                Err(rejected) => {
-                    counters.breaker_rejections.fetch_add(1, Relaxed);
-                    let reason = format!("{kind}: circuit breaker {}", rejected.state.as_str());
-                    match last {
-                        Some(error) => return ProviderTry::Failed { reason, error },
-                        None => {
-                            return ProviderTry::Refused {
-                                reason,
-                                retry_after: rejected.retry_after,
-                            };
-                        }
+            let attempt_started = Instant::now();
+            let end = self
+                .attempt(provider, peer, job, policy, deadline, attempts)
+                .await;
+            *waited += attempt_started.elapsed();
+            let error = match end {
+                AttemptEnd::Answered { reply, by } => {
+                    if attempt > 1 {
+                        counters.retries.fetch_add(1, Relaxed);
                     }
+                    return ProviderTry::Answered { reply, by };
                 }
+                AttemptEnd::Refused(refusal) => {
+                    return match last {
+                        Some(error) => ProviderTry::Failed {
+                            reason: refusal.reason,
+                            error,
+                        },
+                        None => ProviderTry::Refused {
+                            reason: refusal.reason,
+                            retry_after: refusal.retry_after,
+                        },
+                    };
+                }
+                AttemptEnd::Failed(error) => error,
             };
-            let slot = match guards {
-                Some(g) => match g.bulkhead.enter(remaining).await {
-                    Some(slot) => Some(slot),
-                    None => {
-                        counters.bulkhead_rejections.fetch_add(1, Relaxed);
-                        let reason = format!("{kind}: bulkhead full");
-                        return match last {
-                            Some(error) => ProviderTry::Failed { reason, error },
-                            None => ProviderTry::Refused {
-                                reason,
-                                retry_after: Some(Duration::from_secs(1)),
-                            },
-                        };
-                    }
-                },
-                None => None,
-            };
-            let timeout = if kind == ProviderKind::Local {
-                call_timeout
-            } else {
-                call_timeout.min(deadline.saturating_duration_since(Instant::now()))
-            };
-            *attempts += 1;
             if attempt > 1 {
                 counters.retries.fetch_add(1, Relaxed);
             }
-            let call_started = Instant::now();
-            let opts = CallOptions { timeout };
-            let result = match self.chaos.pick(kind, job.operation) {
-                None => provider.run(job, opts).await,
-                Some(fault) => crate::chaos::inject(fault, provider, job, opts).await,
-            };
-            let elapsed = call_started.elapsed();
-            *waited += elapsed;
-            drop(slot);
-            match result {
-                Ok(reply) => {
-                    permit.record(CallOutcome::Success);
-                    self.metrics.record_call(kind, elapsed, Ok(()));
-                    if let Some(u) = reply.usage {
-                        self.metrics
-                            .record_tokens(kind, u.prompt_tokens, u.completion_tokens);
-                    }
-                    return ProviderTry::Answered(reply);
-                }
-                Err(error) => {
-                    permit.record(breaker_outcome(&error));
-                    self.metrics.record_call(kind, elapsed, Err(error.class()));
-                    tracing::warn!(provider = %kind, operation = %job.operation, attempt, error = %error, "provider call failed");
-                    let permanent = error.class() == ErrorClass::Permanent;
-                    let retry_after = error.retry_after;
-                    last = Some(error);
-                    if permanent {
-                        stop_reason = "permanent error".into();
-                        break;
-                    }
-                    if attempt >= policy.max_attempts {
-                        stop_reason = format!("{attempt} attempt(s) failed");
-                        break;
-                    }
-                    // A breaker that just opened would refuse the retry anyway:
-                    // do not sleep first.
-                    if !matches!(
-                        breaker.state(),
-                        BreakerState::Closed | BreakerState::MetricsOnly | BreakerState::Disabled
-                    ) {
-                        stop_reason = format!(
-                            "circuit breaker {} after attempt {attempt}",
-                            breaker.state().as_str()
-                        );
-                        break;
-                    }
-                    // An upstream's Retry-After wins over our backoff.
-                    let delay = retry_after.unwrap_or_else(|| delays.next_delay());
-                    if Instant::now() + delay >= deadline {
-                        stop_reason = format!(
-                            "next retry in {:.1}s would pass the deadline",
-                            delay.as_secs_f64()
-                        );
-                        break;
-                    }
-                    if let Some(g) = guards
-                        && !g.budget.withdraw()
-                    {
-                        counters.budget_refusals.fetch_add(1, Relaxed);
-                        stop_reason = "retry budget exhausted".into();
-                        break;
-                    }
-                    counters.backoffs.fetch_add(1, Relaxed);
-                    tokio::time::sleep(delay).await;
-                    *waited += delay;
-                }
+            tracing::warn!(provider = %kind, operation = %job.operation, attempt, error = %error, "provider call failed");
+            let permanent = error.class() == ErrorClass::Permanent;
+            let retry_after = error.retry_after;
+            last = Some(error);
+            if permanent {
+                stop_reason = "permanent error".into();
+                break;
             }
+            if attempt >= policy.max_attempts {
+                stop_reason = format!("{attempt} attempt(s) failed");
+                break;
+            }
+            // A breaker that just opened would refuse the retry anyway:
+            // do not sleep first.
+            if !matches!(
+                breaker.state(),
+                BreakerState::Closed | BreakerState::MetricsOnly | BreakerState::Disabled
+            ) {
+                stop_reason = format!(
+                    "circuit breaker {} after attempt {attempt}",
+                    breaker.state().as_str()
+                );
+                break;
+            }
+            // An upstream's Retry-After wins over our backoff.
+            let delay = retry_after.unwrap_or_else(|| delays.next_delay());
+            if Instant::now() + delay >= deadline {
+                stop_reason = format!(
+                    "next retry in {:.1}s would pass the deadline",
+                    delay.as_secs_f64()
+                );
+                break;
+            }
+            if let Some(g) = guards
+                && !g.budget.withdraw()
+            {
+                counters.budget_refusals.fetch_add(1, Relaxed);
+                stop_reason = "retry budget exhausted".into();
+                break;
+            }
+            counters.backoffs.fetch_add(1, Relaxed);
+            tokio::time::sleep(delay).await;
+            *waited += delay;
         }
         match last {
             Some(error) => ProviderTry::Failed {
@@ -405,6 +424,214 @@ impl JobRun<'_> {
                 reason: format!("{kind}: {stop_reason}"),
                 retry_after: None,
             },
+        }
+    }
+
+    /// One attempt: a call to `provider` and, when the policy hedges and the
+    /// call has not answered after `hedge_delay`, up to
+    /// `max_hedged_attempts - 1` more calls (to `provider`, or to `peer`
+    /// under `hedge_to: next`) while it continues. The first answer wins and
+    /// the other calls are dropped: their breaker permits are released
+    /// unrecorded (not failures) and their bulkhead slots freed. A hedge is
+    /// paid from its provider's retry budget, takes a breaker permit and a
+    /// bulkhead slot without waiting, and never starts at or after the
+    /// deadline; when any of these refuses, no further hedge starts in this
+    /// attempt.
+    async fn attempt(
+        &self,
+        provider: &SharedProvider,
+        peer: Option<&SharedProvider>,
+        job: &Job,
+        policy: &OperationPolicy,
+        deadline: Instant,
+        attempts: &mut u32,
+    ) -> AttemptEnd {
+        let kind = provider.kind();
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let admission = match self.admit(kind, job.operation, Some(remaining)).await {
+            Ok(a) => a,
+            Err(refusal) => return AttemptEnd::Refused(refusal),
+        };
+        *attempts += 1;
+        let first = self.call(provider, job, admission, deadline, false);
+        if !policy.hedging() {
+            let end = first.await;
+            return match end.result {
+                Ok(reply) => AttemptEnd::Answered { reply, by: end.by },
+                Err(e) => AttemptEnd::Failed(e),
+            };
+        }
+        let target = match (policy.hedge_to, peer) {
+            (HedgeTarget::Next, Some(next)) => next,
+            _ => provider,
+        };
+        let counters = &self.metrics.resilience;
+        let mut in_flight = FuturesUnordered::new();
+        in_flight.push(first);
+        let mut calls = 1u32;
+        let mut may_hedge = true;
+        let mut next_hedge = Instant::now() + policy.hedge_delay;
+        let mut failure: Option<ProviderError> = None;
+        loop {
+            let hedge_due = may_hedge && calls < policy.max_hedged_attempts;
+            tokio::select! {
+                biased;
+                end = in_flight.next() => {
+                    let Some(end) = end else { break };
+                    match end.result {
+                        Ok(reply) => {
+                            if end.hedge {
+                                counters.hedges_won.fetch_add(1, Relaxed);
+                            }
+                            return AttemptEnd::Answered { reply, by: end.by };
+                        }
+                        // A permanent answer ends the attempt: the request
+                        // itself is at fault, other calls would say the same.
+                        Err(e) if e.class() == ErrorClass::Permanent => {
+                            return AttemptEnd::Failed(e);
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            if in_flight.is_empty() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(next_hedge), if hedge_due => {
+                    let target_kind = target.kind();
+                    if Instant::now() >= deadline && target_kind != ProviderKind::Local {
+                        may_hedge = false;
+                        continue;
+                    }
+                    if let Some(g) = self.resilience.guards(target_kind)
+                        && !g.budget.withdraw()
+                    {
+                        counters.budget_refusals.fetch_add(1, Relaxed);
+                        may_hedge = false;
+                        continue;
+                    }
+                    match self.admit(target_kind, job.operation, None).await {
+                        Ok(admission) => {
+                            *attempts += 1;
+                            calls += 1;
+                            counters.hedges_started.fetch_add(1, Relaxed);
+                            in_flight.push(self.call(target, job, admission, deadline, true));
+                            next_hedge = Instant::now() + policy.hedge_delay;
+                        }
+                        Err(_) => may_hedge = false,
+                    }
+                }
+            }
+        }
+        match failure {
+            Some(e) => AttemptEnd::Failed(e),
+            // Unreachable in practice: the loop ends only after a failure.
+            None => AttemptEnd::Refused(Refusal {
+                reason: format!("{kind}: no call answered"),
+                retry_after: None,
+            }),
+        }
+    }
+
+    /// A breaker permit and a bulkhead slot for one call to `kind`. `wait`
+    /// bounds the wait for a slot; `None` (a hedge) takes one only if free at
+    /// once and counts no rejection (a hedge not started is not a refusal).
+    async fn admit(
+        &self,
+        kind: ProviderKind,
+        operation: crate::job::Operation,
+        wait: Option<Duration>,
+    ) -> Result<Admission, Refusal> {
+        let counters = &self.metrics.resilience;
+        let breaker = self.resilience.breaker(kind, operation);
+        let permit = match breaker.try_acquire() {
+            Ok(p) => p,
+            Err(rejected) => {
+                if wait.is_some() {
+                    counters.breaker_rejections.fetch_add(1, Relaxed);
+                }
+                return Err(Refusal {
+                    reason: format!("{kind}: circuit breaker {}", rejected.state.as_str()),
+                    retry_after: rejected.retry_after,
+                });
+            }
+        };
+        let slot = match self.resilience.guards(kind) {
+            None => None,
+            Some(g) => {
+                let slot = match wait {
+                    Some(limit) => g.bulkhead.enter(limit).await,
+                    None => g.bulkhead.try_enter(),
+                };
+                match slot {
+                    Some(slot) => Some(slot),
+                    None => {
+                        if wait.is_some() {
+                            counters.bulkhead_rejections.fetch_add(1, Relaxed);
+                        }
+                        return Err(Refusal {
+                            reason: format!("{kind}: bulkhead full"),
+                            retry_after: Some(Duration::from_secs(1)),
+                        });
+                    }
+                }
+            }
+        };
+        Ok(Admission { permit, slot })
+    }
+
+    /// One provider call under `admission`, with the provider's timeout cut
+    /// at the deadline; records the outcome on the breaker and the metrics.
+    /// Dropping the future abandons the call: the permit is released
+    /// unrecorded and the slot freed.
+    async fn call(
+        &self,
+        provider: &SharedProvider,
+        job: &Job,
+        admission: Admission,
+        deadline: Instant,
+        hedge: bool,
+    ) -> CallEnd {
+        let kind = provider.kind();
+        let call_timeout = self
+            .settings
+            .providers
+            .iter()
+            .find(|p| p.kind == kind)
+            .map_or(DEFAULT_CALL_TIMEOUT, |p| p.timeout);
+        let timeout = if kind == ProviderKind::Local {
+            call_timeout
+        } else {
+            call_timeout.min(deadline.saturating_duration_since(Instant::now()))
+        };
+        let Admission { permit, slot } = admission;
+        let started = Instant::now();
+        let opts = CallOptions { timeout };
+        let result = match self.chaos.pick(kind, job.operation) {
+            None => provider.run(job, opts).await,
+            Some(fault) => crate::chaos::inject(fault, provider, job, opts).await,
+        };
+        let elapsed = started.elapsed();
+        drop(slot);
+        match &result {
+            Ok(reply) => {
+                permit.record(CallOutcome::Success);
+                self.metrics.record_call(kind, elapsed, Ok(()));
+                if let Some(u) = reply.usage {
+                    self.metrics
+                        .record_tokens(kind, u.prompt_tokens, u.completion_tokens);
+                }
+            }
+            Err(error) => {
+                permit.record(breaker_outcome(error));
+                self.metrics.record_call(kind, elapsed, Err(error.class()));
+            }
+        }
+        CallEnd {
+            by: kind,
+            hedge,
+            result,
         }
     }
 }

@@ -9,6 +9,7 @@ mod chaos;
 mod cli;
 mod edge;
 mod health;
+mod hedging;
 mod hostile;
 mod identity;
 mod internal;

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::time::Instant;
 
-fn job(operation: Operation) -> Job {
+pub(crate) fn job(operation: Operation) -> Job {
     Job {
         operation,
         text: ARTICLE.to_string(),
@@ -24,7 +24,7 @@ fn job(operation: Operation) -> Job {
 }
 
 /// An engine whose primary `openai` is `scripted`, with `vars` on top.
-async fn engine(scripted: &Arc<Scripted>, vars: &[(&str, &str)]) -> Engine {
+pub(crate) async fn engine(scripted: &Arc<Scripted>, vars: &[(&str, &str)]) -> Engine {
     let mut env = MapEnv::new(&[
         ("AI_PROVIDER", "openai"),
         ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),

@@ -20,6 +20,8 @@ pub enum Step {
     RateLimited(Duration),
     /// Never answers (until the caller's timeout).
     Hang,
+    /// Answers after this long (a slow but healthy upstream).
+    OkAfter(Duration),
 }
 
 /// A provider of kind `kind` answering from a script, then `default`.
@@ -110,6 +112,14 @@ impl Provider for Scripted {
                     kind: ProviderErrorKind::RateLimited,
                     retry_after: Some(after),
                 }),
+                Step::OkAfter(latency) => {
+                    tokio::time::sleep(latency).await;
+                    Ok(ProviderReply {
+                        output: output(job),
+                        model: "scripted".into(),
+                        usage: None,
+                    })
+                }
                 Step::Hang => {
                     tokio::time::sleep(opts.timeout).await;
                     err(ProviderErrorKind::Timeout(opts.timeout))

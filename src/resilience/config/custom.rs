@@ -9,7 +9,7 @@
 //! JSON validator, the legacy environment variables and the preset files all
 //! check against it.
 
-use super::{OperationOverrides, Strategy};
+use super::{HedgeTarget, OperationOverrides, Strategy};
 use crate::job::Operation;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -33,6 +33,9 @@ pub(crate) enum Field {
     SlowCallDurationSeconds,
     SlowCallRateThreshold,
     MinimumCalls,
+    HedgeDelayMs,
+    MaxHedgedAttempts,
+    HedgeTo,
 }
 
 /// The type and allowed values of a [`Field`].
@@ -48,6 +51,8 @@ pub(crate) enum Kind {
     Strategy,
     /// An object mapping operation names to strategy names.
     Overrides,
+    /// `same` or `next`.
+    HedgeTarget,
 }
 
 impl Kind {
@@ -59,6 +64,7 @@ impl Kind {
             Kind::Bool => "true | false".to_string(),
             Kind::Strategy => STRATEGY_LIST.to_string(),
             Kind::Overrides => format!("an object of {OPERATION_LIST} -> strategy"),
+            Kind::HedgeTarget => HEDGE_TARGET_LIST.to_string(),
         }
     }
 
@@ -70,18 +76,21 @@ impl Kind {
             Kind::Bool => "boolean",
             Kind::Strategy => "string",
             Kind::Overrides => "object",
+            Kind::HedgeTarget => "string",
         }
     }
 }
 
 /// The strategy names, as error messages list them.
 pub(crate) const STRATEGY_LIST: &str = "aggressive | balanced | conservative | critical";
+/// The hedge targets, as error messages list them.
+pub(crate) const HEDGE_TARGET_LIST: &str = "same | next";
 /// The operation names, as error messages list them.
 pub(crate) const OPERATION_LIST: &str = "summarize | sentiment | key_points | questions | qa";
 
 impl Field {
     /// Every field, in the order documents and messages list them.
-    pub(crate) const ALL: [Field; 16] = [
+    pub(crate) const ALL: [Field; 19] = [
         Field::RetryAttempts,
         Field::CircuitBreakerThreshold,
         Field::RecoveryTimeout,
@@ -98,6 +107,9 @@ impl Field {
         Field::SlowCallDurationSeconds,
         Field::SlowCallRateThreshold,
         Field::MinimumCalls,
+        Field::HedgeDelayMs,
+        Field::MaxHedgedAttempts,
+        Field::HedgeTo,
     ];
 
     /// The JSON key.
@@ -119,6 +131,9 @@ impl Field {
             Field::SlowCallDurationSeconds => "slow_call_duration_seconds",
             Field::SlowCallRateThreshold => "slow_call_rate_threshold",
             Field::MinimumCalls => "minimum_calls",
+            Field::HedgeDelayMs => "hedge_delay_ms",
+            Field::MaxHedgedAttempts => "max_hedged_attempts",
+            Field::HedgeTo => "hedge_to",
         }
     }
 
@@ -161,6 +176,12 @@ impl Field {
                 max: 1.0,
             },
             Field::MinimumCalls => Kind::Int { min: 1, max: 1000 },
+            Field::HedgeDelayMs => Kind::Int {
+                min: 0,
+                max: 60_000,
+            },
+            Field::MaxHedgedAttempts => Kind::Int { min: 1, max: 3 },
+            Field::HedgeTo => Kind::HedgeTarget,
         }
     }
 
@@ -183,6 +204,7 @@ pub(crate) enum FieldValue {
     Bool(bool),
     Strategy(Strategy),
     Overrides(OperationOverrides),
+    HedgeTarget(HedgeTarget),
 }
 
 impl FieldValue {
@@ -207,6 +229,7 @@ impl FieldValue {
             FieldValue::Float(v) => Value::from(v),
             FieldValue::Bool(v) => Value::Bool(v),
             FieldValue::Strategy(s) => Value::from(s.as_str()),
+            FieldValue::HedgeTarget(t) => Value::from(t.as_str()),
             FieldValue::Overrides(o) => {
                 let map: Map<String, Value> = o
                     .iter()
@@ -267,6 +290,14 @@ pub struct CustomConfig {
     /// keel extension: calls the window must hold before the rate rules
     /// apply. Integer 1–1000 (default 10).
     pub minimum_calls: Option<u32>,
+    /// keel extension: milliseconds after which a call that has not answered
+    /// is hedged by another. Integer 0–60000 (default 0 = off).
+    pub hedge_delay_ms: Option<u32>,
+    /// keel extension: calls one hedged attempt may have in flight, the
+    /// first included. Integer 1–3 (default 2).
+    pub max_hedged_attempts: Option<u32>,
+    /// keel extension: where hedged calls go, `same` or `next` (default same).
+    pub hedge_to: Option<HedgeTarget>,
 }
 
 impl CustomConfig {
@@ -334,6 +365,9 @@ impl CustomConfig {
             }
             Field::SlowCallRateThreshold => self.slow_call_rate_threshold.map(FieldValue::Float),
             Field::MinimumCalls => self.minimum_calls.map(FieldValue::Int),
+            Field::HedgeDelayMs => self.hedge_delay_ms.map(FieldValue::Int),
+            Field::MaxHedgedAttempts => self.max_hedged_attempts.map(FieldValue::Int),
+            Field::HedgeTo => self.hedge_to.map(FieldValue::HedgeTarget),
         }
     }
 
@@ -364,6 +398,9 @@ impl CustomConfig {
             }
             (Field::SlowCallRateThreshold, V::Float(v)) => self.slow_call_rate_threshold = Some(v),
             (Field::MinimumCalls, V::Int(v)) => self.minimum_calls = Some(v),
+            (Field::HedgeDelayMs, V::Int(v)) => self.hedge_delay_ms = Some(v),
+            (Field::MaxHedgedAttempts, V::Int(v)) => self.max_hedged_attempts = Some(v),
+            (Field::HedgeTo, V::HedgeTarget(t)) => self.hedge_to = Some(t),
             _ => {}
         }
     }
@@ -387,6 +424,9 @@ impl CustomConfig {
             Field::SlowCallDurationSeconds => self.slow_call_duration_seconds = None,
             Field::SlowCallRateThreshold => self.slow_call_rate_threshold = None,
             Field::MinimumCalls => self.minimum_calls = None,
+            Field::HedgeDelayMs => self.hedge_delay_ms = None,
+            Field::MaxHedgedAttempts => self.max_hedged_attempts = None,
+            Field::HedgeTo => self.hedge_to = None,
         }
     }
 
@@ -436,6 +476,9 @@ impl CustomConfig {
                     .maximum(Some(max)),
                 Kind::Bool => ObjectBuilder::new().schema_type(Type::Boolean),
                 Kind::Strategy => strategy(),
+                Kind::HedgeTarget => ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(HEDGE_TARGET_LIST.split(" | "))),
                 Kind::Overrides => {
                     let mut o = ObjectBuilder::new()
                         .schema_type(Type::Object)
@@ -548,6 +591,18 @@ pub(crate) fn parse_field(field: Field, value: &Value) -> Result<FieldValue, Vec
             Some(s) => parse_strategy(name, s, value)
                 .map(FieldValue::Strategy)
                 .map_err(|e| vec![e]),
+            None => Err(wrong_type()),
+        },
+        Kind::HedgeTarget => match value.as_str() {
+            Some(s) => s
+                .parse::<HedgeTarget>()
+                .map(FieldValue::HedgeTarget)
+                .map_err(|()| {
+                    vec![format!(
+                        "Field '{name}': {} is not one of {HEDGE_TARGET_LIST}",
+                        show(value)
+                    )]
+                }),
             None => Err(wrong_type()),
         },
         Kind::Overrides => {

@@ -144,6 +144,11 @@ fn parse(field: Field, raw: &str) -> Result<FieldValue, String> {
             .parse::<Strategy>()
             .map(FieldValue::Strategy)
             .map_err(|_| allowed()),
+        Kind::HedgeTarget => text
+            .to_ascii_lowercase()
+            .parse::<super::HedgeTarget>()
+            .map(FieldValue::HedgeTarget)
+            .map_err(|()| allowed()),
         Kind::Overrides => Err(allowed()),
     }
 }
