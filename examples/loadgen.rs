@@ -99,6 +99,13 @@ struct Args {
     /// request (every verification a cache miss), rotated `--rounds` times.
     #[arg(long)]
     identity: bool,
+    /// Run the faults benchmark instead of the cells: cache-miss traffic at
+    /// the first `--concurrency` against a 50 ms upstream that hangs on 5 %
+    /// of calls (without and with hedging) or answers 500 on 30 %, with a
+    /// 2 s attempt timeout, 3 attempts and `local` as the fallback; each
+    /// scenario on a fresh keel and upstream.
+    #[arg(long)]
+    faults: bool,
     /// Jobs: closed-loop submitters for the acceptance run.
     #[arg(long, default_value_t = 16)]
     jobs_concurrency: usize,
@@ -1821,6 +1828,207 @@ async fn identity_bench(args: &Args, paths: &Paths) -> Res<bool> {
     Ok(ok)
 }
 
+/// One faults scenario: what the upstream does and how keel is configured.
+struct FaultScenario {
+    name: &'static str,
+    /// `PUT /_fake/config` body (on top of the 50 ms latency).
+    upstream: serde_json::Value,
+    /// `RESILIENCE_CUSTOM_CONFIG`.
+    resilience: &'static str,
+}
+
+/// Figures of one faults scenario.
+#[derive(Debug, Serialize)]
+struct FaultRow {
+    scenario: &'static str,
+    resilience: &'static str,
+    run: RunStats,
+    /// Answers over the whole run (warm-up included), from keel's counters.
+    answers: f64,
+    /// Share of those answered by the primary (`openai`), not the fallback.
+    primary_share: f64,
+    /// Upstream calls per answer (hedges and retries included).
+    calls_per_answer: f64,
+    hedges_started: f64,
+    hedges_won: f64,
+}
+
+/// Sums the samples of Prometheus counter `name` whose labels include every
+/// `label="value"` pair of `labels`.
+fn prometheus_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let rest = series.strip_prefix(name)?;
+            if !(rest.is_empty() || rest.starts_with('{')) {
+                return None;
+            }
+            labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+        })
+        .sum()
+}
+
+/// The faults benchmark (issue: game days and tail latency). `Ok(false)`
+/// when keel answered any non-2xx.
+async fn faults_bench(args: &Args, paths: &Paths) -> Res<bool> {
+    const OPERATOR_KEY: &str = "loadgen-operator-key";
+    let warmup = seconds("warmup", args.warmup)?;
+    let duration = seconds("duration", args.duration)?;
+    let concurrency = parse_cells("miss-0", &args.concurrency)?[0].concurrency;
+    let scenarios = [
+        FaultScenario {
+            name: "5 % hangs, no hedging",
+            upstream: json!({"hang_rate": 0.05}),
+            // A closed loop of 16 workers stalls on hangs together, and their
+            // timeouts in a row would open the default breaker (5): raise it
+            // so the cell measures the tail, not the fallback.
+            resilience: r#"{"retry_attempts":3,"circuit_breaker_threshold":20}"#,
+        },
+        FaultScenario {
+            name: "5 % hangs, hedge after 100 ms",
+            upstream: json!({"hang_rate": 0.05}),
+            resilience: r#"{"retry_attempts":3,"circuit_breaker_threshold":20,"hedge_delay_ms":100}"#,
+        },
+        FaultScenario {
+            name: "30 % HTTP 500",
+            upstream: json!({"error_rate": 0.3}),
+            // 0.3^5: five 500s in a row come every few hundred calls and
+            // would open the default breaker; measure the retries instead.
+            resilience: r#"{"retry_attempts":3,"circuit_breaker_threshold":20}"#,
+        },
+    ];
+    println!(
+        "faults benchmark: cache miss, upstream 50 ms, attempt timeout 2 s, fallback local, c{concurrency}, {} scenario(s) × ({} s warm-up + {} s); load average {:.2}",
+        scenarios.len(),
+        warmup.as_secs_f64(),
+        duration.as_secs_f64(),
+        loadavg_1m()
+    );
+    let stamp = unix_now();
+    let mut rows = Vec::new();
+    let mut ok = true;
+    for (i, scenario) in scenarios.iter().enumerate() {
+        let mut args = args.clone();
+        args.keel_env.extend([
+            format!("INTERNAL_API_KEY={OPERATOR_KEY}"),
+            "AI_FALLBACK_PROVIDERS=local".into(),
+            "PROVIDER_TIMEOUT_SECONDS=2".into(),
+            "CACHE_ENABLED=false".into(),
+            format!("RESILIENCE_CUSTOM_CONFIG={}", scenario.resilience),
+        ]);
+        let (mut rig, _) = start(&args, paths, stamp + i as u64, 50).await?;
+        let mut upstream = scenario.upstream.clone();
+        upstream["latency_ms"] = json!(50);
+        // One fault sequence for every run, so runs compare.
+        upstream["seed"] = json!(42);
+        let url = format!("{}/_fake/config", rig.fake_url);
+        let response = rig
+            .client
+            .put(&url)
+            .json(&upstream)
+            .send()
+            .await
+            .context(|| format!("PUT {url}"))?;
+        if !response.status().is_success() {
+            return fatal(format!("PUT {url}: HTTP {}", response.status()));
+        }
+        let run = rig
+            .run(Target::Keel, Traffic::Miss, concurrency, warmup, duration)
+            .await?;
+        let url = format!("{}/internal/metrics", rig.keel_url);
+        let text = rig
+            .client
+            .get(&url)
+            .bearer_auth(OPERATOR_KEY)
+            .send()
+            .await
+            .context(|| format!("GET {url}"))?
+            .text()
+            .await
+            .context(|| format!("GET {url}: no body"))?;
+        let calls = |provider| {
+            prometheus_sum(
+                &text,
+                "keel_provider_calls_total",
+                &[("provider", provider), ("outcome", "success")],
+            )
+        };
+        let (primary, fallback) = (calls("openai"), calls("local"));
+        let answers = primary + fallback;
+        let upstream_calls = rig.fake_requests().await? as f64;
+        let row = FaultRow {
+            scenario: scenario.name,
+            resilience: scenario.resilience,
+            answers,
+            primary_share: if answers > 0.0 {
+                primary / answers
+            } else {
+                0.0
+            },
+            calls_per_answer: if answers > 0.0 {
+                upstream_calls / answers
+            } else {
+                0.0
+            },
+            hedges_started: prometheus_sum(&text, "keel_hedges_started_total", &[]),
+            hedges_won: prometheus_sum(&text, "keel_hedges_won_total", &[]),
+            run,
+        };
+        println!(
+            "  {:<30} {:>7.0} req/s  p50 {:>7.1}  p99 {:>7.1}  max {:>7.1} ms  primary {:>5.1} %  upstream calls/answer {:.2}  hedges {}/{} won  errors {}",
+            row.scenario,
+            row.run.requests_per_s,
+            row.run.p50_ms,
+            row.run.p99_ms,
+            row.run.max_ms,
+            100.0 * row.primary_share,
+            row.calls_per_answer,
+            row.hedges_won,
+            row.hedges_started,
+            row.run.errors
+        );
+        if let Some(e) = &row.run.first_error {
+            println!("    first error: {e}");
+        }
+        ok &= row.run.errors == 0;
+        rows.push(row);
+    }
+    println!();
+    println!(
+        "| upstream | keel resilience config | req/s | p50 ms | p99 ms | max ms | answered by the primary | upstream calls per answer | hedges started / won | errors |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | `{}` | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} % | {:.2} | {:.0} / {:.0} | {} |",
+            r.scenario,
+            r.resilience,
+            r.run.requests_per_s,
+            r.run.p50_ms,
+            r.run.p99_ms,
+            r.run.max_ms,
+            100.0 * r.primary_share,
+            r.calls_per_answer,
+            r.hedges_started,
+            r.hedges_won,
+            r.run.errors
+        );
+    }
+    let path = write_json(
+        &paths.out,
+        "faults",
+        stamp,
+        &json!({"concurrency": concurrency, "rows": rows}),
+    )?;
+    println!("\nwrote {}", path.display());
+    Ok(ok)
+}
+
 async fn run(args: Args) -> Res<bool> {
     let paths = paths(&args)?;
     let work = async {
@@ -1830,6 +2038,8 @@ async fn run(args: Args) -> Res<bool> {
             jobs_bench(&args, &paths).await
         } else if args.identity {
             identity_bench(&args, &paths).await
+        } else if args.faults {
+            faults_bench(&args, &paths).await
         } else {
             bench(&args, &paths).await
         }
