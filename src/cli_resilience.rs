@@ -352,7 +352,7 @@ fn secs(d: Duration) -> String {
 }
 
 /// One row per operation: strategy, attempts, breaker threshold and
-/// recovery, backoff min/max/multiplier, deadline, jitter; with `sources`,
+/// recovery, backoff min/max/multiplier, deadline, jitter, hedging; with `sources`,
 /// the fields set by the custom document or legacy variables.
 fn policy_table(c: &ResilienceConfig, sources: bool) -> String {
     let mut header = vec![
@@ -364,6 +364,7 @@ fn policy_table(c: &ResilienceConfig, sources: bool) -> String {
         "backoff min/max/mult",
         "deadline",
         "jitter",
+        "hedge",
     ];
     if sources {
         header.push("set by");
@@ -387,6 +388,16 @@ fn policy_table(c: &ResilienceConfig, sources: bool) -> String {
                 secs(p.max_delay),
                 if p.jitter_enabled {
                     secs(p.jitter_max)
+                } else {
+                    "off".to_string()
+                },
+                if p.hedging() {
+                    format!(
+                        "{}ms x{} {}",
+                        p.hedge_delay.as_millis(),
+                        p.max_hedged_attempts,
+                        p.hedge_to.as_str()
+                    )
                 } else {
                     "off".to_string()
                 },
@@ -488,7 +499,8 @@ mod tests {
                 "300s",
                 "3s/60s/x1.5",
                 "300s",
-                "5s"
+                "5s",
+                "off"
             ]
         );
         assert!(out.stdout.contains("default_strategy: conservative"));

@@ -187,6 +187,20 @@ fn cross_field_checks(c: &CustomConfig, report: &mut ValidationReport) {
                 .to_string(),
         );
     }
+    if (c.max_hedged_attempts.is_some() || c.hedge_to.is_some())
+        && c.hedge_delay_ms.unwrap_or(0) == 0
+    {
+        report.warnings.push(
+            "max_hedged_attempts and hedge_to have no effect without hedge_delay_ms above 0 (hedging is off)"
+                .to_string(),
+        );
+    }
+    if c.hedge_delay_ms.is_some_and(|d| d > 0) && c.max_hedged_attempts == Some(1) {
+        report.warnings.push(
+            "hedge_delay_ms has no effect with max_hedged_attempts 1 (one call per attempt: no hedge)"
+                .to_string(),
+        );
+    }
 }
 
 /// When the document restates most of a preset's core settings (two or
@@ -444,6 +458,18 @@ mod tests {
                 .any(|s| s.contains("Closest preset: production")),
             "{r:?}"
         );
+        let r = validate_custom_config(r#"{"hedge_to": "next"}"#);
+        assert!(r.is_valid);
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("without hedge_delay_ms")),
+            "{r:?}"
+        );
+        let r = validate_custom_config(r#"{"hedge_delay_ms": 200, "max_hedged_attempts": 1}"#);
+        assert!(r.warnings.iter().any(|w| w.contains("no hedge")), "{r:?}");
+        let r = validate_custom_config(r#"{"hedge_delay_ms": 200}"#);
+        assert!(!r.warnings.iter().any(|w| w.contains("hedge")), "{r:?}");
         let r = validate_custom_config(r#"{"retry_attempt": 5}"#);
         assert!(
             r.suggestions.iter().any(|s| s.contains("'retry_attempts'")),
