@@ -596,11 +596,18 @@ impl Rig {
     }
 
     async fn set_upstream_latency(&self, latency_ms: u64) -> Res<()> {
+        self.set_upstream(&json!({ "latency_ms": latency_ms }))
+            .await
+    }
+
+    /// Replaces the fake upstream's whole config (`PUT /_fake/config`;
+    /// fields left out take their defaults).
+    async fn set_upstream(&self, config: &serde_json::Value) -> Res<()> {
         let url = format!("{}/_fake/config", self.fake_url);
         let response = self
             .client
             .put(&url)
-            .json(&json!({ "latency_ms": latency_ms }))
+            .json(config)
             .send()
             .await
             .context(|| format!("PUT {url}"))?;
@@ -1926,17 +1933,7 @@ async fn faults_bench(args: &Args, paths: &Paths) -> Res<bool> {
         upstream["latency_ms"] = json!(50);
         // One fault sequence for every run, so runs compare.
         upstream["seed"] = json!(42);
-        let url = format!("{}/_fake/config", rig.fake_url);
-        let response = rig
-            .client
-            .put(&url)
-            .json(&upstream)
-            .send()
-            .await
-            .context(|| format!("PUT {url}"))?;
-        if !response.status().is_success() {
-            return fatal(format!("PUT {url}: HTTP {}", response.status()));
-        }
+        rig.set_upstream(&upstream).await?;
         let run = rig
             .run(Target::Keel, Traffic::Miss, concurrency, warmup, duration)
             .await?;
