@@ -487,3 +487,52 @@ fn ready_ok(port: u16) -> bool {
     let _ = stream.read_to_string(&mut response);
     response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200")
 }
+
+/// The start-up log of `keel serve` with `vars`, up to its "keel listening"
+/// line (or 15 s).
+fn start_up_log(vars: &[(&str, &str)]) -> String {
+    let port = free_port();
+    let mut cmd = keel();
+    cmd.args(["serve", "--port", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !seen.contains("keel listening") && Instant::now() < deadline {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        seen.push_str(&line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.contains("keel listening"), "{seen}");
+    seen
+}
+
+/// Fault injection in production is off unless asked for, and asking for it
+/// is said out loud at start-up.
+#[test]
+fn chaos_enabled_in_production_warns_at_start_up() {
+    let production = [
+        ("ENVIRONMENT", "production"),
+        ("API_KEY", "client-key"),
+        ("INTERNAL_API_KEY", "operator-key"),
+    ];
+    let quiet = start_up_log(&production);
+    assert!(!quiet.contains("CHAOS_ENABLED"), "{quiet}");
+    let mut vars = production.to_vec();
+    vars.push(("CHAOS_ENABLED", "true"));
+    let loud = start_up_log(&vars);
+    assert!(
+        loud.lines()
+            .any(|l| l.contains("WARN") && l.contains("CHAOS_ENABLED=true in production")),
+        "{loud}"
+    );
+}
