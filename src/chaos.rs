@@ -8,13 +8,21 @@
 //!
 //! Invariants: with no experiment active, [`Chaos::pick`] is one atomic load
 //! (no lock, no allocation); every experiment expires by itself at its end;
-//! every injected fault is counted per provider and fault. Experiments apply
-//! to this instance only (`scope: instance`).
+//! every injected fault is counted per provider and fault.
+//!
+//! Scope: with `REDIS_URL` set, an experiment applies to every instance
+//! (`scope: cluster`). The instance that starts or aborts it writes it to one
+//! Redis hash ([`REDIS_EXPERIMENTS`]); every instance reads the hash every
+//! [`SYNC_EVERY`] and adopts the experiments it does not know (with the same
+//! id and end time) and ends those aborted elsewhere. Without Redis, or when
+//! the write fails, the experiment applies to the instance that received it
+//! (`scope: instance`, with a warning). Injection counts stay per instance.
 
 use crate::job::{Job, Operation};
 use crate::providers::{
     CallOptions, ProviderError, ProviderErrorKind, ProviderKind, ProviderReply, SharedProvider,
 };
+use crate::redis_link::RedisLink;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -22,6 +30,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// The Redis hash of shared experiments: id → the experiment's JSON.
+pub const REDIS_EXPERIMENTS: &str = "keel:{chaos}:experiments";
+/// How often an instance reads the shared experiments.
+pub const SYNC_EVERY: Duration = Duration::from_millis(250);
 
 /// Ended experiments kept for `GET /internal/chaos`.
 const HISTORY: usize = 50;
@@ -156,7 +169,8 @@ pub struct Experiment {
     /// Who aborted it, when aborted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aborted_by: Option<String>,
-    /// Always `instance`: experiments are not shared through Redis.
+    /// `cluster` when shared through Redis with every instance, else
+    /// `instance`.
     pub scope: &'static str,
     /// Faults injected so far.
     pub injected: u64,
@@ -164,17 +178,58 @@ pub struct Experiment {
     deadline: Instant,
 }
 
+impl Experiment {
+    /// Reads an experiment written by another instance (the JSON of its
+    /// view); `None` when malformed or already past its end.
+    fn from_shared(text: &str) -> Option<Experiment> {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        let ends_at = chrono::DateTime::parse_from_rfc3339(v["ends_at"].as_str()?).ok()?;
+        let left = (ends_at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+            .to_std()
+            .ok()?;
+        let status = match v["status"].as_str()? {
+            "active" => Status::Active,
+            "aborted" => Status::Aborted,
+            _ => Status::Expired,
+        };
+        Some(Experiment {
+            id: v["id"].as_str()?.to_string(),
+            provider: v["provider"].as_str()?.parse().ok()?,
+            operation: serde_json::from_value(v["operation"].clone()).ok()?,
+            fault: serde_json::from_value(v["fault"].clone()).ok()?,
+            probability: v["probability"].as_f64()?,
+            duration_seconds: v["duration_seconds"].as_u64()?,
+            note: v["note"].as_str().map(str::to_string),
+            created_by: v["created_by"].as_str()?.to_string(),
+            starts_at: v["starts_at"].as_str()?.to_string(),
+            ends_at: v["ends_at"].as_str()?.to_string(),
+            status,
+            aborted_by: v["aborted_by"].as_str().map(str::to_string),
+            scope: "cluster",
+            injected: 0,
+            deadline: Instant::now() + left,
+        })
+    }
+}
+
 /// A running experiment with its live counter.
 #[derive(Debug)]
 struct Live {
     experiment: Experiment,
     injected: AtomicU64,
+    /// True once written to the shared hash (or adopted from it).
+    shared: AtomicBool,
 }
 
 impl Live {
     fn view(&self) -> Experiment {
         let mut e = self.experiment.clone();
         e.injected = self.injected.load(Relaxed);
+        e.scope = if self.shared.load(Relaxed) {
+            "cluster"
+        } else {
+            "instance"
+        };
         e
     }
 }
@@ -190,6 +245,8 @@ pub struct Chaos {
     writer: Mutex<()>,
     /// Injected faults, `[provider][fault]` (provider: local, openai, gemini).
     counters: [[AtomicU64; 5]; 3],
+    /// The shared store, when `REDIS_URL` is set.
+    shared: Option<Arc<RedisLink>>,
 }
 
 fn provider_index(kind: ProviderKind) -> usize {
@@ -207,8 +264,14 @@ fn now_rfc3339(offset: Duration) -> String {
 }
 
 impl Chaos {
-    /// State for `CHAOS_ENABLED = enabled`.
+    /// State for `CHAOS_ENABLED = enabled`, instance scope.
     pub fn new(enabled: bool) -> Arc<Chaos> {
+        Chaos::with_shared(enabled, None)
+    }
+
+    /// Like [`Chaos::new`], sharing experiments through `shared` (cluster
+    /// scope). Call [`Chaos::spawn_sync`] to follow the other instances.
+    pub fn with_shared(enabled: bool, shared: Option<Arc<RedisLink>>) -> Arc<Chaos> {
         Arc::new(Chaos {
             enabled,
             any: AtomicBool::new(false),
@@ -216,12 +279,101 @@ impl Chaos {
             history: Mutex::new(VecDeque::new()),
             writer: Mutex::new(()),
             counters: Default::default(),
+            shared,
         })
+    }
+
+    /// Reads the shared experiments every [`SYNC_EVERY`] until `self` is
+    /// dropped (nothing to do without Redis or with chaos disabled).
+    pub fn spawn_sync(self: &Arc<Self>) {
+        if self.shared.is_none() || !self.enabled {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SYNC_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(chaos) = weak.upgrade() else { return };
+                if let Err(e) = chaos.sync().await {
+                    tracing::debug!(target: "keel::chaos", error = %e, "reading shared chaos experiments failed");
+                }
+            }
+        });
+    }
+
+    /// One read of the shared hash: adopts active experiments this instance
+    /// does not know, ends those aborted elsewhere, drops ended entries.
+    pub async fn sync(self: &Arc<Self>) -> Result<(), crate::redis_link::RedisError> {
+        let Some(redis) = &self.shared else {
+            return Ok(());
+        };
+        let entries: Vec<(String, String)> = redis
+            .query(redis::cmd("HGETALL").arg(REDIS_EXPERIMENTS))
+            .await?;
+        let mut stale = Vec::new();
+        for (id, text) in entries {
+            let Some(e) = Experiment::from_shared(&text) else {
+                stale.push(id);
+                continue;
+            };
+            let here = self.active.load().iter().any(|l| l.experiment.id == e.id);
+            match e.status {
+                Status::Active if !here && !self.ended_here(&e.id) => {
+                    tracing::warn!(target: "keel::chaos", id = %e.id, provider = %e.provider,
+                        fault = e.fault.name(), created_by = %e.created_by,
+                        "chaos experiment adopted from the cluster");
+                    self.run(e, true);
+                }
+                Status::Aborted if here => {
+                    let by = e.aborted_by.clone().unwrap_or_default();
+                    if let Some(ended) = self.end(&e.id, Status::Aborted, Some(&by)) {
+                        tracing::warn!(target: "keel::chaos", id = %ended.id, aborted_by = %by,
+                            injected = ended.injected, "chaos experiment aborted by another instance");
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !stale.is_empty() {
+            redis
+                .query::<()>(redis::cmd("HDEL").arg(REDIS_EXPERIMENTS).arg(stale))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// True when the experiment `id` ran here and ended.
+    fn ended_here(&self, id: &str) -> bool {
+        let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        history.iter().any(|e| e.id == id)
+    }
+
+    /// Writes `e` (its current view) to the shared hash.
+    async fn publish(&self, e: &Experiment) -> Result<(), crate::redis_link::RedisError> {
+        let Some(redis) = &self.shared else {
+            return Ok(());
+        };
+        let text = serde_json::to_string(e).unwrap_or_default();
+        redis
+            .query::<()>(
+                redis::cmd("HSET")
+                    .arg(REDIS_EXPERIMENTS)
+                    .arg(&e.id)
+                    .arg(text),
+            )
+            .await
     }
 
     /// `CHAOS_ENABLED`.
     pub fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    /// True when experiments are shared through Redis (cluster scope).
+    pub fn shared(&self) -> bool {
+        self.shared.is_some()
     }
 
     /// True while an experiment is active (`chaos_active` in `/v1/health`).
@@ -277,8 +429,10 @@ impl Chaos {
         out
     }
 
-    /// Checks `request` and starts it; it expires by itself.
-    pub fn start(
+    /// Checks `request` and starts it; it expires by itself. With Redis it
+    /// is written to the shared hash first (`scope: cluster`); when that
+    /// write fails it runs on this instance only (`scope: instance`).
+    pub async fn start(
         self: &Arc<Self>,
         request: ExperimentRequest,
         created_by: &str,
@@ -364,26 +518,47 @@ impl Chaos {
             injected: 0,
             deadline: Instant::now() + duration,
         };
-        {
-            let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let mut next: Vec<Arc<Live>> = self.active.load().iter().cloned().collect();
-            next.push(Arc::new(Live {
-                experiment: experiment.clone(),
-                injected: AtomicU64::new(0),
-            }));
-            self.active.store(Arc::new(next));
-            self.any.store(true, Relaxed);
+        let mut shared = false;
+        if self.shared.is_some() {
+            let mut view = experiment.clone();
+            view.scope = "cluster";
+            match self.publish(&view).await {
+                Ok(()) => shared = true,
+                Err(e) => tracing::warn!(target: "keel::chaos", id = %experiment.id, error = %e,
+                    "chaos experiment not shared (Redis unavailable): it applies to this instance only"),
+            }
         }
+        let started = self.run(experiment, shared);
         tracing::warn!(
             target: "keel::chaos",
-            id = %experiment.id,
+            id = %started.id,
             provider = %provider,
-            fault = experiment.fault.name(),
-            probability = experiment.probability,
-            duration_seconds = experiment.duration_seconds,
+            fault = started.fault.name(),
+            probability = started.probability,
+            duration_seconds = started.duration_seconds,
+            scope = started.scope,
             created_by,
             "chaos experiment started"
         );
+        Ok(started)
+    }
+
+    /// Makes `experiment` active here and schedules its expiry; returns its
+    /// view.
+    fn run(self: &Arc<Self>, experiment: Experiment, shared: bool) -> Experiment {
+        let live = Arc::new(Live {
+            experiment,
+            injected: AtomicU64::new(0),
+            shared: AtomicBool::new(shared),
+        });
+        {
+            let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let mut next: Vec<Arc<Live>> = self.active.load().iter().cloned().collect();
+            next.push(live.clone());
+            self.active.store(Arc::new(next));
+            self.any.store(true, Relaxed);
+        }
+        let experiment = live.view();
         let weak: Weak<Chaos> = Arc::downgrade(self);
         let id = experiment.id.clone();
         let deadline = experiment.deadline;
@@ -396,7 +571,7 @@ impl Chaos {
                     injected = e.injected, "chaos experiment expired");
             }
         });
-        Ok(experiment)
+        experiment
     }
 
     /// Ends one active experiment; `None` when no active one has this id.
@@ -422,8 +597,9 @@ impl Chaos {
         Some(e)
     }
 
-    /// Aborts one experiment (`DELETE /internal/chaos/{id}`).
-    pub fn abort(&self, id: &str, by: &str) -> Result<Option<Experiment>, ChaosError> {
+    /// Aborts one experiment (`DELETE /internal/chaos/{id}`); a shared one
+    /// is marked aborted in Redis, so every instance ends it.
+    pub async fn abort(&self, id: &str, by: &str) -> Result<Option<Experiment>, ChaosError> {
         if !self.enabled {
             return Err(ChaosError::Disabled);
         }
@@ -431,12 +607,18 @@ impl Chaos {
         if let Some(e) = &e {
             tracing::warn!(target: "keel::chaos", id = %e.id, aborted_by = by,
                 injected = e.injected, "chaos experiment aborted");
+            if e.scope == "cluster"
+                && let Err(err) = self.publish(e).await
+            {
+                tracing::warn!(target: "keel::chaos", id = %e.id, error = %err,
+                    "chaos abort not shared (Redis unavailable): other instances run the experiment until it expires");
+            }
         }
         Ok(e)
     }
 
     /// Aborts every active experiment (`DELETE /internal/chaos`).
-    pub fn abort_all(&self, by: &str) -> Result<Vec<Experiment>, ChaosError> {
+    pub async fn abort_all(&self, by: &str) -> Result<Vec<Experiment>, ChaosError> {
         let ids: Vec<String> = self
             .active
             .load()
@@ -445,7 +627,7 @@ impl Chaos {
             .collect();
         let mut out = Vec::new();
         for id in ids {
-            if let Some(e) = self.abort(&id, by)? {
+            if let Some(e) = self.abort(&id, by).await? {
                 out.push(e);
             }
         }
@@ -558,6 +740,7 @@ mod tests {
         assert_eq!(chaos.pick(ProviderKind::OpenAi, Operation::Summarize), None);
         let e = chaos
             .start(request(5), "key:abc", &[ProviderKind::OpenAi])
+            .await
             .unwrap();
         assert!(chaos.is_active());
         assert!(
@@ -583,30 +766,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn with_redis_unreachable_an_experiment_runs_here_only() {
+        // Nothing listens on port 1: the shared write fails fast.
+        let link = RedisLink::new(
+            "redis://127.0.0.1:1",
+            crate::redis_link::RedisLinkOptions::default(),
+        )
+        .unwrap();
+        let chaos = Chaos::with_shared(true, Some(Arc::new(link)));
+        assert!(chaos.shared());
+        let e = chaos
+            .start(request(60), "k", &[ProviderKind::OpenAi])
+            .await
+            .unwrap();
+        assert_eq!(e.scope, "instance", "not shared, so not claimed as cluster");
+        assert!(chaos.is_active(), "it still runs on this instance");
+        assert!(chaos.sync().await.is_err(), "the sync reports the failure");
+        assert!(chaos.is_active(), "a failed sync ends nothing");
+    }
+
+    #[tokio::test]
     async fn disabled_and_invalid_are_refused() {
         let off = Chaos::new(false);
         assert_eq!(
             off.start(request(5), "k", &[ProviderKind::OpenAi])
+                .await
                 .unwrap_err(),
             ChaosError::Disabled
         );
         let on = Chaos::new(true);
         assert!(matches!(
-            on.start(request(0), "k", &[ProviderKind::OpenAi]),
+            on.start(request(0), "k", &[ProviderKind::OpenAi]).await,
             Err(ChaosError::Invalid {
                 field: "duration_seconds",
                 ..
             })
         ));
         assert!(matches!(
-            on.start(request(5), "k", &[ProviderKind::Local]),
+            on.start(request(5), "k", &[ProviderKind::Local]).await,
             Err(ChaosError::Invalid {
                 field: "provider",
                 ..
             })
         ));
-        let e = on.start(request(60), "k", &[ProviderKind::OpenAi]).unwrap();
-        let aborted = on.abort(&e.id, "k2").unwrap().unwrap();
+        let e = on
+            .start(request(60), "k", &[ProviderKind::OpenAi])
+            .await
+            .unwrap();
+        let aborted = on.abort(&e.id, "k2").await.unwrap().unwrap();
         assert_eq!(aborted.status, Status::Aborted);
         assert!(!on.is_active());
     }

@@ -186,7 +186,15 @@ impl Engine {
         let (supervisor, task) = Actor::spawn(None, EngineSupervisor, args).await?;
         let stop_requested = Arc::new(AtomicBool::new(false));
         let life = watch_supervisor(task, stop_requested.clone(), actors.clone());
-        let chaos = crate::chaos::Chaos::new(settings.chaos_enabled);
+        let chaos = crate::chaos::Chaos::with_shared(
+            settings.chaos_enabled,
+            if settings.chaos_enabled {
+                redis_link(&settings)?
+            } else {
+                None
+            },
+        );
+        chaos.spawn_sync();
         if settings.chaos_enabled
             && (settings.environment == crate::config::Environment::Production
                 || settings.resilience.preset == "production")

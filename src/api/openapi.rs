@@ -1108,8 +1108,10 @@ fn internal_routes() -> Vec<Route> {
                 (and `operation`, when given) fail with `fault` at `probability` for \
                 `duration_seconds`, injected at the provider-call boundary so breakers, retries, \
                 fallback and metrics react as to a real fault. Refused (403 `CHAOS_DISABLED`) \
-                unless `CHAOS_ENABLED=true`. Expires by itself; applies to this instance \
-                (`scope: instance`). Audited (`chaos.started`).",
+                unless `CHAOS_ENABLED=true`. Expires by itself. With `REDIS_URL` set it applies to \
+                every instance within about 250 ms (`scope: cluster`; an abort on any instance \
+                ends it everywhere), otherwise, or when Redis cannot be written, to this \
+                instance (`scope: instance`). Audited (`chaos.started`).",
             auth: Auth::Operator,
             request: Some("ChaosRequest"),
             ok: (

@@ -117,3 +117,117 @@ async fn an_error_experiment_falls_back_counts_and_aborts() {
         .await;
     assert_eq!(missing.status, 404);
 }
+
+/// With Redis, an experiment started on one instance applies to every
+/// instance (same id, `scope: cluster`), and an abort on any instance ends
+/// it everywhere — each within a second (two real keel processes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_an_experiment_applies_to_every_instance() {
+    use crate::support::KeelProcess;
+    use keel::testing::redis_server::RedisServer;
+    use reqwest::Method;
+    use std::time::{Duration, Instant};
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let vars = [
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_TIMEOUT_MS", "2000"),
+        ("CHAOS_ENABLED", "true"),
+        ("API_KEY", "alpha"),
+        ("INTERNAL_API_KEY", "ops-key"),
+        ("CACHE_ENABLED", "false"),
+        ("RESILIENCE_CUSTOM_CONFIG", r#"{"retry_attempts": 1}"#),
+    ];
+    let (a, b) = tokio::join!(KeelProcess::start(&vars), KeelProcess::start(&vars));
+    let sentiment = json!({"operation": "sentiment", "text": ARTICLE});
+    let active_ids = |p: &KeelProcess| {
+        let p = p.base.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .get(format!("{p}/internal/chaos"))
+                .bearer_auth("ops-key")
+                .send()
+                .await
+                .unwrap();
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(body["scope"], json!("cluster"), "{body}");
+            body["experiments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+
+    let (status, started) = a
+        .send(
+            Method::POST,
+            "/internal/chaos",
+            "ops-key",
+            Some(
+                &json!({"provider": "local", "fault": {"error": {"status": 503}},
+                         "probability": 1.0, "duration_seconds": 120, "note": "cluster"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    assert_eq!(started["scope"], json!("cluster"));
+    let id = started["id"].as_str().unwrap().to_string();
+
+    let t0 = Instant::now();
+    while !active_ids(&b).await.contains(&id) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "not adopted by b within 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let adopted = t0.elapsed();
+    let (status, body) = b
+        .send(
+            Method::POST,
+            "/v1/text_processing/process",
+            "alpha",
+            Some(&sentiment),
+        )
+        .await;
+    assert_eq!(status, 503, "b injects the fault: {body}");
+
+    let (status, body) = b
+        .send(
+            Method::DELETE,
+            &format!("/internal/chaos/{id}"),
+            "ops-key",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let t1 = Instant::now();
+    while active_ids(&a).await.contains(&id) {
+        assert!(
+            t1.elapsed() < Duration::from_secs(1),
+            "a still runs it after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let aborted = t1.elapsed();
+    let (status, body) = a
+        .send(
+            Method::POST,
+            "/v1/text_processing/process",
+            "alpha",
+            Some(&sentiment),
+        )
+        .await;
+    assert_eq!(status, 200, "a no longer injects: {body}");
+    let (_, listed) = a
+        .send(Method::GET, "/internal/chaos", "ops-key", None)
+        .await;
+    let recent = &listed["recent"][0];
+    assert_eq!(recent["id"], json!(id));
+    assert_eq!(recent["status"], json!("aborted"));
+    eprintln!("adopted by b after {adopted:?}, abort reached a after {aborted:?}");
+}

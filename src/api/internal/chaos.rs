@@ -38,6 +38,7 @@ pub async fn start(
         .engine
         .chaos()
         .start(body, &who.id, &configured)
+        .await
         .map_err(api_error)?;
     state.identity.audit.record(
         &who,
@@ -56,7 +57,7 @@ pub async fn list(State(state): State<AppState>, OperatorKey(_): OperatorKey) ->
     Json(json!({
         "enabled": chaos.enabled(),
         "active": chaos.is_active(),
-        "scope": "instance",
+        "scope": if chaos.shared() { "cluster" } else { "instance" },
         "experiments": chaos.active(),
         "recent": chaos.recent(),
     }))
@@ -73,6 +74,7 @@ pub async fn abort(
         .engine
         .chaos()
         .abort(&id, &who.id)
+        .await
         .map_err(api_error)?
     {
         Some(e) => {
@@ -95,7 +97,12 @@ pub async fn abort_all(
     State(state): State<AppState>,
     OperatorKey(who): OperatorKey,
 ) -> Result<Json<Value>, ApiError> {
-    let aborted = state.engine.chaos().abort_all(&who.id).map_err(api_error)?;
+    let aborted = state
+        .engine
+        .chaos()
+        .abort_all(&who.id)
+        .await
+        .map_err(api_error)?;
     for e in &aborted {
         state.identity.audit.record(
             &who,
