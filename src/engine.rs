@@ -48,6 +48,9 @@ pub enum EngineError {
     /// The actor tree failed to start.
     #[error("cannot start the actor tree: {0}")]
     Spawn(#[from] ractor::SpawnErr),
+    /// The cluster sync could not be set up.
+    #[error("cannot share breakers: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// A cheap-to-clone handle on a running engine.
@@ -83,6 +86,9 @@ struct Inner {
     jobs: Arc<crate::jobs::Jobs>,
     /// Fault-injection experiments (`/internal/chaos`).
     chaos: Arc<crate::chaos::Chaos>,
+    /// Breaker sharing with the other instances (with Redis, unless
+    /// `BREAKER_SHARING=off`).
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// A handle that does not keep the engine alive (the jobs subsystem, which
@@ -150,6 +156,7 @@ impl Engine {
             settings.provider_max_concurrency,
             settings.bulkhead_max_wait,
         ));
+        let cluster = crate::cluster::Cluster::start(&settings, resilience.clone())?;
         let rate_limiter = Arc::new(RateLimiter::new(
             settings.rate_limit.clone(),
             redis_link(&settings)?,
@@ -223,13 +230,22 @@ impl Engine {
                 cut: tokio::sync::watch::Sender::new(false),
                 jobs,
                 chaos,
+                cluster,
             }),
         };
+        if let Some(cluster) = &engine.inner.cluster {
+            cluster.attach(WeakEngine(Arc::downgrade(&engine.inner)));
+        }
         engine
             .inner
             .jobs
             .attach(WeakEngine(Arc::downgrade(&engine.inner)));
         Ok(engine)
+    }
+
+    /// The cluster sync, when breakers are shared through Redis.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.inner.cluster.as_ref()
     }
 
     /// The async jobs subsystem.
@@ -371,6 +387,7 @@ impl Engine {
         name: &str,
         command: BreakerCommand,
         who: &str,
+        cluster: bool,
     ) -> Option<BreakerSnapshot> {
         let actor = self.inner.actors.breakers.load_full()?;
         let (name, who) = (name.to_string(), who.to_string());
@@ -381,6 +398,7 @@ impl Engine {
                         name,
                         command,
                         who,
+                        cluster,
                         reply,
                     },
                     Some(CALL_TIMEOUT),

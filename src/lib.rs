@@ -30,6 +30,7 @@ pub mod cache;
 pub mod chaos;
 pub mod cli;
 pub mod cli_resilience;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod engine;

@@ -23,6 +23,8 @@ pub enum BreakerRegistryMsg {
         command: BreakerCommand,
         /// Who asked (for the transition log).
         who: String,
+        /// Share it with the other instances (false: this instance only).
+        cluster: bool,
         /// The reply.
         reply: RpcReplyPort<Option<BreakerSnapshot>>,
     },
@@ -57,10 +59,11 @@ impl Actor for BreakerRegistry {
                 name,
                 command,
                 who,
+                cluster,
                 reply,
             } => {
                 let snapshot = resilience.find_breaker(&name).map(|b| {
-                    b.command(command, &who);
+                    b.command(command, &who, cluster);
                     b.snapshot()
                 });
                 let _ = reply.send(snapshot);

@@ -335,6 +335,7 @@ mod tests {
             .command(
                 crate::resilience::breaker::BreakerCommand::ForceOpen,
                 "test",
+                true,
             );
         tokio::time::advance(SAMPLE_EVERY).await;
         h.record(Reading::take(&metrics, &resilience));

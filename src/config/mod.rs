@@ -197,6 +197,10 @@ pub struct Settings {
     /// `CHAOS_ENABLED` (default false): allows fault-injection experiments
     /// through `/internal/chaos` (403 `CHAOS_DISABLED` otherwise).
     pub chaos_enabled: bool,
+    /// `BREAKER_SHARING` (default on; only with `REDIS_URL`): circuit-breaker
+    /// transitions, failure counts and the half-open probe are shared by
+    /// every instance on the same Redis ([`crate::cluster`]).
+    pub breaker_sharing: bool,
     /// Identities: JWT verification, client-key refresh, audit (`JWT_*`,
     /// `IDENTITY_REFRESH_MS`, `AUDIT_LOG_CAPACITY`).
     pub identity: crate::identity::IdentityConfig,
@@ -338,6 +342,7 @@ impl Settings {
             jobs,
             strict_options: boolean(env, "STRICT_OPTIONS", false)?,
             chaos_enabled: boolean(env, "CHAOS_ENABLED", false)?,
+            breaker_sharing: boolean(env, "BREAKER_SHARING", true)?,
             identity: crate::identity::IdentityConfig::from_env(env)?,
         })
     }

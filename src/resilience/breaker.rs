@@ -18,9 +18,20 @@
 //! cancelled, or the call never ran) releases its half-open slot and counts
 //! as nothing, so a breaker can never be wedged half-open. Request tasks hold
 //! the breaker's mutex for well under a microsecond; no mailbox is involved.
+//!
+//! Cluster sharing ([`crate::cluster`]): when a sync channel is attached, every
+//! transition made here (locally or by an operator) and every counted failure
+//! is handed to the cluster task through a bounded channel (`try_send`, never
+//! awaited); transitions made elsewhere arrive through
+//! [`CircuitBreaker::apply_remote`]. While the cluster picture is live
+//! ([`CircuitBreaker::set_shared`]) an open breaker whose recovery time passed
+//! stays open until the cluster task wins the probe lease
+//! ([`CircuitBreaker::grant_probe`]), and a half-open breaker whose probe runs
+//! on another instance admits no calls here. When the picture is lost (Redis
+//! gone), each breaker runs on its own at once.
 
 use serde::Serialize;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -67,7 +78,7 @@ impl Default for BreakerSettings {
 }
 
 /// A breaker's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
     /// Normal operation.
@@ -121,6 +132,74 @@ pub enum CallOutcome {
     Ignored,
 }
 
+/// Where a transition came from: this instance's own calls, an operator
+/// command, or another instance of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// This instance's calls (or its recovery timer).
+    Local,
+    /// An operator command.
+    Operator,
+    /// Another instance, by id.
+    Remote(String),
+}
+
+impl Origin {
+    /// `local`, `operator` or `remote:<instance>` (history and logs).
+    pub fn label(&self) -> String {
+        match self {
+            Origin::Local => "local".into(),
+            Origin::Operator => "operator".into(),
+            Origin::Remote(id) => format!("remote:{id}"),
+        }
+    }
+
+    /// `local`, `operator` or `remote` (a metric label of bounded cardinality).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Origin::Local => "local",
+            Origin::Operator => "operator",
+            Origin::Remote(_) => "remote",
+        }
+    }
+}
+
+/// What a breaker hands to the cluster task (see [`crate::cluster`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncEvent {
+    /// A transition made here (by calls or an operator) to publish.
+    Transition {
+        /// The new state.
+        to: BreakerState,
+        /// For `open`: time left until the recovery deadline.
+        open_for: Option<Duration>,
+        /// Why.
+        reason: String,
+        /// `Local` or `Operator`.
+        origin: Origin,
+        /// The breaker's failure threshold (for the shared count).
+        threshold: u32,
+    },
+    /// A failure counted in `closed`: add it to the cluster's count.
+    Failure {
+        /// The failure threshold in force.
+        threshold: u32,
+    },
+    /// The first success after this instance counted a failure: reset the
+    /// cluster's count.
+    SuccessAfterFailure,
+}
+
+/// The sender side of the channel to the cluster task, with the count of
+/// events dropped because the channel was full.
+#[derive(Debug, Clone)]
+pub struct SyncSender {
+    /// The channel (never awaited: `try_send`).
+    pub tx: tokio::sync::mpsc::Sender<(Arc<str>, SyncEvent)>,
+    /// Events dropped because the channel was full.
+    pub dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
 /// One state change, for operators.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Transition {
@@ -132,6 +211,8 @@ pub struct Transition {
     pub to: BreakerState,
     /// Why.
     pub reason: String,
+    /// `local`, `operator` or `remote:<instance>`.
+    pub origin: String,
 }
 
 /// Lifetime counters of one breaker.
@@ -190,6 +271,24 @@ pub struct BreakerCore {
     window_slow: u32,
     counters: BreakerCounters,
     transitions: VecDeque<Transition>,
+    /// Transitions by (new state, origin kind), for metrics.
+    transition_counts: BTreeMap<(&'static str, &'static str), u64>,
+    /// A sync channel is attached: local transitions and failures go out.
+    sync_attached: bool,
+    /// The cluster picture is live (Redis reachable): probes need the lease.
+    shared: bool,
+    /// Half-open with the probe running on this other instance.
+    remote_probe: Option<(String, Instant)>,
+    /// A failure was counted since the last success (the next success resets
+    /// the cluster's count).
+    failed_since_success: bool,
+    /// The last transition was an instance-scoped operator command (never
+    /// republished when the cluster picture is rebuilt).
+    local_only: bool,
+    /// Wall-clock milliseconds of the last transition (0: none yet).
+    changed_at_ms: u64,
+    /// Events for the cluster task, sent once the lock is released.
+    outbox: Vec<SyncEvent>,
 }
 
 /// A read-only view of one breaker.
@@ -219,6 +318,9 @@ pub struct BreakerSnapshot {
     pub recovery_timeout_seconds: f64,
     /// Half-open probes allowed.
     pub half_open_max_calls: u32,
+    /// Half-open with the probe running on this instance (cluster sharing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_on: Option<String>,
 }
 
 impl BreakerCore {
@@ -236,6 +338,14 @@ impl BreakerCore {
             window_slow: 0,
             counters: BreakerCounters::default(),
             transitions: VecDeque::new(),
+            transition_counts: BTreeMap::new(),
+            sync_attached: false,
+            shared: false,
+            remote_probe: None,
+            failed_since_success: false,
+            local_only: false,
+            changed_at_ms: 0,
+            outbox: Vec::new(),
         }
     }
 
@@ -246,19 +356,30 @@ impl BreakerCore {
     }
 
     fn advance(&mut self, now: Instant) {
-        if self.state == BreakerState::Open && self.open_until.is_some_and(|t| now >= t) {
-            self.transition(BreakerState::HalfOpen, "recovery timeout elapsed".into());
+        // With a live cluster picture the probe lease decides (grant_probe).
+        if self.state == BreakerState::Open
+            && !self.shared
+            && self.open_until.is_some_and(|t| now >= t)
+        {
+            self.transition(
+                BreakerState::HalfOpen,
+                "recovery timeout elapsed".into(),
+                Origin::Local,
+            );
         }
     }
 
-    fn transition(&mut self, to: BreakerState, reason: String) {
+    fn transition(&mut self, to: BreakerState, reason: String, origin: Origin) {
         let from = self.state;
-        if from == to {
+        if from == to && !(to == BreakerState::HalfOpen && self.remote_probe.is_some()) {
             return;
         }
         self.state = to;
         self.probes_in_flight = 0;
         self.probe_successes = 0;
+        self.remote_probe = None;
+        self.local_only = false;
+        self.changed_at_ms = crate::time::unix_ms();
         match to {
             BreakerState::Closed | BreakerState::Disabled | BreakerState::MetricsOnly => {
                 self.consecutive_failures = 0;
@@ -271,7 +392,12 @@ impl BreakerCore {
         if to != BreakerState::Open {
             self.open_until = None;
         }
-        tracing::info!(from = from.as_str(), to = to.as_str(), %reason, "circuit breaker transition");
+        let label = origin.label();
+        tracing::info!(from = from.as_str(), to = to.as_str(), %reason, origin = %label, "circuit breaker transition");
+        *self
+            .transition_counts
+            .entry((to.as_str(), origin.kind()))
+            .or_default() += 1;
         if self.transitions.len() == TRANSITION_HISTORY {
             self.transitions.pop_front();
         }
@@ -279,16 +405,42 @@ impl BreakerCore {
             at: crate::time::now_rfc3339(),
             from,
             to,
-            reason,
+            reason: reason.clone(),
+            origin: label,
         });
+        if self.sync_attached && !matches!(origin, Origin::Remote(_)) {
+            // Open breakers publish their deadline after `open` sets it.
+            self.outbox.push(SyncEvent::Transition {
+                to,
+                open_for: None,
+                reason,
+                origin,
+                threshold: self.settings.failure_threshold,
+            });
+        }
     }
 
-    fn open(&mut self, now: Instant, reason: String) {
-        self.open_until = Some(now + self.settings.recovery_timeout);
-        self.transition(BreakerState::Open, reason);
+    fn open(&mut self, now: Instant, reason: String, origin: Origin) {
+        let until = now + self.settings.recovery_timeout;
+        self.open_until = Some(until);
+        self.transition(BreakerState::Open, reason, origin);
         // `transition` clears open_until for every state but Open; set it again
         // in case the breaker was already open (re-open from half-open).
-        self.open_until = Some(now + self.settings.recovery_timeout);
+        self.open_until = Some(until);
+        self.stamp_deadline(now);
+    }
+
+    /// Puts the recovery deadline on the open transition waiting in the outbox.
+    fn stamp_deadline(&mut self, now: Instant) {
+        let open_for = self.open_until.map(|t| t.saturating_duration_since(now));
+        if let Some(SyncEvent::Transition {
+            to: BreakerState::Open,
+            open_for: slot,
+            ..
+        }) = self.outbox.last_mut()
+        {
+            *slot = open_for;
+        }
     }
 
     fn try_acquire(&mut self, now: Instant) -> Result<PermitKind, Rejected> {
@@ -297,13 +449,20 @@ impl BreakerCore {
             BreakerState::Closed | BreakerState::Disabled | BreakerState::MetricsOnly => {
                 Ok(PermitKind::Normal)
             }
-            BreakerState::HalfOpen if self.probes_in_flight < self.settings.half_open_max_calls => {
+            BreakerState::HalfOpen
+                if self.remote_probe.is_none()
+                    && self.probes_in_flight < self.settings.half_open_max_calls =>
+            {
                 self.probes_in_flight += 1;
                 Ok(PermitKind::Probe)
             }
             state => {
                 self.counters.rejections += 1;
                 let retry_after = match state {
+                    // Past the deadline, waiting for the cluster's probe.
+                    BreakerState::Open if self.open_until.is_some_and(|t| now >= t) => {
+                        Some(Duration::from_secs(1))
+                    }
                     BreakerState::Open => self.open_until.map(|t| t.saturating_duration_since(now)),
                     // Probes are running; their verdict is usually quick.
                     BreakerState::HalfOpen => Some(Duration::from_secs(1)),
@@ -337,11 +496,15 @@ impl BreakerCore {
         }
         if self.state == BreakerState::HalfOpen && kind == PermitKind::Probe {
             if failed {
-                self.open(now, "half-open probe failed".into());
+                self.open(now, "half-open probe failed".into(), Origin::Local);
             } else {
                 self.probe_successes += 1;
                 if self.probe_successes >= self.settings.half_open_max_calls {
-                    self.transition(BreakerState::Closed, "half-open probes succeeded".into());
+                    self.transition(
+                        BreakerState::Closed,
+                        "half-open probes succeeded".into(),
+                        Origin::Local,
+                    );
                 }
             }
             return;
@@ -356,6 +519,17 @@ impl BreakerCore {
         } else {
             self.consecutive_failures = 0;
         }
+        if self.sync_attached && self.state == BreakerState::Closed {
+            if failed {
+                self.failed_since_success = true;
+                self.outbox.push(SyncEvent::Failure {
+                    threshold: self.settings.failure_threshold,
+                });
+            } else if self.failed_since_success {
+                self.failed_since_success = false;
+                self.outbox.push(SyncEvent::SuccessAfterFailure);
+            }
+        }
         self.window_failures += u32::from(failed);
         self.window_slow += u32::from(slow);
         self.window.push_back(WindowEntry {
@@ -368,7 +542,7 @@ impl BreakerCore {
             return;
         }
         if let Some(reason) = self.should_open() {
-            self.open(now, reason);
+            self.open(now, reason, Origin::Local);
         }
     }
 
@@ -458,6 +632,10 @@ impl BreakerCore {
             failure_threshold: self.settings.failure_threshold,
             recovery_timeout_seconds: self.settings.recovery_timeout.as_secs_f64(),
             half_open_max_calls: self.settings.half_open_max_calls,
+            probe_on: match (&self.state, &self.remote_probe) {
+                (BreakerState::HalfOpen, Some((id, _))) => Some(id.clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -481,16 +659,38 @@ pub enum BreakerCommand {
 /// A breaker shared by the request tasks of one (provider, operation).
 #[derive(Debug)]
 pub struct CircuitBreaker {
-    name: String,
+    name: Arc<str>,
     core: Mutex<BreakerCore>,
+    /// Where local transitions and failures go when cluster sharing is on.
+    sync: std::sync::OnceLock<SyncSender>,
+}
+
+/// What the cluster task needs to know about one breaker to rebuild the
+/// shared picture after Redis comes back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedView {
+    /// Current state.
+    pub state: BreakerState,
+    /// For `open`: time left until the recovery deadline.
+    pub open_for: Option<Duration>,
+    /// Wall-clock milliseconds of the last transition (0: none).
+    pub changed_at_ms: u64,
+    /// The last transition was an instance-scoped operator command.
+    pub local_only: bool,
+    /// The reason of the last transition.
+    pub reason: String,
+    /// The failure threshold in force.
+    pub threshold: u32,
 }
 
 impl CircuitBreaker {
     /// A closed breaker named e.g. `openai:summarize`.
     pub fn new(name: impl Into<String>, settings: BreakerSettings) -> Arc<CircuitBreaker> {
+        let name: String = name.into();
         Arc::new(CircuitBreaker {
             name: name.into(),
             core: Mutex::new(BreakerCore::new(settings)),
+            sync: std::sync::OnceLock::new(),
         })
     }
 
@@ -505,9 +705,44 @@ impl CircuitBreaker {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Runs `f` on the core, then hands whatever it queued for the cluster
+    /// to the sync channel once the lock is released (never waits: a full
+    /// channel drops the event, and the cluster task rebuilds the picture).
+    fn with_core<R>(&self, f: impl FnOnce(&mut BreakerCore) -> R) -> R {
+        let (result, events) = {
+            let mut core = self.core();
+            let result = f(&mut core);
+            let events = if core.outbox.is_empty() {
+                Vec::new()
+            } else {
+                std::mem::take(&mut core.outbox)
+            };
+            (result, events)
+        };
+        if !events.is_empty()
+            && let Some(tx) = self.sync.get()
+        {
+            for event in events {
+                if tx.tx.try_send((self.name.clone(), event)).is_err() {
+                    tx.dropped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+        result
+    }
+
+    /// Connects this breaker to the cluster task: from now on its local
+    /// transitions and failures are shared. Set once.
+    pub fn attach_sync(&self, tx: SyncSender) {
+        if self.sync.set(tx).is_ok() {
+            self.core().sync_attached = true;
+        }
+    }
+
     /// Asks to make a call now.
     pub fn try_acquire(self: &Arc<Self>) -> Result<BreakerPermit, Rejected> {
-        let kind = self.core().try_acquire(Instant::now())?;
+        let kind = self.with_core(|core| core.try_acquire(Instant::now()))?;
         Ok(BreakerPermit {
             breaker: self.clone(),
             kind,
@@ -518,38 +753,53 @@ impl CircuitBreaker {
 
     /// The current state.
     pub fn state(&self) -> BreakerState {
-        self.core().state(Instant::now())
+        self.with_core(|core| core.state(Instant::now()))
     }
 
     /// A read-only view.
     pub fn snapshot(&self) -> BreakerSnapshot {
-        self.core().snapshot(Instant::now())
+        self.with_core(|core| core.snapshot(Instant::now()))
     }
 
-    /// Applies an operator command.
-    pub fn command(&self, command: BreakerCommand, who: &str) {
-        let mut core = self.core();
-        let reason = format!(
-            "operator: {} by {who}",
-            match command {
-                BreakerCommand::Reset => "reset",
-                BreakerCommand::ForceOpen => "force-open",
-                BreakerCommand::ForceClosed => "force-closed",
-                BreakerCommand::Disable => "disable",
-                BreakerCommand::MetricsOnly => "metrics-only",
+    /// Transitions by (new state, origin kind) since start, for metrics.
+    pub fn transition_counts(&self) -> Vec<((&'static str, &'static str), u64)> {
+        self.core()
+            .transition_counts
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect()
+    }
+
+    /// Applies an operator command. `cluster` false marks it instance-scoped:
+    /// it is not shared with the other instances.
+    pub fn command(&self, command: BreakerCommand, who: &str, cluster: bool) {
+        self.with_core(|core| {
+            let reason = format!(
+                "operator: {} by {who}",
+                match command {
+                    BreakerCommand::Reset => "reset",
+                    BreakerCommand::ForceOpen => "force-open",
+                    BreakerCommand::ForceClosed => "force-closed",
+                    BreakerCommand::Disable => "disable",
+                    BreakerCommand::MetricsOnly => "metrics-only",
+                }
+            );
+            let to = match command {
+                BreakerCommand::Reset | BreakerCommand::ForceClosed => BreakerState::Closed,
+                BreakerCommand::ForceOpen => BreakerState::ForcedOpen,
+                BreakerCommand::Disable => BreakerState::Disabled,
+                BreakerCommand::MetricsOnly => BreakerState::MetricsOnly,
+            };
+            if command == BreakerCommand::Reset {
+                core.consecutive_failures = 0;
+                core.clear_window();
             }
-        );
-        let to = match command {
-            BreakerCommand::Reset | BreakerCommand::ForceClosed => BreakerState::Closed,
-            BreakerCommand::ForceOpen => BreakerState::ForcedOpen,
-            BreakerCommand::Disable => BreakerState::Disabled,
-            BreakerCommand::MetricsOnly => BreakerState::MetricsOnly,
-        };
-        if command == BreakerCommand::Reset {
-            core.consecutive_failures = 0;
-            core.clear_window();
-        }
-        core.transition(to, reason);
+            let attached = core.sync_attached;
+            core.sync_attached = attached && cluster;
+            core.transition(to, reason, Origin::Operator);
+            core.sync_attached = attached;
+            core.local_only = !cluster;
+        });
     }
 
     /// Replaces the tunables (a preset switch); the state is kept.
@@ -560,11 +810,141 @@ impl CircuitBreaker {
     /// Earliest time an open breaker admits a probe again.
     pub fn retry_after(&self) -> Option<Duration> {
         let now = Instant::now();
-        let mut core = self.core();
-        core.advance(now);
-        match core.state {
-            BreakerState::Open => core.open_until.map(|t| t.saturating_duration_since(now)),
-            _ => None,
+        self.with_core(|core| {
+            core.advance(now);
+            match core.state {
+                BreakerState::Open => core.open_until.map(|t| t.saturating_duration_since(now)),
+                _ => None,
+            }
+        })
+    }
+
+    /// Cluster task: whether the shared picture is live. Losing it makes the
+    /// breaker run on its own at once (a probe elsewhere no longer blocks it).
+    pub fn set_shared(&self, shared: bool) {
+        self.with_core(|core| {
+            core.shared = shared;
+            if !shared {
+                core.remote_probe = None;
+                core.advance(Instant::now());
+            }
+        });
+    }
+
+    /// Cluster task: a transition published by instance `from`. `open_for`
+    /// is the time left until that instance's recovery deadline.
+    pub fn apply_remote(
+        &self,
+        to: BreakerState,
+        open_for: Option<Duration>,
+        from: &str,
+        reason: &str,
+    ) {
+        let now = Instant::now();
+        self.with_core(|core| {
+            let origin = Origin::Remote(from.to_string());
+            let reason = format!("{reason} (on {from})");
+            match to {
+                BreakerState::Open => {
+                    let until = now + open_for.unwrap_or(core.settings.recovery_timeout);
+                    core.open_until = Some(until);
+                    core.transition(BreakerState::Open, reason, origin);
+                    core.open_until = Some(until);
+                }
+                BreakerState::HalfOpen => {
+                    core.transition(BreakerState::HalfOpen, reason, origin);
+                    core.remote_probe = Some((from.to_string(), now));
+                }
+                other => {
+                    if other == BreakerState::Closed {
+                        core.consecutive_failures = 0;
+                        core.failed_since_success = false;
+                    }
+                    core.transition(other, reason, origin);
+                }
+            }
+        });
+    }
+
+    /// Cluster task: whether this instance should try for the probe lease:
+    /// open past its recovery deadline, or half-open with a probe elsewhere
+    /// that has not reported for longer than `lease` (its instance died).
+    pub fn probe_due(&self, lease: Duration) -> bool {
+        let now = Instant::now();
+        let core = self.core();
+        if !core.shared {
+            return false;
+        }
+        match (core.state, &core.remote_probe) {
+            (BreakerState::Open, _) => core.open_until.is_some_and(|t| now >= t),
+            (BreakerState::HalfOpen, Some((_, since))) => {
+                now.saturating_duration_since(*since) > lease
+            }
+            _ => false,
+        }
+    }
+
+    /// Cluster task: this instance won the probe lease; admit the half-open
+    /// probes here (the transition is published, so the others wait).
+    pub fn grant_probe(&self) {
+        self.with_core(|core| {
+            if matches!(core.state, BreakerState::Open | BreakerState::HalfOpen) {
+                core.transition(
+                    BreakerState::HalfOpen,
+                    "recovery timeout elapsed; this instance holds the cluster probe lease".into(),
+                    Origin::Local,
+                );
+            }
+        });
+    }
+
+    /// Cluster task: the lease is held elsewhere; note when, so a dead
+    /// prober is noticed after the lease expires.
+    pub fn probe_elsewhere(&self, holder: &str) {
+        let now = Instant::now();
+        self.with_core(|core| {
+            if core.state == BreakerState::HalfOpen && core.remote_probe.is_none() {
+                return;
+            }
+            if core.state == BreakerState::HalfOpen {
+                core.remote_probe = Some((holder.to_string(), now));
+            }
+        });
+    }
+
+    /// Cluster task: the cluster's consecutive-failure count reached the
+    /// threshold; open here if still closed.
+    pub fn open_shared(&self, count: u64) {
+        let now = Instant::now();
+        self.with_core(|core| {
+            if core.state == BreakerState::Closed {
+                core.open(
+                    now,
+                    format!("{count} consecutive failures across the cluster"),
+                    Origin::Local,
+                );
+            }
+        });
+    }
+
+    /// Cluster task: what to publish or compare when the picture is rebuilt.
+    pub fn shared_view(&self) -> SharedView {
+        let now = Instant::now();
+        let core = self.core();
+        SharedView {
+            state: core.state,
+            open_for: match core.state {
+                BreakerState::Open => core.open_until.map(|t| t.saturating_duration_since(now)),
+                _ => None,
+            },
+            changed_at_ms: core.changed_at_ms,
+            local_only: core.local_only,
+            reason: core
+                .transitions
+                .back()
+                .map(|t| t.reason.clone())
+                .unwrap_or_default(),
+            threshold: core.settings.failure_threshold,
         }
     }
 }
@@ -591,7 +971,9 @@ impl BreakerPermit {
         self.recorded = true;
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(self.started);
-        self.breaker.core().record(now, self.kind, outcome, elapsed);
+        let kind = self.kind;
+        self.breaker
+            .with_core(|core| core.record(now, kind, outcome, elapsed));
     }
 }
 
@@ -599,9 +981,9 @@ impl Drop for BreakerPermit {
     fn drop(&mut self) {
         if !self.recorded {
             let now = Instant::now();
+            let kind = self.kind;
             self.breaker
-                .core()
-                .record(now, self.kind, CallOutcome::Ignored, Duration::ZERO);
+                .with_core(|core| core.record(now, kind, CallOutcome::Ignored, Duration::ZERO));
         }
     }
 }
@@ -767,7 +1149,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn operator_states() {
         let b = CircuitBreaker::new("p:op", settings(1, 10));
-        b.command(BreakerCommand::ForceOpen, "test");
+        b.command(BreakerCommand::ForceOpen, "test", true);
         let r = b.try_acquire().unwrap_err();
         assert_eq!(r.state, BreakerState::ForcedOpen);
         tokio::time::advance(Duration::from_secs(1000)).await;
@@ -777,23 +1159,23 @@ mod tests {
             "forced open never recovers alone"
         );
 
-        b.command(BreakerCommand::Disable, "test");
+        b.command(BreakerCommand::Disable, "test", true);
         for _ in 0..5 {
             fail(&b);
         }
         assert_eq!(b.state(), BreakerState::Disabled);
 
-        b.command(BreakerCommand::MetricsOnly, "test");
+        b.command(BreakerCommand::MetricsOnly, "test", true);
         for _ in 0..5 {
             fail(&b);
         }
         assert_eq!(b.state(), BreakerState::MetricsOnly);
         assert_eq!(b.snapshot().counters.failures, 5);
 
-        b.command(BreakerCommand::ForceClosed, "test");
+        b.command(BreakerCommand::ForceClosed, "test", true);
         fail(&b);
         assert_eq!(b.state(), BreakerState::Open);
-        b.command(BreakerCommand::Reset, "ops");
+        b.command(BreakerCommand::Reset, "ops", true);
         assert_eq!(b.state(), BreakerState::Closed);
         let t = b.snapshot().transitions;
         assert_eq!(t.last().unwrap().reason, "operator: reset by ops");

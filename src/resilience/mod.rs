@@ -75,6 +75,8 @@ pub struct Resilience {
     config: ArcSwap<ResilienceConfig>,
     breakers: DashMap<(ProviderKind, Operation), Arc<CircuitBreaker>>,
     guards: HashMap<ProviderKind, ProviderGuards>,
+    /// The cluster task's channel, once breaker sharing is on.
+    sync: std::sync::OnceLock<breaker::SyncSender>,
 }
 
 /// The breaker name for a provider and operation, e.g. `openai:summarize`.
@@ -119,7 +121,21 @@ impl Resilience {
                     )
                 })
                 .collect(),
+            sync: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Shares every breaker (present and future) with the cluster task.
+    pub fn attach_sync(&self, tx: breaker::SyncSender) {
+        for b in self.breakers.iter() {
+            b.value().attach_sync(tx.clone());
+        }
+        let _ = self.sync.set(tx);
+    }
+
+    /// The configured providers.
+    pub fn providers(&self) -> impl Iterator<Item = ProviderKind> + '_ {
+        self.guards.keys().copied()
     }
 
     /// The configuration in force.
@@ -136,7 +152,11 @@ impl Resilience {
             .entry((kind, op))
             .or_insert_with(|| {
                 let settings = self.config.load().policy(op).breaker_settings();
-                CircuitBreaker::new(breaker_name(kind, op), settings)
+                let b = CircuitBreaker::new(breaker_name(kind, op), settings);
+                if let Some(tx) = self.sync.get() {
+                    b.attach_sync(tx.clone());
+                }
+                b
             })
             .clone()
     }

@@ -7,6 +7,7 @@ mod batch;
 mod cache_limits;
 mod chaos;
 mod cli;
+mod cluster;
 mod edge;
 mod health;
 mod hedging;

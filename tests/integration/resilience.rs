@@ -230,8 +230,13 @@ async fn a_cancelled_probe_frees_its_permit() {
     let p = Scripted::new(ProviderKind::OpenAi, vec![], Step::Fail(500));
     let e = engine(&p, &[("AI_FALLBACK_PROVIDERS", "none")]).await;
     let op = Operation::Questions;
-    e.breaker_command("openai:questions", BreakerCommand::ForceClosed, "test")
-        .await;
+    e.breaker_command(
+        "openai:questions",
+        BreakerCommand::ForceClosed,
+        "test",
+        true,
+    )
+    .await;
     for _ in 0..2 {
         let _ = e.run_job(&job(op), None).await;
     }
@@ -274,7 +279,7 @@ async fn the_retry_budget_prevents_a_retry_storm() {
         ],
     )
     .await;
-    e.breaker_command("openai:qa", BreakerCommand::Disable, "test")
+    e.breaker_command("openai:qa", BreakerCommand::Disable, "test", true)
         .await;
     let started = Instant::now();
     let jobs = (0..200).map(|_| {
@@ -356,7 +361,7 @@ async fn custom_config_and_runtime_switches_change_what_the_upstream_sees() {
     let dev = keel::resilience::config::resolve("development", None, &MapEnv::default()).unwrap();
     assert!(e.reconfigure(dev).await);
     // The breaker kept its 4 consecutive failures; start a clean episode.
-    e.breaker_command("openai:qa", BreakerCommand::Reset, "test")
+    e.breaker_command("openai:qa", BreakerCommand::Reset, "test", true)
         .await
         .unwrap();
     let _ = e.run_job(&job(Operation::Qa), None).await;

@@ -6,6 +6,7 @@
 
 mod cache;
 mod chaos;
+mod cluster;
 mod identity;
 mod monitoring;
 mod resilience;
@@ -31,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/cache/metrics", get(cache::metrics))
         .route("/cache/invalidate", post(cache::invalidate))
         .route("/rate-limits", get(monitoring::rate_limits))
+        .route("/cluster", get(cluster::cluster))
         .route("/resilience/health", get(resilience::health))
         .route(
             "/resilience/config",

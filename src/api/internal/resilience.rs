@@ -11,7 +11,7 @@ use crate::config::ProcessEnv;
 use crate::job::Operation;
 use crate::resilience::breaker::{BreakerCommand, BreakerState};
 use crate::resilience::config::{self as rconfig, CustomConfig};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -77,8 +77,10 @@ pub struct ConfigChangeRequest {
 pub async fn put_config(
     State(state): State<AppState>,
     OperatorKey(who): OperatorKey,
+    Query(scope): Query<ScopeQuery>,
     JsonBody(change): JsonBody<ConfigChangeRequest>,
 ) -> Result<Json<Value>, ApiError> {
+    let cluster_wide = cluster_wide(&scope, &state)?;
     let current = state.engine.resilience().config();
     let preset = change.preset.unwrap_or_else(|| current.preset.clone());
     let custom = match &change.custom_config {
@@ -102,8 +104,23 @@ pub async fn put_config(
         &config.preset,
         json!({"preset": config.preset, "custom_config": change.custom_config.is_some()}),
     );
+    let version = crate::cluster::config_version(&config);
+    let mut shared = false;
+    if cluster_wide && let Some(cluster) = state.engine.cluster() {
+        shared = cluster
+            .publish_config(crate::cluster::ConfigRecord {
+                preset: config.preset.clone(),
+                custom_config: change.custom_config.clone(),
+                version: version.clone(),
+                by: who.id.clone(),
+                from: cluster.instance_id().to_string(),
+            })
+            .await;
+    }
     Ok(Json(json!({
         "message": format!("resilience configuration switched to preset '{}'", config.preset),
+        "scope": if shared { "cluster" } else { "instance" },
+        "config_version": version,
         "configuration": config,
         "change": state.engine.last_config_change(),
     })))
@@ -230,7 +247,9 @@ pub async fn breaker_action(
     State(state): State<AppState>,
     OperatorKey(who): OperatorKey,
     Path((name, action)): Path<(String, String)>,
+    Query(scope): Query<ScopeQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    let cluster = cluster_wide(&scope, &state)?;
     let command = match action.as_str() {
         "reset" => BreakerCommand::Reset,
         "force-open" => BreakerCommand::ForceOpen,
@@ -248,7 +267,7 @@ pub async fn breaker_action(
     }
     let snapshot = state
         .engine
-        .breaker_command(&name, command, &who.id)
+        .breaker_command(&name, command, &who.id, cluster)
         .await
         .ok_or_else(|| ApiError::Internal("breaker registry did not answer".into()))?;
     tracing::info!(breaker = %name, %action, by = %who.id, "operator breaker command");
@@ -260,10 +279,32 @@ pub async fn breaker_action(
     );
     Ok(Json(json!({
         "message": format!("circuit breaker '{name}': {action} applied"),
+        "scope": if cluster { "cluster" } else { "instance" },
         "name": name,
         "new_state": snapshot.state,
         "breaker": snapshot,
     })))
+}
+
+/// `?scope=cluster|instance` on operator actions: `cluster` (the default)
+/// applies to every instance when breakers are shared and Redis answers;
+/// otherwise the action applies here and the answer says `instance`.
+/// (Read from a map, so a malformed query string still gets keel's JSON error.)
+type ScopeQuery = std::collections::HashMap<String, String>;
+
+/// True when the action should reach every instance (and can).
+fn cluster_wide(query: &ScopeQuery, state: &AppState) -> Result<bool, ApiError> {
+    let wanted = match query.get("scope").map(String::as_str) {
+        None | Some("cluster") => true,
+        Some("instance") => false,
+        Some(other) => {
+            return Err(ApiError::field(
+                "scope",
+                format!("unknown scope '{other}' (allowed: cluster, instance)"),
+            ));
+        }
+    };
+    Ok(wanted && state.engine.cluster().is_some_and(|c| c.is_live()))
 }
 
 /// `GET /internal/resilience/config/presets`.
