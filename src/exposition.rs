@@ -252,6 +252,58 @@ impl prometheus_client::collector::Collector for EngineCollector {
                 .iter()
                 .map(|(n, s)| (vec![("breaker", n.clone())], s.counters.rejections)),
         )?;
+        counters(
+            &mut e,
+            "keel_breaker_transitions",
+            "Breaker transitions, by breaker, new state and origin (local, operator, remote)",
+            breakers.iter().flat_map(|b| {
+                let name = b.name().to_string();
+                let mut v: Vec<(Labels, u64)> = b
+                    .transition_counts()
+                    .into_iter()
+                    .map(|((to, origin), n)| {
+                        (
+                            vec![
+                                ("breaker", name.clone()),
+                                ("to", to.to_string()),
+                                ("origin", origin.to_string()),
+                            ],
+                            n,
+                        )
+                    })
+                    .collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                v
+            }),
+        )?;
+        if let Some(cluster) = self.engine.cluster() {
+            gauges(
+                &mut e,
+                "keel_cluster_sharing_live",
+                "1 while this instance follows the shared breaker picture, 0 while it runs on its own (Redis unreachable)",
+                [(Vec::new(), i64::from(cluster.is_live()))],
+            )?;
+            let c = cluster.event_counts();
+            counters(
+                &mut e,
+                "keel_cluster_events",
+                "Cluster sync events, by outcome (published, applied, dropped, failed)",
+                [
+                    ("published", c.published),
+                    ("applied", c.applied),
+                    ("dropped", c.dropped),
+                    ("failed", c.failed),
+                ]
+                .into_iter()
+                .map(|(outcome, v)| (vec![("outcome", outcome.to_string())], v)),
+            )?;
+            counters(
+                &mut e,
+                "keel_cluster_probe_leases_won",
+                "Half-open probe leases this instance won",
+                [(Vec::new(), c.probe_leases_won)],
+            )?;
+        }
         let r = &m.resilience;
         for (name, help, value) in [
             (

@@ -129,8 +129,7 @@ struct Route {
     description: &'static str,
     auth: Auth,
     params: &'static [Param],
-    /// Optional query parameters. A route with both query parameters and a
-    /// request body accepts either (the body is then not required).
+    /// Optional query parameters.
     query: &'static [QueryParam],
     /// Optional request headers of this route (name, description, allowed values).
     headers: &'static [Param],
@@ -138,6 +137,8 @@ struct Route {
     location: Option<&'static str>,
     /// The JSON request body schema, if any.
     request: Option<&'static str>,
+    /// The body may be left out (the query form is used instead).
+    body_optional: bool,
     /// Accepts the `Request-Timeout` header.
     request_timeout: bool,
     /// Success status, description, body.
@@ -176,6 +177,7 @@ const fn route(
         headers: &[],
         location: None,
         request: None,
+        body_optional: false,
         request_timeout: false,
         ok: (200, "OK", Body::Json("Object")),
         errors: &[503],
@@ -202,6 +204,8 @@ const JOB_STATUSES: &[&str] = &[
     "expired",
 ];
 const PRESETS: &[&str] = &["simple", "development", "production"];
+/// Values of `?scope=` on operator actions.
+const SCOPES: &[&str] = &["cluster", "instance"];
 const BREAKER_ACTIONS: &[&str] = &[
     "reset",
     "force-open",
@@ -695,6 +699,7 @@ fn internal_routes() -> Vec<Route> {
                 ),
             ],
             request: Some("InvalidateRequest"),
+            body_optional: true,
             ok: (200, "What was removed", Body::Json("InvalidationResult")),
             errors: &[400, 401, 403, 413, 415, 422, 500, 503],
             ..route(
@@ -823,9 +828,17 @@ fn internal_routes() -> Vec<Route> {
         },
         Route {
             description: "Validates, then switches the runtime configuration (preset and/or \
-                custom configuration); new calls use it at once. Audited with the operator \
-                key's fingerprint.",
+                custom configuration); new calls use it at once. With `REDIS_URL` set and \
+                `BREAKER_SHARING` on, every instance switches too (`scope: cluster`; compare \
+                `config_version` in `GET /internal/cluster`) unless `?scope=instance` is asked \
+                for. Audited with the operator key's fingerprint.",
             auth: Auth::Operator,
+            query: &[(
+                "scope",
+                "`cluster` (default: every instance, when breakers are shared and Redis \
+                    answers) or `instance` (this one only)",
+                QueryValue::OneOf(SCOPES),
+            )],
             request: Some("ConfigChangeRequest"),
             ok: (
                 200,
@@ -917,8 +930,10 @@ fn internal_routes() -> Vec<Route> {
         Route {
             description: "Manual control: `reset` (closed, counters cleared), `force-open` \
                 (reject every call), `force-closed` (permit every call), `disable` (permit, \
-                record nothing), `metrics-only` (record, never open). Audited. Unknown breaker \
-                or action: 404.",
+                record nothing), `metrics-only` (record, never open). With `REDIS_URL` set and \
+                `BREAKER_SHARING` on, the action reaches every instance within about 100 ms \
+                (`scope: cluster`) unless `?scope=instance` is asked for or Redis is \
+                unreachable. Audited. Unknown breaker or action: 404; unknown scope: 422.",
             auth: Auth::Operator,
             params: &[
                 (
@@ -928,6 +943,12 @@ fn internal_routes() -> Vec<Route> {
                 ),
                 ("action", "What to do", BREAKER_ACTIONS),
             ],
+            query: &[(
+                "scope",
+                "`cluster` (default: every instance, when breakers are shared and Redis \
+                    answers) or `instance` (this one only)",
+                QueryValue::OneOf(SCOPES),
+            )],
             ok: (200, "Applied", Body::Json("BreakerActionResult")),
             errors: OPERATOR_NAMED_500,
             ..route(
@@ -1102,6 +1123,23 @@ fn internal_routes() -> Vec<Route> {
             ok: (200, "Audit entries", Body::Json("AuditTrail")),
             errors: &[400, 401, 403, 503],
             ..route(Get, "/internal/audit", "identity", "audit", "Audit trail")
+        },
+        Route {
+            description: "The instances sharing this Redis (heartbeat within 5 s): id, \
+                version, preset, configuration version and every breaker's state, where they \
+                disagree with the majority, this instance's sync counters and the propagation \
+                delay of remote transitions (p50/p99/max). Without `REDIS_URL`, or with \
+                `BREAKER_SHARING=off`, this instance alone with `sharing` saying why.",
+            auth: Auth::Operator,
+            ok: (200, "The cluster", Body::Json("ClusterView")),
+            errors: OPERATOR,
+            ..route(
+                Get,
+                "/internal/cluster",
+                "resilience",
+                "cluster",
+                "Instances of the cluster",
+            )
         },
         Route {
             description: "Starts a fault-injection experiment (game day): calls to `provider` \
@@ -1496,10 +1534,10 @@ fn operation(r: &Route) -> Operation {
     if let Some(schema) = r.request {
         op = op.request_body(Some(
             RequestBodyBuilder::new()
-                .required(Some(if r.query.is_empty() {
-                    Required::True
-                } else {
+                .required(Some(if r.body_optional {
                     Required::False
+                } else {
+                    Required::True
                 }))
                 .content(
                     JSON,
@@ -1969,6 +2007,12 @@ mod schemas {
         RevokeTokenRequest,
         AuditTrail,
         ChaosRequest,
+        Scope,
+        crate::cluster::ClusterView,
+        crate::cluster::InstanceInfo,
+        crate::cluster::Disagreement,
+        crate::cluster::EventCounts,
+        crate::cluster::Propagation,
     )))]
     pub struct InternalSchemas;
 
@@ -3274,6 +3318,11 @@ mod schemas {
     pub struct ConfigChangeResult {
         /// Human-readable outcome.
         pub message: String,
+        /// `cluster` (published to every instance) or `instance`.
+        pub scope: Scope,
+        /// Digest of the configuration now in force; instances running the
+        /// same policies report the same version in `GET /internal/cluster`.
+        pub config_version: String,
         /// The new effective configuration.
         #[schema(value_type = Object)]
         pub configuration: Value,
@@ -3378,6 +3427,9 @@ mod schemas {
         pub recovery_timeout_seconds: f64,
         /// Half-open probes allowed.
         pub half_open_max_calls: u32,
+        /// Half-open while another instance holds the probe lease: its id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub probe_on: Option<String>,
     }
 
     /// Lifetime counters of a breaker.
@@ -3409,6 +3461,9 @@ mod schemas {
         pub to: BreakerState,
         /// Why.
         pub reason: String,
+        /// `local` (this instance's calls or timer), `operator`, or
+        /// `remote:<instance>` (applied from another instance of the cluster).
+        pub origin: String,
     }
 
     /// A breaker snapshot with its name.
@@ -3435,10 +3490,23 @@ mod schemas {
         pub message: String,
         /// The breaker.
         pub name: String,
+        /// `cluster` (sent to every instance) or `instance` (applied here
+        /// only: asked for, or the cluster picture is not live).
+        pub scope: Scope,
         /// Its state after the action.
         pub new_state: BreakerState,
         /// Its snapshot after the action.
         pub breaker: BreakerSnapshot,
+    }
+
+    /// Where an operator action applied.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Scope {
+        /// Every instance sharing this Redis.
+        Cluster,
+        /// The instance that answered.
+        Instance,
     }
 
     // Mirrors `crate::resilience::config::Strategy`.
@@ -3642,6 +3710,7 @@ mod tests {
         ("DELETE", "/internal/keys/{id}"),
         ("POST", "/internal/tokens/revoke"),
         ("GET", "/internal/audit"),
+        ("GET", "/internal/cluster"),
         ("POST", "/internal/chaos"),
         ("GET", "/internal/chaos"),
         ("DELETE", "/internal/chaos"),

@@ -138,7 +138,7 @@ pub enum ClusterEvent {
 }
 
 /// One instance's heartbeat, as `GET /internal/cluster` lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InstanceInfo {
     /// The instance id (`JOB_INSTANCE_ID` or host-pid).
     pub id: String,
@@ -154,8 +154,81 @@ pub struct InstanceInfo {
     pub config_version: String,
     /// `live` (following the cluster picture) or `local` (on its own).
     pub sharing: String,
-    /// Every breaker's state.
+    /// Every breaker's state (breaker name → `closed`, `open`, `half_open`, ...).
+    #[schema(value_type = Object)]
     pub breakers: BTreeMap<String, BreakerState>,
+}
+
+/// One place where an instance differs from the majority of the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Disagreement {
+    /// The odd instance out.
+    pub instance: String,
+    /// `config_version` or `breaker:<name>`.
+    pub field: String,
+    /// Its value there.
+    pub value: String,
+    /// The value most instances have.
+    pub majority: String,
+}
+
+/// Delays between a transition published elsewhere and its application
+/// here, over the last 1000 remote events.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Propagation {
+    /// Remote events measured.
+    pub samples: usize,
+    /// Median delay, milliseconds (null before the first event).
+    #[schema(required = true)]
+    pub p50_ms: Option<f64>,
+    /// 99th percentile, milliseconds.
+    #[schema(required = true)]
+    pub p99_ms: Option<f64>,
+    /// Largest delay, milliseconds.
+    #[schema(required = true)]
+    pub max_ms: Option<f64>,
+}
+
+/// Counters of the sync as `GET /internal/cluster` shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct EventCounts {
+    /// Events this instance published.
+    pub published: u64,
+    /// Events from other instances applied here.
+    pub applied: u64,
+    /// Events the breakers could not hand over (channel full).
+    pub dropped: u64,
+    /// Publications or counts that failed (Redis unavailable).
+    pub failed: u64,
+    /// Probe leases this instance won.
+    pub probe_leases_won: u64,
+}
+
+/// `GET /internal/cluster`: the instances sharing this Redis and whether
+/// they agree.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ClusterView {
+    /// The instance that answered.
+    pub instance_id: String,
+    /// `live` (following the shared picture), `local` (Redis unreachable:
+    /// on its own), `off` (`BREAKER_SHARING=off`) or `not_configured` (no
+    /// `REDIS_URL`).
+    pub sharing: String,
+    /// Why the instance list could not be read, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_error: Option<String>,
+    /// Every instance whose heartbeat is recent, this one included.
+    pub instances: Vec<InstanceInfo>,
+    /// True when no instance disagrees with the majority.
+    pub agreed: bool,
+    /// Where instances differ (configuration version, breaker states).
+    pub disagreements: Vec<Disagreement>,
+    /// This instance's sync counters (absent when nothing is shared).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventCounts>,
+    /// Propagation delays measured here (absent when nothing is shared).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<Propagation>,
 }
 
 /// A digest of a resilience configuration: instances with the same version
@@ -287,7 +360,7 @@ impl Cluster {
 
     /// p50 / p99 / max of the delays between a remote publish and its
     /// application here, in milliseconds, and the number of samples.
-    pub fn propagation(&self) -> serde_json::Value {
+    pub fn propagation(&self) -> Propagation {
         let mut v: Vec<u64> = self
             .propagation
             .lock()
@@ -298,12 +371,24 @@ impl Cluster {
             v.get(((v.len() as f64 - 1.0) * f).round() as usize)
                 .map(|us| *us as f64 / 1000.0)
         };
-        serde_json::json!({
-            "samples": v.len(),
-            "p50_ms": q(0.5),
-            "p99_ms": q(0.99),
-            "max_ms": v.last().map(|us| *us as f64 / 1000.0),
-        })
+        Propagation {
+            samples: v.len(),
+            p50_ms: q(0.5),
+            p99_ms: q(0.99),
+            max_ms: v.last().map(|us| *us as f64 / 1000.0),
+        }
+    }
+
+    /// The sync's counters, read now.
+    pub fn event_counts(&self) -> EventCounts {
+        let s = &self.stats;
+        EventCounts {
+            published: s.published.load(Relaxed),
+            applied: s.applied.load(Relaxed),
+            dropped: s.dropped.load(Relaxed),
+            failed: s.failed.load(Relaxed),
+            probe_leases_won: s.leases_won.load(Relaxed),
+        }
     }
 
     /// Publishes a configuration switch made here; false when Redis did not
@@ -775,7 +860,7 @@ async fn ticker_task(cluster: Weak<Cluster>) {
 
 /// The operator view of the cluster (`GET /internal/cluster`): the instances
 /// alive and where they disagree with the majority.
-pub fn disagreements(instances: &[InstanceInfo]) -> Vec<serde_json::Value> {
+pub fn disagreements(instances: &[InstanceInfo]) -> Vec<Disagreement> {
     fn majority<'a>(values: impl Iterator<Item = &'a str>) -> Option<String> {
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for v in values {
@@ -789,10 +874,12 @@ pub fn disagreements(instances: &[InstanceInfo]) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     if let Some(common) = majority(instances.iter().map(|i| i.config_version.as_str())) {
         for i in instances.iter().filter(|i| i.config_version != common) {
-            out.push(serde_json::json!({
-                "instance": i.id, "field": "config_version",
-                "value": i.config_version, "majority": common,
-            }));
+            out.push(Disagreement {
+                instance: i.id.clone(),
+                field: "config_version".into(),
+                value: i.config_version.clone(),
+                majority: common.clone(),
+            });
         }
     }
     let names: std::collections::BTreeSet<&String> =
@@ -804,10 +891,12 @@ pub fn disagreements(instances: &[InstanceInfo]) -> Vec<serde_json::Value> {
             .collect();
         if let Some(common) = majority(states.iter().map(|(_, s)| *s)) {
             for (id, state) in states.iter().filter(|(_, s)| *s != common) {
-                out.push(serde_json::json!({
-                    "instance": id, "field": format!("breaker:{name}"),
-                    "value": state, "majority": common,
-                }));
+                out.push(Disagreement {
+                    instance: id.to_string(),
+                    field: format!("breaker:{name}"),
+                    value: (*state).to_string(),
+                    majority: common.clone(),
+                });
             }
         }
     }
@@ -840,11 +929,11 @@ mod tests {
         ];
         let d = disagreements(&all);
         assert_eq!(d.len(), 2, "{d:?}");
-        assert!(d.iter().all(|x| x["instance"] == "c"));
-        assert!(d.iter().any(|x| x["field"] == "config_version"));
+        assert!(d.iter().all(|x| x.instance == "c"));
+        assert!(d.iter().any(|x| x.field == "config_version"));
         assert!(
             d.iter()
-                .any(|x| x["field"] == "breaker:local:summarize" && x["majority"] == "open")
+                .any(|x| x.field == "breaker:local:summarize" && x.majority == "open")
         );
         assert!(disagreements(&all[..2]).is_empty());
     }

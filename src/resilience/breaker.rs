@@ -318,7 +318,8 @@ pub struct BreakerSnapshot {
     pub recovery_timeout_seconds: f64,
     /// Half-open probes allowed.
     pub half_open_max_calls: u32,
-    /// Half-open with the probe running on this instance (cluster sharing).
+    /// Half-open while another instance holds the probe lease: its id (the
+    /// calls here keep being rejected until the probe's outcome arrives).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe_on: Option<String>,
 }

@@ -374,6 +374,24 @@ async fn operator_actions_and_the_config_switch_reach_every_instance() {
     }
     let (_, origin) = last_transition_to(&c, "forced_open").await;
     assert_eq!(origin, "remote:a");
+    // The metrics name the origin too: operator on a, remote on c.
+    let http = reqwest::Client::new();
+    for (p, origin) in [(&a, "operator"), (&c, "remote")] {
+        let text = http
+            .get(format!("{}/internal/metrics", p.base))
+            .bearer_auth(OPS)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let series = format!(
+            "keel_breaker_transitions_total{{breaker=\"{BREAKER}\",to=\"forced_open\",origin=\"{origin}\"}} 1"
+        );
+        assert!(text.contains(&series), "{}: {text}", p.base);
+        assert!(text.contains("keel_cluster_sharing_live 1"), "{text}");
+    }
     // Every instance shows the same picture.
     for p in all {
         let view = wait_for(p, Duration::from_secs(3), |v| {

@@ -5,13 +5,12 @@
 use crate::api::AppState;
 use crate::api::auth::OperatorKey;
 use crate::api::json::Json;
+use crate::cluster::{ClusterView, InstanceInfo};
 use axum::extract::State;
-use serde_json::{Value, json};
-use std::sync::atomic::Ordering::Relaxed;
 
 /// `GET /internal/cluster`. Without Redis (or with `BREAKER_SHARING=off`)
 /// it lists this instance alone, with `sharing` saying why.
-pub async fn cluster(State(state): State<AppState>, _: OperatorKey) -> Json<Value> {
+pub async fn cluster(State(state): State<AppState>, _: OperatorKey) -> Json<ClusterView> {
     let Some(cluster) = state.engine.cluster() else {
         let sharing = if state.engine.settings().redis_url.is_some() {
             "off"
@@ -19,55 +18,54 @@ pub async fn cluster(State(state): State<AppState>, _: OperatorKey) -> Json<Valu
             "not_configured"
         };
         let me = standalone(&state);
-        return Json(json!({
-            "instance_id": me["id"],
-            "sharing": sharing,
-            "instances": [me],
-            "disagreements": [],
-            "agreed": true,
-        }));
+        return Json(ClusterView {
+            instance_id: me.id.clone(),
+            sharing: sharing.into(),
+            redis_error: None,
+            instances: vec![me],
+            agreed: true,
+            disagreements: Vec::new(),
+            events: None,
+            propagation: None,
+        });
     };
     let (instances, error) = match cluster.instances().await {
         Ok(all) => (all, None),
         Err(e) => (vec![cluster.heartbeat()], Some(e.to_string())),
     };
     let disagreements = crate::cluster::disagreements(&instances);
-    let stats = cluster.stats();
-    Json(json!({
-        "instance_id": cluster.instance_id(),
-        "sharing": if cluster.is_live() { "live" } else { "local" },
-        "redis_error": error,
-        "instances": instances,
-        "agreed": disagreements.is_empty(),
-        "disagreements": disagreements,
-        "events": {
-            "published": stats.published.load(Relaxed),
-            "applied": stats.applied.load(Relaxed),
-            "dropped": stats.dropped.load(Relaxed),
-            "failed": stats.failed.load(Relaxed),
-            "probe_leases_won": stats.leases_won.load(Relaxed),
-        },
-        "propagation": cluster.propagation(),
-    }))
+    Json(ClusterView {
+        instance_id: cluster.instance_id().to_string(),
+        sharing: if cluster.is_live() { "live" } else { "local" }.into(),
+        redis_error: error,
+        instances,
+        agreed: disagreements.is_empty(),
+        disagreements,
+        events: Some(cluster.event_counts()),
+        propagation: Some(cluster.propagation()),
+    })
 }
 
 /// This instance's entry when nothing is shared.
-fn standalone(state: &AppState) -> Value {
+fn standalone(state: &AppState) -> InstanceInfo {
     let config = state.engine.resilience().config();
-    let breakers: serde_json::Map<String, Value> = state
-        .engine
-        .resilience()
-        .breakers()
-        .iter()
-        .map(|b| (b.name().to_string(), json!(b.state())))
-        .collect();
-    json!({
-        "id": state.engine.settings().jobs.instance_id,
-        "version": env!("CARGO_PKG_VERSION"),
-        "heartbeat_ms": crate::time::unix_ms(),
-        "preset": config.preset,
-        "config_version": crate::cluster::config_version(&config),
-        "sharing": "local",
-        "breakers": breakers,
-    })
+    InstanceInfo {
+        id: state.engine.settings().jobs.instance_id.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: crate::time::rfc3339(
+            chrono::Utc::now()
+                - chrono::Duration::from_std(state.engine.uptime()).unwrap_or_default(),
+        ),
+        heartbeat_ms: crate::time::unix_ms(),
+        preset: config.preset.clone(),
+        config_version: crate::cluster::config_version(&config),
+        sharing: "local".into(),
+        breakers: state
+            .engine
+            .resilience()
+            .breakers()
+            .iter()
+            .map(|b| (b.name().to_string(), b.state()))
+            .collect(),
+    }
 }
