@@ -7,7 +7,7 @@ TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 ARGS ?=
 
 .PHONY: help run test lint fmt bench build release fake-llm clean \
-	test-browser bench-load bench-floor bench-soak bench-jobs bench-identity bench-faults list-resil-presets show-resil-preset validate-resil-config recommend-resil-preset migrate-config
+	test-browser bench-load bench-floor bench-soak bench-jobs bench-identity bench-faults bench-cluster list-resil-presets show-resil-preset validate-resil-config recommend-resil-preset migrate-config
 
 # Names padded to the longest one; colour only when the output is a terminal.
 help: ## List the targets
@@ -59,6 +59,10 @@ bench-soak: ## 10-minute RSS soak of keel at c=16, fails on >10 % growth (ARGS="
 bench-faults: ## Faults: a 50 ms upstream hanging on 5 % of calls (without and with hedging) or failing 30 % with 500s; p50/p99, primary share, calls per answer (ARGS="--duration 10")
 	$(CARGO) build --release --bin keel --bin fake_llm
 	$(CARGO) run --release --example loadgen -- --faults $(ARGS)
+
+bench-cluster: ## Cluster: upstream calls until open with 1 vs 3 instances (sharing on/off), calls per recovery, propagation p50/p99 over 200 transitions (ARGS="--rounds 6")
+	$(CARGO) build --release --bin keel --bin fake_llm
+	$(CARGO) run --release --example loadgen -- --cluster $(ARGS)
 
 bench-identity: ## Identity cost: cache-miss req/s with a static key, a client key, a cached JWT and a fresh JWT per request (ARGS="--rounds 3 --duration 5")
 	$(CARGO) build --release --bin keel --bin fake_llm

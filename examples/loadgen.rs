@@ -39,6 +39,10 @@
 //! 10 s and fails when the last sample exceeds the post-warm-up one by more
 //! than 10 %.
 //!
+//! `--jobs`, `--identity`, `--faults` and `--cluster` run the async-jobs,
+//! identity, faults and cluster benchmarks instead (see each flag's help);
+//! `--cluster` starts its own `redis-server`s and three keels on them.
+//!
 //! Exit status: 0 on success, 1 when keel answered a non-2xx (or a transport
 //! error) during a cell or the soak's RSS grew too much, 2 when the run could
 //! not be set up or was interrupted. Child processes are killed on every exit
@@ -106,6 +110,18 @@ struct Args {
     /// scenario on a fresh keel and upstream.
     #[arg(long)]
     faults: bool,
+    /// Run the cluster benchmark instead of the cells: upstream calls until
+    /// every breaker is open with 1 instance, 3 without sharing and 3
+    /// sharing one `redis-server` (threshold 5, one attempt per request,
+    /// requests round-robin); upstream calls per recovery over `--rounds`
+    /// recoveries (at least 2: failing and healing probes in turn); and the
+    /// propagation delay of `--cluster-transitions` operator transitions.
+    #[arg(long)]
+    cluster: bool,
+    /// Cluster: operator transitions (force-open / reset in turn) for the
+    /// propagation figures.
+    #[arg(long, default_value_t = 200)]
+    cluster_transitions: usize,
     /// Jobs: closed-loop submitters for the acceptance run.
     #[arg(long, default_value_t = 16)]
     jobs_concurrency: usize,
@@ -2026,6 +2042,332 @@ async fn faults_bench(args: &Args, paths: &Paths) -> Res<bool> {
     Ok(ok)
 }
 
+/// One keel of the cluster benchmark and how to reach it.
+struct ClusterNode {
+    /// `None` for the rig's own keel (the rig holds it).
+    _child: Option<ChildGuard>,
+    url: String,
+}
+
+/// The cluster benchmark's operator key.
+const CLUSTER_OPS: &str = "loadgen-operator-key";
+/// The breaker the cluster benchmark drives.
+const CLUSTER_BREAKER: &str = "openai:sentiment";
+
+impl ClusterNode {
+    async fn get(&self, client: &reqwest::Client, path: &str) -> Res<serde_json::Value> {
+        let url = format!("{}{path}", self.url);
+        client
+            .get(&url)
+            .bearer_auth(CLUSTER_OPS)
+            .send()
+            .await
+            .context(|| format!("GET {url}"))?
+            .json()
+            .await
+            .context(|| format!("GET {url}: bad JSON"))
+    }
+
+    async fn breaker(&self, client: &reqwest::Client) -> Res<serde_json::Value> {
+        self.get(
+            client,
+            &format!("/internal/resilience/circuit-breakers/{CLUSTER_BREAKER}"),
+        )
+        .await
+    }
+
+    async fn command(&self, client: &reqwest::Client, action: &str) -> Res<()> {
+        let url = format!(
+            "{}/internal/resilience/circuit-breakers/{CLUSTER_BREAKER}/{action}",
+            self.url
+        );
+        let r = client
+            .post(&url)
+            .bearer_auth(CLUSTER_OPS)
+            .send()
+            .await
+            .context(|| format!("POST {url}"))?;
+        if !r.status().is_success() {
+            return fatal(format!("POST {url}: HTTP {}", r.status()));
+        }
+        Ok(())
+    }
+
+    /// One sentiment request (its status is not checked: refusals count).
+    async fn request(&self, client: &reqwest::Client, i: u64) -> Res<u16> {
+        let url = format!("{}/v1/text_processing/process", self.url);
+        let r = client
+            .post(&url)
+            .json(
+                &json!({"operation": "sentiment", "text": format!("Cluster request {i} is fine.")}),
+            )
+            .send()
+            .await
+            .context(|| format!("POST {url}"))?;
+        Ok(r.status().as_u16())
+    }
+}
+
+/// States and `opens` counters of every node's breaker.
+async fn cluster_states(
+    client: &reqwest::Client,
+    nodes: &[ClusterNode],
+) -> Res<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    for n in nodes {
+        let b = n.breaker(client).await?;
+        out.push((
+            b["state"].as_str().unwrap_or("?").to_string(),
+            b["counters"]["opens"].as_u64().unwrap_or(0),
+        ));
+    }
+    Ok(out)
+}
+
+/// The cluster benchmark (`--cluster`). `Ok(false)` when a figure misses
+/// what the cluster promises (more than threshold + instances − 1 calls to
+/// open three sharing instances, or more than one instance probing).
+async fn cluster_bench(args: &Args, paths: &Paths) -> Res<bool> {
+    let stamp = unix_now();
+    let client = reqwest::Client::new();
+    let threshold = 5;
+    let resilience = format!(
+        r#"{{"retry_attempts":1,"circuit_breaker_threshold":{threshold},"recovery_timeout":10}}"#
+    );
+    println!(
+        "cluster benchmark: breaker threshold {threshold}, one attempt per request, recovery 10 s, requests round-robin; load average {:.2}",
+        loadavg_1m()
+    );
+    let mut ok = true;
+    let mut report = serde_json::Map::new();
+    let mut rig_for_later = None;
+    for (i, (instances, sharing)) in [(1usize, true), (3, false), (3, true)]
+        .into_iter()
+        .enumerate()
+    {
+        let Some(redis) = keel::testing::redis_server::RedisServer::start() else {
+            return fatal("the cluster benchmark needs redis-server on PATH");
+        };
+        let mut a = args.clone();
+        a.keel_env.extend([
+            format!("REDIS_URL={}", redis.url()),
+            format!("BREAKER_SHARING={sharing}"),
+            format!("INTERNAL_API_KEY={CLUSTER_OPS}"),
+            "PROVIDER_TIMEOUT_SECONDS=1".into(),
+            "CACHE_ENABLED=false".into(),
+            format!("RESILIENCE_CUSTOM_CONFIG={resilience}"),
+        ]);
+        let tag = stamp + 10 * i as u64;
+        let (rig, _) = start(&a, paths, tag, 0).await?;
+        let mut nodes = Vec::new();
+        for k in 1..instances {
+            let (child, url) =
+                spawn_keel(&a, paths, &client, &rig.fake_url, &format!("{tag}-{k}")).await?;
+            nodes.push(ClusterNode {
+                _child: Some(child),
+                url,
+            });
+        }
+        let first = ClusterNode {
+            _child: None,
+            url: rig.keel_url.clone(),
+        };
+        nodes.insert(0, first);
+        if sharing && instances > 1 {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let mut live = 0;
+                for n in &nodes {
+                    live += usize::from(
+                        n.get(&client, "/internal/cluster").await?["sharing"] == "live",
+                    );
+                }
+                if live == nodes.len() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return fatal("the instances did not join the cluster within 10 s");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        rig.set_upstream(&json!({"error_rate": 1.0})).await?;
+        let before = rig.fake_requests().await?;
+        let mut sent = 0u64;
+        let mut first_open: Option<Instant> = None;
+        let spread = loop {
+            nodes[(sent as usize) % nodes.len()]
+                .request(&client, sent)
+                .await?;
+            sent += 1;
+            let states = cluster_states(&client, &nodes).await?;
+            let open = states.iter().filter(|(s, _)| s == "open").count();
+            if open > 0 && first_open.is_none() {
+                first_open = Some(Instant::now());
+            }
+            if open == nodes.len() {
+                break first_open.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
+            }
+            if sent > 200 {
+                return fatal("the breakers did not all open within 200 requests");
+            }
+        };
+        let calls = rig.fake_requests().await? - before;
+        let label = format!(
+            "{instances} instance{}{}",
+            if instances > 1 { "s" } else { "" },
+            match (instances, sharing) {
+                (1, _) => "",
+                (_, true) => ", sharing",
+                _ => ", BREAKER_SHARING=off",
+            }
+        );
+        println!(
+            "  {label:<32} upstream calls until every breaker is open: {calls:>3} ({sent} requests); last open {spread:.1} ms after the first"
+        );
+        if instances == 3 && sharing && calls > threshold + 2 {
+            ok = false;
+        }
+        report.insert(
+            label,
+            json!({"upstream_calls_until_open": calls, "requests": sent, "first_to_last_open_ms": spread}),
+        );
+        if instances == 3 && sharing {
+            rig_for_later = Some((rig, nodes, redis));
+        }
+    }
+    let Some((rig, nodes, _redis)) = rig_for_later else {
+        return fatal("no sharing run");
+    };
+
+    // 2. Recoveries: after the 10 s recovery timeout, upstream calls until
+    // every instance has the probe's outcome; probes fail and heal in turn.
+    let recoveries = args.rounds.max(2);
+    let mut per_recovery = Vec::new();
+    let mut sent = 10_000u64;
+    for r in 0..recoveries {
+        let heal = r % 2 == 1;
+        rig.set_upstream(&if heal {
+            json!({})
+        } else {
+            json!({"error_rate": 1.0})
+        })
+        .await?;
+        let start_states = cluster_states(&client, &nodes).await?;
+        let before = rig.fake_requests().await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            nodes[(sent as usize) % nodes.len()]
+                .request(&client, sent)
+                .await?;
+            sent += 1;
+            let states = cluster_states(&client, &nodes).await?;
+            // Healing: the prober closes on the probe's answer, before the
+            // others hear of it; stop sending there (later calls would be
+            // ordinary traffic) and wait for the others below.
+            let done = if heal {
+                states.iter().any(|(s, _)| s == "closed")
+            } else {
+                states
+                    .iter()
+                    .zip(&start_states)
+                    .all(|((s, opens), (_, was))| s == "open" && opens > was)
+            };
+            if done {
+                break;
+            }
+            if Instant::now() > deadline {
+                return fatal(format!("recovery {r} did not end within 30 s: {states:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let calls = rig.fake_requests().await? - before;
+        let heard = Instant::now();
+        while heal
+            && !cluster_states(&client, &nodes)
+                .await?
+                .iter()
+                .all(|(s, _)| s == "closed")
+        {
+            if heard.elapsed() > Duration::from_secs(2) {
+                return fatal(format!(
+                    "recovery {r}: not every instance closed within 2 s"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        println!(
+            "  recovery {}: probe {} — upstream calls {calls}",
+            r + 1,
+            if heal {
+                "succeeds, all closed"
+            } else {
+                "fails, all re-open"
+            }
+        );
+        per_recovery.push(json!({"probe_succeeds": heal, "upstream_calls": calls}));
+        ok &= calls == 1;
+        if heal {
+            // Open again for the next recovery.
+            rig.set_upstream(&json!({"error_rate": 1.0})).await?;
+            loop {
+                nodes[(sent as usize) % nodes.len()]
+                    .request(&client, sent)
+                    .await?;
+                sent += 1;
+                if cluster_states(&client, &nodes)
+                    .await?
+                    .iter()
+                    .all(|(s, _)| s == "open")
+                {
+                    break;
+                }
+            }
+        }
+    }
+    report.insert("recoveries".into(), json!(per_recovery));
+
+    // 3. Propagation: operator transitions on the first instance, measured
+    // where the others apply them.
+    rig.set_upstream(&json!({})).await?;
+    for n in &nodes {
+        n.command(&client, "reset").await?;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let transitions = args.cluster_transitions.max(100);
+    for t in 0..transitions {
+        nodes[0]
+            .command(&client, if t % 2 == 0 { "force-open" } else { "reset" })
+            .await?;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut propagation = Vec::new();
+    for n in &nodes[1..] {
+        let view = n.get(&client, "/internal/cluster").await?;
+        let p = view["propagation"].clone();
+        println!(
+            "  propagation to {}: {} samples, p50 {} ms, p99 {} ms, max {} ms",
+            view["instance_id"].as_str().unwrap_or("?"),
+            p["samples"],
+            p["p50_ms"],
+            p["p99_ms"],
+            p["max_ms"]
+        );
+        propagation.push(json!({"instance": view["instance_id"], "propagation": p}));
+    }
+    report.insert("operator_transitions".into(), json!(transitions));
+    report.insert("propagation".into(), json!(propagation));
+    let path = write_json(
+        &paths.out,
+        "cluster",
+        stamp,
+        &serde_json::Value::Object(report),
+    )?;
+    println!("\nwrote {}", path.display());
+    Ok(ok)
+}
+
 async fn run(args: Args) -> Res<bool> {
     let paths = paths(&args)?;
     let work = async {
@@ -2037,6 +2379,8 @@ async fn run(args: Args) -> Res<bool> {
             identity_bench(&args, &paths).await
         } else if args.faults {
             faults_bench(&args, &paths).await
+        } else if args.cluster {
+            cluster_bench(&args, &paths).await
         } else {
             bench(&args, &paths).await
         }

@@ -434,6 +434,20 @@ impl Cluster {
         }
     }
 
+    /// The parts of the heartbeat that change: the configuration in force
+    /// (by identity) and every breaker's state.
+    fn what_a_heartbeat_says(&self) -> (usize, bool, Vec<BreakerState>) {
+        (
+            Arc::as_ptr(&self.resilience.config()) as usize,
+            self.is_live(),
+            self.resilience
+                .breakers()
+                .iter()
+                .map(|b| b.state())
+                .collect(),
+        )
+    }
+
     /// The instances whose heartbeat is recent (this one always included,
     /// with its current state).
     pub async fn instances(&self) -> Result<Vec<InstanceInfo>, RedisError> {
@@ -828,14 +842,21 @@ async fn ticker_task(cluster: Weak<Cluster>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heartbeat: Option<tokio::time::Instant> = None;
+    // What the last heartbeat said; a change is written at the next tick,
+    // so `GET /internal/cluster` elsewhere lags a transition by one tick,
+    // not by a whole heartbeat period.
+    let mut last_said = None;
     loop {
         tick.tick().await;
         let Some(c) = cluster.upgrade() else {
             return;
         };
-        let beat_due = last_heartbeat.is_none_or(|t| t.elapsed() >= HEARTBEAT_EVERY);
+        let said = c.what_a_heartbeat_says();
+        let beat_due = last_heartbeat.is_none_or(|t| t.elapsed() >= HEARTBEAT_EVERY)
+            || last_said.as_ref() != Some(&said);
         if beat_due {
             last_heartbeat = Some(tokio::time::Instant::now());
+            last_said = Some(said);
             if c.write_heartbeat().await.is_err() {
                 c.set_live(false);
                 continue;

@@ -10,7 +10,9 @@
 // the degraded answers and an open strip for the provider, clicks Reset and
 // checks it shows closed and healthy. Saves target/dashboard.png (and
 // target/dashboard-open.png while the breaker is open), then opens the page of
-// a second keel with no INTERNAL_API_KEY (no sign-in card). On failure saves
+// a second keel with no INTERNAL_API_KEY (no sign-in card), then two keels
+// sharing a real redis-server (the cluster card marks the instance that
+// disagrees; target/dashboard-cluster.png). On failure saves
 // target/dashboard-failure.png. Always kills both children. The last line
 // printed is `1 passed, 0 failed` or `0 passed, 1 failed`.
 //
@@ -200,6 +202,7 @@ async function main() {
     try {
       await runScenario(page, base);
       await runOpenAccess(await context.newPage(), openBase);
+      await runCluster(await context.newPage());
       if (problems.length) throw new Error(problems.join('; '));
       await page.evaluate(() => window.scrollTo(0, 0));
       await page.screenshot({ path: join(OUT_DIR, 'dashboard.png'), fullPage: true });
@@ -311,6 +314,12 @@ async function runScenario(page, base) {
   await page.locator('#jobs-depth', { hasText: /^0\s+queued/ }).waitFor({ timeout: 10_000 });
   log('jobs card: resumed from the page, the job succeeded, queue back to 0');
 
+  // Cluster card: no REDIS_URL here, so this instance alone, and it says why.
+  await page.locator('#cluster-count[data-sharing="not_configured"]', { hasText: /^1\s+instance/ }).waitFor({ timeout: 10_000 });
+  await page.locator('#cluster-instances li[data-disagrees="false"]', { hasText: 'this one' }).waitFor({ timeout: 10_000 });
+  await page.locator('#cluster-sub', { hasText: 'no REDIS_URL' }).waitFor({ timeout: 10_000 });
+  log('cluster card: one instance, not configured, no disagreement');
+
   await runKeys(page, base);
 }
 
@@ -373,6 +382,64 @@ async function runOpenAccess(page, base) {
   await page.locator('#summary', { hasText: 'open access' }).waitFor({ timeout: 5_000 });
   if (await page.locator('#forget-key').isVisible()) throw new Error('open access: a Sign out button is offered');
   log('open access: no sign-in card, header says open access');
+}
+
+// Two keels sharing one real redis-server: the cluster card on one lists
+// both, marks the instance whose breaker was changed with ?scope=instance as
+// disagreeing, and clears the mark once a cluster-wide reset reaches it.
+async function runCluster(page) {
+  const redisPort = await freePort();
+  const redisDir = mkdtempSync(join(tmpdir(), 'keel-dash-redis-'));
+  const redis = startChild('redis-server', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1',
+    '--save', '', '--appendonly', 'no', '--dir', redisDir], { PATH: process.env.PATH ?? '/usr/bin:/bin' });
+  redis.child.on('exit', () => rmSync(redisDir, { recursive: true, force: true }));
+  await waitFor('redis-server to listen', async () => redis.lines.some((l) => /Ready to accept connections/.test(l)), 15_000, redis);
+  const keels = [];
+  for (const id of ['dash-a', 'dash-b']) {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), `keel-${id}-`));
+    const rec = startChild(`keel ${id}`, KEEL_BIN, ['serve', '--host', '127.0.0.1', '--port', String(port)], {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: dir,
+      RUST_LOG: 'warn',
+      NO_COLOR: '1',
+      ENVIRONMENT: 'development',
+      INTERNAL_API_KEY: KEY,
+      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      JOB_INSTANCE_ID: id,
+    }, dir);
+    rec.child.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor(`keel ${id} ready`, async () => (await fetch(`${url}/v1/health/ready`)).ok, 30_000, rec);
+    keels.push(url);
+  }
+  const [a, b] = keels;
+  const keyed = { headers: { authorization: `Bearer ${KEY}` } };
+  await waitFor('both instances in the cluster view', async () =>
+    (await (await fetch(`${a}/internal/cluster`, keyed)).json()).instances?.length === 2, 10_000);
+  const action = (base, act, scope) => fetch(
+    `${base}/internal/resilience/circuit-breakers/local:sentiment/${act}${scope ? `?scope=${scope}` : ''}`,
+    { method: 'POST', ...keyed });
+  const forced = await action(b, 'force-open', 'instance');
+  if ((await forced.json()).scope !== 'instance') throw new Error('force-open ?scope=instance did not answer scope instance');
+
+  await page.goto(`${a}/internal/dashboard`);
+  await page.locator('#key-input').waitFor({ state: 'visible', timeout: 10_000 });
+  await page.fill('#key-input', KEY);
+  await page.click('#key-submit');
+  const card = page.locator('#card-cluster');
+  await card.locator('#cluster-count[data-sharing="live"]', { hasText: /^2\s+instances/ }).waitFor({ timeout: 10_000 });
+  await card.locator('li[data-instance="dash-b"][data-disagrees="true"]', { hasText: 'local:sentiment' }).waitFor({ timeout: 10_000 });
+  await card.locator('li[data-instance="dash-a"][data-disagrees="false"]', { hasText: 'this one' }).waitFor({ timeout: 10_000 });
+  await card.locator('#cluster-sub', { hasText: '1 disagreement' }).waitFor({ timeout: 10_000 });
+  log('cluster card: 2 instances live, dash-b marked as disagreeing (forced open on it alone)');
+  await page.screenshot({ path: join(OUT_DIR, 'dashboard-cluster.png'), fullPage: true });
+
+  const reset = await action(a, 'reset');
+  if ((await reset.json()).scope !== 'cluster') throw new Error('a reset with Redis up did not answer scope cluster');
+  await card.locator('li[data-instance="dash-b"][data-disagrees="false"]').waitFor({ timeout: 10_000 });
+  await card.locator('#cluster-sub', { hasText: 'all agree' }).waitFor({ timeout: 10_000 });
+  log('cluster card: after a cluster-wide reset on dash-a, all agree');
 }
 
 let failed = false;

@@ -13,6 +13,12 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq && apt-get install -y -qq chromium
 fi
 
+if ! command -v redis-server >/dev/null; then
+  echo "run.sh: redis-server missing, installing Debian's redis-server" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq redis-server
+fi
+
 command -v node >/dev/null || { echo "run.sh: node is required (Node.js 20+)" >&2; exit 1; }
 
 cd "$here"
