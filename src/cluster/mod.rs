@@ -168,8 +168,9 @@ pub struct Disagreement {
     pub field: String,
     /// Its value there.
     pub value: String,
-    /// The value most instances have.
-    pub majority: String,
+    /// The value more than half of the instances have; null when none has.
+    #[schema(required = true)]
+    pub majority: Option<String>,
 }
 
 /// Delays between a transition published elsewhere and its application
@@ -880,46 +881,53 @@ async fn ticker_task(cluster: Weak<Cluster>) {
 }
 
 /// The operator view of the cluster (`GET /internal/cluster`): the instances
-/// alive and where they disagree with the majority.
+/// alive and where they disagree. For each field (the configuration version,
+/// each breaker's state) the value more than half of the instances share is
+/// the majority, and every instance with another value disagrees; when no
+/// value has more than half (two instances that differ, a three-way split),
+/// every instance is listed, with `majority: null`.
 pub fn disagreements(instances: &[InstanceInfo]) -> Vec<Disagreement> {
-    fn majority<'a>(values: impl Iterator<Item = &'a str>) -> Option<String> {
+    let mut out = Vec::new();
+    let mut field = |name: String, values: Vec<(&str, &str)>| {
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for v in values {
+        for (_, v) in &values {
             *counts.entry(v).or_default() += 1;
         }
-        counts
-            .into_iter()
-            .max_by_key(|(_, n)| *n)
-            .map(|(v, _)| v.to_string())
-    }
-    let mut out = Vec::new();
-    if let Some(common) = majority(instances.iter().map(|i| i.config_version.as_str())) {
-        for i in instances.iter().filter(|i| i.config_version != common) {
-            out.push(Disagreement {
-                instance: i.id.clone(),
-                field: "config_version".into(),
-                value: i.config_version.clone(),
-                majority: common.clone(),
-            });
+        if counts.len() < 2 {
+            return;
         }
-    }
-    let names: std::collections::BTreeSet<&String> =
-        instances.iter().flat_map(|i| i.breakers.keys()).collect();
-    for name in names {
-        let states: Vec<(&str, &str)> = instances
+        let majority = counts
             .iter()
-            .filter_map(|i| i.breakers.get(name).map(|s| (i.id.as_str(), s.as_str())))
-            .collect();
-        if let Some(common) = majority(states.iter().map(|(_, s)| *s)) {
-            for (id, state) in states.iter().filter(|(_, s)| *s != common) {
+            .find(|(_, n)| **n * 2 > values.len())
+            .map(|(v, _)| v.to_string());
+        for (id, value) in values {
+            if majority.as_deref() != Some(value) {
                 out.push(Disagreement {
                     instance: id.to_string(),
-                    field: format!("breaker:{name}"),
-                    value: (*state).to_string(),
-                    majority: common.clone(),
+                    field: name.clone(),
+                    value: value.to_string(),
+                    majority: majority.clone(),
                 });
             }
         }
+    };
+    field(
+        "config_version".into(),
+        instances
+            .iter()
+            .map(|i| (i.id.as_str(), i.config_version.as_str()))
+            .collect(),
+    );
+    let names: std::collections::BTreeSet<&String> =
+        instances.iter().flat_map(|i| i.breakers.keys()).collect();
+    for name in names {
+        field(
+            format!("breaker:{name}"),
+            instances
+                .iter()
+                .filter_map(|i| i.breakers.get(name).map(|s| (i.id.as_str(), s.as_str())))
+                .collect(),
+        );
     }
     out
 }
@@ -954,9 +962,25 @@ mod tests {
         assert!(d.iter().any(|x| x.field == "config_version"));
         assert!(
             d.iter()
-                .any(|x| x.field == "breaker:local:summarize" && x.majority == "open")
+                .any(|x| x.field == "breaker:local:summarize"
+                    && x.majority.as_deref() == Some("open"))
         );
         assert!(disagreements(&all[..2]).is_empty());
+    }
+
+    #[test]
+    fn two_instances_that_differ_are_both_listed_without_a_majority() {
+        let all = [
+            info("a", "v1", BreakerState::Closed),
+            info("b", "v1", BreakerState::ForcedOpen),
+        ];
+        let d = disagreements(&all);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(d.iter().all(|x| x.majority.is_none()));
+        assert_eq!(
+            d.iter().map(|x| x.instance.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
     }
 
     #[test]

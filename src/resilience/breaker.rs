@@ -796,6 +796,17 @@ impl CircuitBreaker {
                 core.clear_window();
             }
             let attached = core.sync_attached;
+            // Already in that state here: nothing changes locally, but a
+            // cluster-wide command must still reach the instances that differ.
+            if core.state == to && attached && cluster {
+                core.outbox.push(SyncEvent::Transition {
+                    to,
+                    open_for: None,
+                    reason: reason.clone(),
+                    origin: Origin::Operator,
+                    threshold: core.settings.failure_threshold,
+                });
+            }
             core.sync_attached = attached && cluster;
             core.transition(to, reason, Origin::Operator);
             core.sync_attached = attached;

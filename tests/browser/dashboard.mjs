@@ -384,9 +384,10 @@ async function runOpenAccess(page, base) {
   log('open access: no sign-in card, header says open access');
 }
 
-// Two keels sharing one real redis-server: the cluster card on one lists
-// both, marks the instance whose breaker was changed with ?scope=instance as
-// disagreeing, and clears the mark once a cluster-wide reset reaches it.
+// Three keels sharing one real redis-server: the cluster card on one lists
+// all three, marks the instance whose breaker was changed with
+// ?scope=instance as disagreeing with the majority, and clears the mark once
+// a cluster-wide reset reaches it.
 async function runCluster(page) {
   const redisPort = await freePort();
   const redisDir = mkdtempSync(join(tmpdir(), 'keel-dash-redis-'));
@@ -395,7 +396,7 @@ async function runCluster(page) {
   redis.child.on('exit', () => rmSync(redisDir, { recursive: true, force: true }));
   await waitFor('redis-server to listen', async () => redis.lines.some((l) => /Ready to accept connections/.test(l)), 15_000, redis);
   const keels = [];
-  for (const id of ['dash-a', 'dash-b']) {
+  for (const id of ['dash-a', 'dash-b', 'dash-c']) {
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), `keel-${id}-`));
     const rec = startChild(`keel ${id}`, KEEL_BIN, ['serve', '--host', '127.0.0.1', '--port', String(port)], {
@@ -415,8 +416,8 @@ async function runCluster(page) {
   }
   const [a, b] = keels;
   const keyed = { headers: { authorization: `Bearer ${KEY}` } };
-  await waitFor('both instances in the cluster view', async () =>
-    (await (await fetch(`${a}/internal/cluster`, keyed)).json()).instances?.length === 2, 10_000);
+  await waitFor('all three instances in the cluster view', async () =>
+    (await (await fetch(`${a}/internal/cluster`, keyed)).json()).instances?.length === 3, 10_000);
   const action = (base, act, scope) => fetch(
     `${base}/internal/resilience/circuit-breakers/local:sentiment/${act}${scope ? `?scope=${scope}` : ''}`,
     { method: 'POST', ...keyed });
@@ -428,11 +429,12 @@ async function runCluster(page) {
   await page.fill('#key-input', KEY);
   await page.click('#key-submit');
   const card = page.locator('#card-cluster');
-  await card.locator('#cluster-count[data-sharing="live"]', { hasText: /^2\s+instances/ }).waitFor({ timeout: 10_000 });
-  await card.locator('li[data-instance="dash-b"][data-disagrees="true"]', { hasText: 'local:sentiment' }).waitFor({ timeout: 10_000 });
+  await card.locator('#cluster-count[data-sharing="live"]', { hasText: /^3\s+instances/ }).waitFor({ timeout: 10_000 });
+  await card.locator('li[data-instance="dash-b"][data-disagrees="true"]', { hasText: 'local:sentiment = forced_open (most: closed)' }).waitFor({ timeout: 10_000 });
   await card.locator('li[data-instance="dash-a"][data-disagrees="false"]', { hasText: 'this one' }).waitFor({ timeout: 10_000 });
+  await card.locator('li[data-instance="dash-c"][data-disagrees="false"]').waitFor({ timeout: 10_000 });
   await card.locator('#cluster-sub', { hasText: '1 disagreement' }).waitFor({ timeout: 10_000 });
-  log('cluster card: 2 instances live, dash-b marked as disagreeing (forced open on it alone)');
+  log('cluster card: 3 instances live, dash-b marked as disagreeing (forced open on it alone)');
   await page.screenshot({ path: join(OUT_DIR, 'dashboard-cluster.png'), fullPage: true });
 
   const reset = await action(a, 'reset');

@@ -208,9 +208,16 @@ async fn two_instances_share_the_cache_and_one_global_limit() {
     let url = redis.url();
     let fake = upstream(0).await;
     let base = fake.openai_base_url();
+    // A generous Redis timeout: this test is about sharing, and on a loaded
+    // machine one command slower than the default 50 ms would skip a cache
+    // write or fall back to local limits (tested on their own below).
     let vars = redis_vars(
         &url,
-        &[("OPENAI_BASE_URL", &base), ("RATE_LIMIT_PER_MINUTE", "60")],
+        &[
+            ("OPENAI_BASE_URL", &base),
+            ("RATE_LIMIT_PER_MINUTE", "60"),
+            ("REDIS_TIMEOUT_MS", "1000"),
+        ],
     );
     let a = start(&vars).await;
     let b = start(&vars).await;
