@@ -187,6 +187,7 @@ impl Engine {
             rate_limiter: rate_limiter.clone(),
             cache: cache.clone(),
             jobs: jobs.clone(),
+            cluster: cluster.clone(),
             actors: actors.clone(),
             policy: RestartPolicy::default(),
         };
@@ -521,7 +522,7 @@ impl Engine {
     }
 
     /// Each direct child of the supervisor by name, with its status.
-    pub fn actor_statuses(&self) -> [(&'static str, Option<ActorStatus>); 6] {
+    pub fn actor_statuses(&self) -> Vec<(&'static str, Option<ActorStatus>)> {
         self.inner.actors.named_statuses()
     }
 
@@ -554,6 +555,13 @@ impl Engine {
     /// to exercise supervision).
     pub fn metrics_actor(&self) -> Option<ActorRef<MetricsMsg>> {
         self.inner.actors.metrics.load_full().map(|a| (*a).clone())
+    }
+
+    /// The cluster sync actor, when breakers are shared (tests kill it).
+    pub fn cluster_sync_actor(
+        &self,
+    ) -> Option<ActorRef<crate::actors::cluster_sync::ClusterSyncMsg>> {
+        self.inner.actors.cluster.load_full().map(|a| (*a).clone())
     }
 
     /// Describes a provider via its actor (admin path; bounded wait).

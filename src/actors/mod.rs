@@ -7,6 +7,9 @@
 //! ├── BreakerRegistry        operator commands and config switches for the circuit breakers
 //! ├── RateLimiterActor       sweeps idle identities out of the rate-limit buckets
 //! ├── CacheActor             invalidation and clear-all on both cache tiers
+//! ├── JobConsumer            the async jobs: reads the queue, runs and finishes jobs
+//! ├── ClusterSync            (with Redis and BREAKER_SHARING) the breaker picture shared
+//! │                          with the other instances: outbox, subscriber, heartbeat, probe lease
 //! └── ProviderSupervisor
 //!     └── Provider[kind]     one per configured provider: owns and publishes its client
 //!                            (adopts the one built at start-up, builds anew on restart)
@@ -21,6 +24,7 @@
 
 pub mod breaker_registry;
 pub mod cache;
+pub mod cluster_sync;
 pub mod metrics;
 pub mod metrics_history;
 pub mod provider;

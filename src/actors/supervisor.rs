@@ -2,8 +2,8 @@
 //!
 //! It starts its direct children — the [`MetricsAggregator`], the
 //! [`BreakerRegistry`], the [`RateLimiterActor`], the [`CacheActor`], the
-//! [`ProviderSupervisor`] (which supervises one actor per provider) and the
-//! [`JobConsumer`] —
+//! [`ProviderSupervisor`] (which supervises one actor per provider), the
+//! [`JobConsumer`] and, when breakers are shared, the [`ClusterSync`] —
 //! restarts any of them when it fails (with its original arguments), counts
 //! and logs every restart, and keeps the current child refs in [`EngineActors`] so handles
 //! never hold a dead `ActorRef`. A child that fails more often than the
@@ -14,6 +14,7 @@
 
 use super::breaker_registry::{BreakerRegistry, BreakerRegistryMsg};
 use super::cache::{CacheActor, CacheMsg};
+use super::cluster_sync::{ClusterSync, ClusterSyncMsg};
 use super::metrics::{MetricsAggregator, MetricsAggregatorArgs, MetricsMsg};
 use super::provider_supervisor::{
     ProviderSupervisor, ProviderSupervisorArgs, ProviderSupervisorMsg,
@@ -47,6 +48,10 @@ pub struct EngineActors {
     pub cache: ArcSwapOption<ActorRef<CacheMsg>>,
     /// The async jobs consumer.
     pub jobs: ArcSwapOption<ActorRef<JobConsumerMsg>>,
+    /// The cluster sync (only when breakers are shared through Redis).
+    pub cluster: ArcSwapOption<ActorRef<ClusterSyncMsg>>,
+    /// Whether the cluster sync is part of the tree.
+    pub cluster_configured: std::sync::atomic::AtomicBool,
     /// Set (once) by the supervisor when a child exhausted its restarts and
     /// the supervisor stopped: why the engine is dead. The engine's watcher
     /// reads it to fail liveness and end `keel serve`.
@@ -55,27 +60,34 @@ pub struct EngineActors {
 
 impl EngineActors {
     /// The status of each direct child (`None` when it has never started).
-    pub fn statuses(&self) -> [Option<ractor::ActorStatus>; 6] {
-        self.named_statuses().map(|(_, s)| s)
+    pub fn statuses(&self) -> Vec<Option<ractor::ActorStatus>> {
+        self.named_statuses().into_iter().map(|(_, s)| s).collect()
     }
 
     /// Each direct child's name (as in restart counters and logs) with its
     /// status (`None` when it has never started); the health model reports
     /// a child that is not running by this name.
-    pub fn named_statuses(&self) -> [(&'static str, Option<ractor::ActorStatus>); 6] {
+    pub fn named_statuses(&self) -> Vec<(&'static str, Option<ractor::ActorStatus>)> {
         fn status<M: ractor::Message>(
             slot: &ArcSwapOption<ActorRef<M>>,
         ) -> Option<ractor::ActorStatus> {
             slot.load().as_ref().map(|a| a.get_status())
         }
-        [
+        let mut all = vec![
             (Child::Metrics.name(), status(&self.metrics)),
             (Child::Providers.name(), status(&self.providers)),
             (Child::Breakers.name(), status(&self.breakers)),
             (Child::RateLimiter.name(), status(&self.rate_limiter)),
             (Child::Cache.name(), status(&self.cache)),
             (Child::Jobs.name(), status(&self.jobs)),
-        ]
+        ];
+        if self
+            .cluster_configured
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            all.push((Child::Cluster.name(), status(&self.cluster)));
+        }
+        all
     }
 }
 
@@ -97,6 +109,8 @@ pub struct EngineSupervisorArgs {
     pub cache: Arc<Cache>,
     /// The jobs subsystem the consumer serves.
     pub jobs: Arc<Jobs>,
+    /// The cluster sync, when breakers are shared through Redis.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Where current child refs are published.
     pub actors: Arc<EngineActors>,
     /// Restart intensity per child.
@@ -115,6 +129,7 @@ enum Child {
     Cache,
     Providers,
     Jobs,
+    Cluster,
 }
 
 impl Child {
@@ -126,6 +141,7 @@ impl Child {
             Child::Cache => "cache",
             Child::Providers => "provider_supervisor",
             Child::Jobs => "job_consumer",
+            Child::Cluster => "cluster_sync",
         }
     }
 }
@@ -189,6 +205,15 @@ async fn start_child(
             args.actors.jobs.store(Some(Arc::new(r)));
             Ok(id)
         }
+        Child::Cluster => {
+            let Some(cluster) = args.cluster.clone() else {
+                return Err("cluster sync started without a cluster".into());
+            };
+            let (r, _) = Actor::spawn_linked(None, ClusterSync, cluster, myself).await?;
+            let id = r.get_id();
+            args.actors.cluster.store(Some(Arc::new(r)));
+            Ok(id)
+        }
     }
 }
 
@@ -203,14 +228,21 @@ impl Actor for EngineSupervisor {
         args: EngineSupervisorArgs,
     ) -> Result<EngineSupervisorState, ActorProcessingErr> {
         let mut children = HashMap::new();
-        for child in [
+        let mut all = vec![
             Child::Metrics,
             Child::Breakers,
             Child::RateLimiter,
             Child::Cache,
             Child::Providers,
             Child::Jobs,
-        ] {
+        ];
+        if args.cluster.is_some() {
+            args.actors
+                .cluster_configured
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            all.push(Child::Cluster);
+        }
+        for child in all {
             let id = start_child(child, myself.get_cell(), &args).await?;
             children.insert(id, child);
         }

@@ -24,9 +24,12 @@
 //!   channel; each instance reports the configuration version in force in
 //!   its heartbeat ([`INSTANCES_KEY`]), which `GET /internal/cluster` reads.
 //!
-//! The request path never waits on Redis: breakers hand events to this task
+//! The request path never waits on Redis: breakers hand events to the sync
 //! through a bounded channel (`try_send`; a full channel drops the event and
-//! counts it), and remote transitions are applied by this task. When Redis
+//! counts it), and remote transitions are applied by the subscriber. The
+//! [`ClusterSync`](crate::actors::cluster_sync::ClusterSync) actor, a child
+//! of the engine supervisor, owns the two tasks (outbox, subscriber) and
+//! runs the tick; a restart re-reads the picture from the state keys. When Redis
 //! is gone (the subscription drops or a command fails) the picture is marked
 //! not live and every breaker runs on its own at once; when Redis returns,
 //! the state keys are read back and the newer side wins.
@@ -39,7 +42,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// The pub/sub channel every instance listens on.
@@ -53,7 +56,7 @@ pub const ALIVE_WITHIN_MS: u64 = 5_000;
 /// Heartbeats older than this are removed from the hash.
 const FORGET_AFTER_MS: u64 = 60_000;
 /// How often the lease and liveness checks run.
-const TICK: Duration = Duration::from_millis(100);
+pub const TICK: Duration = Duration::from_millis(100);
 /// Capacity of the channel from the breakers to this task.
 const OUTBOX_CAPACITY: usize = 4096;
 /// Shared failure counts expire after this long without a failure.
@@ -275,9 +278,8 @@ pub struct Cluster {
     propagation: Mutex<VecDeque<u64>>,
     stats: ClusterStats,
     engine: OnceLock<WeakEngine>,
-    /// Dropped with the cluster: the background tasks end.
-    _stop: tokio::sync::watch::Sender<()>,
-    stop: tokio::sync::watch::Receiver<()>,
+    /// What the breakers hand over ([`Cluster::run_outbox`] drains it).
+    outbox: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<(Arc<str>, SyncEvent)>>,
 }
 
 /// Why the cluster sync could not be set up.
@@ -292,8 +294,11 @@ pub enum ClusterError {
 }
 
 impl Cluster {
-    /// Sets up the sync for `resilience` and starts its tasks; the breakers
-    /// share from now on. `None` without Redis or with `BREAKER_SHARING=off`.
+    /// Sets up the sync for `resilience`: the breakers hand their events over
+    /// from now on, and the engine supervisor's
+    /// [`ClusterSync`](crate::actors::cluster_sync::ClusterSync) actor runs the
+    /// tasks that talk to Redis. `None` without Redis or with
+    /// `BREAKER_SHARING=off`.
     pub fn start(
         settings: &crate::config::Settings,
         resilience: Arc<Resilience>,
@@ -307,7 +312,6 @@ impl Cluster {
         let link = Arc::new(RedisLink::new(url, settings.redis)?);
         let client = redis::Client::open(url).map_err(|e| ClusterError::Client(e.to_string()))?;
         let (tx, rx) = tokio::sync::mpsc::channel(OUTBOX_CAPACITY);
-        let (stop_tx, stop) = tokio::sync::watch::channel(());
         let cluster = Arc::new(Cluster {
             instance_id: settings.jobs.instance_id.clone(),
             started_at: crate::time::now_rfc3339(),
@@ -325,16 +329,12 @@ impl Cluster {
             propagation: Mutex::new(VecDeque::new()),
             stats: ClusterStats::default(),
             engine: OnceLock::new(),
-            _stop: stop_tx,
-            stop,
+            outbox: tokio::sync::Mutex::new(rx),
         });
         resilience.attach_sync(SyncSender {
             tx,
             dropped: cluster.stats.dropped.clone(),
         });
-        tokio::spawn(outbox_task(Arc::downgrade(&cluster), rx));
-        tokio::spawn(subscriber_task(Arc::downgrade(&cluster)));
-        tokio::spawn(ticker_task(Arc::downgrade(&cluster)));
         Ok(Some(cluster))
     }
 
@@ -780,103 +780,99 @@ fn unix_us() -> u64 {
         .unwrap_or(0)
 }
 
-/// Publishes what the breakers of this instance hand over, in order.
-async fn outbox_task(
-    cluster: Weak<Cluster>,
-    mut rx: tokio::sync::mpsc::Receiver<(Arc<str>, SyncEvent)>,
-) {
-    while let Some((name, event)) = rx.recv().await {
-        let Some(c) = cluster.upgrade() else {
-            return;
-        };
-        c.handle_local(&name, event).await;
-    }
+/// What the ticker remembers between ticks: when it last wrote the
+/// heartbeat and what that heartbeat said.
+#[derive(Default)]
+pub struct TickMemo {
+    last_heartbeat: Option<tokio::time::Instant>,
+    // A change is written at the next tick, so `GET /internal/cluster`
+    // elsewhere lags a transition by one tick, not by a heartbeat period.
+    last_said: Option<(usize, bool, Vec<BreakerState>)>,
 }
 
-/// Follows the channel; reconnects with a backoff when it drops.
-async fn subscriber_task(cluster: Weak<Cluster>) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let Some(c) = cluster.upgrade() else {
-            return;
-        };
-        let mut stop = c.stop.clone();
-        let connect = tokio::time::timeout(Duration::from_secs(2), async {
-            let mut pubsub = c.client.get_async_pubsub().await?;
-            pubsub.subscribe(EVENTS_CHANNEL).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        })
-        .await;
-        match connect {
-            Ok(Ok(mut pubsub)) => {
-                backoff = Duration::from_millis(100);
-                c.subscribed.store(true, Relaxed);
-                c.rebuild.store(true, Relaxed);
-                let mut messages = pubsub.on_message();
-                loop {
-                    tokio::select! {
-                        message = messages.next() => match message {
-                            Some(m) => {
-                                if let Ok(payload) = m.get_payload::<String>() {
-                                    c.handle_remote(&payload).await;
-                                }
-                            }
-                            None => break,
-                        },
-                        _ = stop.changed() => return,
+impl Cluster {
+    /// Publishes what the breakers of this instance hand over, in order,
+    /// until the channel closes (run by [`crate::actors::cluster_sync`]; a
+    /// restarted task takes the channel over where the last one stopped).
+    pub async fn run_outbox(self: Arc<Self>) {
+        let mut rx = self.outbox.lock().await;
+        while let Some((name, event)) = rx.recv().await {
+            self.handle_local(&name, event).await;
+        }
+    }
+
+    /// Follows the events channel; reconnects with a backoff when it drops.
+    pub async fn run_subscriber(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let connect = tokio::time::timeout(Duration::from_secs(2), async {
+                let mut pubsub = self.client.get_async_pubsub().await?;
+                pubsub.subscribe(EVENTS_CHANNEL).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            })
+            .await;
+            match connect {
+                Ok(Ok(mut pubsub)) => {
+                    backoff = Duration::from_millis(100);
+                    self.subscribed.store(true, Relaxed);
+                    self.rebuild.store(true, Relaxed);
+                    let mut messages = pubsub.on_message();
+                    while let Some(m) = messages.next().await {
+                        if let Ok(payload) = m.get_payload::<String>() {
+                            self.handle_remote(&payload).await;
+                        }
                     }
+                    self.subscribed.store(false, Relaxed);
+                    self.set_live(false);
                 }
-                c.subscribed.store(false, Relaxed);
-                c.set_live(false);
+                Ok(Err(e)) => tracing::debug!(error = %e, "cluster sync: subscribe failed"),
+                Err(_) => tracing::debug!("cluster sync: subscribe timed out"),
             }
-            Ok(Err(e)) => tracing::debug!(error = %e, "cluster sync: subscribe failed"),
-            Err(_) => tracing::debug!("cluster sync: subscribe timed out"),
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
-        drop(c);
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
-}
 
-/// Liveness, the picture rebuild, the probe lease and the heartbeat.
-async fn ticker_task(cluster: Weak<Cluster>) {
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_heartbeat: Option<tokio::time::Instant> = None;
-    // What the last heartbeat said; a change is written at the next tick,
-    // so `GET /internal/cluster` elsewhere lags a transition by one tick,
-    // not by a whole heartbeat period.
-    let mut last_said = None;
-    loop {
-        tick.tick().await;
-        let Some(c) = cluster.upgrade() else {
-            return;
-        };
-        let said = c.what_a_heartbeat_says();
-        let beat_due = last_heartbeat.is_none_or(|t| t.elapsed() >= HEARTBEAT_EVERY)
-            || last_said.as_ref() != Some(&said);
+    /// One tick (every [`TICK`]): the heartbeat when due or changed, whether
+    /// the picture is live, its rebuild after a (re)join, and the probe
+    /// lease round.
+    pub async fn tick(&self, memo: &mut TickMemo) {
+        let said = self.what_a_heartbeat_says();
+        let beat_due = memo
+            .last_heartbeat
+            .is_none_or(|t| t.elapsed() >= HEARTBEAT_EVERY)
+            || memo.last_said.as_ref() != Some(&said);
         if beat_due {
-            last_heartbeat = Some(tokio::time::Instant::now());
-            last_said = Some(said);
-            if c.write_heartbeat().await.is_err() {
-                c.set_live(false);
-                continue;
+            memo.last_heartbeat = Some(tokio::time::Instant::now());
+            memo.last_said = Some(said);
+            if self.write_heartbeat().await.is_err() {
+                self.set_live(false);
+                return;
             }
         }
-        if !c.subscribed.load(Relaxed) || !c.link.is_healthy() {
-            c.set_live(false);
-            continue;
+        if !self.subscribed.load(Relaxed) || !self.link.is_healthy() {
+            self.set_live(false);
+            return;
         }
-        if c.rebuild.load(Relaxed) {
-            if c.rebuild_picture().await.is_err() {
-                continue;
+        if self.rebuild.load(Relaxed) {
+            if self.rebuild_picture().await.is_err() {
+                return;
             }
-            c.rebuild.store(false, Relaxed);
+            self.rebuild.store(false, Relaxed);
         }
-        c.set_live(true);
-        if c.probe_round().await.is_err() {
-            c.set_live(false);
+        self.set_live(true);
+        if self.probe_round().await.is_err() {
+            self.set_live(false);
         }
+    }
+
+    /// The sync stopped (its actor is restarting or the engine stops): every
+    /// breaker runs on its own until it is live again, and the picture is
+    /// read back from the state keys then.
+    pub fn sync_stopped(&self) {
+        self.subscribed.store(false, Relaxed);
+        self.set_live(false);
+        self.rebuild.store(true, Relaxed);
     }
 }
 

@@ -177,3 +177,93 @@ async fn excess_load_is_shed_with_503_json() {
         assert_eq!(r.header("retry-after"), Some("1"));
     }
 }
+
+/// The cluster sync is a supervised actor: killed under traffic, it is
+/// restarted, its tasks come back (remote transitions reach the instance
+/// again) and no request fails meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_cluster_sync_restarts_it_and_sharing_resumes() {
+    let Some(redis) = keel::testing::redis_server::RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let vars = [
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_TIMEOUT_MS", "1000"),
+        ("INTERNAL_API_KEY", "ops"),
+    ];
+    let a = start(&[&vars[..], &[("JOB_INSTANCE_ID", "a")]].concat()).await;
+    let b = start(&[&vars[..], &[("JOB_INSTANCE_ID", "b")]].concat()).await;
+    let engine = a.server.engine().clone();
+    let cluster = engine.cluster().expect("breakers are shared").clone();
+    let live = |c: &keel::cluster::Cluster| c.is_live();
+    for _ in 0..100 {
+        if live(&cluster) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(live(&cluster), "a never joined the cluster");
+
+    let url = a.url("/v1/text_processing/process");
+    let client = a.client.clone();
+    let traffic = tokio::spawn(async move {
+        let mut statuses = Vec::new();
+        for i in 0..60 {
+            let r = client
+                .post(&url)
+                .json(&json!({"text": format!("{ARTICLE} Number {i}."), "operation": "summarize"}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16());
+            statuses.push(r.expect("request completes"));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        statuses
+    });
+
+    engine.cluster_sync_actor().expect("sync running").kill();
+    for _ in 0..200 {
+        if engine.metrics().restarts("cluster_sync") == 1 && engine.actors_alive() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(engine.metrics().restarts("cluster_sync"), 1);
+    for _ in 0..150 {
+        if live(&cluster) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(live(&cluster), "sharing did not resume after the restart");
+
+    // A transition on b reaches a through the restarted subscriber.
+    let r = b
+        .client
+        .post(b.url("/internal/resilience/circuit-breakers/local:sentiment/force-open"))
+        .bearer_auth("ops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let breaker = engine
+        .resilience()
+        .breakers()
+        .iter()
+        .find(|x| x.name() == "local:sentiment")
+        .cloned()
+        .expect("local:sentiment exists");
+    let mut state = breaker.state();
+    for _ in 0..100 {
+        state = breaker.state();
+        if state == keel::resilience::breaker::BreakerState::ForcedOpen {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(state, keel::resilience::breaker::BreakerState::ForcedOpen);
+
+    let statuses = traffic.await.unwrap();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
