@@ -51,6 +51,19 @@ async fn three(redis: &RedisServer, upstream: &FakeLlmHandle) -> [KeelProcess; 3
     all
 }
 
+/// Redis, an upstream failing every call, and [`three`] instances on them
+/// (`None` when redis-server is missing and the test may skip).
+async fn three_on_a_dead_upstream() -> Option<(RedisServer, FakeLlmHandle, [KeelProcess; 3])> {
+    let redis = RedisServer::start()?;
+    let upstream = fake(FakeLlmConfig {
+        error_rate: 1.0,
+        ..Default::default()
+    })
+    .await;
+    let all = three(&redis, &upstream).await;
+    Some((redis, upstream, all))
+}
+
 /// `GET /internal/cluster` on `p` until `ok` holds (panics after `within`).
 async fn wait_for(p: &KeelProcess, within: Duration, ok: impl Fn(&Value) -> bool) -> Value {
     let t0 = Instant::now();
@@ -155,15 +168,9 @@ async fn burst(ps: &[&KeelProcess], per: usize) -> Vec<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_open_together_and_share_one_probe_per_recovery() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((_redis, upstream, [a, b, c])) = three_on_a_dead_upstream().await else {
         return;
     };
-    let upstream = fake(FakeLlmConfig {
-        error_rate: 1.0,
-        ..Default::default()
-    })
-    .await;
-    let [a, b, c] = three(&redis, &upstream).await;
     let all = [&a, &b, &c];
 
     // Sequential requests, round-robin: the shared count opens every
@@ -242,15 +249,9 @@ async fn three_instances_open_together_and_share_one_probe_per_recovery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prober_killed_mid_probe_hands_the_probe_to_another_instance() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((_redis, upstream, [a, b, c])) = three_on_a_dead_upstream().await else {
         return;
     };
-    let upstream = fake(FakeLlmConfig {
-        error_rate: 1.0,
-        ..Default::default()
-    })
-    .await;
-    let [a, b, c] = three(&redis, &upstream).await;
     let mut all = vec![a, b, c];
     for i in 0..9 {
         sentiment(&all[i % 3], i).await;
