@@ -830,7 +830,7 @@ fn internal_routes() -> Vec<Route> {
             description: "Validates, then switches the runtime configuration (preset and/or \
                 custom configuration); new calls use it at once. With `REDIS_URL` set and \
                 `BREAKER_SHARING` on, every instance switches too (`scope: cluster`; compare \
-                `config_version` in `GET /internal/cluster`) unless `?scope=instance` is asked \
+                `instances.applied` in the answer, `config_version` in `GET /internal/cluster`) unless `?scope=instance` is asked \
                 for. Audited with the operator key's fingerprint.",
             auth: Auth::Operator,
             query: &[(
@@ -2013,6 +2013,7 @@ mod schemas {
         crate::cluster::Disagreement,
         crate::cluster::EventCounts,
         crate::cluster::Propagation,
+        crate::cluster::Acknowledgments,
     )))]
     pub struct InternalSchemas;
 
@@ -3323,6 +3324,11 @@ mod schemas {
         /// Digest of the configuration now in force; instances running the
         /// same policies report the same version in `GET /internal/cluster`.
         pub config_version: String,
+        /// With `scope: cluster`: which instances acknowledged the version
+        /// within a second (`applied`) and which did not (`pending`); null
+        /// with `scope: instance`.
+        #[schema(required = true)]
+        pub instances: Option<crate::cluster::Acknowledgments>,
         /// The new effective configuration.
         #[schema(value_type = Object)]
         pub configuration: Value,

@@ -193,6 +193,18 @@ pub struct Propagation {
     pub max_ms: Option<f64>,
 }
 
+/// Which instances run a configuration version (the answer of a
+/// cluster-wide `PUT /internal/resilience/config`).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Acknowledgments {
+    /// Instances whose heartbeat reports the new version.
+    pub applied: Vec<String>,
+    /// Instances alive that did not report it within a second (look at
+    /// `GET /internal/cluster`; an instance that cannot resolve the switch
+    /// logs why and keeps its configuration).
+    pub pending: Vec<String>,
+}
+
 /// Counters of the sync as `GET /internal/cluster` shows them.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EventCounts {
@@ -412,6 +424,28 @@ impl Cluster {
                 tracing::warn!(error = %e, "configuration switch not shared (Redis unavailable): it applies to this instance only");
                 false
             }
+        }
+    }
+
+    /// Waits (at most `within`) until every instance alive reports
+    /// `version` in its heartbeat; the ids that did and those that did not.
+    /// Instances write their heartbeat at the tick after a change, so a
+    /// switch is usually acknowledged by all within two ticks.
+    pub async fn acknowledgments(&self, version: &str, within: Duration) -> Acknowledgments {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (applied, pending): (Vec<_>, Vec<_>) = match self.instances().await {
+                Ok(all) => all.into_iter().partition(|i| i.config_version == version),
+                Err(_) => (Vec::new(), Vec::new()),
+            };
+            let done = pending.is_empty() || tokio::time::Instant::now() >= deadline;
+            if done {
+                return Acknowledgments {
+                    applied: applied.into_iter().map(|i| i.id).collect(),
+                    pending: pending.into_iter().map(|i| i.id).collect(),
+                };
+            }
+            tokio::time::sleep(TICK / 2).await;
         }
     }
 

@@ -447,6 +447,13 @@ async fn operator_actions_and_the_config_switch_reach_every_instance() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["scope"], json!("cluster"));
+    // The answer says every instance acknowledged the new version.
+    assert_eq!(
+        body["instances"]["applied"],
+        json!(["a", "b", "c"]),
+        "{body}"
+    );
+    assert_eq!(body["instances"]["pending"], json!([]), "{body}");
     let version = body["config_version"].clone();
     for p in all {
         wait_for(p, Duration::from_secs(3), |v| {

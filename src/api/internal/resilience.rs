@@ -105,9 +105,9 @@ pub async fn put_config(
         json!({"preset": config.preset, "custom_config": change.custom_config.is_some()}),
     );
     let version = crate::cluster::config_version(&config);
-    let mut shared = false;
+    let mut acknowledged = None;
     if cluster_wide && let Some(cluster) = state.engine.cluster() {
-        shared = cluster
+        let shared = cluster
             .publish_config(crate::cluster::ConfigRecord {
                 preset: config.preset.clone(),
                 custom_config: change.custom_config.clone(),
@@ -116,11 +116,19 @@ pub async fn put_config(
                 from: cluster.instance_id().to_string(),
             })
             .await;
+        if shared {
+            acknowledged = Some(
+                cluster
+                    .acknowledgments(&version, std::time::Duration::from_secs(1))
+                    .await,
+            );
+        }
     }
     Ok(Json(json!({
         "message": format!("resilience configuration switched to preset '{}'", config.preset),
-        "scope": if shared { "cluster" } else { "instance" },
+        "scope": if acknowledged.is_some() { "cluster" } else { "instance" },
         "config_version": version,
+        "instances": acknowledged,
         "configuration": config,
         "change": state.engine.last_config_change(),
     })))
