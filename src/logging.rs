@@ -254,6 +254,7 @@ pub fn init(settings: &Settings) -> Result<LogGuard, LoggingError> {
             let otel: Boxed = tracing_opentelemetry::layer()
                 .with_tracer(tracer)
                 .with_location(false)
+                .with_tracked_inactivity(false)
                 .with_threads(false)
                 .with_level(false)
                 .with_target(false)

@@ -10,7 +10,8 @@
 //! Invariants:
 //! - spans are exported by the SDK's batch processor on its own thread, from
 //!   a bounded queue: a slow or dead collector never slows or fails a
-//!   request, and a full queue drops spans instead of growing;
+//!   request, and a full queue drops spans instead of growing (counted, see
+//!   [`queue`]);
 //! - keel's spans use the target [`TARGET`]; the log output never shows them
 //!   (log lines keep the `request` span with `request_id` and `trace_id`),
 //!   and the OpenTelemetry layer sees only them;
@@ -18,6 +19,7 @@
 //!   serve` ends, through [`TracerGuard`].
 
 pub mod config;
+pub mod queue;
 
 pub use config::{SamplerConfig, TracingConfig};
 
@@ -112,9 +114,18 @@ pub fn install(
         .with_max_export_batch_size(config.max_export_batch_size)
         .with_scheduled_delay(config.schedule_delay)
         .build();
-    let processor = BatchSpanProcessor::builder(exporter)
-        .with_batch_config(batch)
-        .build();
+    let pending = std::sync::Arc::new(queue::Pending::default());
+    let exporter = queue::Counting {
+        inner: exporter,
+        pending: pending.clone(),
+    };
+    let processor = queue::Admission {
+        inner: BatchSpanProcessor::builder(exporter)
+            .with_batch_config(batch)
+            .build(),
+        capacity: config.max_queue_size,
+        pending,
+    };
     let resource = opentelemetry_sdk::Resource::builder_empty()
         .with_service_name(config.service_name.clone())
         .with_attributes(

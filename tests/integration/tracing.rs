@@ -135,6 +135,34 @@ impl Receiver {
     }
 }
 
+/// The span tree under `root` as indented text (printed by the main test;
+/// the README shows it).
+fn tree(spans: &[Got], root: &Got, depth: usize, out: &mut String) {
+    let mut attrs: Vec<_> = root.attrs.iter().collect();
+    attrs.sort();
+    let attrs: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    out.push_str(&format!(
+        "{}{} [{}]\n",
+        "  ".repeat(depth),
+        root.name,
+        attrs.join(" ")
+    ));
+    for (name, attrs) in &root.events {
+        let mut attrs: Vec<_> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        attrs.sort();
+        out.push_str(&format!(
+            "{}  event {name} [{}]\n",
+            "  ".repeat(depth),
+            attrs.join(" ")
+        ));
+    }
+    let mut children: Vec<&Got> = spans.iter().filter(|s| s.parent == root.span_id).collect();
+    children.sort_by_key(|s| s.attr("keel.attempt").to_string());
+    for child in children {
+        tree(spans, child, depth + 1, out);
+    }
+}
+
 fn body() -> serde_json::Value {
     json!({"text": ARTICLE, "operation": "summarize", "options": {"max_length": 40}})
 }
@@ -210,6 +238,10 @@ async fn tracing_a_retried_request_is_one_tree_in_the_client_trace() {
         format!("00-{CLIENT_TRACE}-{}-01", server.span_id),
         "the response names the server span"
     );
+
+    let mut text = String::new();
+    tree(&spans, server, 0, &mut text);
+    println!("{text}");
 
     let job = spans.iter().find(|s| s.name == "job summarize").unwrap();
     assert_eq!(job.parent, server.span_id);
@@ -339,7 +371,8 @@ async fn tracing_ratio_zero_exports_no_root_trace() {
 }
 
 /// A collector that refuses connections, or accepts and never answers:
-/// every request still succeeds quickly, and keel still stops promptly.
+/// every request still succeeds quickly, the bounded queue drops (and
+/// counts) what it cannot hold, and keel still stops promptly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracing_a_dead_or_hanging_collector_never_slows_requests() {
     let closed = {
@@ -354,7 +387,7 @@ async fn tracing_a_dead_or_hanging_collector_never_slows_requests() {
             held.push(socket);
         }
     });
-    for endpoint in [closed, hanging_url] {
+    for (endpoint, hangs) in [(closed, false), (hanging_url, true)] {
         let (mut keel, _out) = KeelProcess::start_capturing(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "30000"),
@@ -372,6 +405,23 @@ async fn tracing_a_dead_or_hanging_collector_never_slows_requests() {
                 "{endpoint}: {:?}",
                 started.elapsed()
             );
+        }
+        // 30 requests make about 60 spans (the repeats are cache hits: no
+        // attempt span); while the first export hangs, the 16-span queue is
+        // full and the rest are dropped — and counted.
+        let metrics = reqwest::get(format!("{}/internal/metrics", keel.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let dropped: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("keel_trace_spans_dropped_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{metrics}"));
+        if hangs {
+            assert!(dropped >= 20, "dropped {dropped}");
         }
         let started = Instant::now();
         assert_eq!(keel.terminate(), Some(0), "{endpoint}");
