@@ -458,3 +458,84 @@ async fn tracing_spans_are_flushed_on_graceful_shutdown() {
     let attempt = spans.iter().find(|s| s.kind == KIND_CLIENT).unwrap();
     assert_eq!(attempt.attr("gen_ai.system"), "keel.local");
 }
+
+/// Fallback and breaker rejection are events of the job span, and the
+/// Gemini upstream receives the `traceparent` of its own attempt span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracing_fallback_breaker_rejection_and_gemini_propagation() {
+    let rx = receiver().await;
+    let upstream = fake(FakeLlmConfig::default()).await;
+    let openai = upstream.openai_base_url();
+    let gemini = upstream.base_url();
+    let keel = KeelProcess::start(&[
+        ("AI_PROVIDER", "openai"),
+        ("OPENAI_BASE_URL", &openai),
+        ("AI_FALLBACK_PROVIDERS", "gemini"),
+        ("GEMINI_BASE_URL", &gemini),
+        ("RESILIENCE_CUSTOM_CONFIG", r#"{"retry_attempts": 1}"#),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &rx.base),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+    ])
+    .await;
+
+    // The OpenAI call fails once, with no retry: Gemini answers.
+    upstream.set_config(FakeLlmConfig {
+        fail_next: 1,
+        ..Default::default()
+    });
+    upstream.reset_stats();
+    let trace_a = "11111111111111111111111111111111";
+    let r = process(&keel, Some(&format!("00-{trace_a}-{CLIENT_SPAN}-01"))).await;
+    assert_eq!(r.status(), 200);
+    let spans = rx.wait_for(trace_a, 4).await;
+    let job = spans.iter().find(|s| s.name == "job summarize").unwrap();
+    assert_eq!(job.attr("keel.degraded"), "true");
+    assert_eq!(job.attr("keel.provider"), "gemini");
+    let fallback = job.events.iter().find(|(n, _)| n == "fallback").unwrap();
+    assert_eq!(fallback.1["from"], "openai");
+    assert_eq!(fallback.1["to"], "gemini");
+    let mut attempts: Vec<&Got> = spans.iter().filter(|s| s.kind == KIND_CLIENT).collect();
+    attempts.sort_by_key(|s| s.attr("keel.attempt").to_string());
+    assert_eq!(attempts.len(), 2, "{spans:#?}");
+    assert_eq!(attempts[0].attr("gen_ai.system"), "openai");
+    assert_eq!(attempts[0].attr("keel.outcome"), "transient");
+    assert_eq!(attempts[1].attr("gen_ai.system"), "gcp.gemini");
+    assert_eq!(
+        attempts[1].attr("gen_ai.operation.name"),
+        "generate_content"
+    );
+    assert_eq!(attempts[1].attr("keel.outcome"), "ok");
+    let sent: Vec<String> = attempts
+        .iter()
+        .map(|a| format!("00-{trace_a}-{}-01", a.span_id))
+        .collect();
+    assert_eq!(upstream.traceparents(), sent, "OpenAI then Gemini");
+
+    // An open breaker refuses the OpenAI call before it starts.
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/internal/resilience/circuit-breakers/openai:summarize/force-open",
+            keel.base
+        ))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let trace_b = "22222222222222222222222222222222";
+    let r = process(&keel, Some(&format!("00-{trace_b}-{CLIENT_SPAN}-01"))).await;
+    assert_eq!(r.status(), 200);
+    let spans = rx.wait_for(trace_b, 3).await;
+    let job = spans.iter().find(|s| s.name == "job summarize").unwrap();
+    let rejected = job
+        .events
+        .iter()
+        .find(|(n, _)| n == "breaker_rejected")
+        .unwrap_or_else(|| panic!("{job:#?}"));
+    assert_eq!(rejected.1["provider"], "openai");
+    assert_eq!(rejected.1["breaker_state"], "forced_open");
+    assert!(job.events.iter().any(|(n, _)| n == "fallback"), "{job:#?}");
+    let attempts: Vec<&Got> = spans.iter().filter(|s| s.kind == KIND_CLIENT).collect();
+    assert_eq!(attempts.len(), 1, "no call to the open breaker: {spans:#?}");
+    assert_eq!(attempts[0].attr("gen_ai.system"), "gcp.gemini");
+}
