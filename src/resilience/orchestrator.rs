@@ -236,12 +236,14 @@ impl JobRun<'_> {
         for (index, provider) in chain.iter().enumerate() {
             if index > 0 {
                 self.metrics.resilience.fallbacks.fetch_add(1, Relaxed);
-                tracing::info!(
-                    target: crate::telemetry::TARGET,
-                    from = chain[index - 1].kind().as_str(),
-                    to = provider.kind().as_str(),
-                    "fallback"
-                );
+                if crate::telemetry::enabled() {
+                    tracing::info!(
+                        target: crate::telemetry::TARGET,
+                        from = chain[index - 1].kind().as_str(),
+                        to = provider.kind().as_str(),
+                        "fallback"
+                    );
+                }
             }
             let outcome = self
                 .try_provider(
@@ -422,13 +424,15 @@ impl JobRun<'_> {
                 break;
             }
             counters.backoffs.fetch_add(1, Relaxed);
-            tracing::info!(
-                target: crate::telemetry::TARGET,
-                provider = kind.as_str(),
-                attempt = attempt,
-                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                "backoff"
-            );
+            if crate::telemetry::enabled() {
+                tracing::info!(
+                    target: crate::telemetry::TARGET,
+                    provider = kind.as_str(),
+                    attempt = attempt,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "backoff"
+                );
+            }
             tokio::time::sleep(delay).await;
             *waited += delay;
         }
@@ -567,6 +571,8 @@ impl JobRun<'_> {
             Err(rejected) => {
                 if wait.is_some() {
                     counters.breaker_rejections.fetch_add(1, Relaxed);
+                }
+                if wait.is_some() && crate::telemetry::enabled() {
                     tracing::info!(
                         target: crate::telemetry::TARGET,
                         provider = kind.as_str(),
@@ -652,8 +658,8 @@ impl JobRun<'_> {
         } else {
             run.instrument(span.clone()).await
         };
-        crate::telemetry::finish_attempt_span(&span, &result);
         let elapsed = started.elapsed();
+        crate::telemetry::finish_attempt_span(&span, &result);
         drop(slot);
         match &result {
             Ok(reply) => {

@@ -25,9 +25,9 @@ pub use config::{SamplerConfig, TracingConfig};
 
 use crate::providers::{ErrorClass, ProviderError, ProviderErrorKind, ProviderKind, ProviderReply};
 use crate::resilience::breaker::BreakerState;
+use opentelemetry::KeyValue;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
-use opentelemetry::{KeyValue, trace::SpanContext};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
@@ -232,7 +232,8 @@ pub fn trace_id(span: &Span) -> Option<String> {
         return None;
     }
     let context = span.context();
-    let span_context = context.span().span_context().clone();
+    let otel_span = context.span();
+    let span_context = otel_span.span_context();
     span_context
         .is_valid()
         .then(|| span_context.trace_id().to_string())
@@ -252,8 +253,7 @@ pub fn finish_server_span(span: &Span, status: u16, headers: &mut http::HeaderMa
 }
 
 fn inject(context: &opentelemetry::Context, headers: &mut http::HeaderMap) {
-    let span_context: &SpanContext = &context.span().span_context().clone();
-    if span_context.is_valid() {
+    if context.span().span_context().is_valid() {
         TraceContextPropagator::new().inject_context(context, &mut HeaderInjector(headers));
     }
 }
