@@ -205,6 +205,9 @@ pub struct Settings {
     /// `IDENTITY_REFRESH_MS`, `AUDIT_LOG_CAPACITY`).
     pub identity: crate::identity::IdentityConfig,
     /// OpenTelemetry trace export (`OTEL_*`); `None` without an OTLP endpoint.
+    /// `keel serve` installs it with its log subscriber
+    /// ([`crate::logging::init`]); an embedding process calls
+    /// [`crate::telemetry::install`] for its own subscriber.
     pub tracing: Option<crate::telemetry::TracingConfig>,
 }
 

@@ -127,14 +127,15 @@ pub fn install(
         pending,
     };
     let resource = opentelemetry_sdk::Resource::builder_empty()
-        .with_service_name(config.service_name.clone())
+        // keel's version first: `OTEL_RESOURCE_ATTRIBUTES` may override it.
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
         .with_attributes(
             config
                 .resource_attributes
                 .iter()
                 .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
         )
-        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .with_service_name(config.service_name.clone())
         .build();
     let provider = SdkTracerProvider::builder()
         .with_span_processor(processor)

@@ -33,6 +33,7 @@ const KIND_CLIENT: i32 = 3;
 #[derive(Debug, Clone)]
 struct Got {
     service: String,
+    resource: HashMap<String, String>,
     name: String,
     trace_id: String,
     span_id: String,
@@ -82,6 +83,7 @@ async fn export(State(spans): State<Arc<Mutex<Vec<Got>>>>, body: Bytes) -> Vec<u
             for s in ss.spans {
                 spans.push(Got {
                     service: resource.get("service.name").cloned().unwrap_or_default(),
+                    resource: resource.clone(),
                     name: s.name,
                     trace_id: hex(&s.trace_id),
                     span_id: hex(&s.span_id),
@@ -195,6 +197,10 @@ fn traced_vars<'a>(upstream: &'a str, rx: &'a str) -> Vec<(&'a str, &'a str)> {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", rx),
         ("OTEL_BSP_SCHEDULE_DELAY", "50"),
         ("OTEL_SERVICE_NAME", "keel-test"),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment.name=test,team=a%2Cb",
+        ),
     ]
 }
 
@@ -226,6 +232,9 @@ async fn tracing_a_retried_request_is_one_tree_in_the_client_trace() {
     assert_eq!(spans.len(), 4, "server, job, two attempts: {spans:#?}");
     for s in &spans {
         assert_eq!(s.service, "keel-test");
+        assert_eq!(s.resource["deployment.environment.name"], "test");
+        assert_eq!(s.resource["team"], "a,b");
+        assert_eq!(s.resource["service.version"], env!("CARGO_PKG_VERSION"));
     }
     let server = spans.iter().find(|s| s.kind == KIND_SERVER).unwrap();
     assert_eq!(server.name, "POST /v1/text_processing/process");
