@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 /// How much longer than its own deadline a caller waits on a shared flight:
 /// enough for a leader's pipeline to return its own deadline answer first.
@@ -260,6 +261,29 @@ impl Engine {
     /// `client_deadline` (the `Request-Timeout` header) can only shorten the
     /// operation's deadline. Degraded answers are never cached.
     pub async fn run_job(
+        &self,
+        job: &Job,
+        client_deadline: Option<std::time::Duration>,
+    ) -> Result<JobResult, JobError> {
+        if !crate::telemetry::enabled() {
+            return self.run_job_untraced(job, client_deadline).await;
+        }
+        let span = crate::telemetry::job_span(job.operation.as_str());
+        let result = self
+            .run_job_untraced(job, client_deadline)
+            .instrument(span.clone())
+            .await;
+        let cache = match &result {
+            _ if !self.inner.cache.config().enabled => "disabled",
+            Ok(r) if r.cache_hit => "hit",
+            _ => "miss",
+        };
+        crate::telemetry::finish_job_span(&span, cache, &result);
+        result
+    }
+
+    /// [`Engine::run_job`] without its OpenTelemetry span.
+    async fn run_job_untraced(
         &self,
         job: &Job,
         client_deadline: Option<std::time::Duration>,

@@ -345,6 +345,12 @@ impl prometheus_client::collector::Collector for EngineCollector {
         ] {
             counters(&mut e, name, help, [(Vec::new(), value.load(Relaxed))])?;
         }
+        counters(
+            &mut e,
+            "keel_trace_spans_dropped",
+            "Spans not exported because the export queue was full (a slow or dead OTLP collector)",
+            [(Vec::new(), crate::telemetry::queue::dropped())],
+        )?;
         let (memory_hits, redis_hits, misses) = self.engine.cache().hit_counters();
         counters(
             &mut e,

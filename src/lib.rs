@@ -17,6 +17,7 @@
 //! - [`api`]: the axum front; [`server`]: binding and shutdown; [`connection`]: serving
 //!   accepted connections with read and idle limits; [`cli`]: the binary;
 //! - [`logging`]: log output that never blocks or stops the server;
+//! - [`telemetry`]: OpenTelemetry traces (OTLP export, spans, W3C trace context);
 //! - [`cache`]: the two-tier (memory + Redis) response cache with single-flight;
 //! - [`rate_limit`]: per-identity sliding-window limits, in memory or on Redis;
 //! - [`redis_link`]: Redis with timeouts, cool-off and lazy reconnection;
@@ -49,5 +50,6 @@ pub mod redis_link;
 pub mod resilience;
 pub mod sanitize;
 pub mod server;
+pub mod telemetry;
 pub mod testing;
 pub mod time;

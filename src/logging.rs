@@ -51,6 +51,9 @@ pub enum LoggingError {
     /// Another global subscriber was installed first.
     #[error("cannot install the log subscriber: {0}")]
     Install(String),
+    /// The OpenTelemetry exporter could not be built.
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
 }
 
 enum Msg {
@@ -117,7 +120,10 @@ impl NonBlockingWriter {
             NonBlockingWriter {
                 queue: queue.clone(),
             },
-            LogGuard { queue },
+            LogGuard {
+                queue,
+                tracer: None,
+            },
         ))
     }
 
@@ -142,10 +148,12 @@ fn drain<W: Write>(rx: Receiver<Msg>, mut out: W) {
     }
 }
 
-/// Keeps the log writer alive; on drop, waits (at most a second) for the
-/// queued lines to be written.
+/// Keeps the log writer (and the trace exporter, when tracing is on) alive;
+/// on drop, exports the queued spans (bounded wait), then waits (at most a
+/// second) for the queued lines to be written.
 pub struct LogGuard {
     queue: Arc<Queue>,
+    tracer: Option<crate::telemetry::TracerGuard>,
 }
 
 impl LogGuard {
@@ -176,38 +184,94 @@ impl LogGuard {
 
 impl Drop for LogGuard {
     fn drop(&mut self) {
+        if let Some(tracer) = &mut self.tracer {
+            tracer.shutdown();
+        }
         self.flush(FLUSH_WAIT);
     }
 }
 
 /// Installs the global subscriber for `keel serve`: `LOG_LEVEL` filter,
 /// `LOG_FORMAT` (json or pretty; pretty has colours only on a terminal),
-/// written to stdout through a [`NonBlockingWriter`].
+/// written to stdout through a [`NonBlockingWriter`]. With an OTLP endpoint
+/// (`settings.tracing`) an OpenTelemetry layer is added that sees only the
+/// spans of [`crate::telemetry::TARGET`], which the log output never shows.
 pub fn init(settings: &Settings) -> Result<LogGuard, LoggingError> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level).map_err(|e| {
-        LoggingError::Filter {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level)
+        .map_err(|e| LoggingError::Filter {
             value: settings.log_level.clone(),
             reason: e.to_string(),
+        })?
+        // The OpenTelemetry spans are for the exporter, not for the log.
+        .add_directive(crate::telemetry::LOG_OFF_DIRECTIVE.parse().map_err(
+            |e: tracing_subscriber::filter::ParseError| LoggingError::Filter {
+                value: crate::telemetry::LOG_OFF_DIRECTIVE.into(),
+                reason: e.to_string(),
+            },
+        )?);
+    let (writer, mut guard) = NonBlockingWriter::spawn(std::io::stdout())?;
+    let installed = match &settings.tracing {
+        None => {
+            let builder = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(writer)
+                // Our writer never fails; and if it did, reporting it with
+                // `eprintln!` could panic on a broken stderr.
+                .log_internal_errors(false);
+            match settings.log_format {
+                LogFormat::Json => builder
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .try_init(),
+                LogFormat::Pretty => builder
+                    .with_ansi(std::io::stdout().is_terminal())
+                    .try_init(),
+            }
         }
-    })?;
-    let (writer, guard) = NonBlockingWriter::spawn(std::io::stdout())?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        // Our writer never fails; and if it did, reporting it with
-        // `eprintln!` could panic on a broken stderr.
-        .log_internal_errors(false);
-    let installed = match settings.log_format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
-        LogFormat::Pretty => builder
-            .with_ansi(std::io::stdout().is_terminal())
-            .try_init(),
+        Some(config) => {
+            use tracing_subscriber::Layer;
+            use tracing_subscriber::layer::SubscriberExt;
+            use tracing_subscriber::util::SubscriberInitExt;
+            type Boxed = Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>;
+            let (tracer, tracer_guard) = crate::telemetry::install(config)?;
+            guard.tracer = Some(tracer_guard);
+            let fmt = tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .log_internal_errors(false);
+            let fmt: Boxed = match settings.log_format {
+                LogFormat::Json => fmt
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_filter(filter)
+                    .boxed(),
+                LogFormat::Pretty => fmt
+                    .with_ansi(std::io::stdout().is_terminal())
+                    .with_filter(filter)
+                    .boxed(),
+            };
+            let otel: Boxed = tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_location(false)
+                .with_tracked_inactivity(false)
+                .with_threads(false)
+                .with_level(false)
+                .with_target(false)
+                .with_filter(
+                    tracing_subscriber::filter::Targets::new()
+                        .with_target(crate::telemetry::TARGET, tracing::Level::TRACE),
+                )
+                .boxed();
+            tracing_subscriber::registry()
+                .with(vec![fmt, otel])
+                .try_init()
+                .map_err(|e| e.to_string().into())
+        }
     };
-    installed.map_err(|e| LoggingError::Install(e.to_string()))?;
+    installed.map_err(|e: Box<dyn std::error::Error + Send + Sync>| {
+        LoggingError::Install(e.to_string())
+    })?;
     Ok(guard)
 }
 

@@ -62,7 +62,8 @@ pub async fn request_context(
         "request",
         request_id = %id,
         method = %request.method(),
-        path = %request.uri().path()
+        path = %request.uri().path(),
+        trace_id = tracing::field::Empty,
     );
     let task_id = id.clone();
     let mut cut = state.engine.cut_signal();
@@ -71,6 +72,19 @@ pub async fn request_context(
     let admitted = state.budget.try_admit(request.uri().path());
     // Unmatched paths share one label so arbitrary URLs cannot grow metrics.
     let route = request.extensions().get::<MatchedPath>().cloned();
+    // The OpenTelemetry server span (`Span::none()` when tracing is off),
+    // joined to the client's `traceparent`; its trace id goes on every log
+    // line of the request, next to the request id.
+    let server_span = crate::telemetry::server_span(
+        request.method(),
+        route.as_ref().map(MatchedPath::as_str),
+        request.uri().path(),
+        &id,
+        request.headers(),
+    );
+    if let Some(trace_id) = crate::telemetry::trace_id(&server_span) {
+        span.record("trace_id", trace_id.as_str());
+    }
     let accept_encoding: Vec<HeaderValue> = request
         .headers()
         .get_all(header::ACCEPT_ENCODING)
@@ -96,6 +110,7 @@ pub async fn request_context(
             };
             security::compress_if_large(wrap_plain_error(response), accept_encoding).await
         })
+        .instrument(server_span.clone())
         .instrument(span.clone())
         .await;
 
@@ -106,13 +121,14 @@ pub async fn request_context(
         response.status().as_u16(),
         elapsed_d,
     );
+    let status = response.status().as_u16();
     let headers = response.headers_mut();
     security::add_security_headers(headers, hsts);
     if let Ok(v) = HeaderValue::from_str(&id) {
         headers.insert(&X_REQUEST_ID, v);
     }
     headers.insert(&X_PROCESS_TIME, seconds_with_micros(elapsed_d));
-    let status = response.status().as_u16();
+    crate::telemetry::finish_server_span(&server_span, status, headers);
     span.in_scope(|| {
         if status >= 500 || elapsed > SLOW_REQUEST_SECS {
             tracing::warn!(status, elapsed_s = elapsed, "request finished");

@@ -204,6 +204,11 @@ pub struct Settings {
     /// Identities: JWT verification, client-key refresh, audit (`JWT_*`,
     /// `IDENTITY_REFRESH_MS`, `AUDIT_LOG_CAPACITY`).
     pub identity: crate::identity::IdentityConfig,
+    /// OpenTelemetry trace export (`OTEL_*`); `None` without an OTLP endpoint.
+    /// `keel serve` installs it with its log subscriber
+    /// ([`crate::logging::init`]); an embedding process calls
+    /// [`crate::telemetry::install`] for its own subscriber.
+    pub tracing: Option<crate::telemetry::TracingConfig>,
 }
 
 impl Settings {
@@ -344,6 +349,7 @@ impl Settings {
             chaos_enabled: boolean(env, "CHAOS_ENABLED", false)?,
             breaker_sharing: boolean(env, "BREAKER_SHARING", true)?,
             identity: crate::identity::IdentityConfig::from_env(env)?,
+            tracing: crate::telemetry::TracingConfig::from_env(env)?,
         })
     }
 

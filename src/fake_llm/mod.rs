@@ -214,7 +214,14 @@ pub struct FakeLlmState {
     /// Flipped to `true` on shutdown: stops the server gracefully and wakes
     /// hung requests so graceful shutdown does not wait an hour.
     shutdown: watch::Sender<bool>,
+    /// The `traceparent` headers of the last completion requests (oldest
+    /// first, at most [`TRACEPARENTS_KEPT`]), so tests can check that keel
+    /// propagates its trace upstream.
+    traceparents: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
+
+/// How many `traceparent` headers [`FakeLlmState`] remembers.
+pub const TRACEPARENTS_KEPT: usize = 64;
 
 impl FakeLlmState {
     /// Fresh state with zeroed counters.
@@ -227,6 +234,7 @@ impl FakeLlmState {
             counters: Counters::default(),
             in_flight: AtomicU64::new(0),
             shutdown: watch::Sender::new(false),
+            traceparents: std::sync::Mutex::new(std::collections::VecDeque::new()),
         };
         state.set_config(config);
         Arc::new(state)
@@ -259,6 +267,31 @@ impl FakeLlmState {
     pub fn reset_stats(&self) {
         for counter in self.counters.all() {
             counter.store(0, Ordering::Relaxed);
+        }
+        if let Ok(mut kept) = self.traceparents.lock() {
+            kept.clear();
+        }
+    }
+
+    /// The `traceparent` headers of the last completion requests, oldest first
+    /// (`GET /_fake/traceparents`).
+    pub fn traceparents(&self) -> Vec<String> {
+        self.traceparents
+            .lock()
+            .map(|kept| kept.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Remembers the request's `traceparent`, if it has one.
+    fn record_traceparent(&self, headers: &HeaderMap) {
+        let Some(value) = headers.get("traceparent").and_then(|v| v.to_str().ok()) else {
+            return;
+        };
+        if let Ok(mut kept) = self.traceparents.lock() {
+            if kept.len() >= TRACEPARENTS_KEPT {
+                kept.pop_front();
+            }
+            kept.push_back(value.to_string());
         }
     }
 
@@ -553,6 +586,7 @@ async fn openai_chat(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    state.record_traceparent(&headers);
     let presented_key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -576,6 +610,7 @@ async fn gemini_generate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    state.record_traceparent(&headers);
     // axum 0.8 captures the whole `model:action` segment; split it ourselves.
     let (model, route_error) = match model_action.rsplit_once(':') {
         Some((model, "generateContent")) if !model.is_empty() => (model, None),
@@ -613,6 +648,11 @@ async fn gemini_generate(
 /// `GET /health`.
 async fn health() -> &'static str {
     "ok"
+}
+
+/// `GET /_fake/traceparents`: the last `traceparent` headers received.
+async fn get_traceparents(State(state): State<Arc<FakeLlmState>>) -> Json<Vec<String>> {
+    Json(state.traceparents())
 }
 
 /// `GET /_fake/stats`.
@@ -700,6 +740,7 @@ impl FakeLlm {
             .route("/v1beta/models/{model_action}", post(gemini_generate))
             .route("/health", get(health))
             .route("/_fake/stats", get(get_stats))
+            .route("/_fake/traceparents", get(get_traceparents))
             .route("/_fake/config", get(get_config).put(put_config))
             .route("/_fake/reset", post(reset))
             .fallback(not_found)
@@ -755,6 +796,11 @@ impl FakeLlmHandle {
     /// Zero the counters (except the live `in_flight` gauge).
     pub fn reset_stats(&self) {
         self.state.reset_stats();
+    }
+
+    /// The last `traceparent` headers received, oldest first.
+    pub fn traceparents(&self) -> Vec<String> {
+        self.state.traceparents()
     }
 
     /// Stop accepting connections, release hung requests and wait for

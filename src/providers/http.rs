@@ -137,11 +137,12 @@ impl Upstream {
             .client
             .post(self.url.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        match &self.host {
+        let request = match &self.host {
             Some(host) => request.header(HOST, host.clone()),
             None => request,
-        }
-        .body(body)
+        };
+        // W3C `traceparent` of the attempt span, when tracing is on.
+        crate::telemetry::inject_upstream(request).body(body)
     }
 }
 

@@ -36,6 +36,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 /// Used when a provider has no configured timeout (in-process overrides).
 const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -176,6 +177,9 @@ struct Refusal {
 struct Admission {
     permit: BreakerPermit,
     slot: Option<OwnedSemaphorePermit>,
+    /// The breaker's state when the permit was taken, for the attempt span
+    /// (read only when tracing is on: it takes the breaker's lock).
+    breaker: Option<BreakerState>,
 }
 
 /// How one call ended.
@@ -232,6 +236,14 @@ impl JobRun<'_> {
         for (index, provider) in chain.iter().enumerate() {
             if index > 0 {
                 self.metrics.resilience.fallbacks.fetch_add(1, Relaxed);
+                if crate::telemetry::enabled() {
+                    tracing::info!(
+                        target: crate::telemetry::TARGET,
+                        from = chain[index - 1].kind().as_str(),
+                        to = provider.kind().as_str(),
+                        "fallback"
+                    );
+                }
             }
             let outcome = self
                 .try_provider(
@@ -412,6 +424,15 @@ impl JobRun<'_> {
                 break;
             }
             counters.backoffs.fetch_add(1, Relaxed);
+            if crate::telemetry::enabled() {
+                tracing::info!(
+                    target: crate::telemetry::TARGET,
+                    provider = kind.as_str(),
+                    attempt = attempt,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "backoff"
+                );
+            }
             tokio::time::sleep(delay).await;
             *waited += delay;
         }
@@ -453,7 +474,7 @@ impl JobRun<'_> {
             Err(refusal) => return AttemptEnd::Refused(refusal),
         };
         *attempts += 1;
-        let first = self.call(provider, job, admission, deadline, false);
+        let first = self.call(provider, job, admission, deadline, false, *attempts);
         if !policy.hedging() {
             let end = first.await;
             return match end.result {
@@ -516,7 +537,7 @@ impl JobRun<'_> {
                             *attempts += 1;
                             calls += 1;
                             counters.hedges_started.fetch_add(1, Relaxed);
-                            in_flight.push(self.call(target, job, admission, deadline, true));
+                            in_flight.push(self.call(target, job, admission, deadline, true, *attempts));
                             next_hedge = Instant::now() + policy.hedge_delay;
                         }
                         Err(_) => may_hedge = false,
@@ -551,6 +572,14 @@ impl JobRun<'_> {
                 if wait.is_some() {
                     counters.breaker_rejections.fetch_add(1, Relaxed);
                 }
+                if wait.is_some() && crate::telemetry::enabled() {
+                    tracing::info!(
+                        target: crate::telemetry::TARGET,
+                        provider = kind.as_str(),
+                        breaker_state = rejected.state.as_str(),
+                        "breaker_rejected"
+                    );
+                }
                 return Err(Refusal {
                     reason: format!("{kind}: circuit breaker {}", rejected.state.as_str()),
                     retry_after: rejected.retry_after,
@@ -578,7 +607,11 @@ impl JobRun<'_> {
                 }
             }
         };
-        Ok(Admission { permit, slot })
+        Ok(Admission {
+            permit,
+            slot,
+            breaker: crate::telemetry::enabled().then(|| breaker.state()),
+        })
     }
 
     /// One provider call under `admission`, with the provider's timeout cut
@@ -592,6 +625,7 @@ impl JobRun<'_> {
         admission: Admission,
         deadline: Instant,
         hedge: bool,
+        attempt: u32,
     ) -> CallEnd {
         let kind = provider.kind();
         let call_timeout = self
@@ -605,14 +639,27 @@ impl JobRun<'_> {
         } else {
             call_timeout.min(deadline.saturating_duration_since(Instant::now()))
         };
-        let Admission { permit, slot } = admission;
+        let Admission {
+            permit,
+            slot,
+            breaker,
+        } = admission;
         let started = Instant::now();
         let opts = CallOptions { timeout };
-        let result = match self.chaos.pick(kind, job.operation) {
-            None => provider.run(job, opts).await,
-            Some(fault) => crate::chaos::inject(fault, provider, job, opts).await,
+        let span = crate::telemetry::attempt_span(kind, provider.model(), attempt, breaker, hedge);
+        let run = async {
+            match self.chaos.pick(kind, job.operation) {
+                None => provider.run(job, opts).await,
+                Some(fault) => crate::chaos::inject(fault, provider, job, opts).await,
+            }
+        };
+        let result = if span.is_none() {
+            run.await
+        } else {
+            run.instrument(span.clone()).await
         };
         let elapsed = started.elapsed();
+        crate::telemetry::finish_attempt_span(&span, &result);
         drop(slot);
         match &result {
             Ok(reply) => {

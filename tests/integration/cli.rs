@@ -32,7 +32,7 @@ fn version_and_help() {
 
 #[test]
 fn bad_settings_stop_start_up_with_a_clear_message() {
-    let cases: [(&[(&str, &str)], &str); 9] = [
+    let cases: [(&[(&str, &str)], &str); 11] = [
         (&[("BACKEND_PORT", "eighty")], "BACKEND_PORT"),
         (&[("AI_PROVIDER", "claude")], "local | openai | gemini"),
         (&[("ENVIRONMENT", "production")], "API_KEY"),
@@ -57,6 +57,14 @@ fn bad_settings_stop_start_up_with_a_clear_message() {
                 ("OPENAI_API_KEY", "sk-test\u{1}"),
             ],
             "OPENAI_API_KEY contains characters not allowed",
+        ),
+        (
+            &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")],
+            "invalid OTEL_EXPORTER_OTLP_PROTOCOL=\"grpc\": allowed http/protobuf",
+        ),
+        (
+            &[("OTEL_TRACES_SAMPLER", "often")],
+            "always_on | always_off | traceidratio",
         ),
     ];
     for (vars, expected) in cases {

@@ -23,5 +23,6 @@ mod resilience_http;
 mod scripted;
 mod supervision;
 mod support;
+mod tracing;
 mod upstreams;
 mod validation;

@@ -223,6 +223,38 @@ impl KeelProcess {
     /// Starts `keel serve` with only `vars` (no inherited settings, no
     /// `.env`) and waits until it is ready.
     pub async fn start(vars: &[(&str, &str)]) -> KeelProcess {
+        KeelProcess::start_inner(vars, None).await
+    }
+
+    /// Like [`KeelProcess::start`], with stdout (the log lines) collected
+    /// into the returned buffer by a reader thread.
+    pub async fn start_capturing(
+        vars: &[(&str, &str)],
+    ) -> (KeelProcess, std::sync::Arc<std::sync::Mutex<String>>) {
+        let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let p = KeelProcess::start_inner(vars, Some(out.clone())).await;
+        (p, out)
+    }
+
+    /// Sends SIGTERM and waits (at most 20 s) for the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    async fn start_inner(
+        vars: &[(&str, &str)],
+        capture: Option<std::sync::Arc<std::sync::Mutex<String>>>,
+    ) -> KeelProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -234,12 +266,31 @@ impl KeelProcess {
             .env("LOG_LEVEL", "warn")
             .current_dir(std::env::temp_dir())
             .args(["serve", "--port", &port.to_string()])
-            .stdout(std::process::Stdio::null());
+            .stdout(if capture.is_some() {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            });
         for (k, v) in vars {
             cmd.env(k, v);
         }
+        let mut child = cmd.spawn().expect("keel starts");
+        if let (Some(out), Some(mut stdout)) = (capture, child.stdout.take()) {
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = stdout.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    out.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
         let mut p = KeelProcess {
-            child: cmd.spawn().expect("keel starts"),
+            child,
             base: format!("http://127.0.0.1:{port}"),
             client: reqwest::Client::new(),
         };
