@@ -166,6 +166,7 @@ pub async fn submit(
         ttl,
         idempotency_key: idem,
         request_hash,
+        traceparent: crate::telemetry::current_traceparent(),
     };
     match jobs.submit(job).await.map_err(|e| jobs_error(&state, e))? {
         SubmitResult::Created(accepted) => {

@@ -357,12 +357,17 @@ async fn work(jobs: &Arc<Jobs>, engine: &WeakEngine, d: Delivery, mut stop: watc
         return;
     };
     let started = tokio::time::Instant::now();
-    let run = async {
-        match crate::api::strict_json::from_value::<ProcessRequest>(running.request.clone()) {
-            Ok(request) => run_request(&engine, request, None).await,
-            Err(e) => Err(ApiError::validation(format!("invalid stored request: {e}"))),
-        }
-    };
+    let span =
+        crate::telemetry::async_job_span(&id, &running.operation, running.traceparent.as_deref());
+    let run = tracing::Instrument::instrument(
+        async {
+            match crate::api::strict_json::from_value::<ProcessRequest>(running.request.clone()) {
+                Ok(request) => run_request(&engine, request, None).await,
+                Err(e) => Err(ApiError::validation(format!("invalid stored request: {e}"))),
+            }
+        },
+        span,
+    );
     let outcome = tokio::select! {
         outcome = run => Some(outcome),
         _ = lost(jobs, &id, ver, &mut stop) => None,
@@ -688,6 +693,7 @@ mod tests {
                 ttl: Duration::from_secs(60),
                 idempotency_key: None,
                 request_hash: "h".into(),
+                traceparent: None,
             })
             .await
             .expect("submit");

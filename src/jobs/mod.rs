@@ -167,6 +167,10 @@ pub struct JobRecord {
     /// `JOB_MAX_DELIVERIES` dead-letters the job.
     #[serde(default)]
     pub unfinished: u32,
+    /// The submission's W3C `traceparent` (tracing on): the execution span
+    /// links to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// The `/process` success body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
@@ -318,6 +322,8 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
     /// Digest of the whole submitted body.
     pub request_hash: String,
+    /// The submission's `traceparent` ([`crate::telemetry::current_traceparent`]).
+    pub traceparent: Option<String>,
 }
 
 /// Listing filters of `GET /v1/jobs`.
@@ -551,6 +557,7 @@ impl Jobs {
             request_hash: job.request_hash,
             idempotency_key: job.idempotency_key,
             consumer: None,
+            traceparent: job.traceparent,
         };
         let outcome = match self.store.submit(&record, self.config.queue_max).await {
             Ok(o) => o,

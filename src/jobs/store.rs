@@ -540,6 +540,7 @@ mod tests {
             not_before_ms: 0,
             deliveries: 0,
             unfinished: 0,
+            traceparent: None,
             result: None,
             error: None,
             webhook: None,

@@ -259,6 +259,52 @@ fn inject(context: &opentelemetry::Context, headers: &mut http::HeaderMap) {
     }
 }
 
+/// The `traceparent` of the current span (the server span of a job
+/// submission), stored with an async job so its execution can link back;
+/// `None` when tracing is off or the span is not exported.
+pub fn current_traceparent() -> Option<String> {
+    if !enabled() {
+        return None;
+    }
+    let context = Span::current().context();
+    if !context.span().span_context().is_valid() {
+        return None;
+    }
+    let mut carrier = std::collections::HashMap::new();
+    TraceContextPropagator::new().inject_context(&context, &mut carrier);
+    carrier.remove("traceparent")
+}
+
+/// The span of one async job's execution. It starts a trace of its own (the
+/// job may run long after its submission, on another instance) and carries
+/// a link to the submission's span (`submitted`, the stored `traceparent`),
+/// so a tracing UI can jump from one to the other. `Span::none()` when
+/// tracing is off.
+pub fn async_job_span(job_id: &str, operation: &str, submitted: Option<&str>) -> Span {
+    if !enabled() {
+        return Span::none();
+    }
+    let span = tracing::info_span!(
+        target: TARGET,
+        "async_job",
+        otel.name = format!("async job {operation}"),
+        otel.kind = "consumer",
+        keel.job_id = job_id,
+        keel.operation = operation,
+    );
+    let _ = span.set_parent(opentelemetry::Context::new());
+    if let Some(traceparent) = submitted {
+        let carrier: std::collections::HashMap<String, String> =
+            [("traceparent".to_string(), traceparent.to_string())].into();
+        let context = TraceContextPropagator::new().extract(&carrier);
+        let submission = context.span().span_context().clone();
+        if submission.is_valid() {
+            span.add_link(submission);
+        }
+    }
+    span
+}
+
 /// The span of one job (cache lookup and resilience pipeline).
 pub fn job_span(operation: &'static str) -> Span {
     if !enabled() {

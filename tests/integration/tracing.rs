@@ -41,6 +41,8 @@ struct Got {
     kind: i32,
     attrs: HashMap<String, String>,
     events: Vec<(String, HashMap<String, String>)>,
+    /// (trace id, span id) of each link.
+    links: Vec<(String, String)>,
 }
 
 impl Got {
@@ -94,6 +96,11 @@ async fn export(State(spans): State<Arc<Mutex<Vec<Got>>>>, body: Bytes) -> Vec<u
                         .events
                         .iter()
                         .map(|e| (e.name.clone(), text(&e.attributes)))
+                        .collect(),
+                    links: s
+                        .links
+                        .iter()
+                        .map(|l| (hex(&l.trace_id), hex(&l.span_id)))
                         .collect(),
                 });
             }
@@ -547,4 +554,77 @@ async fn tracing_fallback_breaker_rejection_and_gemini_propagation() {
     let attempts: Vec<&Got> = spans.iter().filter(|s| s.kind == KIND_CLIENT).collect();
     assert_eq!(attempts.len(), 1, "no call to the open breaker: {spans:#?}");
     assert_eq!(attempts[0].attr("gen_ai.system"), "gcp.gemini");
+}
+
+/// An async job's execution is a trace of its own, linked to the span of
+/// its submission (`POST /v1/jobs`, joined to the client's trace), with the
+/// usual job and attempt spans under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracing_an_async_job_links_its_execution_to_the_submission() {
+    let rx = receiver().await;
+    let upstream = fake(FakeLlmConfig::default()).await;
+    let base = upstream.openai_base_url();
+    let mut vars = traced_vars(&base, &rx.base);
+    vars.push(("API_KEY", "alpha"));
+    let keel = KeelProcess::start(&vars).await;
+    let client_tp = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/v1/jobs", keel.base))
+        .bearer_auth("alpha")
+        .header("traceparent", &client_tp)
+        .json(&body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let accepted: serde_json::Value = r.json().await.unwrap();
+    let id = accepted["job_id"].as_str().unwrap().to_string();
+    let (status, job) = keel.get(&format!("/v1/jobs/{id}?wait=10")).await;
+    assert_eq!(status, 200);
+    assert_eq!(job["status"], "succeeded", "{job}");
+
+    let submission = rx.wait_for(CLIENT_TRACE, 1).await;
+    let server = submission
+        .iter()
+        .find(|s| s.kind == KIND_SERVER && s.name == "POST /v1/jobs")
+        .unwrap_or_else(|| panic!("no submission span: {submission:#?}"));
+    assert_eq!(server.parent, CLIENT_SPAN);
+    // The execution: its own trace, linked to the submission's server span.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let execution = loop {
+        let found = rx
+            .all()
+            .into_iter()
+            .find(|s| s.name == "async job summarize");
+        if let Some(e) = found {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no async job span: {:#?}",
+            rx.all()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_ne!(execution.trace_id, CLIENT_TRACE, "a trace of its own");
+    assert_eq!(execution.parent, "", "a root span");
+    assert_eq!(execution.attr("keel.job_id"), id);
+    assert_eq!(
+        execution.links,
+        vec![(CLIENT_TRACE.to_string(), server.span_id.clone())],
+        "linked to the submission"
+    );
+    let spans = rx.wait_for(&execution.trace_id, 3).await;
+    let job_span = spans
+        .iter()
+        .find(|s| s.name == "job summarize")
+        .unwrap_or_else(|| panic!("no job span: {spans:#?}"));
+    assert_eq!(job_span.parent, execution.span_id);
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.kind == KIND_CLIENT && s.parent == job_span.span_id),
+        "an attempt span under the job: {spans:#?}"
+    );
 }
