@@ -905,8 +905,13 @@ impl Cluster {
     /// read back from the state keys then.
     pub fn sync_stopped(&self) {
         self.subscribed.store(false, Relaxed);
-        self.set_live(false);
         self.rebuild.store(true, Relaxed);
+        if self.live.swap(false, Relaxed) {
+            tracing::info!("cluster sync stopped: breakers run on their own until it is back");
+            for b in self.resilience.breakers() {
+                b.set_shared(false);
+            }
+        }
     }
 }
 
