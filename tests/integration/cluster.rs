@@ -77,6 +77,21 @@ async fn wait_for(p: &KeelProcess, within: Duration, ok: impl Fn(&Value) -> bool
     }
 }
 
+/// `POST /internal/resilience/circuit-breakers/{name}/{action}` (with an
+/// optional `?scope=`) on `p`; asserts 200 and returns the scope answered.
+async fn command(p: &KeelProcess, name: &str, action: &str) -> String {
+    let (status, body) = p
+        .send(
+            Method::POST,
+            &format!("/internal/resilience/circuit-breakers/{name}/{action}"),
+            OPS,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["scope"].as_str().unwrap_or("?").to_string()
+}
+
 async fn breaker(p: &KeelProcess) -> Value {
     let (status, body) = p
         .send(
@@ -351,16 +366,7 @@ async fn operator_actions_and_the_config_switch_reach_every_instance() {
 
     // Force-open on a: b and c refuse within 100 ms.
     let t0 = Instant::now();
-    let (status, body) = a
-        .send(
-            Method::POST,
-            &format!("/internal/resilience/circuit-breakers/{BREAKER}/force-open"),
-            OPS,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["scope"], json!("cluster"));
+    assert_eq!(command(&a, BREAKER, "force-open").await, "cluster");
     loop {
         let (sb, _) = sentiment(&b, 1).await;
         let (sc, _) = sentiment(&c, 2).await;
@@ -406,31 +412,17 @@ async fn operator_actions_and_the_config_switch_reach_every_instance() {
         assert_eq!(view["agreed"], json!(true), "{view}");
     }
     // Instance scope: only b changes, and the cluster view says so.
-    let (status, body) = b
-        .send(
-            Method::POST,
-            &format!("/internal/resilience/circuit-breakers/{BREAKER}/reset?scope=instance"),
-            OPS,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["scope"], json!("instance"));
+    assert_eq!(
+        command(&b, BREAKER, "reset?scope=instance").await,
+        "instance"
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(state(&a).await, "forced_open");
     assert_eq!(state(&b).await, "closed");
     let view = wait_for(&c, Duration::from_secs(3), |v| v["agreed"] == json!(false)).await;
     assert_eq!(view["disagreements"][0]["instance"], json!("b"), "{view}");
     // A cluster reset sent to b, already closed there, still reaches a and c.
-    let (status, _) = b
-        .send(
-            Method::POST,
-            &format!("/internal/resilience/circuit-breakers/{BREAKER}/reset"),
-            OPS,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    command(&b, BREAKER, "reset").await;
     all_in(&all, "closed", Duration::from_millis(500)).await;
 
     // A configuration switch on a is in force on all three: the upstream
@@ -521,16 +513,11 @@ async fn operator_actions_and_the_config_switch_reach_every_instance() {
         })
         .await;
     }
-    let (status, body) = a
-        .send(
-            Method::POST,
-            "/internal/resilience/circuit-breakers/openai:summarize/force-open",
-            OPS,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["scope"], json!("instance"), "Redis is gone");
+    assert_eq!(
+        command(&a, "openai:summarize", "force-open").await,
+        "instance",
+        "Redis is gone"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     redis.restart();
     for p in all {
@@ -554,16 +541,7 @@ async fn operator_actions_and_the_config_switch_reach_every_instance() {
         .1["state"],
         json!("closed")
     );
-    let (status, body) = b
-        .send(
-            Method::POST,
-            &format!("/internal/resilience/circuit-breakers/{BREAKER}/force-open"),
-            OPS,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["scope"], json!("cluster"));
+    assert_eq!(command(&b, BREAKER, "force-open").await, "cluster");
     all_in(&all, "forced_open", Duration::from_secs(1)).await;
 }
 
@@ -580,16 +558,10 @@ async fn breaker_sharing_off_keeps_each_instance_on_its_own() {
         ("API_KEY", "alpha"),
     ];
     let (a, b) = tokio::join!(KeelProcess::start(&vars), KeelProcess::start(&vars));
-    let (status, body) = a
-        .send(
-            Method::POST,
-            "/internal/resilience/circuit-breakers/local:sentiment/force-open",
-            OPS,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["scope"], json!("instance"));
+    assert_eq!(
+        command(&a, "local:sentiment", "force-open").await,
+        "instance"
+    );
     let (_, view) = b.send(Method::GET, "/internal/cluster", OPS, None).await;
     assert_eq!(view["sharing"], json!("off"), "{view}");
     assert_eq!(view["instances"].as_array().map(Vec::len), Some(1));
