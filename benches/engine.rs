@@ -118,7 +118,14 @@ fn views_vs_mailbox(c: &mut Criterion) {
         })
     });
     c.bench_function("metrics_record_call", |b| {
-        b.iter(|| metrics.record_call(ProviderKind::OpenAi, Duration::from_micros(1234), Ok(())))
+        b.iter(|| {
+            metrics.record_call(
+                ProviderKind::OpenAi,
+                Duration::from_micros(1234),
+                Ok(()),
+                None,
+            )
+        })
     });
     let j = job(Operation::Sentiment);
     c.bench_function("engine_run_job_local_sentiment", |b| {

@@ -74,23 +74,132 @@ fn gauges(
     Ok(())
 }
 
-fn histograms<'a>(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    series: impl IntoIterator<Item = (Labels, &'a LatencyHistogram)>,
-) -> Result<(), std::fmt::Error> {
-    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
-    for (labels, h) in series {
-        let (buckets, sum, count) = h.cumulative();
-        if labels.is_empty() {
-            return metric.encode_histogram::<Labels>(sum, count, &buckets, None);
+/// One histogram family, written by [`write_histograms`].
+struct HistogramFamily<'a> {
+    name: &'static str,
+    help: &'static str,
+    series: Vec<(Labels, &'a LatencyHistogram)>,
+}
+
+/// Every latency histogram keel exposes; `routes` is
+/// [`crate::metrics::Metrics::routes`], read once per scrape.
+fn histogram_families<'a>(
+    engine: &'a Engine,
+    routes: &'a [(String, std::sync::Arc<crate::metrics::RouteStats>)],
+) -> Vec<HistogramFamily<'a>> {
+    let m = engine.metrics();
+    let jm = &engine.jobs().metrics;
+    vec![
+        HistogramFamily {
+            name: "keel_http_request_duration_seconds",
+            help: "Time to answer an HTTP request, by route",
+            series: routes
+                .iter()
+                .map(|(route, s)| (vec![("route", route.clone())], &s.latency))
+                .collect(),
+        },
+        HistogramFamily {
+            name: "keel_overhead_seconds",
+            help: "keel's own time per job: handler time minus time spent waiting for providers",
+            series: vec![(Vec::new(), &m.overhead)],
+        },
+        HistogramFamily {
+            name: "keel_provider_call_duration_seconds",
+            help: "Provider call latency, by provider",
+            series: PROVIDERS
+                .into_iter()
+                .map(|k| (vec![("provider", k.to_string())], &m.provider(k).latency))
+                .collect(),
+        },
+        HistogramFamily {
+            name: "keel_async_job_queue_wait_seconds",
+            help: "Submission to first start, for jobs started here",
+            series: vec![(Vec::new(), &jm.queue_wait)],
+        },
+        HistogramFamily {
+            name: "keel_async_job_run_seconds",
+            help: "One run of a job here, start to outcome",
+            series: vec![(Vec::new(), &jm.run_time)],
+        },
+    ]
+}
+
+/// Writes histogram families in the OpenMetrics text format, with each
+/// bucket's exemplar (`# {trace_id="…",span_id="…"} value timestamp`) when
+/// tracing recorded one.
+///
+/// Why by hand: `prometheus-client` 0.25 only builds an exemplar inside its
+/// own lock-guarded `HistogramWithExemplars`, whose every observation takes a
+/// write lock; keel's histograms are lock-free atomics read at scrape time.
+/// The format is small and tested (`exposition::tests`).
+fn write_histograms(out: &mut String, families: &[HistogramFamily<'_>]) {
+    use std::fmt::Write as _;
+    for family in families {
+        let name = family.name;
+        let _ = writeln!(out, "# HELP {name} {}", family.help);
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (labels, h) in &family.series {
+            let labels = label_text(labels);
+            let sep = if labels.is_empty() { "" } else { "," };
+            let (buckets, sum, count) = h.cumulative();
+            let braces = if labels.is_empty() {
+                String::new()
+            } else {
+                format!("{{{labels}}}")
+            };
+            let _ = writeln!(out, "{name}_sum{braces} {}", float(sum));
+            let _ = writeln!(out, "{name}_count{braces} {count}");
+            for ((upper, cumulative), exemplar) in buckets.iter().zip(h.exemplars()) {
+                let le = if upper.is_infinite() {
+                    "+Inf".to_string()
+                } else {
+                    float(*upper)
+                };
+                let _ = write!(
+                    out,
+                    "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
+                );
+                if let Some(e) = exemplar {
+                    let at =
+                        e.at.duration_since(std::time::UNIX_EPOCH)
+                            .unwrap_or_default()
+                            .as_secs_f64();
+                    let _ = write!(
+                        out,
+                        " # {{trace_id=\"{:032x}\",span_id=\"{:016x}\"}} {} {at:.3}",
+                        e.trace.trace_id,
+                        e.trace.span_id,
+                        float(e.value.as_secs_f64()),
+                    );
+                }
+                out.push('\n');
+            }
         }
-        metric
-            .encode_family(&labels)?
-            .encode_histogram::<Labels>(sum, count, &buckets, None)?;
     }
-    Ok(())
+}
+
+/// `k="v",…` with OpenMetrics escaping of the values.
+fn label_text(labels: &Labels) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| {
+            let v = v
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            format!("{k}=\"{v}\"")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A float as OpenMetrics wants it: always with a decimal point.
+fn float(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.1}")
+    } else {
+        v.to_string()
+    }
 }
 
 const PROVIDERS: [ProviderKind; 3] = [
@@ -122,14 +231,6 @@ impl prometheus_client::collector::Collector for EngineCollector {
                 v
             }),
         )?;
-        histograms(
-            &mut e,
-            "keel_http_request_duration_seconds",
-            "Time to answer an HTTP request, by route",
-            routes
-                .iter()
-                .map(|(route, s)| (vec![("route", route.clone())], &s.latency)),
-        )?;
         counters(
             &mut e,
             "keel_chaos_injected",
@@ -140,12 +241,6 @@ impl prometheus_client::collector::Collector for EngineCollector {
                     v,
                 )
             }),
-        )?;
-        histograms(
-            &mut e,
-            "keel_overhead_seconds",
-            "keel's own time per job: handler time minus time spent waiting for providers",
-            [(Vec::new(), &m.overhead)],
         )?;
         counters(
             &mut e,
@@ -192,14 +287,6 @@ impl prometheus_client::collector::Collector for EngineCollector {
                     )
                 })
             }),
-        )?;
-        histograms(
-            &mut e,
-            "keel_provider_call_duration_seconds",
-            "Provider call latency, by provider",
-            PROVIDERS
-                .into_iter()
-                .map(|k| (vec![("provider", k.to_string())], &m.provider(k).latency)),
         )?;
         counters(
             &mut e,
@@ -542,18 +629,6 @@ impl EngineCollector {
                 ("failed_attempt", jm.webhook_failures.load(Relaxed)),
             ]
             .map(|(outcome, n)| (vec![("outcome", outcome.to_string())], n)),
-        )?;
-        histograms(
-            e,
-            "keel_async_job_queue_wait_seconds",
-            "Submission to first start, for jobs started here",
-            [(Vec::new(), &jm.queue_wait)],
-        )?;
-        histograms(
-            e,
-            "keel_async_job_run_seconds",
-            "One run of a job here, start to outcome",
-            [(Vec::new(), &jm.run_time)],
         )
     }
 }
@@ -595,5 +670,114 @@ pub async fn render_with(
     }));
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
+    // The histograms go before the closing `# EOF` the encoder wrote.
+    let eof = out.rfind("# EOF").unwrap_or(out.len());
+    let tail = out.split_off(eof);
+    let routes = engine.metrics().routes();
+    write_histograms(&mut out, &histogram_families(engine, &routes));
+    out.push_str(if tail.is_empty() { "# EOF\n" } else { &tail });
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::TraceRef;
+    use std::time::Duration;
+
+    fn lines_of(out: &str, prefix: &str) -> Vec<String> {
+        out.lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn buckets_are_cumulative_once_and_end_at_the_count() {
+        let h = LatencyHistogram::default();
+        for ms in [1, 1, 1, 40, 900] {
+            h.record(Duration::from_millis(ms));
+        }
+        let mut out = String::new();
+        write_histograms(
+            &mut out,
+            &[HistogramFamily {
+                name: "t_seconds",
+                help: "test",
+                series: vec![(vec![("route", "/v1/a".to_string())], &h)],
+            }],
+        );
+        assert!(out.starts_with("# HELP t_seconds test\n# TYPE t_seconds histogram\n"));
+        assert!(
+            out.contains("t_seconds_count{route=\"/v1/a\"} 5\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("t_seconds_sum{route=\"/v1/a\"} 0.943\n"),
+            "{out}"
+        );
+        let counts: Vec<u64> = lines_of(&out, "t_seconds_bucket")
+            .iter()
+            .map(|l| {
+                l.rsplit(' ')
+                    .next()
+                    .unwrap_or("")
+                    .parse()
+                    .unwrap_or(u64::MAX)
+            })
+            .collect();
+        assert_eq!(counts.len(), LatencyHistogram::upper_bounds().count());
+        assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+        assert_eq!(counts.last(), Some(&5), "{counts:?}");
+        assert!(
+            out.contains("t_seconds_bucket{route=\"/v1/a\",le=\"0.0013\"} 3\n"),
+            "{out}"
+        );
+        assert!(out.contains("le=\"300.0\"} 5\n"), "{out}");
+        assert!(out.contains("le=\"+Inf\"} 5\n"), "{out}");
+        assert!(!out.contains(" # {"), "no exemplar without a trace: {out}");
+    }
+
+    #[test]
+    fn a_traced_bucket_carries_its_exemplar() {
+        let h = LatencyHistogram::default();
+        let trace = TraceRef {
+            trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+            span_id: 0x00f0_67aa_0ba9_02b7,
+        };
+        h.record_traced(Duration::from_micros(1_200), Some(trace));
+        let mut out = String::new();
+        write_histograms(
+            &mut out,
+            &[HistogramFamily {
+                name: "t_seconds",
+                help: "test",
+                series: vec![(Vec::new(), &h)],
+            }],
+        );
+        let with_exemplar = lines_of(&out, "t_seconds_bucket")
+            .into_iter()
+            .filter(|l| l.contains(" # {"))
+            .collect::<Vec<_>>();
+        assert_eq!(with_exemplar.len(), 1, "{out}");
+        let line = &with_exemplar[0];
+        assert!(
+            line.starts_with(
+                "t_seconds_bucket{le=\"0.0013\"} 1 # {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\",span_id=\"00f067aa0ba902b7\"} 0.0012 "
+            ),
+            "{line}"
+        );
+        let at: f64 = line.rsplit(' ').next().unwrap_or("").parse().unwrap_or(0.0);
+        assert!(at > 1.7e9, "a Unix timestamp in seconds: {line}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(
+            label_text(&vec![("k", "a\"b\\c\nd".to_string())]),
+            r#"k="a\"b\\c\nd""#
+        );
+        assert_eq!(float(2.0), "2.0");
+        assert_eq!(float(0.00005), "0.00005");
+    }
 }

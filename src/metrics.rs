@@ -11,7 +11,8 @@ use crate::providers::{ErrorClass, ProviderKind};
 use dashmap::DashMap;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
 
 /// Upper bounds of the latency buckets, in microseconds (roughly ×1.5 apart,
 /// 50 µs to 5 min); one overflow bucket follows.
@@ -58,12 +59,44 @@ const BUCKET_BOUNDS_US: [u64; 40] = [
     300_000_000,
 ];
 
+/// The exported trace an observation belongs to: the ids an OpenMetrics
+/// exemplar carries so an operator can jump from a latency bucket to the
+/// trace of one request in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceRef {
+    /// The W3C trace id (128 bits, never zero).
+    pub trace_id: u128,
+    /// The id of the span the observation was made in.
+    pub span_id: u64,
+}
+
+/// One observation kept as an exemplar of its bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exemplar {
+    /// The trace of the observation.
+    pub trace: TraceRef,
+    /// The observed latency.
+    pub value: Duration,
+    /// When it was recorded (wall clock: exemplars carry a Unix timestamp).
+    pub at: SystemTime,
+}
+
+/// Per-bucket exemplar slots of one histogram.
+type ExemplarSlots = [Mutex<Option<Exemplar>>; BUCKET_BOUNDS_US.len() + 1];
+
 /// A fixed-bucket latency histogram safe to record from many threads.
+///
+/// With tracing on, each bucket also keeps the latest traced observation as
+/// an exemplar. The slots are allocated on the first traced observation, so
+/// a histogram of an untraced process carries one empty pointer; a traced
+/// observation costs one uncontended `try_lock` (a busy slot skips the
+/// exemplar rather than wait).
 #[derive(Debug)]
 pub struct LatencyHistogram {
     buckets: [AtomicU64; BUCKET_BOUNDS_US.len() + 1],
     count: AtomicU64,
     sum_us: AtomicU64,
+    exemplars: OnceLock<Box<ExemplarSlots>>,
 }
 
 impl Default for LatencyHistogram {
@@ -72,6 +105,7 @@ impl Default for LatencyHistogram {
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             count: AtomicU64::new(0),
             sum_us: AtomicU64::new(0),
+            exemplars: OnceLock::new(),
         }
     }
 }
@@ -94,20 +128,59 @@ pub struct LatencySummary {
 impl LatencyHistogram {
     /// Records one observation.
     pub fn record(&self, d: Duration) {
+        self.record_bucket(d);
+    }
+
+    /// Records one observation made inside the exported trace `trace`
+    /// (`None`: tracing off or the span not sampled), keeping it as its
+    /// bucket's exemplar.
+    pub fn record_traced(&self, d: Duration, trace: Option<TraceRef>) {
+        let idx = self.record_bucket(d);
+        let Some(trace) = trace else { return };
+        let slots = self
+            .exemplars
+            .get_or_init(|| Box::new(std::array::from_fn(|_| Mutex::new(None))));
+        if let Ok(mut slot) = slots[idx].try_lock() {
+            *slot = Some(Exemplar {
+                trace,
+                value: d,
+                at: SystemTime::now(),
+            });
+        }
+    }
+
+    /// Counts `d` in its bucket and returns the bucket's index.
+    fn record_bucket(&self, d: Duration) -> usize {
         let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let idx = BUCKET_BOUNDS_US.partition_point(|&b| b < us);
         self.buckets[idx].fetch_add(1, Relaxed);
         self.count.fetch_add(1, Relaxed);
         self.sum_us.fetch_add(us, Relaxed);
+        idx
     }
 
-    /// Clears every bucket (used by metric resets).
+    /// Clears every bucket and exemplar (used by metric resets).
     pub fn reset(&self) {
         for b in &self.buckets {
             b.store(0, Relaxed);
         }
         self.count.store(0, Relaxed);
         self.sum_us.store(0, Relaxed);
+        if let Some(slots) = self.exemplars.get() {
+            for slot in slots.iter() {
+                if let Ok(mut slot) = slot.lock() {
+                    *slot = None;
+                }
+            }
+        }
+    }
+
+    /// The upper bounds of the buckets in seconds, `+Inf` last.
+    pub fn upper_bounds() -> impl Iterator<Item = f64> {
+        BUCKET_BOUNDS_US
+            .iter()
+            .map(|us| *us as f64 / 1e6)
+            .chain(std::iter::once(f64::INFINITY))
     }
 
     /// Cumulative `(upper bound in seconds, count)` pairs and the sum in
@@ -115,14 +188,23 @@ impl LatencyHistogram {
     pub fn cumulative(&self) -> (Vec<(f64, u64)>, f64, u64) {
         let mut total = 0;
         let mut buckets = Vec::with_capacity(BUCKET_BOUNDS_US.len() + 1);
-        for (i, b) in self.buckets.iter().enumerate() {
+        for (b, upper) in self.buckets.iter().zip(Self::upper_bounds()) {
             total += b.load(Relaxed);
-            let upper = BUCKET_BOUNDS_US
-                .get(i)
-                .map_or(f64::INFINITY, |us| *us as f64 / 1e6);
             buckets.push((upper, total));
         }
         (buckets, self.sum_us.load(Relaxed) as f64 / 1e6, total)
+    }
+
+    /// The exemplar of each bucket (same order as [`Self::cumulative`]);
+    /// all `None` until a traced observation was recorded.
+    pub fn exemplars(&self) -> Vec<Option<Exemplar>> {
+        match self.exemplars.get() {
+            None => vec![None; BUCKET_BOUNDS_US.len() + 1],
+            Some(slots) => slots
+                .iter()
+                .map(|slot| slot.lock().ok().and_then(|e| *e))
+                .collect(),
+        }
     }
 
     /// The raw per-bucket counts (not cumulative), for deltas between two
@@ -291,10 +373,11 @@ impl Metrics {
         kind: ProviderKind,
         elapsed: Duration,
         outcome: Result<(), ErrorClass>,
+        trace: Option<TraceRef>,
     ) {
         let p = self.provider(kind);
         p.calls.fetch_add(1, Relaxed);
-        p.latency.record(elapsed);
+        p.latency.record_traced(elapsed, trace);
         match outcome {
             Ok(()) => p.successes.fetch_add(1, Relaxed),
             Err(ErrorClass::Transient) => p.transient_failures.fetch_add(1, Relaxed),
@@ -303,8 +386,15 @@ impl Metrics {
     }
 
     /// Records one answered HTTP request on `route` (a matched path, so the
-    /// number of distinct routes is bounded by the router).
-    pub fn record_route(&self, route: &str, status: u16, elapsed: Duration) {
+    /// number of distinct routes is bounded by the router); `trace` is the
+    /// request's server span when it is exported.
+    pub fn record_route(
+        &self,
+        route: &str,
+        status: u16,
+        elapsed: Duration,
+        trace: Option<TraceRef>,
+    ) {
         let stats = match self.routes.get(route) {
             Some(s) => s.clone(),
             None => self.routes.entry(route.to_string()).or_default().clone(),
@@ -327,7 +417,7 @@ impl Metrics {
         } else if status >= 500 {
             stats.server_errors.fetch_add(1, Relaxed);
         }
-        stats.latency.record(elapsed);
+        stats.latency.record_traced(elapsed, trace);
     }
 
     /// Every route's counters, sorted by route.
@@ -444,13 +534,46 @@ mod tests {
     }
 
     #[test]
+    fn a_traced_observation_becomes_its_buckets_exemplar() {
+        let h = LatencyHistogram::default();
+        h.record(Duration::from_millis(3));
+        assert!(h.exemplars().iter().all(Option::is_none), "untraced: none");
+        let trace = TraceRef {
+            trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+            span_id: 0x00f0_67aa_0ba9_02b7,
+        };
+        h.record_traced(Duration::from_millis(3), Some(trace));
+        h.record_traced(Duration::from_millis(3), None);
+        let exemplars = h.exemplars();
+        let (buckets, _, count) = h.cumulative();
+        assert_eq!(count, 3);
+        assert_eq!(exemplars.len(), buckets.len());
+        let kept: Vec<_> = exemplars
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.map(|e| (i, e)))
+            .collect();
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        let (i, e) = kept[0];
+        assert_eq!(e.trace, trace);
+        assert_eq!(e.value, Duration::from_millis(3));
+        assert!(buckets[i].0 >= 0.003 && (i == 0 || buckets[i - 1].0 < 0.003));
+        h.reset();
+        assert!(
+            h.exemplars().iter().all(Option::is_none),
+            "reset clears them"
+        );
+    }
+
+    #[test]
     fn calls_and_restarts_are_counted() {
         let m = Metrics::default();
-        m.record_call(ProviderKind::OpenAi, Duration::from_millis(5), Ok(()));
+        m.record_call(ProviderKind::OpenAi, Duration::from_millis(5), Ok(()), None);
         m.record_call(
             ProviderKind::OpenAi,
             Duration::from_millis(5),
             Err(ErrorClass::Transient),
+            None,
         );
         let p = m.provider(ProviderKind::OpenAi);
         assert_eq!(p.calls.load(Relaxed), 2);

@@ -120,6 +120,7 @@ pub async fn request_context(
         route.as_ref().map_or("unmatched", MatchedPath::as_str),
         response.status().as_u16(),
         elapsed_d,
+        crate::telemetry::trace_ref(&server_span),
     );
     let status = response.status().as_u16();
     let headers = response.headers_mut();

@@ -359,6 +359,8 @@ async fn work(jobs: &Arc<Jobs>, engine: &WeakEngine, d: Delivery, mut stop: watc
     let started = tokio::time::Instant::now();
     let span =
         crate::telemetry::async_job_span(&id, &running.operation, running.traceparent.as_deref());
+    let trace = crate::telemetry::trace_ref(&span);
+    let settle_span = span.clone();
     let run = tracing::Instrument::instrument(
         async {
             match crate::api::strict_json::from_value::<ProcessRequest>(running.request.clone()) {
@@ -373,59 +375,67 @@ async fn work(jobs: &Arc<Jobs>, engine: &WeakEngine, d: Delivery, mut stop: watc
         _ = lost(jobs, &id, ver, &mut stop) => None,
     };
     drop(engine);
-    jobs.metrics.run_time.record(started.elapsed());
+    jobs.metrics
+        .run_time
+        .record_traced(started.elapsed(), trace);
     let Some(outcome) = outcome else {
         abandoned(jobs, &d, &id, ver, running).await;
         return;
     };
     let mut next = running;
     next.unfinished = 0;
-    match outcome {
-        Ok(response) => {
-            next.status = JobStatus::Succeeded;
-            next.result = serde_json::to_value(&response).ok();
-            next.error = None;
-            finish(jobs, &d, &id, ver, next, Effects::default()).await;
-        }
-        Err(ApiError::Upstream(e)) if e.class() == ErrorClass::Transient => {
-            // Every provider refused or failed for now: wait for the
-            // earliest recovery, as long as the job's time to live allows.
-            let delay = e
-                .retry_after
-                .unwrap_or_else(|| requeue_delay(next.deliveries))
-                .max(Duration::from_millis(50));
-            let at = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(0));
-            if at >= next.expires_at_ms {
-                expire(
-                    &mut next,
-                    &format!("no provider could answer before the job's ttl_seconds ran out: {e}"),
-                );
+    // Settled inside the job's span: a webhook delivery is its child.
+    let settle = async move {
+        match outcome {
+            Ok(response) => {
+                next.status = JobStatus::Succeeded;
+                next.result = serde_json::to_value(&response).ok();
+                next.error = None;
                 finish(jobs, &d, &id, ver, next, Effects::default()).await;
-            } else {
-                next.status = JobStatus::Queued;
-                next.not_before_ms = at;
-                let effects = Effects {
-                    ack: Some(d.entry.clone()),
-                    enqueue: Enqueue::At(at),
-                    keep_until_ms: Some(next.expires_at_ms),
-                    ..Effects::default()
-                };
-                if write(jobs, &id, ver, &next, effects).await {
-                    jobs.metrics.requeued.fetch_add(1, Relaxed);
-                    tracing::info!(job_id = %id, delay_ms = delay.as_millis() as u64, "providers unavailable; job requeued");
+            }
+            Err(ApiError::Upstream(e)) if e.class() == ErrorClass::Transient => {
+                // Every provider refused or failed for now: wait for the
+                // earliest recovery, as long as the job's time to live allows.
+                let delay = e
+                    .retry_after
+                    .unwrap_or_else(|| requeue_delay(next.deliveries))
+                    .max(Duration::from_millis(50));
+                let at = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(0));
+                if at >= next.expires_at_ms {
+                    expire(
+                        &mut next,
+                        &format!(
+                            "no provider could answer before the job's ttl_seconds ran out: {e}"
+                        ),
+                    );
+                    finish(jobs, &d, &id, ver, next, Effects::default()).await;
+                } else {
+                    next.status = JobStatus::Queued;
+                    next.not_before_ms = at;
+                    let effects = Effects {
+                        ack: Some(d.entry.clone()),
+                        enqueue: Enqueue::At(at),
+                        keep_until_ms: Some(next.expires_at_ms),
+                        ..Effects::default()
+                    };
+                    if write(jobs, &id, ver, &next, effects).await {
+                        jobs.metrics.requeued.fetch_add(1, Relaxed);
+                        tracing::info!(job_id = %id, delay_ms = delay.as_millis() as u64, "providers unavailable; job requeued");
+                    }
                 }
             }
+            Err(e) => {
+                next.status = JobStatus::Failed;
+                next.error = Some(JobFailure {
+                    error: e.to_string(),
+                    error_code: e.code().to_string(),
+                    retryable: false,
+                });
+                finish(jobs, &d, &id, ver, next, Effects::default()).await;
+            }
         }
-        Err(e) => {
-            next.status = JobStatus::Failed;
-            next.error = Some(JobFailure {
-                error: e.to_string(),
-                error_code: e.code().to_string(),
-                retryable: false,
-            });
-            finish(jobs, &d, &id, ver, next, Effects::default()).await;
-        }
-    }
+    };
+    tracing::Instrument::instrument(settle, settle_span).await;
 }
 
 fn expire(next: &mut JobRecord, why: &str) {
@@ -490,7 +500,9 @@ async fn finish(
         jobs.job_finished(&next);
         if next.callback_url.is_some() {
             let jobs = jobs.clone();
-            tokio::spawn(async move { super::webhook::deliver(&jobs, next).await });
+            tokio::spawn(tracing::Instrument::in_current_span(async move {
+                super::webhook::deliver(&jobs, next).await
+            }));
         }
     } else if let Ok(Some(v)) = jobs.store.get(id).await
         && v.record.status.is_final()

@@ -154,7 +154,15 @@ pub async fn deliver(jobs: &Jobs, record: JobRecord) {
             let t = crate::time::unix_ms() / 1000;
             request = request.header(SIGNATURE_HEADER, signature(secret, t, &body));
         }
-        match request.send().await {
+        let span = crate::telemetry::webhook_span(&record.job_id, &url, attempt);
+        let sent = if span.is_none() {
+            request.send().await
+        } else {
+            let request = span.in_scope(|| crate::telemetry::inject_upstream(request));
+            tracing::Instrument::instrument(request.send(), span.clone()).await
+        };
+        crate::telemetry::finish_webhook_span(&span, sent.as_ref().map(|r| r.status().as_u16()));
+        match sent {
             Ok(r) if r.status().is_success() => {
                 state.status = "delivered".into();
                 state.last_status = Some(r.status().as_u16());

@@ -664,7 +664,8 @@ impl JobRun<'_> {
         match &result {
             Ok(reply) => {
                 permit.record(CallOutcome::Success);
-                self.metrics.record_call(kind, elapsed, Ok(()));
+                self.metrics
+                    .record_call(kind, elapsed, Ok(()), crate::telemetry::trace_ref(&span));
                 if let Some(u) = reply.usage {
                     self.metrics
                         .record_tokens(kind, u.prompt_tokens, u.completion_tokens);
@@ -672,7 +673,12 @@ impl JobRun<'_> {
             }
             Err(error) => {
                 permit.record(breaker_outcome(error));
-                self.metrics.record_call(kind, elapsed, Err(error.class()));
+                self.metrics.record_call(
+                    kind,
+                    elapsed,
+                    Err(error.class()),
+                    crate::telemetry::trace_ref(&span),
+                );
             }
         }
         CallEnd {

@@ -240,6 +240,22 @@ pub fn trace_id(span: &Span) -> Option<String> {
         .then(|| span_context.trace_id().to_string())
 }
 
+/// The ids of `span` for a latency exemplar ([`crate::metrics::TraceRef`]);
+/// `None` when tracing is off or the span is not sampled (an exemplar must
+/// point at a trace the collector actually received).
+pub fn trace_ref(span: &Span) -> Option<crate::metrics::TraceRef> {
+    if span.is_none() {
+        return None;
+    }
+    let context = span.context();
+    let otel_span = context.span();
+    let span_context = otel_span.span_context();
+    (span_context.is_valid() && span_context.is_sampled()).then(|| crate::metrics::TraceRef {
+        trace_id: u128::from_be_bytes(span_context.trace_id().to_bytes()),
+        span_id: u64::from_be_bytes(span_context.span_id().to_bytes()),
+    })
+}
+
 /// Records the answer's status on the server span and returns the
 /// `traceparent` (and `tracestate`) of the server span in `headers`.
 pub fn finish_server_span(span: &Span, status: u16, headers: &mut http::HeaderMap) {
@@ -452,6 +468,60 @@ pub fn finish_attempt_span(span: &Span, result: &Result<ProviderReply, ProviderE
                 _ => "other",
             };
             span.record("error.type", error_type);
+        }
+    }
+}
+
+/// The span of one webhook POST of a finished async job, a child of the
+/// job's execution span. The URL's query is left out (it may carry a
+/// token). `Span::none()` when tracing is off.
+pub fn webhook_span(job_id: &str, url: &str, attempt: u32) -> Span {
+    if !enabled() {
+        return Span::none();
+    }
+    let parsed = reqwest::Url::parse(url).ok();
+    let address = parsed
+        .as_ref()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let port = parsed
+        .as_ref()
+        .and_then(reqwest::Url::port_or_known_default);
+    let path = parsed.as_ref().map_or("", reqwest::Url::path).to_string();
+    tracing::info_span!(
+        target: TARGET,
+        "webhook",
+        otel.name = "POST",
+        otel.kind = "client",
+        otel.status_code = Empty,
+        http.request.method = "POST",
+        server.address = address,
+        server.port = port,
+        url.path = path,
+        keel.job_id = job_id,
+        keel.attempt = attempt,
+        http.response.status_code = Empty,
+        error.type = Empty,
+    )
+}
+
+/// Records how a webhook POST ended: the receiver's status, or that it
+/// could not be reached.
+pub fn finish_webhook_span<E>(span: &Span, sent: Result<u16, E>) {
+    if span.is_none() {
+        return;
+    }
+    match sent {
+        Ok(status) => {
+            span.record("http.response.status_code", status);
+            if !(200..300).contains(&status) {
+                span.record("otel.status_code", "ERROR");
+                span.record("error.type", status.to_string());
+            }
+        }
+        Err(_) => {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", "unreachable");
         }
     }
 }

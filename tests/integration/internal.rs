@@ -364,4 +364,13 @@ async fn prometheus_metrics_name_what_happened() {
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
+    assert!(text.ends_with("# EOF\n"), "EOF last:\n{text}");
+    assert!(
+        text.contains("keel_http_request_duration_seconds_bucket{route=\"/v1/text_processing/process\",le=\"+Inf\"} 4\n"),
+        "+Inf counts each request once:\n{text}"
+    );
+    assert!(
+        !text.contains(" # {"),
+        "no exemplars with tracing off:\n{text}"
+    );
 }

@@ -314,6 +314,84 @@ async fn tracing_a_retried_request_is_one_tree_in_the_client_trace() {
     assert_eq!(over_http, sent);
 }
 
+/// The exemplars (`# {trace_id=…,span_id=…} value timestamp`) on the
+/// bucket lines of `family` in an OpenMetrics scrape, as
+/// `(labels, trace_id, span_id)`.
+fn exemplars(scrape: &str, family: &str) -> Vec<(String, String, String)> {
+    let prefix = format!("{family}_bucket{{");
+    scrape
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| {
+            let (series, exemplar) = l.split_once(" # {")?;
+            let labels = series.split_once('{')?.1.split_once('}')?.0.to_string();
+            let (ids, _) = exemplar.split_once('}')?;
+            let mut trace = String::new();
+            let mut span = String::new();
+            for kv in ids.split(',') {
+                let (k, v) = kv.split_once('=')?;
+                let v = v.trim_matches('"').to_string();
+                match k {
+                    "trace_id" => trace = v,
+                    "span_id" => span = v,
+                    _ => {}
+                }
+            }
+            Some((labels, trace, span))
+        })
+        .collect()
+}
+
+async fn scrape(keel: &KeelProcess) -> String {
+    reqwest::get(format!("{}/internal/metrics", keel.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// With tracing on, the latency histograms of `/internal/metrics` carry
+/// OpenMetrics exemplars naming the exported trace of one request in the
+/// bucket: the HTTP histogram names the server span, the provider-call
+/// histogram the attempt span, both in the client's trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracing_latency_buckets_carry_exemplars_of_exported_traces() {
+    let rx = receiver().await;
+    let upstream = fake(FakeLlmConfig::default()).await;
+    let base = upstream.openai_base_url();
+    let keel = KeelProcess::start(&traced_vars(&base, &rx.base)).await;
+
+    let client_tp = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let r = process(&keel, Some(&client_tp)).await;
+    assert_eq!(r.status(), 200);
+    let spans = rx.wait_for(CLIENT_TRACE, 3).await;
+    let server = spans.iter().find(|s| s.kind == KIND_SERVER).unwrap();
+    let attempt = spans.iter().find(|s| s.kind == KIND_CLIENT).unwrap();
+
+    let text = scrape(&keel).await;
+    let http = exemplars(&text, "keel_http_request_duration_seconds");
+    assert!(
+        http.iter().any(|(labels, trace, span)| labels
+            .starts_with("route=\"/v1/text_processing/process\"")
+            && trace == CLIENT_TRACE
+            && *span == server.span_id),
+        "an exemplar names the server span: {http:?}\n{text}"
+    );
+    let calls = exemplars(&text, "keel_provider_call_duration_seconds");
+    assert_eq!(
+        calls,
+        vec![(
+            calls.first().map_or(String::new(), |c| c.0.clone()),
+            CLIENT_TRACE.to_string(),
+            attempt.span_id.clone()
+        )],
+        "one call, one exemplar naming its attempt span:\n{text}"
+    );
+    assert!(calls[0].0.starts_with("provider=\"openai\""), "{calls:?}");
+    assert!(text.ends_with("# EOF\n"));
+}
+
 /// Every JSON log line of a request carries its trace id next to its
 /// request id; keel's OpenTelemetry spans never show in the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,6 +453,11 @@ async fn tracing_ratio_zero_exports_no_root_trace() {
         let tp = header(&r, "traceparent");
         assert!(tp.ends_with("-00"), "not sampled: {tp:?}");
     }
+    let text = scrape(&keel).await;
+    assert!(
+        !text.contains(" # {"),
+        "no exemplar points at an unexported trace:\n{text}"
+    );
     let r = process(&keel, Some(&format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))).await;
     assert_eq!(r.status(), 200);
     assert_eq!(keel.terminate(), Some(0));
@@ -566,14 +649,18 @@ async fn tracing_an_async_job_links_its_execution_to_the_submission() {
     let base = upstream.openai_base_url();
     let mut vars = traced_vars(&base, &rx.base);
     vars.push(("API_KEY", "alpha"));
+    vars.push(("JOB_WEBHOOK_BACKOFF_MS", "50"));
     let keel = KeelProcess::start(&vars).await;
+    let hook = webhook_receiver().await;
     let client_tp = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
     let http = reqwest::Client::new();
+    let mut submitted = body();
+    submitted["callback_url"] = json!(format!("{}/hook?token=t0ps3cret", hook.base));
     let r = http
         .post(format!("{}/v1/jobs", keel.base))
         .bearer_auth("alpha")
         .header("traceparent", &client_tp)
-        .json(&body())
+        .json(&submitted)
         .send()
         .await
         .unwrap();
@@ -627,4 +714,81 @@ async fn tracing_an_async_job_links_its_execution_to_the_submission() {
             .any(|s| s.kind == KIND_CLIENT && s.parent == job_span.span_id),
         "an attempt span under the job: {spans:#?}"
     );
+
+    // The webhook: the receiver answers 500, then 200; each POST is a client
+    // span under the execution, and the receiver gets its `traceparent`.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut hooks: Vec<Got> = loop {
+        let found: Vec<Got> = rx
+            .all()
+            .into_iter()
+            .filter(|s| s.trace_id == execution.trace_id && s.attr("keel.job_id") == id)
+            .filter(|s| s.span_id != execution.span_id)
+            .collect();
+        if found.len() >= 2 || Instant::now() > deadline {
+            break found;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    hooks.sort_by_key(|s| s.attr("keel.attempt").to_string());
+    assert_eq!(hooks.len(), 2, "two webhook POSTs: {hooks:#?}");
+    for (i, h) in hooks.iter().enumerate() {
+        assert_eq!(h.name, "POST");
+        assert_eq!(h.kind, KIND_CLIENT);
+        assert_eq!(h.parent, execution.span_id, "a child of the execution");
+        assert_eq!(h.attr("keel.attempt"), (i + 1).to_string());
+        assert_eq!(h.attr("http.request.method"), "POST");
+        assert_eq!(h.attr("server.address"), "127.0.0.1");
+        assert_eq!(h.attr("url.path"), "/hook");
+        assert!(
+            !h.attrs.values().any(|v| v.contains("t0ps3cret")),
+            "the query stays out of the span: {h:#?}"
+        );
+    }
+    assert_eq!(hooks[0].attr("http.response.status_code"), "500");
+    assert_eq!(hooks[0].attr("error.type"), "500");
+    assert_eq!(hooks[1].attr("http.response.status_code"), "200");
+    let expected: Vec<String> = hooks
+        .iter()
+        .map(|h| format!("00-{}-{}-01", execution.trace_id, h.span_id))
+        .collect();
+    assert_eq!(*hook.traceparents.lock().unwrap(), expected);
+}
+
+/// A webhook receiver that answers 500 to the first POST and 200 after,
+/// keeping each POST's `traceparent`.
+struct WebhookReceiver {
+    base: String,
+    traceparents: Arc<Mutex<Vec<String>>>,
+}
+
+async fn webhook_receiver() -> WebhookReceiver {
+    let traceparents = Arc::new(Mutex::new(Vec::new()));
+    let seen = traceparents.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |headers: axum::http::HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                let tp = headers
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let mut seen = seen.lock().unwrap();
+                seen.push(tp);
+                if seen.len() == 1 {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    WebhookReceiver { base, traceparents }
 }
