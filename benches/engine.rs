@@ -10,6 +10,7 @@
 //!   off, so every iteration runs the algorithm);
 //! - resilience primitives: a circuit breaker's admit + record, the memory
 //!   rate limiter's check, the cache key and a memory-tier hit;
+//! - the memory tier against moka (hit, insert into a full cache);
 //! - configuration: loading the `production` preset, reading `Settings`;
 //! - the in-process pipeline with a provider that answers at once, cache off
 //!   (breaker, bulkhead, retry policy, provider call, output checks, metrics)
@@ -235,6 +236,71 @@ fn cache(c: &mut Criterion) {
     g.finish();
 }
 
+/// keel's memory tier against moka (W-TinyLFU, the standard Rust concurrent
+/// cache), both holding 10 000 answers: a hit, and an insert into the full
+/// cache (an eviction each time).
+fn memory_tier_vs_moka(c: &mut Criterion) {
+    use keel::cache::MemoryTier;
+    const ENTRIES: u64 = 10_000;
+    let mut g = c.benchmark_group("memory_tier_vs_moka");
+    let answer = Arc::new(CachedAnswer {
+        output: JobOutput::Sentiment(Sentiment {
+            sentiment: SentimentLabel::Positive,
+            confidence: 0.8,
+            explanation: "Positive: cues 'delighted'.".into(),
+        }),
+        provider: "openai".into(),
+        model: "gpt-4o-mini".into(),
+        stored_at_unix_ms: 0,
+    });
+    let keys: Vec<String> = (0..ENTRIES)
+        .map(|i| format!("keel:cache:v1:{i:064x}"))
+        .collect();
+    let ttl = Duration::from_secs(3600);
+    let rt = runtime();
+    let _guard = rt.enter();
+    let tier = MemoryTier::new(ENTRIES, u64::MAX / 2);
+    let moka: moka::sync::Cache<Arc<str>, Arc<CachedAnswer>> = moka::sync::Cache::builder()
+        .max_capacity(ENTRIES)
+        .time_to_live(ttl)
+        .build();
+    for k in &keys {
+        tier.insert(k, answer.clone(), 300, ttl);
+        moka.insert(Arc::from(k.as_str()), answer.clone());
+    }
+    moka.run_pending_tasks();
+    let mut i = 0usize;
+    g.bench_function("keel_hit", |b| {
+        b.iter(|| {
+            i = (i + 7919) % keys.len();
+            black_box(tier.get(&keys[i]).is_some())
+        })
+    });
+    g.bench_function("moka_hit", |b| {
+        b.iter(|| {
+            i = (i + 7919) % keys.len();
+            black_box(moka.get(keys[i].as_str()).is_some())
+        })
+    });
+    let fresh: Vec<String> = (0..ENTRIES)
+        .map(|i| format!("keel:cache:v1:{:064x}", i + ENTRIES))
+        .collect();
+    let mut n = 0usize;
+    g.bench_function("keel_insert_evicting", |b| {
+        b.iter(|| {
+            n = (n + 1) % fresh.len();
+            black_box(tier.insert(&fresh[n], answer.clone(), 300, ttl))
+        })
+    });
+    g.bench_function("moka_insert_evicting", |b| {
+        b.iter(|| {
+            n = (n + 1) % fresh.len();
+            moka.insert(Arc::from(fresh[n].as_str()), answer.clone());
+        })
+    });
+    g.finish();
+}
+
 fn config_load(c: &mut Criterion) {
     let mut g = c.benchmark_group("config");
     let production = MapEnv::new(&[("RESILIENCE_PRESET", "production")]);
@@ -432,6 +498,7 @@ criterion_group!(
     views_vs_mailbox,
     resilience_primitives,
     cache,
+    memory_tier_vs_moka,
     config_load,
     pipeline,
     identity

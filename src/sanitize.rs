@@ -167,8 +167,6 @@ struct Token {
     line_start: bool,
     /// Has letters and none of them lowercase in the original ("DAN", "NASA").
     upper: bool,
-    /// The core packed by [`pack`], for the per-word trigger lookup.
-    key: u128,
 }
 
 /// The lowercased, whitespace-collapsed detection view of a text.
@@ -206,7 +204,6 @@ impl ViewBuilder {
             core_end: at,
             line_start: self.after_newline,
             upper: false,
-            key: LONG_WORD,
         });
         self.after_newline = false;
         self.has_lower = false;
@@ -233,12 +230,6 @@ impl ViewBuilder {
             token.core_end = token.core_start + front_trimmed.trim_end_matches(not_word).len();
         }
         token.upper = self.has_alpha && !self.has_lower;
-        token.key = pack(
-            self.flat
-                .as_bytes()
-                .get(token.core_start..token.core_end)
-                .unwrap_or_default(),
-        );
         self.tokens.push(token);
     }
 
@@ -461,14 +452,14 @@ const ROLE_TAGS: &[&str] = &[
     "</system_instruction>",
 ];
 
-/// Runs every detector over the cleaned text. One table lookup per word picks
+/// Runs every detector over the cleaned text. One `match` per word picks
 /// the trigger words; only those look at their neighbours, which keeps
 /// a 10 000-character text well under a millisecond.
 fn detect_injection(text: &str) -> Vec<&'static str> {
     let view = View::new(text);
     let mut found = [false; ALL_SIGNALS.len()];
     for (i, token) in view.tokens.iter().enumerate() {
-        let hit = match trigger(token.key) {
+        let hit = match trigger(view.core(i)) {
             None => None,
             Some(Trigger::Ignore) => ignores_instructions(&view, i).then_some(IGNORE_INSTRUCTIONS),
             Some(Trigger::Role) => role_override_at(&view, i).then_some(ROLE_OVERRIDE),
@@ -510,98 +501,53 @@ enum Trigger {
     User,
 }
 
-/// The words that start a detector; every other word is skipped after one
-/// table lookup. Each detector re-checks the word itself.
-const TRIGGER_WORDS: [(&str, Trigger); 40] = [
-    ("ignore", Trigger::Ignore),
-    ("ignoring", Trigger::Ignore),
-    ("disregard", Trigger::Ignore),
-    ("disregarding", Trigger::Ignore),
-    ("forget", Trigger::Ignore),
-    ("forgetting", Trigger::Ignore),
-    ("override", Trigger::Ignore),
-    ("bypass", Trigger::Ignore),
-    ("you", Trigger::Role),
-    ("you're", Trigger::Role),
-    ("you’re", Trigger::Role),
-    ("act", Trigger::Role),
-    ("pretend", Trigger::Role),
-    ("roleplay", Trigger::Role),
-    ("role-play", Trigger::Role),
-    ("role", Trigger::Role),
-    ("system", Trigger::Probe),
-    ("system-prompt", Trigger::Probe),
-    ("systemprompt", Trigger::Probe),
-    ("reveal", Trigger::Probe),
-    ("show", Trigger::Probe),
-    ("print", Trigger::Probe),
-    ("repeat", Trigger::Probe),
-    ("output", Trigger::Probe),
-    ("display", Trigger::Probe),
-    ("disclose", Trigger::Probe),
-    ("leak", Trigger::Probe),
-    ("share", Trigger::Probe),
-    ("tell", Trigger::Probe),
-    ("give", Trigger::Probe),
-    ("what", Trigger::Probe),
-    ("write", Trigger::Probe),
-    ("jailbreak", Trigger::Jailbreak),
-    ("jailbroken", Trigger::Jailbreak),
-    ("jailbreaking", Trigger::Jailbreak),
-    ("jailbreaks", Trigger::Jailbreak),
-    ("developer", Trigger::Jailbreak),
-    ("do", Trigger::Jailbreak),
-    ("dan", Trigger::Jailbreak),
-    ("user", Trigger::User),
-];
-
-/// The key of every word longer than 15 bytes (no trigger word is). Its top
-/// byte, 0xFF, is never the length byte of a packed word.
-const LONG_WORD: u128 = u128::MAX;
-
-/// Packs a word of at most 15 bytes into an integer: the bytes in order, the
-/// length in the top byte. Distinct words get distinct keys, so the trigger
-/// lookup compares one integer per step instead of strings.
-const fn pack(word: &[u8]) -> u128 {
-    if word.len() > 15 {
-        return LONG_WORD;
+/// The detector that `word` (a lowercased word core) starts, if any; every
+/// other word is skipped after this one `match` (the compiler turns it into a
+/// switch on length and byte compares). Each detector re-checks the word.
+fn trigger(word: &str) -> Option<Trigger> {
+    match word {
+        "ignore"
+        | "ignoring"
+        | "disregard"
+        | "disregarding"
+        | "forget"
+        | "forgetting"
+        | "override"
+        | "bypass" => Some(Trigger::Ignore),
+        "you"
+        | "you're"
+        | "you’re"
+        | "act"
+        | "pretend"
+        | "roleplay"
+        | "role-play"
+        | "role" => Some(Trigger::Role),
+        "system"
+        | "system-prompt"
+        | "systemprompt"
+        | "reveal"
+        | "show"
+        | "print"
+        | "repeat"
+        | "output"
+        | "display"
+        | "disclose"
+        | "leak"
+        | "share"
+        | "tell"
+        | "give"
+        | "what"
+        | "write" => Some(Trigger::Probe),
+        "jailbreak"
+        | "jailbroken"
+        | "jailbreaking"
+        | "jailbreaks"
+        | "developer"
+        | "do"
+        | "dan" => Some(Trigger::Jailbreak),
+        "user" => Some(Trigger::User),
+        _ => None,
     }
-    // Little-endian: byte `i` lands in bits `8 * i ..`.
-    let mut key = 0u128;
-    let mut i = word.len();
-    while i > 0 {
-        i -= 1;
-        key = (key << 8) | word[i] as u128;
-    }
-    key | (word.len() as u128) << 120
-}
-
-/// [`TRIGGER_WORDS`] packed and sorted by key, for binary search.
-static TRIGGERS: [(u128, Trigger); TRIGGER_WORDS.len()] = {
-    let mut table = [(0u128, Trigger::Ignore); TRIGGER_WORDS.len()];
-    let mut i = 0;
-    while i < table.len() {
-        table[i] = (pack(TRIGGER_WORDS[i].0.as_bytes()), TRIGGER_WORDS[i].1);
-        // Insertion sort, at compile time.
-        let mut j = i;
-        while j > 0 && table[j - 1].0 > table[j].0 {
-            let swap = table[j - 1];
-            table[j - 1] = table[j];
-            table[j] = swap;
-            j -= 1;
-        }
-        i += 1;
-    }
-    table
-};
-
-/// The detector that the word with `key` starts, if any.
-fn trigger(key: u128) -> Option<Trigger> {
-    TRIGGERS
-        .binary_search_by(|(k, _)| k.cmp(&key))
-        .ok()
-        .and_then(|at| TRIGGERS.get(at))
-        .map(|(_, t)| *t)
 }
 
 /// Records `name` in the flags indexed like [`ALL_SIGNALS`].
@@ -964,10 +910,18 @@ mod tests {
 
     #[test]
     fn trigger_lookup_finds_exactly_the_trigger_words() {
-        // Binary search needs unique, sorted keys.
-        assert!(TRIGGERS.windows(2).all(|w| w[0].0 < w[1].0));
-        for (word, expected) in TRIGGER_WORDS {
-            assert_eq!(trigger(pack(word.as_bytes())), Some(expected), "{word}");
+        for (word, expected) in [
+            ("ignore", Trigger::Ignore),
+            ("disregarding", Trigger::Ignore),
+            ("you’re", Trigger::Role),
+            ("role-play", Trigger::Role),
+            ("system-prompt", Trigger::Probe),
+            ("write", Trigger::Probe),
+            ("jailbreaking", Trigger::Jailbreak),
+            ("dan", Trigger::Jailbreak),
+            ("user", Trigger::User),
+        ] {
+            assert_eq!(trigger(word), Some(expected), "{word}");
         }
         for word in [
             "",
@@ -983,12 +937,9 @@ mod tests {
             "developers",
             "jailbreak-mode-on-now",
         ] {
-            assert_eq!(trigger(pack(word.as_bytes())), None, "{word}");
+            assert_eq!(trigger(word), None, "{word}");
         }
-        assert_eq!(pack(&[b'x'; 16]), LONG_WORD);
-        assert_ne!(pack(&[b'x'; 15]), LONG_WORD);
-        // The length byte keeps a word apart from the same word with NULs.
-        assert_ne!(pack(b"do"), pack(b"do\0"));
+        assert_eq!(trigger("do\0"), None);
     }
 
     #[test]
@@ -999,9 +950,6 @@ mod tests {
             cores,
             ["ignore", "you're", "user", "3.5", "hola", "x", "café", ""]
         );
-        for (i, token) in view.tokens.iter().enumerate() {
-            assert_eq!(token.key, pack(view.core(i).as_bytes()), "{}", view.core(i));
-        }
     }
 
     #[test]

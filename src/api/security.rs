@@ -45,7 +45,9 @@ pub const COMPRESS_ABOVE: u64 = 1024;
 /// returned untouched. tower-http does the encoding, but is applied here to
 /// the large responses only rather than as a layer: its body type is ~5.8 KB,
 /// and as a layer every response, compressed or not, was built in it and
-/// copied with it on its way out.
+/// copied with it on its way out. What this pays (callgrind, release build,
+/// cache-miss requests): ~3 k of ~168 k instructions per request, 1.8 %, so it
+/// stays (issue 16 item 7 keeps hand-written code that pays more than 1 %).
 pub async fn compress_if_large(response: Response, accept_encoding: Vec<HeaderValue>) -> Response {
     let predicate = SizeAbove::new(COMPRESS_ABOVE);
     if !predicate.should_compress(&response) {

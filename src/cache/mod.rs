@@ -35,13 +35,12 @@ pub use config::{
     DEFAULT_MEMORY_MAX_ENTRIES, DEFAULT_TTL, ttl_for_name,
 };
 pub use key::{CacheKey, InvalidPattern, KEY_PREFIX, KeyPattern, MAX_PATTERN_LEN};
-pub use memory::{ENTRY_OVERHEAD, MemoryStats};
+pub use memory::{ENTRY_OVERHEAD, MemoryStats, MemoryTier};
 pub use redis_tier::SCAN_BATCH;
 pub use single_flight::SingleFlight;
 
 use crate::job::Operation;
 use crate::redis_link::{RedisLink, RedisStatus};
-use memory::MemoryTier;
 use redis_tier::RedisTier;
 use serde::Serialize;
 use std::sync::Arc;
