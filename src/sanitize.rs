@@ -506,45 +506,17 @@ enum Trigger {
 /// switch on length and byte compares). Each detector re-checks the word.
 fn trigger(word: &str) -> Option<Trigger> {
     match word {
-        "ignore"
-        | "ignoring"
-        | "disregard"
-        | "disregarding"
-        | "forget"
-        | "forgetting"
-        | "override"
-        | "bypass" => Some(Trigger::Ignore),
-        "you"
-        | "you're"
-        | "you’re"
-        | "act"
-        | "pretend"
-        | "roleplay"
-        | "role-play"
-        | "role" => Some(Trigger::Role),
-        "system"
-        | "system-prompt"
-        | "systemprompt"
-        | "reveal"
-        | "show"
-        | "print"
-        | "repeat"
-        | "output"
-        | "display"
-        | "disclose"
-        | "leak"
-        | "share"
-        | "tell"
-        | "give"
-        | "what"
+        "ignore" | "ignoring" | "disregard" | "disregarding" | "forget" | "forgetting"
+        | "override" | "bypass" => Some(Trigger::Ignore),
+        "you" | "you're" | "you’re" | "act" | "pretend" | "roleplay" | "role-play" | "role" => {
+            Some(Trigger::Role)
+        }
+        "system" | "system-prompt" | "systemprompt" | "reveal" | "show" | "print" | "repeat"
+        | "output" | "display" | "disclose" | "leak" | "share" | "tell" | "give" | "what"
         | "write" => Some(Trigger::Probe),
-        "jailbreak"
-        | "jailbroken"
-        | "jailbreaking"
-        | "jailbreaks"
-        | "developer"
-        | "do"
-        | "dan" => Some(Trigger::Jailbreak),
+        "jailbreak" | "jailbroken" | "jailbreaking" | "jailbreaks" | "developer" | "do" | "dan" => {
+            Some(Trigger::Jailbreak)
+        }
         "user" => Some(Trigger::User),
         _ => None,
     }
