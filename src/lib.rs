@@ -20,9 +20,12 @@
 //! - [`telemetry`]: OpenTelemetry traces (OTLP export, spans, W3C trace context);
 //! - [`cache`]: the two-tier (memory + Redis) response cache with single-flight;
 //! - [`rate_limit`]: per-identity sliding-window limits, in memory or on Redis;
-//! - [`redis_link`]: Redis with timeouts, cool-off and lazy reconnection;
-//! - [`fake_llm`]: a fake OpenAI/Gemini upstream for tests, demos and benchmarks;
-//! - [`testing`]: test support (a real `redis-server` on a free port).
+//! - [`redis_link`]: Redis with timeouts, cool-off and lazy reconnection.
+//!
+//! Test support (the fake OpenAI/Gemini upstream, a real `redis-server` on a
+//! free port, the `fake_llm` binary) lives in the dev-only `keel-testkit`
+//! workspace crate (`testkit/`), so this library and the `keel` binary never
+//! ship it.
 
 pub mod actors;
 pub mod api;
@@ -36,7 +39,6 @@ pub mod config;
 pub mod connection;
 pub mod engine;
 pub mod exposition;
-pub mod fake_llm;
 pub mod health;
 pub mod identity;
 pub mod job;
@@ -51,5 +53,4 @@ pub mod resilience;
 pub mod sanitize;
 pub mod server;
 pub mod telemetry;
-pub mod testing;
 pub mod time;

@@ -621,7 +621,7 @@ mod tests {
     use crate::config::{MapEnv, Settings};
     use crate::jobs::{NewJob, SubmitResult};
     use crate::redis_link::RedisLinkOptions;
-    use crate::testing::redis_server::RedisServer;
+    use keel_testkit::redis_server::RedisServer;
 
     /// Arms a [`muting_proxy`]: the next server answer that contains these
     /// bytes (any answer when empty) is dropped.

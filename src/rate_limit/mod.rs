@@ -324,7 +324,7 @@ mod tests {
     use super::*;
     use crate::config::MapEnv;
     use crate::redis_link::RedisLinkOptions;
-    use crate::testing::redis_server::RedisServer;
+    use keel_testkit::redis_server::RedisServer;
     use std::time::Duration;
 
     fn config(vars: &[(&str, &str)]) -> RateLimitConfig {

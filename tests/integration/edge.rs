@@ -3,7 +3,7 @@
 
 use crate::support::{ARTICLE, start, start_with_settings};
 use keel::config::{MapEnv, Settings};
-use keel::fake_llm::FakeLlmConfig;
+use keel_testkit::fake_llm::FakeLlmConfig;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

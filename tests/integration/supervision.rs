@@ -4,8 +4,8 @@
 use crate::support::{ARTICLE, start};
 use futures::StreamExt;
 use keel::actors::provider::ProviderMsg;
-use keel::fake_llm::FakeLlmConfig;
 use keel::providers::ProviderKind;
+use keel_testkit::fake_llm::FakeLlmConfig;
 use serde_json::json;
 use std::time::Duration;
 
@@ -183,7 +183,7 @@ async fn excess_load_is_shed_with_503_json() {
 /// again) and no request fails meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_cluster_sync_restarts_it_and_sharing_resumes() {
-    let Some(redis) = keel::testing::redis_server::RedisServer::start() else {
+    let Some(redis) = keel_testkit::redis_server::RedisServer::start() else {
         return;
     };
     let url = redis.url();
