@@ -4,6 +4,8 @@
 //! It owns everything time-windowed (requests per minute from periodic
 //! samples, the [`History`] time series behind the dashboard's charts) and
 //! the reset action; request tasks only add to atomics.
+//!
+//! One of four metrics modules; `crate::metrics` says which is which.
 
 use super::metrics_history::{History, HistoryView, Reading, SAMPLE_EVERY};
 use crate::job::Operation;

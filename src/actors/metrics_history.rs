@@ -14,6 +14,8 @@
 //!
 //! Time comes from `tokio::time` (so tests drive it with a paused clock);
 //! wall-clock timestamps are the start time plus elapsed tokio time.
+//!
+//! One of four metrics modules; `crate::metrics` says which is which.
 
 use crate::job::Operation;
 use crate::metrics::{Metrics, quantile_ms};
