@@ -25,8 +25,9 @@ use keel::actors::metrics::{MetricsAggregator, MetricsAggregatorArgs, MetricsMsg
 use keel::api::text::ProcessRequest;
 use keel::api::{AppState, router};
 use keel::cache::{Cache, CacheConfig, CacheKey, CachedAnswer};
-use keel::config::{MapEnv, Settings};
+use keel::config::Settings;
 use keel::engine::Engine;
+use keel::env::MapEnv;
 use keel::job::{Job, JobOptions, JobOutput, Operation, Sentiment, SentimentLabel};
 use keel::metrics::Metrics;
 use keel::providers::{CallOptions, Provider, ProviderError, ProviderKind, ProviderReply};

@@ -2,8 +2,12 @@
 //! points, questions, question answering).
 //!
 //! Layout, one concept per module:
-//! - [`config`]: settings from the environment, validated at start-up;
-//! - [`job`]: the unit of work and its output;
+//! - [`env`]: the bottom of configuration: variable sources, [`env::ConfigError`], the
+//!   deployment [`env::Environment`] and the parsers every domain config uses;
+//! - [`config`]: settings from the environment, validated at start-up (assembles the
+//!   domain configs);
+//! - [`job`]: the unit of work and its output; [`outcome`]: what running one came to
+//!   ([`outcome::JobResult`] / [`outcome::JobError`]);
 //! - [`sanitize`]: input cleaning and prompt-injection signals;
 //! - [`nlp`]: the offline algorithms behind the `local` provider;
 //! - [`providers`]: the provider trait and the local / OpenAI / Gemini clients;
@@ -38,6 +42,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod engine;
+pub mod env;
 pub mod exposition;
 pub mod health;
 pub mod identity;
@@ -46,6 +51,7 @@ pub mod jobs;
 pub mod logging;
 pub mod metrics;
 pub mod nlp;
+pub mod outcome;
 pub mod providers;
 pub mod rate_limit;
 pub mod redis_link;

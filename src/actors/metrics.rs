@@ -249,7 +249,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_aggregator_samples_the_time_series_on_its_timer() {
         let config =
-            crate::resilience::config::resolve("simple", None, &crate::config::MapEnv::new(&[]))
+            crate::resilience::config::resolve("simple", None, &crate::env::MapEnv::new(&[]))
                 .expect("the simple preset resolves");
         let resilience = Arc::new(Resilience::new(
             config,

@@ -292,7 +292,7 @@ mod tests {
 
     fn fixtures() -> (Arc<Metrics>, Arc<Resilience>) {
         let config =
-            crate::resilience::config::resolve("simple", None, &crate::config::MapEnv::new(&[]))
+            crate::resilience::config::resolve("simple", None, &crate::env::MapEnv::new(&[]))
                 .expect("the simple preset resolves");
         let resilience = Arc::new(Resilience::new(
             config,

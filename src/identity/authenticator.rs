@@ -351,7 +351,7 @@ fn identity_link_options(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MapEnv;
+    use crate::env::MapEnv;
 
     fn auth(vars: &[(&str, &str)]) -> Authenticator {
         Authenticator::new(&Settings::from_source(&MapEnv::new(vars)).unwrap()).unwrap()

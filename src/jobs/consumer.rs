@@ -618,7 +618,8 @@ impl Jobs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{MapEnv, Settings};
+    use crate::config::Settings;
+    use crate::env::MapEnv;
     use crate::jobs::{NewJob, SubmitResult};
     use crate::redis_link::RedisLinkOptions;
     use keel_testkit::redis_server::RedisServer;

@@ -345,10 +345,7 @@ pub fn job_span(operation: &'static str) -> Span {
 pub fn finish_job_span(
     span: &Span,
     cache: &'static str,
-    result: &Result<
-        crate::resilience::orchestrator::JobResult,
-        crate::resilience::orchestrator::JobError,
-    >,
+    result: &Result<crate::outcome::JobResult, crate::outcome::JobError>,
 ) {
     if span.is_none() {
         return;

@@ -6,7 +6,8 @@
 use crate::support::{KeelProcess, TestServer, start};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use keel::config::{MapEnv, Settings};
+use keel::config::Settings;
+use keel::env::MapEnv;
 use keel_testkit::redis_server::RedisServer;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};

@@ -60,9 +60,8 @@ async fn killing_a_provider_actor_mid_traffic_loses_no_request() {
     // (error in its handler), once by a hard kill.
     tokio::time::sleep(Duration::from_millis(30)).await;
     let slot = engine.providers().get(ProviderKind::OpenAi).unwrap();
-    slot.actor
-        .as_ref()
-        .unwrap()
+    // The slot holds the provider actor's untyped cell.
+    ractor::ActorRef::<ProviderMsg>::from(slot.actor.clone().unwrap())
         .cast(ProviderMsg::Crash)
         .unwrap();
     wait_for_generation(&engine, before + 1).await;

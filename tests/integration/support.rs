@@ -1,6 +1,7 @@
 //! Shared test harness: start keel with a given environment, send requests.
 
-use keel::config::{MapEnv, Settings};
+use keel::config::Settings;
+use keel::env::MapEnv;
 use keel::server::RunningServer;
 use keel_testkit::fake_llm::{FakeLlm, FakeLlmConfig, FakeLlmHandle};
 use reqwest::header::HeaderMap;
