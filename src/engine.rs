@@ -355,7 +355,7 @@ impl Engine {
         client_deadline: Option<std::time::Duration>,
     ) -> Result<JobResult, JobError> {
         JobRun {
-            settings: &self.inner.settings,
+            provider_settings: &self.inner.settings.providers,
             providers: &self.inner.providers,
             resilience: &self.inner.resilience,
             metrics: &self.inner.metrics,

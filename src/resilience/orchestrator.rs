@@ -22,13 +22,12 @@
 use super::Resilience;
 use super::breaker::{BreakerPermit, BreakerState, CallOutcome};
 use super::config::{HedgeTarget, OperationPolicy};
-use crate::config::Settings;
 use crate::job::Job;
 use crate::metrics::Metrics;
 use crate::outcome::{JobError, JobResult};
 use crate::providers::{
     CallOptions, ErrorClass, ProviderError, ProviderErrorKind, ProviderKind, ProviderReply,
-    ProviderTable, SharedProvider,
+    ProviderSettings, ProviderTable, SharedProvider,
 };
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -112,8 +111,10 @@ struct CallEnd {
 
 /// Everything one job run needs, borrowed from the engine.
 pub struct JobRun<'a> {
-    /// Provider timeouts.
-    pub settings: &'a Settings,
+    /// Per-provider settings (`Settings::providers`), for the call timeouts.
+    /// Only these, not the whole `Settings`, so resilience does not depend
+    /// on `crate::config`, which assembles the resilience config.
+    pub provider_settings: &'a [ProviderSettings],
     /// The provider chain.
     pub providers: &'a ProviderTable,
     /// Breakers, budgets, bulkheads and policies.
@@ -548,8 +549,7 @@ impl JobRun<'_> {
     ) -> CallEnd {
         let kind = provider.kind();
         let call_timeout = self
-            .settings
-            .providers
+            .provider_settings
             .iter()
             .find(|p| p.kind == kind)
             .map_or(DEFAULT_CALL_TIMEOUT, |p| p.timeout);
@@ -565,7 +565,9 @@ impl JobRun<'_> {
         } = admission;
         let started = Instant::now();
         let opts = CallOptions { timeout };
-        let span = crate::telemetry::attempt_span(kind, provider.model(), attempt, breaker, hedge);
+        let breaker_state = breaker.map_or("unknown", BreakerState::as_str);
+        let span =
+            crate::telemetry::attempt_span(kind, provider.model(), attempt, breaker_state, hedge);
         let run = async {
             match self.chaos.pick(kind, job.operation) {
                 None => provider.run(job, opts).await,
