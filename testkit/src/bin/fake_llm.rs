@@ -13,7 +13,11 @@ use keel_testkit::fake_llm::{FakeLlm, FakeLlmConfig};
 
 /// Fake OpenAI / Gemini upstream with injectable faults.
 #[derive(Debug, Parser)]
-#[command(name = "fake_llm", version, about)]
+#[command(
+    name = "fake_llm",
+    version,
+    about = "keel's fake OpenAI/Gemini upstream, for demos, tests and load benchmarks"
+)]
 struct Args {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1", env = "FAKE_LLM_HOST")]
