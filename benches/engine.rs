@@ -386,7 +386,7 @@ fn identity(c: &mut Criterion) {
         ("JWT_AUDIENCE", "keel"),
     ]))
     .expect("settings");
-    let auth = Authenticator::new(&settings).expect("authenticator");
+    let auth = Authenticator::new(settings.authenticator()).expect("authenticator");
     let (_, client_key) = rt
         .block_on(auth.keys.create(
             NewKey {

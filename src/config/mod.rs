@@ -124,6 +124,18 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The pieces of these settings the authenticator reads.
+    pub fn authenticator(&self) -> crate::identity::AuthenticatorSettings<'_> {
+        crate::identity::AuthenticatorSettings {
+            environment: self.environment,
+            api_keys: &self.api_keys,
+            internal_api_key: self.internal_api_key.as_deref(),
+            redis_url: self.redis_url.as_deref(),
+            redis: self.redis,
+            identity: &self.identity,
+        }
+    }
+
     /// Reads and validates the configuration from the process environment.
     pub fn from_env() -> Result<Settings, ConfigError> {
         Settings::from_source(&ProcessEnv)
