@@ -7,7 +7,7 @@ TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 ARGS ?=
 
 .PHONY: help run test lint fmt bench build release fake-llm clean \
-	test-browser bench-load bench-floor bench-soak bench-jobs bench-identity bench-faults bench-cluster list-resil-presets show-resil-preset validate-resil-config recommend-resil-preset migrate-config
+	test-browser bench-load bench-floor bench-soak bench-jobs bench-identity bench-faults bench-cluster module-cycles list-resil-presets show-resil-preset validate-resil-config recommend-resil-preset migrate-config
 
 # Names padded to the longest one; colour only when the output is a terminal.
 help: ## List the targets
@@ -74,6 +74,9 @@ bench-jobs: ## Async jobs benchmark on a private redis-server: submissions/s at 
 
 fake-llm: ## Run the fake OpenAI/Gemini upstream on 127.0.0.1:8089 (ARGS="--error-rate 0.3")
 	$(CARGO) run --release --bin fake_llm -- $(ARGS)
+
+module-cycles: ## Import cycles between the top-level modules of src/ (ARGS="--edges" lists every edge, "--tests" counts test code); exits 1 while a cycle remains
+	python3 scripts/module-cycles.py $(ARGS)
 
 # The CLI targets reuse the release binary `make run` builds.
 KEEL = $(CARGO) run --release --quiet --bin keel --

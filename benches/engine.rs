@@ -26,8 +26,9 @@ use keel::actors::metrics::{MetricsAggregator, MetricsAggregatorArgs, MetricsMsg
 use keel::api::text::ProcessRequest;
 use keel::api::{AppState, router};
 use keel::cache::{Cache, CacheConfig, CacheKey, CachedAnswer};
-use keel::config::{MapEnv, Settings};
+use keel::config::Settings;
 use keel::engine::Engine;
+use keel::env::MapEnv;
 use keel::job::{Job, JobOptions, JobOutput, Operation, Sentiment, SentimentLabel};
 use keel::metrics::Metrics;
 use keel::providers::{CallOptions, Provider, ProviderError, ProviderKind, ProviderReply};
@@ -451,7 +452,7 @@ fn identity(c: &mut Criterion) {
         ("JWT_AUDIENCE", "keel"),
     ]))
     .expect("settings");
-    let auth = Authenticator::new(&settings).expect("authenticator");
+    let auth = Authenticator::new(settings.authenticator()).expect("authenticator");
     let (_, client_key) = rt
         .block_on(auth.keys.create(
             NewKey {

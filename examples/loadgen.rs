@@ -1508,7 +1508,7 @@ async fn steady(
 /// The async jobs benchmark (`--jobs`). `Ok(false)` when a job was lost or
 /// failed.
 async fn jobs_bench(args: &Args, paths: &Paths) -> Res<bool> {
-    let Some(redis) = keel::testing::redis_server::RedisServer::start() else {
+    let Some(redis) = keel_testkit::redis_server::RedisServer::start() else {
         return fatal("the jobs benchmark needs redis-server on PATH");
     };
     let mut args = args.clone();
@@ -2145,7 +2145,7 @@ async fn cluster_bench(args: &Args, paths: &Paths) -> Res<bool> {
         .into_iter()
         .enumerate()
     {
-        let Some(redis) = keel::testing::redis_server::RedisServer::start() else {
+        let Some(redis) = keel_testkit::redis_server::RedisServer::start() else {
             return fatal("the cluster benchmark needs redis-server on PATH");
         };
         let mut a = args.clone();

@@ -3,7 +3,8 @@
 //! [`crate::cli_resilience`]).
 
 use crate::cli_resilience::{ConfigCommand, PresetsCommand, run_config, run_presets};
-use crate::config::{ProcessEnv, Settings};
+use crate::config::Settings;
+use crate::env::ProcessEnv;
 use clap::{Parser, Subcommand};
 use std::io::Write as _;
 use std::process::ExitCode;

@@ -8,7 +8,7 @@
 //! with a stable layout. Exit codes: 0 success / valid, 1 invalid
 //! configuration, 2 usage error (unknown preset or format, unreadable file).
 
-use crate::config::{EnvSource, MapEnv};
+use crate::env::{EnvSource, MapEnv};
 use crate::job::Operation;
 use crate::resilience::config::{
     CUSTOM_CONFIG_VAR, CustomConfig, DEFAULT_PRESET, MigrationFormat, PRESET_NAMES, PRESET_VAR,

@@ -11,7 +11,7 @@ use crate::actors::metrics::{MetricsMsg, MetricsSnapshot};
 use crate::actors::provider::{ProviderInfo, ProviderMsg};
 use crate::actors::provider_supervisor::ProviderSupervisorArgs;
 use crate::actors::supervisor::{EngineActors, EngineMsg, EngineSupervisor, EngineSupervisorArgs};
-use crate::actors::{CALL_TIMEOUT, ProviderTable, RestartPolicy};
+use crate::actors::{CALL_TIMEOUT, RestartPolicy};
 use crate::batch::BatchStore;
 use crate::cache::{
     Cache, CacheKey, CachedAnswer, InvalidPattern, InvalidationReport, SingleFlight, should_store,
@@ -19,13 +19,15 @@ use crate::cache::{
 use crate::config::Settings;
 use crate::job::Job;
 use crate::metrics::Metrics;
+use crate::outcome::{JobError, JobResult};
+use crate::providers::ProviderTable;
 use crate::providers::{ProviderKind, SharedProvider, build_provider};
 use crate::rate_limit::RateLimiter;
 use crate::redis_link::RedisLink;
 use crate::resilience::Resilience;
 use crate::resilience::breaker::{BreakerCommand, BreakerSnapshot};
 use crate::resilience::config::ResilienceConfig;
-use crate::resilience::orchestrator::{JobError, JobResult, JobRun};
+use crate::resilience::orchestrator::JobRun;
 use ractor::{Actor, ActorRef, ActorStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -205,7 +207,7 @@ impl Engine {
         );
         chaos.spawn_sync();
         if settings.chaos_enabled
-            && (settings.environment == crate::config::Environment::Production
+            && (settings.environment == crate::env::Environment::Production
                 || settings.resilience.preset == "production")
         {
             tracing::warn!(
@@ -353,7 +355,7 @@ impl Engine {
         client_deadline: Option<std::time::Duration>,
     ) -> Result<JobResult, JobError> {
         JobRun {
-            settings: &self.inner.settings,
+            provider_settings: &self.inner.settings.providers,
             providers: &self.inner.providers,
             resilience: &self.inner.resilience,
             metrics: &self.inner.metrics,
@@ -590,7 +592,8 @@ impl Engine {
 
     /// Describes a provider via its actor (admin path; bounded wait).
     pub async fn describe_provider(&self, kind: ProviderKind) -> Option<ProviderInfo> {
-        let actor = self.inner.providers.get(kind)?.actor.clone()?;
+        // The slot holds the untyped cell; it is always a provider actor's.
+        let actor: ActorRef<ProviderMsg> = self.inner.providers.get(kind)?.actor.clone()?.into();
         reply(actor.call(ProviderMsg::Describe, Some(CALL_TIMEOUT)).await)
     }
 

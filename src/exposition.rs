@@ -5,6 +5,8 @@
 //! scrape time through a `prometheus-client` collector, so exposing metrics
 //! adds no cost per request. Counter names get `_total` appended by the
 //! OpenMetrics encoder.
+//!
+//! One of four metrics modules; `crate::metrics` says which is which.
 
 use crate::engine::Engine;
 use crate::job::Operation;

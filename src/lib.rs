@@ -2,8 +2,12 @@
 //! points, questions, question answering).
 //!
 //! Layout, one concept per module:
-//! - [`config`]: settings from the environment, validated at start-up;
-//! - [`job`]: the unit of work and its output;
+//! - [`env`]: the bottom of configuration: variable sources, [`env::ConfigError`], the
+//!   deployment [`env::Environment`] and the parsers every domain config uses;
+//! - [`config`]: settings from the environment, validated at start-up (assembles the
+//!   domain configs);
+//! - [`job`]: the unit of work and its output; [`outcome`]: what running one came to
+//!   ([`outcome::JobResult`] / [`outcome::JobError`]);
 //! - [`sanitize`]: input cleaning and prompt-injection signals;
 //! - [`nlp`]: the offline algorithms behind the `local` provider;
 //! - [`providers`]: the provider trait and the local / OpenAI / Gemini clients;
@@ -20,9 +24,12 @@
 //! - [`telemetry`]: OpenTelemetry traces (OTLP export, spans, W3C trace context);
 //! - [`cache`]: the two-tier (memory + Redis) response cache with single-flight;
 //! - [`rate_limit`]: per-identity sliding-window limits, in memory or on Redis;
-//! - [`redis_link`]: Redis with timeouts, cool-off and lazy reconnection;
-//! - [`fake_llm`]: a fake OpenAI/Gemini upstream for tests, demos and benchmarks;
-//! - [`testing`]: test support (a real `redis-server` on a free port).
+//! - [`redis_link`]: Redis with timeouts, cool-off and lazy reconnection.
+//!
+//! Test support (the fake OpenAI/Gemini upstream, a real `redis-server` on a
+//! free port, the `fake_llm` binary) lives in the dev-only `keel-testkit`
+//! workspace crate (`testkit/`), so this library and the `keel` binary never
+//! ship it.
 
 pub mod actors;
 pub mod api;
@@ -35,8 +42,8 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod engine;
+pub mod env;
 pub mod exposition;
-pub mod fake_llm;
 pub mod health;
 pub mod identity;
 pub mod job;
@@ -44,6 +51,7 @@ pub mod jobs;
 pub mod logging;
 pub mod metrics;
 pub mod nlp;
+pub mod outcome;
 pub mod providers;
 pub mod rate_limit;
 pub mod redis_link;
@@ -51,5 +59,4 @@ pub mod resilience;
 pub mod sanitize;
 pub mod server;
 pub mod telemetry;
-pub mod testing;
 pub mod time;

@@ -5,6 +5,16 @@
 //! counters); everything else — windows, rates, resets, snapshots — is done by
 //! the aggregator actor. Recording a request costs a few atomic adds, never a
 //! lock or a mailbox round trip.
+//!
+//! keel's metrics live in four places, one job each (start here):
+//! - `crate::metrics` (this module): the registry, the atomics request tasks
+//!   write;
+//! - `crate::actors::metrics`: the aggregator actor that reads the registry
+//!   into windowed snapshots for the operator endpoints and owns the reset;
+//! - `crate::actors::metrics_history`: the time series that actor samples
+//!   (`/internal/metrics/history`, the dashboard's charts);
+//! - `crate::exposition`: the Prometheus/OpenMetrics text of the registry
+//!   (`/internal/metrics`), read at scrape time.
 
 use crate::job::Operation;
 use crate::providers::{ErrorClass, ProviderKind};

@@ -276,7 +276,7 @@ fn is_server_reply_error(e: &redis::RedisError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::redis_server::RedisServer;
+    use keel_testkit::redis_server::RedisServer;
 
     #[test]
     fn urls_are_redacted() {

@@ -4,6 +4,8 @@
 //! It owns everything time-windowed (requests per minute from periodic
 //! samples, the [`History`] time series behind the dashboard's charts) and
 //! the reset action; request tasks only add to atomics.
+//!
+//! One of four metrics modules; `crate::metrics` says which is which.
 
 use super::metrics_history::{History, HistoryView, Reading, SAMPLE_EVERY};
 use crate::job::Operation;
@@ -247,7 +249,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_aggregator_samples_the_time_series_on_its_timer() {
         let config =
-            crate::resilience::config::resolve("simple", None, &crate::config::MapEnv::new(&[]))
+            crate::resilience::config::resolve("simple", None, &crate::env::MapEnv::new(&[]))
                 .expect("the simple preset resolves");
         let resilience = Arc::new(Resilience::new(
             config,

@@ -14,6 +14,8 @@
 //!
 //! Time comes from `tokio::time` (so tests drive it with a paused clock);
 //! wall-clock timestamps are the start time plus elapsed tokio time.
+//!
+//! One of four metrics modules; `crate::metrics` says which is which.
 
 use crate::job::Operation;
 use crate::metrics::{Metrics, quantile_ms};
@@ -290,7 +292,7 @@ mod tests {
 
     fn fixtures() -> (Arc<Metrics>, Arc<Resilience>) {
         let config =
-            crate::resilience::config::resolve("simple", None, &crate::config::MapEnv::new(&[]))
+            crate::resilience::config::resolve("simple", None, &crate::env::MapEnv::new(&[]))
                 .expect("the simple preset resolves");
         let resilience = Arc::new(Resilience::new(
             config,

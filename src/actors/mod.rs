@@ -16,7 +16,7 @@
 //! ```
 //!
 //! Actors own writes, timers and lifecycle; request tasks never wait on a
-//! mailbox. They read what actors *publish* (the [`ProviderTable`], atomics in
+//! mailbox. They read what actors *publish* (the [`crate::providers::ProviderTable`], atomics in
 //! [`crate::metrics::Metrics`]). Every supervisor overrides
 //! `handle_supervisor_evt` (ractor's default would stop the parent), restarts a
 //! failed child with its original arguments, counts the restart in metrics and
@@ -29,12 +29,10 @@ pub mod metrics;
 pub mod metrics_history;
 pub mod provider;
 pub mod provider_supervisor;
-pub mod provider_table;
 pub mod rate_limiter;
 mod restart;
 pub mod supervisor;
 
-pub use provider_table::ProviderTable;
 pub use restart::RestartPolicy;
 
 use std::time::Duration;

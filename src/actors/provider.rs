@@ -5,9 +5,9 @@
 //! Jobs call the published client directly from their own tasks, so a slow
 //! upstream never queues behind this mailbox.
 
-use super::provider_table::{ProviderSlot, ProviderTable};
-use crate::config::ProviderSettings;
+use crate::providers::ProviderSettings;
 use crate::providers::{ProviderKind, build_provider};
+use crate::providers::{ProviderSlot, ProviderTable};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 use std::sync::Arc;
@@ -79,7 +79,7 @@ impl Actor for ProviderActor {
             kind,
             ProviderSlot {
                 provider,
-                actor: Some(myself),
+                actor: Some(myself.get_cell()),
                 generation,
                 started_at: SystemTime::now(),
             },

@@ -2,10 +2,10 @@
 //! and restarts any that fails, with its original settings.
 
 use super::provider::{ProviderActor, ProviderArgs};
-use super::provider_table::ProviderTable;
 use super::restart::{RestartHistory, RestartPolicy, stopped_child};
-use crate::config::ProviderSettings;
 use crate::metrics::Metrics;
+use crate::providers::ProviderSettings;
+use crate::providers::ProviderTable;
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -13,8 +13,8 @@
 //! `{loc, msg, type}` like FastAPI's request-validation errors.
 
 use super::request_id;
+use crate::outcome::JobError;
 use crate::providers::ErrorClass;
-use crate::resilience::orchestrator::JobError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -173,7 +173,7 @@ impl ApiError {
     }
 
     /// Records the server's environment in a 401's context; other errors pass.
-    pub fn in_environment(mut self, environment: crate::config::Environment) -> ApiError {
+    pub fn in_environment(mut self, environment: crate::env::Environment) -> ApiError {
         if let ApiError::Unauthorized(failure) = &mut self {
             failure.environment = environment.as_str();
         }

@@ -70,7 +70,7 @@ impl AppState {
     pub async fn start(
         engine: Engine,
     ) -> Result<AppState, crate::identity::authenticator::IdentityStartError> {
-        let identity = Authenticator::start(engine.settings()).await?;
+        let identity = Authenticator::start(engine.settings().authenticator()).await?;
         Ok(AppState::with_identity(engine, identity))
     }
 

@@ -50,7 +50,7 @@ pub async fn request_context(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let hsts = state.engine.settings().environment == crate::config::Environment::Production;
+    let hsts = state.engine.settings().environment == crate::env::Environment::Production;
     let id = request
         .headers()
         .get(&X_REQUEST_ID)

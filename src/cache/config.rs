@@ -5,7 +5,7 @@
 //! Per-operation TTLs are fixed (the reference project's table); only the
 //! default for operations without an entry is configurable.
 
-use crate::config::EnvSource;
+use crate::env::EnvSource;
 use std::time::Duration;
 
 /// Default entry bound of the memory tier.
@@ -185,7 +185,7 @@ fn number(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MapEnv;
+    use crate::env::MapEnv;
 
     #[test]
     fn defaults() {

@@ -4,7 +4,7 @@
 use super::*;
 use crate::job::{Job, JobOptions, JobOutput, Sentiment, SentimentLabel};
 use crate::redis_link::RedisLinkOptions;
-use crate::testing::redis_server::RedisServer;
+use keel_testkit::redis_server::RedisServer;
 use tokio::time::Instant;
 
 fn job(op: Operation, text: &str) -> Job {

@@ -699,7 +699,7 @@ impl Cluster {
         let config = match crate::resilience::config::resolve(
             &c.preset,
             custom.as_ref(),
-            &crate::config::ProcessEnv,
+            &crate::env::ProcessEnv,
         ) {
             Ok(config) => config,
             Err(e) => {

@@ -5,93 +5,20 @@
 //! [`ConfigError`] that names the variable, the bad value and what is allowed.
 //! keel never falls back silently on a bad value. `.env` is honoured by the
 //! binary (loaded before this runs); real environment variables win over it.
-
-mod env;
-
-pub use env::{EnvSource, MapEnv, ProcessEnv};
+//!
+//! Layering: this module sits *above* the domain modules. Each domain owns its
+//! config type (`cache::CacheConfig`, `rate_limit::RateLimitConfig`,
+//! `resilience::config`, `jobs::config`, `identity::config`,
+//! `telemetry::config`, `providers::ProviderSettings`) and parses it with the
+//! bottom-layer helpers of [`crate::env`]; [`Settings`] only assembles them.
 
 use crate::cache::CacheConfig;
-use crate::providers::ProviderKind;
+use crate::env::{ConfigError, EnvSource, Environment, ProcessEnv, boolean, number};
+use crate::providers::{ProviderKind, ProviderSettings};
 use crate::rate_limit::RateLimitConfig;
 use crate::redis_link::RedisLinkOptions;
 use crate::resilience::config::ResilienceConfig;
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
-
-/// A configuration mistake, reported at start-up before anything listens.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// A variable holds a value outside its allowed set or range.
-    #[error("invalid {name}={value:?}: allowed {allowed}")]
-    Invalid {
-        /// The environment variable.
-        name: &'static str,
-        /// What it held.
-        value: String,
-        /// The allowed values or range, in words.
-        allowed: String,
-    },
-    /// A combination of settings that cannot work together.
-    #[error("{0}")]
-    Inconsistent(String),
-}
-
-/// The deployment environment; decides how strict keel is about security.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Environment {
-    /// A developer machine: open access allowed with a warning.
-    Development,
-    /// Automated tests: like development.
-    Testing,
-    /// Pre-production: API keys are mandatory.
-    Staging,
-    /// Production: API keys are mandatory.
-    Production,
-}
-
-impl Environment {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Environment::Development => "development",
-            Environment::Testing => "testing",
-            Environment::Staging => "staging",
-            Environment::Production => "production",
-        }
-    }
-
-    /// Staging and production refuse to run without API keys.
-    pub fn requires_auth(self) -> bool {
-        matches!(self, Environment::Staging | Environment::Production)
-    }
-}
-
-/// Returned when a string names no environment.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown environment '{0}' (allowed: development, testing, staging, production)")]
-pub struct UnknownEnvironment(pub String);
-
-impl FromStr for Environment {
-    type Err = UnknownEnvironment;
-
-    /// Case-insensitive; `dev`, `test`, `stage` and `prod` are accepted too.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "development" | "dev" => Ok(Environment::Development),
-            "testing" | "test" => Ok(Environment::Testing),
-            "staging" | "stage" => Ok(Environment::Staging),
-            "production" | "prod" => Ok(Environment::Production),
-            _ => Err(UnknownEnvironment(s.to_string())),
-        }
-    }
-}
-
-impl fmt::Display for Environment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,21 +27,6 @@ pub enum LogFormat {
     Json,
     /// Human-readable, for terminals.
     Pretty,
-}
-
-/// Everything needed to reach one LLM provider.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderSettings {
-    /// Which provider.
-    pub kind: ProviderKind,
-    /// Model name sent upstream (`AI_MODEL` for the primary, a per-kind default otherwise).
-    pub model: String,
-    /// Base URL: `OPENAI_BASE_URL` (including `/v1`) or `GEMINI_BASE_URL`; empty for `local`.
-    pub base_url: String,
-    /// Secret sent upstream, if any.
-    pub api_key: Option<String>,
-    /// Per-call timeout (`PROVIDER_TIMEOUT_SECONDS`, default 30 s).
-    pub timeout: Duration,
 }
 
 /// The validated process configuration.
@@ -212,6 +124,18 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The pieces of these settings the authenticator reads.
+    pub fn authenticator(&self) -> crate::identity::AuthenticatorSettings<'_> {
+        crate::identity::AuthenticatorSettings {
+            environment: self.environment,
+            api_keys: &self.api_keys,
+            internal_api_key: self.internal_api_key.as_deref(),
+            redis_url: self.redis_url.as_deref(),
+            redis: self.redis,
+            identity: &self.identity,
+        }
+    }
+
     /// Reads and validates the configuration from the process environment.
     pub fn from_env() -> Result<Settings, ConfigError> {
         Settings::from_source(&ProcessEnv)
@@ -360,24 +284,6 @@ impl Settings {
     }
 }
 
-/// A boolean variable: true/false, 1/0, yes/no, on/off.
-pub(crate) fn boolean(
-    env: &dyn EnvSource,
-    name: &'static str,
-    default: bool,
-) -> Result<bool, ConfigError> {
-    match env.get(name).map(|v| v.trim().to_ascii_lowercase()) {
-        None => Ok(default),
-        Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => Ok(true),
-        Some(v) if matches!(v.as_str(), "false" | "0" | "no" | "off") => Ok(false),
-        Some(v) => Err(ConfigError::Invalid {
-            name,
-            value: v,
-            allowed: "true | false".into(),
-        }),
-    }
-}
-
 /// `CORS_ORIGINS`: `*` or origins like `https://app.example.com`.
 fn cors_origins(env: &dyn EnvSource) -> Result<Vec<String>, ConfigError> {
     let Some(list) = env.get("CORS_ORIGINS") else {
@@ -422,30 +328,6 @@ fn push_key(keys: &mut Vec<String>, raw: &str) {
     let k = raw.trim();
     if !k.is_empty() && !keys.iter().any(|existing| existing == k) {
         keys.push(k.to_string());
-    }
-}
-
-/// Parses a number variable within `min..=max`, or returns `default` when unset.
-pub(crate) fn number<T>(
-    env: &dyn EnvSource,
-    name: &'static str,
-    default: T,
-    min: T,
-    max: T,
-) -> Result<T, ConfigError>
-where
-    T: FromStr + PartialOrd + Copy + fmt::Display,
-{
-    let Some(raw) = env.get(name) else {
-        return Ok(default);
-    };
-    match raw.trim().parse::<T>() {
-        Ok(v) if v >= min && v <= max => Ok(v),
-        _ => Err(ConfigError::Invalid {
-            name,
-            value: raw,
-            allowed: format!("an integer from {min} to {max}"),
-        }),
     }
 }
 
@@ -569,6 +451,7 @@ fn check_url(kind: ProviderKind, url: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::env::MapEnv;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         Settings::from_source(&MapEnv::new(vars))

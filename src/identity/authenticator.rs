@@ -5,13 +5,15 @@
 //! from Redis in supervised background tasks that end when the
 //! authenticator is dropped.
 
+use super::IdentityConfig;
 use super::audit::AuditLog;
 use super::denylist::Denylist;
 use super::jwt::{JwksError, JwtVerifier, looks_like_jwt};
 use super::keys::{ClientKeys, SECRET_PREFIX};
 use super::{AuthError, Identity, Kind, Roles};
-use crate::config::Settings;
+use crate::env::Environment;
 use crate::redis_link::RedisLink;
+use crate::redis_link::RedisLinkOptions;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -25,6 +27,26 @@ pub enum Surface {
     Public,
     /// `/internal`: needs the `operator` role.
     Operator,
+}
+
+/// What the authenticator reads from the process settings
+/// (`crate::config::Settings::authenticator` builds it). Borrowed pieces
+/// rather than the whole `Settings`, so identity does not depend on
+/// `crate::config`, which assembles the [`IdentityConfig`].
+#[derive(Debug, Clone, Copy)]
+pub struct AuthenticatorSettings<'a> {
+    /// `ENVIRONMENT`: staging and production require keys.
+    pub environment: Environment,
+    /// `API_KEY` and `ADDITIONAL_API_KEYS`.
+    pub api_keys: &'a [String],
+    /// `INTERNAL_API_KEY`.
+    pub internal_api_key: Option<&'a str>,
+    /// `REDIS_URL`, for the shared key store and denylist.
+    pub redis_url: Option<&'a str>,
+    /// Redis timeouts and cool-off.
+    pub redis: RedisLinkOptions,
+    /// JWT, audit and refresh settings.
+    pub identity: &'a IdentityConfig,
 }
 
 /// How the operator API authenticates.
@@ -92,8 +114,8 @@ fn fingerprint(key: &str) -> String {
 impl Authenticator {
     /// Builds the authenticator without network I/O: JWKS keys are loaded by
     /// [`Authenticator::start`]. Used directly by router-level tests.
-    pub fn new(settings: &Settings) -> Result<Authenticator, IdentityStartError> {
-        let redis = match &settings.redis_url {
+    pub fn new(settings: AuthenticatorSettings<'_>) -> Result<Authenticator, IdentityStartError> {
+        let redis = match settings.redis_url {
             Some(url) => Some(Arc::new(
                 RedisLink::new(url, identity_link_options(settings.redis))
                     .map_err(|e| IdentityStartError::Redis(e.to_string()))?,
@@ -109,7 +131,7 @@ impl Authenticator {
             None => None,
         };
         let operator_mode = match (
-            &settings.internal_api_key,
+            settings.internal_api_key,
             settings.environment.requires_auth(),
             jwt.is_some(),
         ) {
@@ -126,7 +148,6 @@ impl Authenticator {
                 .collect(),
             internal_key: settings
                 .internal_api_key
-                .as_ref()
                 .map(|k| StaticKey { digest: digest(k) }),
             operator_mode,
             keys: Arc::new(ClientKeys::new(redis.clone())),
@@ -142,7 +163,9 @@ impl Authenticator {
     /// Builds the authenticator, loads the JWKS (a failure stops start-up,
     /// naming `JWT_JWKS_URL`) and the shared key store, and starts the
     /// background refreshers.
-    pub async fn start(settings: &Settings) -> Result<Arc<Authenticator>, IdentityStartError> {
+    pub async fn start(
+        settings: AuthenticatorSettings<'_>,
+    ) -> Result<Arc<Authenticator>, IdentityStartError> {
         let auth = Arc::new(Authenticator::new(settings)?);
         if let Some(jwt) = &auth.jwt {
             jwt.load().await?;
@@ -351,10 +374,16 @@ fn identity_link_options(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MapEnv;
+    use crate::config::Settings;
+    use crate::env::MapEnv;
 
     fn auth(vars: &[(&str, &str)]) -> Authenticator {
-        Authenticator::new(&Settings::from_source(&MapEnv::new(vars)).unwrap()).unwrap()
+        Authenticator::new(
+            Settings::from_source(&MapEnv::new(vars))
+                .unwrap()
+                .authenticator(),
+        )
+        .unwrap()
     }
 
     #[test]

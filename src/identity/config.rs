@@ -2,7 +2,7 @@
 //! and validated with the rest of [`crate::config::Settings`], so a bad value
 //! stops start-up naming the variable before any socket is bound.
 
-use crate::config::{ConfigError, EnvSource, number};
+use crate::env::{ConfigError, EnvSource, number};
 use std::time::Duration;
 
 /// Where JWT verification keys come from.
@@ -149,7 +149,7 @@ impl IdentityConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MapEnv;
+    use crate::env::MapEnv;
 
     fn parse(vars: &[(&str, &str)]) -> Result<IdentityConfig, ConfigError> {
         IdentityConfig::from_env(&MapEnv::new(vars))

@@ -25,7 +25,7 @@ pub mod denylist;
 pub mod jwt;
 pub mod keys;
 
-pub use authenticator::{Authenticator, OperatorMode, Surface};
+pub use authenticator::{Authenticator, AuthenticatorSettings, OperatorMode, Surface};
 pub use config::{IdentityConfig, JwtConfig, JwtKeySource};
 
 use serde::Serialize;

@@ -1,7 +1,7 @@
 //! `JOB_*` settings, read once at start-up and validated like every other
 //! variable (a bad value names the variable, the value and the range).
 
-use crate::config::{ConfigError, EnvSource, Environment, boolean, number};
+use crate::env::{ConfigError, EnvSource, Environment, boolean, number};
 use crate::job::Operation;
 use crate::resilience::config::ResilienceConfig;
 use std::time::Duration;
@@ -187,7 +187,8 @@ fn default_instance_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{MapEnv, Settings};
+    use crate::config::Settings;
+    use crate::env::MapEnv;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         Settings::from_source(&MapEnv::new(vars))

@@ -618,10 +618,11 @@ impl Jobs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{MapEnv, Settings};
+    use crate::config::Settings;
+    use crate::env::MapEnv;
     use crate::jobs::{NewJob, SubmitResult};
     use crate::redis_link::RedisLinkOptions;
-    use crate::testing::redis_server::RedisServer;
+    use keel_testkit::redis_server::RedisServer;
 
     /// Arms a [`muting_proxy`]: the next server answer that contains these
     /// bytes (any answer when empty) is dropped.

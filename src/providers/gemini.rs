@@ -3,11 +3,11 @@
 //! The key travels in the `x-goog-api-key` header (never in the URL, so it
 //! cannot leak into access logs).
 
+use super::ProviderSettings;
 use super::http::{Upstream, parse_content, secret_header, send_json};
 use super::prompt::{SYSTEM_PROMPT, build_prompt};
 use super::wire::Envelope;
 use super::{CallOptions, Provider, ProviderError, ProviderKind, ProviderReply, TokenUsage};
-use crate::config::ProviderSettings;
 use crate::job::Job;
 use futures::future::BoxFuture;
 use reqwest::header::HeaderValue;

@@ -13,13 +13,14 @@ mod local;
 mod openai;
 pub mod parse;
 pub mod prompt;
+pub mod table;
 mod wire;
 
 pub use gemini::GeminiProvider;
 pub use local::{LocalProvider, run_local};
 pub use openai::OpenAiProvider;
+pub use table::{ProviderSlot, ProviderTable};
 
-use crate::config::ProviderSettings;
 use crate::job::{Job, JobOutput};
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -210,6 +211,22 @@ pub trait Provider: Send + Sync + 'static {
 
 /// A shareable provider.
 pub type SharedProvider = Arc<dyn Provider>;
+
+/// Everything needed to reach one LLM provider, read from the environment
+/// by [`crate::config::Settings`] and used to build its client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderSettings {
+    /// Which provider.
+    pub kind: ProviderKind,
+    /// Model name sent upstream (`AI_MODEL` for the primary, a per-kind default otherwise).
+    pub model: String,
+    /// Base URL: `OPENAI_BASE_URL` (including `/v1`) or `GEMINI_BASE_URL`; empty for `local`.
+    pub base_url: String,
+    /// Secret sent upstream, if any.
+    pub api_key: Option<String>,
+    /// Per-call timeout (`PROVIDER_TIMEOUT_SECONDS`, default 30 s).
+    pub timeout: Duration,
+}
 
 /// Builds the provider described by `settings`; fails only when an HTTP client
 /// cannot be constructed (e.g. no TLS backend).

@@ -3,11 +3,11 @@
 //! The same wire format is spoken by OpenAI, vLLM, Ollama, llama.cpp's server
 //! and LiteLLM, so `OPENAI_BASE_URL` (including its `/v1`) is all that changes.
 
+use super::ProviderSettings;
 use super::http::{Upstream, parse_content, secret_header, send_json};
 use super::prompt::{SYSTEM_PROMPT, build_prompt};
 use super::wire::Envelope;
 use super::{CallOptions, Provider, ProviderError, ProviderKind, ProviderReply, TokenUsage};
-use crate::config::ProviderSettings;
 use crate::job::Job;
 use futures::future::BoxFuture;
 use reqwest::header::{AUTHORIZATION, HeaderValue};

@@ -9,7 +9,7 @@
 //! the defaults, which are generous enough that normal use never hits them.
 
 use super::window::{Window, WindowLimit};
-use crate::config::EnvSource;
+use crate::env::EnvSource;
 use std::collections::HashMap;
 
 /// `RATE_LIMIT_ENABLED` default.
@@ -402,7 +402,7 @@ pub(crate) fn normalize_route(route: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MapEnv;
+    use crate::env::MapEnv;
 
     fn parse(vars: &[(&str, &str)]) -> Result<RateLimitConfig, RateLimitConfigError> {
         RateLimitConfig::from_env(&MapEnv::new(vars))

@@ -322,9 +322,9 @@ fn first_forwarded_hop(headers: &HeaderMap) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MapEnv;
+    use crate::env::MapEnv;
     use crate::redis_link::RedisLinkOptions;
-    use crate::testing::redis_server::RedisServer;
+    use keel_testkit::redis_server::RedisServer;
     use std::time::Duration;
 
     fn config(vars: &[(&str, &str)]) -> RateLimitConfig {

@@ -46,7 +46,7 @@ pub use recommend::{ENVIRONMENT_VARS, Recommendation, recommend, recommend_auto}
 pub(crate) use validate::edit_distance;
 pub use validate::{ValidationReport, validate_custom_config, validate_custom_value};
 
-use crate::config::EnvSource;
+use crate::env::EnvSource;
 use crate::job::Operation;
 use custom::Field;
 use legacy::LegacyLayer;
@@ -1045,7 +1045,7 @@ fn apply_fields(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MapEnv;
+    use crate::env::MapEnv;
     use Operation::*;
 
     fn cfg(vars: &[(&str, &str)]) -> ResilienceConfig {

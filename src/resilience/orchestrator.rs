@@ -22,13 +22,12 @@
 use super::Resilience;
 use super::breaker::{BreakerPermit, BreakerState, CallOutcome};
 use super::config::{HedgeTarget, OperationPolicy};
-use crate::actors::ProviderTable;
-use crate::config::Settings;
-use crate::job::{Job, JobOutput};
+use crate::job::Job;
 use crate::metrics::Metrics;
+use crate::outcome::{JobError, JobResult};
 use crate::providers::{
     CallOptions, ErrorClass, ProviderError, ProviderErrorKind, ProviderKind, ProviderReply,
-    SharedProvider, TokenUsage,
+    ProviderSettings, ProviderTable, SharedProvider,
 };
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -40,87 +39,6 @@ use tracing::Instrument;
 
 /// Used when a provider has no configured timeout (in-process overrides).
 const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A job's answer with what it took to get it.
-#[derive(Debug, Clone)]
-pub struct JobResult {
-    /// The answer.
-    pub output: JobOutput,
-    /// Who answered.
-    pub provider: ProviderKind,
-    /// The model that answered.
-    pub model: String,
-    /// Tokens, when the upstream reported them.
-    pub usage: Option<TokenUsage>,
-    /// Provider calls made, over all providers, including failed ones.
-    pub attempts: u32,
-    /// True when a fallback answered instead of the primary.
-    pub degraded: bool,
-    /// Why the providers before the one that answered did not, when degraded.
-    pub degraded_reason: Option<String>,
-    /// Time spent waiting on providers and backoff sleeps; the rest of the
-    /// job's time is keel's own overhead.
-    pub upstream_time: Duration,
-    /// True when the answer came from the cache.
-    pub cache_hit: bool,
-}
-
-impl JobResult {
-    /// A result served from the cache (`fallback_kind` when the stored
-    /// provider name is unknown to this version).
-    pub fn from_cache(hit: crate::cache::CachedAnswer, fallback_kind: ProviderKind) -> JobResult {
-        JobResult {
-            output: hit.output,
-            provider: hit.provider.parse().unwrap_or(fallback_kind),
-            model: hit.model,
-            usage: None,
-            attempts: 0,
-            degraded: false,
-            degraded_reason: None,
-            upstream_time: Duration::ZERO,
-            cache_hit: true,
-        }
-    }
-}
-
-/// Why a job could not be answered: every provider failed or refused.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("no provider could answer ({}); {attempts} call(s) made", reasons.join("; "))]
-pub struct JobError {
-    /// Provider calls made.
-    pub attempts: u32,
-    /// The last provider error, if any call was made.
-    pub last: Option<ProviderError>,
-    /// One reason per provider, in chain order.
-    pub reasons: Vec<String>,
-    /// When trying again may help: the earliest breaker recovery, else the
-    /// upstream's `Retry-After`.
-    pub retry_after: Option<Duration>,
-    /// True when the request deadline ran out.
-    pub deadline_exceeded: bool,
-}
-
-impl JobError {
-    /// Transient unless the last failure was a permanent one and nothing
-    /// else (an open breaker, a full bulkhead, the deadline) was involved.
-    pub fn class(&self) -> ErrorClass {
-        match &self.last {
-            Some(e) if e.class() == ErrorClass::Permanent && self.retry_after.is_none() => {
-                ErrorClass::Permanent
-            }
-            _ => ErrorClass::Transient,
-        }
-    }
-
-    /// True when time, rather than an error, ended the request.
-    pub fn is_timeout(&self) -> bool {
-        self.deadline_exceeded
-            || self
-                .last
-                .as_ref()
-                .is_some_and(|e| matches!(e.kind, ProviderErrorKind::Timeout(_)))
-    }
-}
 
 /// How a provider error bears on the provider's health.
 fn breaker_outcome(e: &ProviderError) -> CallOutcome {
@@ -193,8 +111,10 @@ struct CallEnd {
 
 /// Everything one job run needs, borrowed from the engine.
 pub struct JobRun<'a> {
-    /// Provider timeouts.
-    pub settings: &'a Settings,
+    /// Per-provider settings (`Settings::providers`), for the call timeouts.
+    /// Only these, not the whole `Settings`, so resilience does not depend
+    /// on `crate::config`, which assembles the resilience config.
+    pub provider_settings: &'a [ProviderSettings],
     /// The provider chain.
     pub providers: &'a ProviderTable,
     /// Breakers, budgets, bulkheads and policies.
@@ -629,8 +549,7 @@ impl JobRun<'_> {
     ) -> CallEnd {
         let kind = provider.kind();
         let call_timeout = self
-            .settings
-            .providers
+            .provider_settings
             .iter()
             .find(|p| p.kind == kind)
             .map_or(DEFAULT_CALL_TIMEOUT, |p| p.timeout);
@@ -646,7 +565,9 @@ impl JobRun<'_> {
         } = admission;
         let started = Instant::now();
         let opts = CallOptions { timeout };
-        let span = crate::telemetry::attempt_span(kind, provider.model(), attempt, breaker, hedge);
+        let breaker_state = breaker.map_or("unknown", BreakerState::as_str);
+        let span =
+            crate::telemetry::attempt_span(kind, provider.model(), attempt, breaker_state, hedge);
         let run = async {
             match self.chaos.pick(kind, job.operation) {
                 None => provider.run(job, opts).await,

@@ -3,7 +3,7 @@
 //! start-up with the variable, the value and the allowed values, as every
 //! other keel setting does.
 
-use crate::config::{ConfigError, EnvSource, boolean, number};
+use crate::env::{ConfigError, EnvSource, boolean, number};
 use std::time::Duration;
 
 /// The only OTLP protocol this build speaks.
@@ -233,7 +233,7 @@ fn percent_decode(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MapEnv;
+    use crate::env::MapEnv;
 
     fn config(vars: &[(&str, &str)]) -> Result<Option<TracingConfig>, ConfigError> {
         TracingConfig::from_env(&MapEnv::new(vars))

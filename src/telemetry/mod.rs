@@ -24,7 +24,6 @@ pub mod queue;
 pub use config::{SamplerConfig, TracingConfig};
 
 use crate::providers::{ErrorClass, ProviderError, ProviderErrorKind, ProviderKind, ProviderReply};
-use crate::resilience::breaker::BreakerState;
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
@@ -345,10 +344,7 @@ pub fn job_span(operation: &'static str) -> Span {
 pub fn finish_job_span(
     span: &Span,
     cache: &'static str,
-    result: &Result<
-        crate::resilience::orchestrator::JobResult,
-        crate::resilience::orchestrator::JobError,
-    >,
+    result: &Result<crate::outcome::JobResult, crate::outcome::JobError>,
 ) {
     if span.is_none() {
         return;
@@ -394,12 +390,14 @@ fn gen_ai_operation(kind: ProviderKind) -> &'static str {
     }
 }
 
-/// The span of one provider call (an attempt or a hedge).
+/// The span of one provider call (an attempt or a hedge). `breaker_state` is
+/// the breaker's wire name (`closed`, `open`, `half_open`) or `unknown`: a
+/// plain string, so telemetry does not depend on `resilience`.
 pub fn attempt_span(
     kind: ProviderKind,
     model: &str,
     attempt: u32,
-    breaker: Option<BreakerState>,
+    breaker_state: &'static str,
     hedge: bool,
 ) -> Span {
     if !enabled() {
@@ -421,7 +419,7 @@ pub fn attempt_span(
         keel.provider = kind.as_str(),
         keel.attempt = attempt,
         keel.hedge = hedge,
-        keel.breaker_state = breaker.map_or("unknown", BreakerState::as_str),
+        keel.breaker_state = breaker_state,
         keel.outcome = Empty,
         http.response.status_code = Empty,
         error.type = Empty,

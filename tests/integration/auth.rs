@@ -3,7 +3,8 @@
 //! production refusal.
 
 use crate::support::{ARTICLE, start};
-use keel::config::{MapEnv, Settings};
+use keel::config::Settings;
+use keel::env::MapEnv;
 use serde_json::json;
 
 const KEYS: [(&str, &str); 2] = [

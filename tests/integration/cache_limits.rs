@@ -5,8 +5,8 @@
 
 use crate::support::{ARTICLE, TestServer, start};
 use futures::StreamExt;
-use keel::fake_llm::{FakeLlmConfig, FakeLlmHandle};
-use keel::testing::redis_server::RedisServer;
+use keel_testkit::fake_llm::{FakeLlmConfig, FakeLlmHandle};
+use keel_testkit::redis_server::RedisServer;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

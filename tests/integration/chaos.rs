@@ -3,7 +3,7 @@
 //! upstream sees no call while the experiment hits every one.
 
 use crate::support::{ARTICLE, start};
-use keel::fake_llm::FakeLlmConfig;
+use keel_testkit::fake_llm::FakeLlmConfig;
 use serde_json::json;
 
 const FAST: &str = r#"{"exponential_multiplier": 0.1, "exponential_min": 0.5, "exponential_max": 5.0, "jitter_enabled": false, "circuit_breaker_threshold": 10, "retry_attempts": 2}"#;
@@ -124,7 +124,7 @@ async fn an_error_experiment_falls_back_counts_and_aborts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_an_experiment_applies_to_every_instance() {
     use crate::support::KeelProcess;
-    use keel::testing::redis_server::RedisServer;
+    use keel_testkit::redis_server::RedisServer;
     use reqwest::Method;
     use std::time::{Duration, Instant};
     let Some(redis) = RedisServer::start() else {

@@ -5,8 +5,8 @@
 //! instance keeps working on its own.
 
 use crate::support::{KeelProcess, fake};
-use keel::fake_llm::{FakeLlmConfig, FakeLlmHandle};
-use keel::testing::redis_server::RedisServer;
+use keel_testkit::fake_llm::{FakeLlmConfig, FakeLlmHandle};
+use keel_testkit::redis_server::RedisServer;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

@@ -2,8 +2,9 @@
 //! separate operator listener, and graceful shutdown that loses no request.
 
 use crate::support::{ARTICLE, start, start_with_settings};
-use keel::config::{MapEnv, Settings};
-use keel::fake_llm::FakeLlmConfig;
+use keel::config::Settings;
+use keel::env::MapEnv;
+use keel_testkit::fake_llm::FakeLlmConfig;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

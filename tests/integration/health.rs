@@ -35,7 +35,7 @@ async fn agreed_verdict(s: &TestServer) -> (Value, Value) {
 
 #[tokio::test]
 async fn every_health_surface_tells_the_same_story() {
-    let upstream = crate::support::fake(keel::fake_llm::FakeLlmConfig::default()).await;
+    let upstream = crate::support::fake(keel_testkit::fake_llm::FakeLlmConfig::default()).await;
     let base = upstream.openai_base_url();
     let s = start(&[("OPENAI_BASE_URL", &base)]).await;
 

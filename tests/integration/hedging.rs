@@ -6,9 +6,9 @@
 use crate::resilience::{engine, job};
 use crate::scripted::{Scripted, Step};
 use crate::support::{fake, start};
-use keel::fake_llm::FakeLlmConfig;
 use keel::job::Operation;
 use keel::providers::ProviderKind;
+use keel_testkit::fake_llm::FakeLlmConfig;
 use serde_json::json;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;

@@ -6,8 +6,9 @@
 use crate::support::{KeelProcess, TestServer, start};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use keel::config::{MapEnv, Settings};
-use keel::testing::redis_server::RedisServer;
+use keel::config::Settings;
+use keel::env::MapEnv;
+use keel_testkit::redis_server::RedisServer;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

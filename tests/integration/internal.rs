@@ -2,7 +2,7 @@
 //! traffic does, runtime preset switching, presets and validation.
 
 use crate::support::{ARTICLE, start};
-use keel::fake_llm::FakeLlmConfig;
+use keel_testkit::fake_llm::FakeLlmConfig;
 use serde_json::json;
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! sharing one real `redis-server`.
 
 use crate::support::{ARTICLE, KeelProcess, TestServer, start};
-use keel::testing::redis_server::RedisServer;
+use keel_testkit::redis_server::RedisServer;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -283,7 +283,7 @@ async fn a_job_running_when_its_instance_stops_is_finished_by_the_other() {
     let Some(redis) = RedisServer::start_durable() else {
         return;
     };
-    let fake = crate::support::fake(keel::fake_llm::FakeLlmConfig {
+    let fake = crate::support::fake(keel_testkit::fake_llm::FakeLlmConfig {
         latency_ms: 1500,
         ..Default::default()
     })
@@ -433,7 +433,7 @@ async fn delete(s: &TestServer, id: &str) -> crate::support::Reply {
 /// returns as soon as the job is final, not after N seconds.
 #[tokio::test]
 async fn cancel_queued_and_running_and_wait_returns_on_the_final_state() {
-    let fake = crate::support::fake(keel::fake_llm::FakeLlmConfig {
+    let fake = crate::support::fake(keel_testkit::fake_llm::FakeLlmConfig {
         latency_ms: 3000,
         ..Default::default()
     })
@@ -487,7 +487,7 @@ async fn cancel_queued_and_running_and_wait_returns_on_the_final_state() {
 /// `?wait=` returns within 50 ms of the job finishing (no poll interval).
 #[tokio::test]
 async fn wait_returns_within_50_ms_of_completion() {
-    let fake = crate::support::fake(keel::fake_llm::FakeLlmConfig {
+    let fake = crate::support::fake(keel_testkit::fake_llm::FakeLlmConfig {
         latency_ms: 700,
         ..Default::default()
     })
@@ -798,7 +798,7 @@ async fn sigkill_mid_run_the_survivor_finishes_every_job() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let fake = crate::support::fake(keel::fake_llm::FakeLlmConfig {
+    let fake = crate::support::fake(keel_testkit::fake_llm::FakeLlmConfig {
         latency_ms: 2000,
         ..Default::default()
     })
@@ -896,7 +896,7 @@ async fn both_instances_stopped_then_fresh_ones_process_the_queue() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let fake = crate::support::fake(keel::fake_llm::FakeLlmConfig {
+    let fake = crate::support::fake(keel_testkit::fake_llm::FakeLlmConfig {
         latency_ms: 400,
         ..Default::default()
     })
@@ -1050,7 +1050,7 @@ async fn poisoned_job_is_dead_lettered_and_an_operator_retry_runs_it() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let fake = crate::support::fake(keel::fake_llm::FakeLlmConfig {
+    let fake = crate::support::fake(keel_testkit::fake_llm::FakeLlmConfig {
         hang_rate: 1.0,
         ..Default::default()
     })
@@ -1104,7 +1104,7 @@ async fn poisoned_job_is_dead_lettered_and_an_operator_retry_runs_it() {
     let listed = dead.body.to_string();
     assert!(listed.contains(&id), "{listed}");
 
-    fake.set_config(keel::fake_llm::FakeLlmConfig::default());
+    fake.set_config(keel_testkit::fake_llm::FakeLlmConfig::default());
     let r = s
         .post(
             &format!("/internal/jobs/{id}/retry"),
@@ -1144,7 +1144,7 @@ async fn breaker_open_job_waits_for_recovery_then_succeeds() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let fake = crate::support::fake(keel::fake_llm::FakeLlmConfig {
+    let fake = crate::support::fake(keel_testkit::fake_llm::FakeLlmConfig {
         error_rate: 1.0,
         ..Default::default()
     })
@@ -1205,7 +1205,7 @@ async fn breaker_open_job_waits_for_recovery_then_succeeds() {
     );
     assert!(not_before - (submitted_ms as f64) >= 8_000.0);
 
-    fake.set_config(keel::fake_llm::FakeLlmConfig::default());
+    fake.set_config(keel_testkit::fake_llm::FakeLlmConfig::default());
     let body = await_all(&s, std::slice::from_ref(&id)).await.remove(0);
     assert_eq!(body["status"], json!("succeeded"), "{body}");
     assert_eq!(body["deliveries"], json!(2), "{body}");

@@ -1,6 +1,6 @@
 //! keel's integration tests: one binary, one module per area. Every test
 //! starts a real keel server on a free loopback port and talks HTTP to it;
-//! upstream tests use the real fake LLM server (`keel::fake_llm`).
+//! upstream tests use the real fake LLM server (`keel_testkit::fake_llm`).
 
 mod auth;
 mod batch;

@@ -125,7 +125,7 @@ async fn unknown_options_are_reported_and_strict_mode_refuses_them() {
 
 #[tokio::test]
 async fn strict_options_is_validated_at_start_up() {
-    let mut env = keel::config::MapEnv::new(&[("STRICT_OPTIONS", "maybe")]);
+    let mut env = keel::env::MapEnv::new(&[("STRICT_OPTIONS", "maybe")]);
     env.set("BACKEND_PORT", "0");
     let err = keel::config::Settings::from_source(&env).unwrap_err();
     assert!(err.to_string().contains("STRICT_OPTIONS"), "{err}");

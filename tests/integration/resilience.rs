@@ -4,8 +4,9 @@
 
 use crate::scripted::{Scripted, Step};
 use crate::support::ARTICLE;
-use keel::config::{MapEnv, Settings};
+use keel::config::Settings;
 use keel::engine::Engine;
+use keel::env::MapEnv;
 use keel::job::{Job, JobOptions, Operation};
 use keel::providers::ProviderKind;
 use keel::resilience::breaker::{BreakerCommand, BreakerState};

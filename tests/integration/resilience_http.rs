@@ -3,7 +3,7 @@
 
 use crate::support::{ARTICLE, start};
 use futures::StreamExt;
-use keel::fake_llm::FakeLlmConfig;
+use keel_testkit::fake_llm::FakeLlmConfig;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

@@ -4,8 +4,8 @@
 use crate::support::{ARTICLE, start};
 use futures::StreamExt;
 use keel::actors::provider::ProviderMsg;
-use keel::fake_llm::FakeLlmConfig;
 use keel::providers::ProviderKind;
+use keel_testkit::fake_llm::FakeLlmConfig;
 use serde_json::json;
 use std::time::Duration;
 
@@ -60,9 +60,8 @@ async fn killing_a_provider_actor_mid_traffic_loses_no_request() {
     // (error in its handler), once by a hard kill.
     tokio::time::sleep(Duration::from_millis(30)).await;
     let slot = engine.providers().get(ProviderKind::OpenAi).unwrap();
-    slot.actor
-        .as_ref()
-        .unwrap()
+    // The slot holds the provider actor's untyped cell.
+    ractor::ActorRef::<ProviderMsg>::from(slot.actor.clone().unwrap())
         .cast(ProviderMsg::Crash)
         .unwrap();
     wait_for_generation(&engine, before + 1).await;
@@ -183,7 +182,7 @@ async fn excess_load_is_shed_with_503_json() {
 /// again) and no request fails meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_cluster_sync_restarts_it_and_sharing_resumes() {
-    let Some(redis) = keel::testing::redis_server::RedisServer::start() else {
+    let Some(redis) = keel_testkit::redis_server::RedisServer::start() else {
         return;
     };
     let url = redis.url();

@@ -1,8 +1,9 @@
 //! Shared test harness: start keel with a given environment, send requests.
 
-use keel::config::{MapEnv, Settings};
-use keel::fake_llm::{FakeLlm, FakeLlmConfig, FakeLlmHandle};
+use keel::config::Settings;
+use keel::env::MapEnv;
 use keel::server::RunningServer;
+use keel_testkit::fake_llm::{FakeLlm, FakeLlmConfig, FakeLlmHandle};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

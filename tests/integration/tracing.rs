@@ -7,7 +7,7 @@ use crate::support::{ARTICLE, KeelProcess, fake};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
-use keel::fake_llm::FakeLlmConfig;
+use keel_testkit::fake_llm::FakeLlmConfig;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };

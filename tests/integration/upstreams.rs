@@ -2,7 +2,7 @@
 //! upstreams (real HTTP servers), including upstream failures.
 
 use crate::support::{all_operations, assert_answer_shape, fake, start};
-use keel::fake_llm::FakeLlmConfig;
+use keel_testkit::fake_llm::FakeLlmConfig;
 use serde_json::json;
 
 /// No retries: these tests look at one call's classification.

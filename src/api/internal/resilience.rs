@@ -7,7 +7,7 @@ use crate::api::auth::OperatorKey;
 use crate::api::error::ApiError;
 use crate::api::extract::JsonBody;
 use crate::api::json::Json;
-use crate::config::ProcessEnv;
+use crate::env::ProcessEnv;
 use crate::job::Operation;
 use crate::resilience::breaker::{BreakerCommand, BreakerState};
 use crate::resilience::config::{self as rconfig, CustomConfig};
@@ -327,7 +327,7 @@ pub async fn get_preset(_: OperatorKey, Path(name): Path<String>) -> Result<Json
             "Unknown preset '{name}'. Available presets: [simple, development, production]"
         ))
     })?;
-    let resolved = rconfig::resolve(&preset.name, None, &crate::config::MapEnv::default())
+    let resolved = rconfig::resolve(&preset.name, None, &crate::env::MapEnv::default())
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(json!({ "preset": preset, "resolved": resolved })))
 }

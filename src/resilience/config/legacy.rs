@@ -10,7 +10,7 @@
 
 use super::custom::{Field, FieldValue, Kind, STRATEGY_LIST, check_range};
 use super::{CustomConfig, ResilienceConfigError, Strategy, op_index};
-use crate::config::EnvSource;
+use crate::env::EnvSource;
 use crate::job::Operation;
 
 /// Legacy variable → custom field, in the order the reference lists them.

@@ -30,7 +30,7 @@ use super::{
     CUSTOM_CONFIG_VAR, CustomConfig, DEFAULT_PRESET, OperationPolicy, PRESET_VAR, Preset, Strategy,
     preset_ref, presets_ref, resolve_policies, validate_custom_value,
 };
-use crate::config::EnvSource;
+use crate::env::EnvSource;
 use crate::job::Operation;
 use serde::Serialize;
 use serde_json::Value;
@@ -603,7 +603,7 @@ pub fn render_migration(m: &Migration, format: MigrationFormat) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MapEnv;
+    use crate::env::MapEnv;
     use serde_json::json;
 
     #[test]

@@ -8,7 +8,7 @@
 //! needed. Auto mode reads only environment variables (never the file system),
 //! so its answer does not depend on the working directory.
 
-use crate::config::EnvSource;
+use crate::env::EnvSource;
 use serde::Serialize;
 
 /// A preset recommendation.
@@ -207,7 +207,7 @@ pub fn recommend_auto(env: &dyn EnvSource) -> Recommendation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MapEnv;
+    use crate::env::MapEnv;
 
     fn check(env: &str, preset: &str, confidence: f64) {
         let r = recommend(env);

@@ -1,7 +1,7 @@
 //! `fake_llm`: run keel's fake LLM upstream as a standalone server for demos
 //! and load benchmarks, e.g. `cargo run --release --bin fake_llm -- --error-rate 0.3` (`make fake-llm`).
 //!
-//! A thin clap CLI over `keel::fake_llm`: every flag maps to one
+//! A thin clap CLI over `keel_testkit::fake_llm`: every flag maps to one
 //! `FakeLlmConfig` field (defaults match `FakeLlmConfig::default()`), and the
 //! config can still be changed at runtime with `PUT /_fake/config`. Serves
 //! until Ctrl-C, then shuts down gracefully.
@@ -9,11 +9,15 @@
 use std::net::{IpAddr, SocketAddr};
 
 use clap::Parser;
-use keel::fake_llm::{FakeLlm, FakeLlmConfig};
+use keel_testkit::fake_llm::{FakeLlm, FakeLlmConfig};
 
 /// Fake OpenAI / Gemini upstream with injectable faults.
 #[derive(Debug, Parser)]
-#[command(name = "fake_llm", version, about)]
+#[command(
+    name = "fake_llm",
+    version,
+    about = "keel's fake OpenAI/Gemini upstream, for demos, tests and load benchmarks"
+)]
 struct Args {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1", env = "FAKE_LLM_HOST")]

@@ -1,15 +1,16 @@
 //! The handle table of providers: what request tasks read to find the
-//! provider for a job, and what provider actors publish into.
+//! provider for a job, and what provider actors (`crate::actors::provider`)
+//! publish into. It lives here, with the providers, because it is on the
+//! request path: the orchestrator reads it and never talks to an actor.
 //!
 //! Invariant: the set and order of slots (primary first, then fallbacks) is
 //! fixed at start-up; each slot's content is swapped atomically when its actor
 //! (re)starts. A restart never leaves a slot empty: the previous client keeps
 //! serving until the new actor publishes, so traffic does not notice.
 
-use super::provider::ProviderMsg;
-use crate::providers::{ProviderKind, SharedProvider};
+use super::{ProviderKind, SharedProvider};
 use arc_swap::ArcSwap;
-use ractor::ActorRef;
+use ractor::ActorCell;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -18,8 +19,10 @@ use std::time::SystemTime;
 pub struct ProviderSlot {
     /// The client request tasks call.
     pub provider: SharedProvider,
-    /// The actor that owns it (dead refs are replaced on restart).
-    pub actor: Option<ActorRef<ProviderMsg>>,
+    /// The actor that owns it (dead refs are replaced on restart); `None`
+    /// until the provider actor first starts. Untyped so this table, which
+    /// request tasks read, does not depend on the actor tree.
+    pub actor: Option<ActorCell>,
     /// Bumped on every (re)start of the owning actor.
     pub generation: u64,
     /// When the owning actor last started.

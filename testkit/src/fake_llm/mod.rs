@@ -3,7 +3,7 @@
 //! faults (latency, errors, 429s, hangs, malformed and empty answers).
 //!
 //! keel's integration tests start it in-process with [`FakeLlm::spawn`] on
-//! `127.0.0.1:0`; the `fake_llm` example wraps it in a CLI for demos and load
+//! `127.0.0.1:0`; the `fake_llm` binary (this crate) wraps it in a CLI for demos and load
 //! benchmarks. Answers are deterministic functions of the prompt (see
 //! `answers.rs`), and fault selection is driven by a seeded PRNG, so a run
 //! with a given seed and request order is reproducible.
