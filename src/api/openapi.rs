@@ -712,19 +712,6 @@ fn internal_routes() -> Vec<Route> {
             )
         },
         Route {
-            description: "Limits in force, counters and the Redis link's state.",
-            auth: Auth::Operator,
-            ok: (200, "Rate limiter state", Body::Json("RateLimitStats")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/rate-limits",
-                "rate limits",
-                "rate_limits",
-                "Rate limiter status",
-            )
-        },
-        Route {
             description: "Healthy when no breaker is open and the actors run.",
             auth: Auth::Operator,
             ok: (200, "Resilience health", Body::Json("ResilienceHealth")),
@@ -1048,23 +1035,6 @@ fn internal_routes() -> Vec<Route> {
             ok: (200, "Audit entries", Body::Json("AuditTrail")),
             errors: &[400, 401, 403, 503],
             ..route(Get, "/internal/audit", "identity", "audit", "Audit trail")
-        },
-        Route {
-            description: "The instances sharing this Redis (heartbeat within 5 s): id, \
-                version, preset, configuration version and every breaker's state, where they \
-                disagree with the majority, this instance's sync counters and the propagation \
-                delay of remote transitions (p50/p99/max). Without `REDIS_URL`, or with \
-                `BREAKER_SHARING=off`, this instance alone with `sharing` saying why.",
-            auth: Auth::Operator,
-            ok: (200, "The cluster", Body::Json("ClusterView")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/cluster",
-                "resilience",
-                "cluster",
-                "Instances of the cluster",
-            )
         },
         Route {
             description: "Starts a fault-injection experiment (game day): calls to `provider` \
@@ -1982,7 +1952,6 @@ mod schemas {
         HistorySample,
         HistoryOperationSample,
         BreakerStateCounts,
-        RateLimitStats,
         ResilienceHealth,
         ResilienceConfigView,
         ConfigChangeRequest,
@@ -2017,12 +1986,6 @@ mod schemas {
         AuditTrail,
         ChaosRequest,
         Scope,
-        crate::cluster::ClusterView,
-        crate::cluster::InstanceInfo,
-        crate::cluster::Disagreement,
-        crate::cluster::EventCounts,
-        crate::cluster::Propagation,
-        crate::cluster::Acknowledgments,
     )))]
     pub struct InternalSchemas;
 
@@ -2390,32 +2353,10 @@ mod schemas {
         pub configured: bool,
         /// The cache's link, `null` without Redis.
         #[schema(required = true)]
-        pub cache: Option<RedisStatus>,
+        pub cache: Option<crate::redis_link::RedisStatus>,
         /// The rate limiter's link, `null` without Redis.
         #[schema(required = true)]
-        pub rate_limiter: Option<RedisStatus>,
-    }
-
-    // Mirrors `crate::redis_link::RedisStatus`.
-    /// A Redis link's state.
-    #[derive(Serialize, ToSchema)]
-    pub struct RedisStatus {
-        /// `connected`, `unavailable` (cooling off or last call failed) or `unknown` (never used).
-        pub status: String,
-        /// The URL with any password removed.
-        pub url: String,
-        /// Commands sent.
-        pub commands: u64,
-        /// Commands that failed or timed out.
-        pub failures: u64,
-        /// Calls refused during cool-off.
-        pub skipped: u64,
-        /// Latency of the last successful command, ms.
-        #[schema(required = true)]
-        pub last_latency_ms: Option<f64>,
-        /// The last error, if not connected.
-        #[schema(required = true)]
-        pub last_error: Option<String>,
+        pub rate_limiter: Option<crate::redis_link::RedisStatus>,
     }
 
     /// `GET /v1/health/live`.
@@ -3040,67 +2981,6 @@ mod schemas {
         pub latency: Value,
     }
 
-    // Mirrors `crate::rate_limit::RateLimitStats`.
-    /// `GET /internal/rate-limits`.
-    #[derive(Serialize, ToSchema)]
-    pub struct RateLimitStats {
-        /// `RATE_LIMIT_ENABLED`.
-        pub enabled: bool,
-        /// `redis` (shared windows), `memory` (per instance) or `disabled`.
-        pub backend: String,
-        /// `RATE_LIMIT_REDIS_FAILURE`: `open`, `local` or `closed`.
-        pub redis_failure_mode: String,
-        /// Requests allowed since start.
-        pub allowed: u64,
-        /// Requests denied since start.
-        pub denied: u64,
-        /// Checks Redis could not answer.
-        pub redis_fallbacks: u64,
-        /// Identities with state in this instance's memory buckets.
-        pub tracked_identities: u64,
-        /// The default limits.
-        pub limits: Limits,
-        /// Per-route overrides (effective limits).
-        pub overrides: BTreeMap<String, Limits>,
-        /// The Redis link; `{"status": "not_configured"}` without Redis.
-        pub redis: RedisLinkView,
-    }
-
-    /// A Redis link, or the marker that none is configured.
-    #[derive(Serialize, ToSchema)]
-    #[serde(untagged)]
-    pub enum RedisLinkView {
-        /// `REDIS_URL` is set.
-        Configured(RedisStatus),
-        /// No `REDIS_URL`.
-        NotConfigured(RedisNotConfigured),
-    }
-
-    /// What stands for a Redis link that is not configured.
-    #[derive(Serialize, ToSchema)]
-    pub struct RedisNotConfigured {
-        /// Always `not_configured`.
-        pub status: String,
-    }
-
-    // Mirrors `crate::rate_limit::Limits`.
-    /// Window limits; `null` = not limited.
-    #[derive(Serialize, ToSchema)]
-    pub struct Limits {
-        /// Per sliding minute.
-        #[schema(required = true)]
-        pub per_minute: Option<u32>,
-        /// Per sliding hour.
-        #[schema(required = true)]
-        pub per_hour: Option<u32>,
-        /// Per sliding day.
-        #[schema(required = true)]
-        pub per_day: Option<u32>,
-        /// Per second (burst cap); `null` or 0 = none.
-        #[schema(required = true)]
-        pub burst: Option<u32>,
-    }
-
     /// `GET /internal/resilience/health`.
     #[derive(Serialize, ToSchema)]
     pub struct ResilienceHealth {
@@ -3551,7 +3431,6 @@ mod tests {
         ("POST", "/internal/jobs/{job_id}/retry"),
         ("POST", "/internal/jobs/pause"),
         ("POST", "/internal/jobs/resume"),
-        ("GET", "/internal/rate-limits"),
         ("GET", "/internal/resilience/health"),
         ("GET", "/internal/resilience/config"),
         ("PUT", "/internal/resilience/config"),
@@ -3578,7 +3457,6 @@ mod tests {
         ("DELETE", "/internal/keys/{id}"),
         ("POST", "/internal/tokens/revoke"),
         ("GET", "/internal/audit"),
-        ("GET", "/internal/cluster"),
         ("POST", "/internal/chaos"),
         ("GET", "/internal/chaos"),
         ("DELETE", "/internal/chaos"),

@@ -29,8 +29,6 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics", get(monitoring::prometheus))
         .route("/metrics/summary", get(monitoring::summary))
         .route("/metrics/history", get(monitoring::history))
-        .route("/rate-limits", get(monitoring::rate_limits))
-        .route("/cluster", get(cluster::cluster))
         .route("/resilience/health", get(resilience::health))
         .route(
             "/resilience/config",
@@ -99,6 +97,8 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(cache::status))
         .routes(routes!(cache::metrics))
         .routes(routes!(cache::invalidate))
+        .routes(routes!(monitoring::rate_limits))
+        .routes(routes!(cluster::cluster))
 }
 
 /// `GET /internal/dashboard`: the operator dashboard, one self-contained
