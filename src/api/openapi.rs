@@ -1037,72 +1037,6 @@ fn internal_routes() -> Vec<Route> {
             ..route(Get, "/internal/audit", "identity", "audit", "Audit trail")
         },
         Route {
-            description: "Starts a fault-injection experiment (game day): calls to `provider` \
-                (and `operation`, when given) fail with `fault` at `probability` for \
-                `duration_seconds`, injected at the provider-call boundary so breakers, retries, \
-                fallback and metrics react as to a real fault. Refused (403 `CHAOS_DISABLED`) \
-                unless `CHAOS_ENABLED=true`. Expires by itself. With `REDIS_URL` set it applies to \
-                every instance within about 250 ms (`scope: cluster`; an abort on any instance \
-                ends it everywhere), otherwise, or when Redis cannot be written, to this \
-                instance (`scope: instance`). Audited (`chaos.started`).",
-            auth: Auth::Operator,
-            request: Some("ChaosRequest"),
-            ok: (
-                201,
-                "The experiment (id, created_by, starts_at, ends_at)",
-                Body::Json("Object"),
-            ),
-            errors: &[400, 401, 403, 413, 415, 422, 503],
-            ..route(
-                Post,
-                "/internal/chaos",
-                "resilience",
-                "start_chaos",
-                "Start a chaos experiment",
-            )
-        },
-        Route {
-            description: "Active and recently ended chaos experiments, with `enabled` and \
-                `active`. Answers even when `CHAOS_ENABLED` is off.",
-            auth: Auth::Operator,
-            ok: (200, "Experiments", Body::Json("Object")),
-            errors: &[401, 403, 503],
-            ..route(
-                Get,
-                "/internal/chaos",
-                "resilience",
-                "list_chaos",
-                "List chaos experiments",
-            )
-        },
-        Route {
-            description: "Aborts every active chaos experiment. Audited (`chaos.aborted`).",
-            auth: Auth::Operator,
-            ok: (200, "The aborted experiments", Body::Json("Object")),
-            errors: &[401, 403, 503],
-            ..route(
-                Delete,
-                "/internal/chaos",
-                "resilience",
-                "abort_all_chaos",
-                "Abort all chaos experiments",
-            )
-        },
-        Route {
-            description: "Aborts one active chaos experiment. Audited (`chaos.aborted`).",
-            auth: Auth::Operator,
-            params: &[("id", "The experiment's id (`chaos_…`)", &[])],
-            ok: (200, "The aborted experiment", Body::Json("Object")),
-            errors: &[401, 403, 404, 503],
-            ..route(
-                Delete,
-                "/internal/chaos/{id}",
-                "resilience",
-                "abort_chaos",
-                "Abort a chaos experiment",
-            )
-        },
-        Route {
             description: "This document.",
             ok: (200, "The OpenAPI 3.1 document", Body::Json("Object")),
             ..route(
@@ -1984,7 +1918,6 @@ mod schemas {
         KeyList,
         RevokeTokenRequest,
         AuditTrail,
-        ChaosRequest,
         Scope,
     )))]
     pub struct InternalSchemas;
@@ -2073,28 +2006,6 @@ mod schemas {
         pub jti: String,
         /// The token's `exp` (Unix seconds or RFC 3339): refused until then.
         pub exp: Value,
-    }
-
-    // Mirrors `crate::chaos::ExperimentRequest`.
-    /// `POST /internal/chaos`.
-    #[derive(Deserialize, ToSchema)]
-    #[serde(deny_unknown_fields)]
-    #[schema(examples(json!({"provider": "local", "fault": {"error": {"status": 503}},
-        "probability": 0.5, "duration_seconds": 300, "note": "game day"})))]
-    pub struct ChaosRequest {
-        /// `local`, `openai` or `gemini` (must be in the provider chain).
-        pub provider: String,
-        /// One operation; absent = every operation.
-        pub operation: Option<String>,
-        /// One of `{"error": {"status": 500|502|503|429, "retry_after_seconds"?}}`,
-        /// `{"latency": {"ms", "jitter_ms"?}}`, `{"hang": {}}`, `{"malformed": {}}`, `{"empty": {}}`.
-        pub fault: Value,
-        /// Share of calls hit, in (0, 1].
-        pub probability: f64,
-        /// 1–3600.
-        pub duration_seconds: u64,
-        /// Free text for the audit trail (≤ 500 characters).
-        pub note: Option<String>,
     }
 
     /// `GET /internal/audit`.
@@ -3457,10 +3368,6 @@ mod tests {
         ("DELETE", "/internal/keys/{id}"),
         ("POST", "/internal/tokens/revoke"),
         ("GET", "/internal/audit"),
-        ("POST", "/internal/chaos"),
-        ("GET", "/internal/chaos"),
-        ("DELETE", "/internal/chaos"),
-        ("DELETE", "/internal/chaos/{id}"),
         // docs_routes (utoipa-swagger-ui serves `{*rest}`; documented as `{file}`)
         ("GET", "/openapi.json"),
         ("GET", "/docs"),

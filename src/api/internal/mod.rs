@@ -79,11 +79,6 @@ pub fn routes() -> Router<AppState> {
         .route("/keys/{id}", axum::routing::delete(identity::revoke_key))
         .route("/tokens/revoke", post(identity::revoke_token))
         .route("/audit", get(identity::audit))
-        .route(
-            "/chaos",
-            post(chaos::start).get(chaos::list).delete(chaos::abort_all),
-        )
-        .route("/chaos/{id}", axum::routing::delete(chaos::abort))
 }
 
 /// The operator routes whose documentation is derived from their handlers'
@@ -99,6 +94,8 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(cache::invalidate))
         .routes(routes!(monitoring::rate_limits))
         .routes(routes!(cluster::cluster))
+        .routes(routes!(chaos::start, chaos::list, chaos::abort_all))
+        .routes(routes!(chaos::abort))
 }
 
 /// `GET /internal/dashboard`: the operator dashboard, one self-contained
