@@ -40,7 +40,7 @@ pub const SYNC_EVERY: Duration = Duration::from_millis(250);
 const HISTORY: usize = 50;
 
 /// What an experiment does to a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fault {
     /// The upstream answers this HTTP status (500, 502, 503 or 429).
@@ -109,9 +109,12 @@ pub enum ChaosError {
     },
 }
 
-/// What an operator asks for (`POST /internal/chaos`).
-#[derive(Debug, Clone, Deserialize)]
+/// What an operator asks for (`POST /internal/chaos`; also its request
+/// schema in the operator document).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"provider": "local", "fault": {"error": {"status": 503}},
+    "probability": 0.5, "duration_seconds": 300, "note": "game day"})))]
 pub struct ExperimentRequest {
     /// `local`, `openai` or `gemini`.
     pub provider: String,
@@ -130,8 +133,9 @@ pub struct ExperimentRequest {
 }
 
 /// How an experiment stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ExperimentStatus)]
 pub enum Status {
     /// Faults are being injected.
     Active,
@@ -141,14 +145,17 @@ pub enum Status {
     Aborted,
 }
 
-/// One experiment, as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+/// One experiment, as the API shows it (also its schema in the operator
+/// document).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Experiment {
     /// Its id (`chaos_<uuid>`).
     pub id: String,
-    /// The provider hit.
+    /// The provider hit (`local`, `openai` or `gemini`).
+    #[schema(value_type = String)]
     pub provider: ProviderKind,
     /// The operation hit; `null` = every operation.
+    #[schema(value_type = Option<String>, required = true)]
     pub operation: Option<Operation>,
     /// The fault.
     pub fault: Fault,
@@ -157,6 +164,7 @@ pub struct Experiment {
     /// Planned duration, seconds.
     pub duration_seconds: u64,
     /// The operator's note.
+    #[schema(required = true)]
     pub note: Option<String>,
     /// The operator's identity (key fingerprint).
     pub created_by: String,

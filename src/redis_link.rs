@@ -52,8 +52,8 @@ impl Default for RedisLinkOptions {
     }
 }
 
-/// Operator view of a link.
-#[derive(Debug, Clone, serde::Serialize)]
+/// Operator view of a link (also its schema in both OpenAPI documents).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RedisStatus {
     /// `connected`, `unavailable` (cooling off or last call failed) or `unknown` (never used).
     pub status: &'static str,
@@ -66,9 +66,34 @@ pub struct RedisStatus {
     /// Calls refused during cool-off (no network used).
     pub skipped: u64,
     /// Latency of the last successful command, in milliseconds.
+    #[schema(required = true)]
     pub last_latency_ms: Option<f64>,
     /// The last error, if the link is not connected.
+    #[schema(required = true)]
     pub last_error: Option<String>,
+}
+
+/// The OpenAPI schema of an `Option<RedisStatus>` serialised with
+/// [`or_not_configured`]: the link, or the `not_configured` marker. Never
+/// built; it exists so a field using that serialiser can say
+/// `#[schema(value_type = RedisLinkView)]`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum RedisLinkView {
+    /// `REDIS_URL` is set.
+    Configured(RedisStatus),
+    /// No `REDIS_URL`.
+    NotConfigured(RedisNotConfigured),
+}
+
+/// The schema of the `{"status": "not_configured"}` object that
+/// [`or_not_configured`] writes for "no Redis".
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct RedisNotConfigured {
+    /// Always `not_configured`.
+    pub status: String,
 }
 
 /// Serialises an optional Redis view so that "no Redis" is the object

@@ -163,10 +163,12 @@ pub fn internal_router(state: AppState) -> Router {
 }
 
 fn operator_routes() -> Router<AppState> {
+    let (documented, _) = internal::documented_routes().split_for_parts();
     Router::new()
         .nest("/internal", internal::routes())
         // `nest` serves the index at `/internal`; operators type the slash too.
         .route("/internal/", get(internal::index))
+        .merge(documented)
 }
 
 /// The layers every listener shares, the request context outermost. They are

@@ -56,17 +56,19 @@ pub fn should_store(degraded: bool) -> bool {
     !degraded
 }
 
-/// What an invalidation removed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What an invalidation removed (also its schema in the operator document).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct InvalidationReport {
     /// The pattern applied, over `{operation}:{hash}` (`*` for a clear).
     pub pattern: String,
     /// Entries removed from this instance's memory tier.
     pub memory_removed: u64,
     /// Keys removed from Redis; `None` without a Redis tier.
+    #[schema(required = true)]
     pub redis_removed: Option<u64>,
     /// Set when Redis failed part-way: `redis_removed` then counts the keys
     /// removed before the failure, and other keys may remain until their TTL.
+    #[schema(required = true)]
     pub redis_error: Option<String>,
 }
 
@@ -90,8 +92,8 @@ pub struct RedisCacheStats {
     pub write_errors: u64,
 }
 
-/// Operator view of the cache.
-#[derive(Debug, Clone, Serialize)]
+/// Operator view of the cache (the body of `GET /internal/cache/metrics`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CacheStats {
     /// `CACHE_ENABLED`.
     pub enabled: bool,
@@ -111,11 +113,15 @@ pub struct CacheStats {
     pub puts_rejected: u64,
     /// Stored values that could not be decoded (served as misses).
     pub decode_errors: u64,
-    /// The memory tier.
+    /// The memory tier: `entries`, `bytes`, `max_entries`, `max_bytes`,
+    /// `evictions`, `expirations`.
+    #[schema(value_type = Object)]
     pub memory: MemoryStats,
-    /// The Redis tier; without one it serialises as
+    /// The Redis tier (`status` connected | disconnected, `link`, `keys`,
+    /// `keys_exact`, `ping_ms`, error counters); without one it serialises as
     /// `{"status": "not_configured"}`, never `null`, so clients can index it.
     #[serde(serialize_with = "crate::redis_link::or_not_configured")]
+    #[schema(value_type = Object)]
     pub redis: Option<RedisCacheStats>,
 }
 

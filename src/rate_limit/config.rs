@@ -123,16 +123,21 @@ impl RedisFailureMode {
 
 /// Window limits of one scope (the defaults, or one route's override).
 /// `None` = that window is not limited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+/// Also the `Limits` schema of the operator document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct Limits {
     /// Max cost per identity in any sliding minute; 1..=1,000,000.
+    #[schema(required = true)]
     pub per_minute: Option<u32>,
     /// Max cost per identity in any sliding hour; 1..=100,000,000.
+    #[schema(required = true)]
     pub per_hour: Option<u32>,
     /// Max cost per identity in any sliding day; 1..=1,000,000,000.
+    #[schema(required = true)]
     pub per_day: Option<u32>,
     /// Max cost per identity in any sliding second; 0..=100,000 (`None` or
     /// 0 = no burst cap; 0 lets an override remove the default cap).
+    #[schema(required = true)]
     pub burst: Option<u32>,
 }
 

@@ -79,8 +79,9 @@ impl Decision {
     }
 }
 
-/// Operator view of the rate limiter (`/internal` status pages).
-#[derive(Debug, Clone, serde::Serialize)]
+/// Operator view of the rate limiter (`/internal` status pages; the body
+/// of `GET /internal/rate-limits`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RateLimitStats {
     /// `RATE_LIMIT_ENABLED`.
     pub enabled: bool,
@@ -103,6 +104,7 @@ pub struct RateLimitStats {
     pub overrides: BTreeMap<String, Limits>,
     /// The Redis link's state; `{"status": "not_configured"}` without Redis.
     #[serde(serialize_with = "crate::redis_link::or_not_configured")]
+    #[schema(value_type = crate::redis_link::RedisLinkView)]
     pub redis: Option<RedisStatus>,
 }
 

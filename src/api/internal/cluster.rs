@@ -8,8 +8,28 @@ use crate::api::json::Json;
 use crate::cluster::{ClusterView, InstanceInfo};
 use axum::extract::State;
 
+/// The operation description of `GET /internal/cluster`.
+const CLUSTER_DESCRIPTION: &str = "The instances sharing this Redis (heartbeat within 5 s): id, \
+    version, preset, configuration version and every breaker's state, where they \
+    disagree with the majority, this instance's sync counters and the propagation \
+    delay of remote transitions (p50/p99/max). Without `REDIS_URL`, or with \
+    `BREAKER_SHARING=off`, this instance alone with `sharing` saying why.";
+
 /// `GET /internal/cluster`. Without Redis (or with `BREAKER_SHARING=off`)
 /// it lists this instance alone, with `sharing` saying why.
+#[utoipa::path(
+    get,
+    path = "/internal/cluster",
+    tag = "resilience",
+    operation_id = "cluster",
+    summary = "Instances of the cluster",
+    description = CLUSTER_DESCRIPTION,
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "The cluster", body = ClusterView),
+        (status = 401), (status = 403), (status = 503),
+    )
+)]
 pub async fn cluster(State(state): State<AppState>, _: OperatorKey) -> Json<ClusterView> {
     let Some(cluster) = state.engine.cluster() else {
         let sharing = if state.engine.settings().redis_url.is_some() {

@@ -17,6 +17,8 @@ use crate::api::json::Json;
 use axum::Router;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The `/internal` routes (nested by [`super::router`]).
 pub fn routes() -> Router<AppState> {
@@ -27,12 +29,6 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics", get(monitoring::prometheus))
         .route("/metrics/summary", get(monitoring::summary))
         .route("/metrics/history", get(monitoring::history))
-        .route("/cache", axum::routing::delete(cache::clear))
-        .route("/cache/status", get(cache::status))
-        .route("/cache/metrics", get(cache::metrics))
-        .route("/cache/invalidate", post(cache::invalidate))
-        .route("/rate-limits", get(monitoring::rate_limits))
-        .route("/cluster", get(cluster::cluster))
         .route("/resilience/health", get(resilience::health))
         .route(
             "/resilience/config",
@@ -83,11 +79,23 @@ pub fn routes() -> Router<AppState> {
         .route("/keys/{id}", axum::routing::delete(identity::revoke_key))
         .route("/tokens/revoke", post(identity::revoke_token))
         .route("/audit", get(identity::audit))
-        .route(
-            "/chaos",
-            post(chaos::start).get(chaos::list).delete(chaos::abort_all),
-        )
-        .route("/chaos/{id}", axum::routing::delete(chaos::abort))
+}
+
+/// The operator routes whose documentation is derived from their handlers'
+/// `#[utoipa::path]` (full paths, merged beside [`routes`] by
+/// [`super::router`]). Serving and documenting a route here is one
+/// registration, so none of them can be served undocumented; the operator
+/// document takes its operations and schemas from this router.
+pub fn documented_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(cache::clear))
+        .routes(routes!(cache::status))
+        .routes(routes!(cache::metrics))
+        .routes(routes!(cache::invalidate))
+        .routes(routes!(monitoring::rate_limits))
+        .routes(routes!(cluster::cluster))
+        .routes(routes!(chaos::start, chaos::list, chaos::abort_all))
+        .routes(routes!(chaos::abort))
 }
 
 /// `GET /internal/dashboard`: the operator dashboard, one self-contained

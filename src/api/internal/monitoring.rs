@@ -162,8 +162,24 @@ pub async fn prometheus(
 }
 
 /// `GET /internal/rate-limits`: limits in force, counters and Redis state.
-pub async fn rate_limits(State(state): State<AppState>, _: OperatorKey) -> Json<Value> {
-    Json(json!(state.engine.rate_limiter().stats()))
+#[utoipa::path(
+    get,
+    path = "/internal/rate-limits",
+    tag = "rate limits",
+    operation_id = "rate_limits",
+    summary = "Rate limiter status",
+    description = "Limits in force, counters and the Redis link's state.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "Rate limiter state", body = crate::rate_limit::RateLimitStats),
+        (status = 401), (status = 403), (status = 503),
+    )
+)]
+pub async fn rate_limits(
+    State(state): State<AppState>,
+    _: OperatorKey,
+) -> Json<crate::rate_limit::RateLimitStats> {
+    Json(state.engine.rate_limiter().stats())
 }
 
 /// How far back `GET /internal/metrics/history` looks when `minutes` is not
