@@ -21,6 +21,7 @@
 //! | `actors` | a direct child of the supervisor is not running (restarting) | unhealthy |
 //! | `providers` | no provider configured | unhealthy |
 //! | `providers` | a provider's actor is not running (its published client still serves) | degraded |
+//! | `providers` | a provider's upstream failed its latest health probe (calls to it may fail and fall back) | degraded |
 //! | `circuit_breakers` | a breaker is open, forced open or half-open (calls go to the fallback) | degraded |
 //! | `circuit_breakers` | an operation has no provider whose breaker admits calls (its requests fail fast with 503) | degraded |
 //! | `redis` | a configured Redis link (cache or rate limiter) is unavailable (memory tiers answer) | degraded |
@@ -38,7 +39,7 @@
 use crate::engine::Engine;
 use crate::identity::Authenticator;
 use crate::job::Operation;
-use crate::providers::ProviderKind;
+use crate::providers::{ProviderKind, Reachability};
 use crate::redis_link::RedisStatus;
 use crate::resilience::breaker::BreakerState;
 use serde::Serialize;
@@ -161,6 +162,10 @@ pub struct ProviderFact {
     pub kind: ProviderKind,
     /// Its actor is running.
     pub actor_running: bool,
+    /// Its upstream's latest probe verdict (published by its actor).
+    pub upstream: Reachability,
+    /// Why the latest probe failed, when it did.
+    pub probe_error: Option<String>,
 }
 
 /// Everything [`assess`] looks at, read from the engine's published views.
@@ -215,6 +220,8 @@ impl Facts {
                     .actor
                     .as_ref()
                     .is_some_and(|a| a.get_status() == ractor::ActorStatus::Running),
+                upstream: slot.health.reachability(),
+                probe_error: slot.health.last_error(),
             })
             .collect();
         // Only breakers that exist (reading never creates one).
@@ -333,6 +340,23 @@ pub fn assess(facts: &Facts) -> HealthReport {
             format!(
                 "provider actor {} is not running (being restarted; its last client still serves)",
                 p.kind.as_str()
+            ),
+        );
+    }
+
+    for p in facts
+        .providers
+        .iter()
+        .filter(|p| p.upstream == Reachability::Unreachable)
+    {
+        add(
+            C::Providers,
+            Degraded,
+            "provider_unreachable",
+            format!(
+                "provider {} failed its health probe ({}): its calls may fail and fall back",
+                p.kind.as_str(),
+                p.probe_error.as_deref().unwrap_or("no answer")
             ),
         );
     }
@@ -492,10 +516,14 @@ mod tests {
             ProviderFact {
                 kind: ProviderKind::OpenAi,
                 actor_running: true,
+                upstream: Reachability::Reachable,
+                probe_error: None,
             },
             ProviderFact {
                 kind: ProviderKind::Local,
                 actor_running: true,
+                upstream: Reachability::Reachable,
+                probe_error: None,
             },
         ];
         let breakers = providers
@@ -700,5 +728,29 @@ mod tests {
         assert_eq!(r.reasons[0].code, "actor_down");
         assert!(r.reasons[0].message.contains("breaker_registry"));
         assert_eq!(r.reasons[1].code, "provider_actor_down");
+    }
+
+    #[test]
+    fn an_upstream_failing_its_probe_degrades_providers_and_says_why() {
+        let mut f = healthy_facts();
+        f.providers[0].upstream = Reachability::Unknown;
+        assert_eq!(
+            assess(&f).status,
+            Status::Healthy,
+            "not probed yet is no finding"
+        );
+        f.providers[0].upstream = Reachability::Unreachable;
+        f.providers[0].probe_error = Some("could not connect: connection refused".into());
+        let r = assess(&f);
+        assert_eq!(r.status, Status::Degraded);
+        assert_eq!(r.reasons.len(), 1);
+        assert_eq!(r.reasons[0].code, "provider_unreachable");
+        assert!(
+            r.reasons[0].message.contains("openai"),
+            "{}",
+            r.reasons[0].message
+        );
+        assert!(r.reasons[0].message.contains("connection refused"));
+        assert_eq!(r.checks.providers.status, Status::Degraded);
     }
 }

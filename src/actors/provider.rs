@@ -1,17 +1,28 @@
-//! `Provider[kind]`: the actor that owns one provider's client.
+//! `Provider[kind]`: the actor that owns one provider's client and knows
+//! whether its upstream answers.
 //!
 //! It builds the client from its [`ProviderSettings`] when it starts (and again
 //! on every supervised restart) and publishes it in the [`ProviderTable`].
 //! Jobs call the published client directly from their own tasks, so a slow
 //! upstream never queues behind this mailbox.
+//!
+//! It also probes the upstream on a timer (`PROVIDER_PROBE_INTERVAL_MS`, a
+//! model-metadata `GET` with the provider's credentials, see
+//! [`crate::providers::Provider::probe`]) and publishes the verdict in the
+//! slot's [`UpstreamHealth`]: that is what `/v1/health`'s
+//! `ai_model_available` and the health model read. A probe runs in its own
+//! task and reports back by message, so the mailbox never waits on the
+//! upstream; at most one probe is in flight. The verdict lives in the slot,
+//! not in the actor, so a restarted actor keeps it until its own first
+//! probe (sent at start) replaces it.
 
-use crate::providers::ProviderSettings;
 use crate::providers::{ProviderKind, build_provider};
+use crate::providers::{ProviderSettings, Reachability, SharedProvider, UpstreamHealth};
 use crate::providers::{ProviderSlot, ProviderTable};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Messages a provider actor handles.
 pub enum ProviderMsg {
@@ -19,7 +30,16 @@ pub enum ProviderMsg {
     Describe(RpcReplyPort<ProviderInfo>),
     /// Crash on purpose (operators' and tests' way to exercise supervision).
     Crash,
+    /// Probe the upstream now (sent by the actor's timer and once at start);
+    /// ignored while a probe is in flight.
+    Probe,
+    /// A probe finished: `Err` carries keel's description of the failure.
+    ProbeDone(Result<(), String>),
 }
+
+/// Longest a health probe may take, whatever the call timeout: a probe that
+/// slow already says the upstream is not fit to serve.
+const PROBE_TIMEOUT_CAP: Duration = Duration::from_secs(5);
 
 /// Operator-facing description of one provider (never includes its key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,6 +72,12 @@ pub struct ProviderActor;
 pub struct ProviderState {
     settings: ProviderSettings,
     generation: u64,
+    /// The client it published (the one probes use).
+    provider: SharedProvider,
+    /// The published reading its probes write.
+    health: Arc<UpstreamHealth>,
+    /// A probe task is running.
+    probing: bool,
 }
 
 impl Actor for ProviderActor {
@@ -74,26 +100,39 @@ impl Actor for ProviderActor {
             Some(slot) if slot.actor.is_none() => slot.provider.clone(),
             _ => build_provider(&args.settings)?,
         };
-        let generation = current.map(|s| s.generation + 1).unwrap_or(1);
+        let generation = current.as_ref().map(|s| s.generation + 1).unwrap_or(1);
+        // The reading outlives the actor: a restart keeps the last verdict.
+        let health = current.map(|s| s.health.clone()).unwrap_or_default();
         args.table.publish(
             kind,
             ProviderSlot {
-                provider,
+                provider: provider.clone(),
                 actor: Some(myself.get_cell()),
                 generation,
                 started_at: SystemTime::now(),
+                health: health.clone(),
             },
         );
         tracing::debug!(provider = %kind, generation, "provider actor started");
+        if kind == ProviderKind::Local {
+            // No upstream: always reachable.
+            health.record(Ok(()));
+        } else if let Some(every) = args.settings.probe_interval {
+            myself.send_message(ProviderMsg::Probe)?;
+            myself.send_interval(every, || ProviderMsg::Probe);
+        }
         Ok(ProviderState {
             settings: args.settings,
             generation,
+            provider,
+            health,
+            probing: false,
         })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<ProviderMsg>,
+        myself: ActorRef<ProviderMsg>,
         message: ProviderMsg,
         state: &mut ProviderState,
     ) -> Result<(), ActorProcessingErr> {
@@ -112,6 +151,37 @@ impl Actor for ProviderActor {
             ProviderMsg::Crash => {
                 return Err(format!("provider {} crashed on request", state.settings.kind).into());
             }
+            ProviderMsg::Probe if state.probing => {}
+            ProviderMsg::Probe => {
+                state.probing = true;
+                let provider = state.provider.clone();
+                let timeout = state.settings.timeout.min(PROBE_TIMEOUT_CAP);
+                tokio::spawn(async move {
+                    let outcome = provider
+                        .probe(timeout)
+                        .await
+                        .map_err(|e| e.kind.to_string());
+                    // The actor may have stopped meanwhile; the reading then
+                    // waits for its successor's probe.
+                    let _ = myself.send_message(ProviderMsg::ProbeDone(outcome));
+                });
+            }
+            ProviderMsg::ProbeDone(outcome) => {
+                state.probing = false;
+                let kind = state.settings.kind;
+                let error = outcome.as_ref().err().cloned();
+                let before = state.health.record(outcome);
+                match (before, error) {
+                    (Reachability::Unreachable, None) => {
+                        tracing::info!(provider = %kind, "provider upstream reachable again");
+                    }
+                    (Reachability::Unreachable, Some(_)) => {}
+                    (_, Some(error)) => {
+                        tracing::warn!(provider = %kind, %error, "provider upstream failed its health probe");
+                    }
+                    (_, None) => {}
+                }
+            }
         }
         Ok(())
     }
@@ -129,6 +199,7 @@ mod tests {
             base_url: "http://127.0.0.1:9/v1".into(),
             api_key: None,
             timeout: Duration::from_secs(1),
+            probe_interval: None,
         }
     }
 

@@ -49,6 +49,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
                 "role": if i == 0 { "primary" } else { "fallback" },
                 "actor_alive": slot.actor.as_ref().is_some_and(|a| a.get_status() == ractor::ActorStatus::Running),
                 "actor_generation": slot.generation,
+                "upstream": slot.health.view(),
             })
         })
         .collect();
@@ -75,7 +76,11 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
         "status": report.status,
         "timestamp": crate::time::now_rfc3339(),
         "version": env!("CARGO_PKG_VERSION"),
-        "ai_model_available": !chain.is_empty(),
+        // A model answers when some provider in the chain is not known to
+        // be unreachable (`local`, when in the chain, always is).
+        "ai_model_available": chain
+            .iter()
+            .any(|slot| slot.health.reachability() != crate::providers::Reachability::Unreachable),
         "resilience_healthy": report.resilience_healthy(),
         "cache_healthy": cache_healthy,
         "jobs_durable": engine.jobs().is_durable(),

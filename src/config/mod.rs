@@ -380,6 +380,9 @@ fn provider_settings(env: &dyn EnvSource) -> Result<Vec<ProviderSettings>, Confi
     }
     let timeout_secs: u64 = number(env, "PROVIDER_TIMEOUT_SECONDS", 30, 1, 600)?;
     let timeout = Duration::from_secs(timeout_secs);
+    // 0 turns the upstream health probes off.
+    let probe_ms: u64 = number(env, "PROVIDER_PROBE_INTERVAL_MS", 30_000, 0, 3_600_000)?;
+    let probe_interval = (probe_ms > 0).then(|| Duration::from_millis(probe_ms));
     let model_override = env.get("AI_MODEL").filter(|m| !m.trim().is_empty());
 
     order
@@ -428,6 +431,7 @@ fn provider_settings(env: &dyn EnvSource) -> Result<Vec<ProviderSettings>, Confi
                 base_url,
                 api_key,
                 timeout,
+                probe_interval,
             })
         })
         .collect()

@@ -4,19 +4,23 @@
 //! cannot leak into access logs).
 
 use super::ProviderSettings;
-use super::http::{Upstream, parse_content, secret_header, send_json};
+use super::http::{Upstream, parse_content, parse_url, secret_header, send_json};
 use super::prompt::{SYSTEM_PROMPT, build_prompt};
 use super::wire::Envelope;
 use super::{CallOptions, Provider, ProviderError, ProviderKind, ProviderReply, TokenUsage};
 use crate::job::Job;
 use futures::future::BoxFuture;
 use reqwest::header::HeaderValue;
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// Talks to one Gemini endpoint through a pooled client.
 pub struct GeminiProvider {
     /// The full `generateContent` URL and its client.
     upstream: Upstream,
+    /// `{base}/v1beta/models/{model}`: what the health probe `GET`s (the model's metadata).
+    model_url: reqwest::Url,
     model: String,
     /// The request body around the user message, serialised once.
     envelope: Envelope,
@@ -37,6 +41,10 @@ impl GeminiProvider {
         let envelope = Envelope::new(ProviderKind::Gemini, generate_request)?;
         Ok(GeminiProvider {
             upstream,
+            model_url: parse_url(
+                ProviderKind::Gemini,
+                &format!("{}/v1beta/models/{}", settings.base_url, settings.model),
+            )?,
             model: settings.model.clone(),
             envelope,
             api_key: settings
@@ -167,6 +175,18 @@ impl Provider for GeminiProvider {
                     completion_tokens: u.candidates_token_count,
                 }),
             })
+        })
+    }
+
+    fn probe(&self, timeout: Duration) -> BoxFuture<'_, Result<(), ProviderError>> {
+        Box::pin(async move {
+            let mut request = self.upstream.get(&self.model_url);
+            if let Some(value) = &self.api_key {
+                request = request.header("x-goog-api-key", value.clone());
+            }
+            send_json::<IgnoredAny>(ProviderKind::Gemini, request, CallOptions { timeout })
+                .await
+                .map(drop)
         })
     }
 }

@@ -98,6 +98,16 @@ pub(super) fn secret_header(
     Ok(header)
 }
 
+/// Parses an upstream URL; a bad one is a transport error naming it.
+pub(super) fn parse_url(kind: ProviderKind, url: &str) -> Result<reqwest::Url, ProviderError> {
+    reqwest::Url::parse(url).map_err(|e| {
+        ProviderError::new(
+            kind,
+            ProviderErrorKind::Transport(format!("invalid endpoint URL {url:?}: {e}")),
+        )
+    })
+}
+
 /// One provider endpoint and the pooled client that calls it, both built
 /// once, when the provider is built.
 pub(super) struct Upstream {
@@ -113,12 +123,7 @@ pub(super) struct Upstream {
 impl Upstream {
     /// Parses `url` and builds its client.
     pub(super) fn new(kind: ProviderKind, url: &str) -> Result<Upstream, ProviderError> {
-        let url = reqwest::Url::parse(url).map_err(|e| {
-            ProviderError::new(
-                kind,
-                ProviderErrorKind::Transport(format!("invalid endpoint URL {url:?}: {e}")),
-            )
-        })?;
+        let url = parse_url(kind, url)?;
         let host = if url.scheme() == "http" {
             host_header(&url)
         } else {
@@ -129,6 +134,18 @@ impl Upstream {
             url,
             host,
         })
+    }
+
+    /// A `GET` of `url` (on the endpoint's host) through the same pooled
+    /// client: the health probe's model-metadata request.
+    pub(super) fn get(&self, url: &reqwest::Url) -> reqwest::RequestBuilder {
+        let request = self.client.get(url.clone());
+        match &self.host {
+            Some(host) if url.host_str() == self.url.host_str() => {
+                request.header(HOST, host.clone())
+            }
+            _ => request,
+        }
     }
 
     /// A `POST` of the JSON `body` to the endpoint.

@@ -13,12 +13,14 @@ mod local;
 mod openai;
 pub mod parse;
 pub mod prompt;
+pub mod reachability;
 pub mod table;
 mod wire;
 
 pub use gemini::GeminiProvider;
 pub use local::{LocalProvider, run_local};
 pub use openai::OpenAiProvider;
+pub use reachability::{Reachability, UpstreamHealth, UpstreamHealthView};
 pub use table::{ProviderSlot, ProviderTable};
 
 use crate::job::{Job, JobOutput};
@@ -207,6 +209,15 @@ pub trait Provider: Send + Sync + 'static {
         job: &'a Job,
         opts: CallOptions,
     ) -> BoxFuture<'a, Result<ProviderReply, ProviderError>>;
+    /// Checks that the upstream answers with this provider's credentials,
+    /// without running a job: a model-metadata `GET` (free on every
+    /// provider), bounded by `timeout`. The provider actor calls it on a
+    /// timer and publishes the verdict ([`UpstreamHealth`]); `local` has no
+    /// upstream and is always reachable.
+    fn probe(&self, timeout: Duration) -> BoxFuture<'_, Result<(), ProviderError>> {
+        let _ = timeout;
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// A shareable provider.
@@ -226,6 +237,9 @@ pub struct ProviderSettings {
     pub api_key: Option<String>,
     /// Per-call timeout (`PROVIDER_TIMEOUT_SECONDS`, default 30 s).
     pub timeout: Duration,
+    /// How often the provider actor probes the upstream's health
+    /// (`PROVIDER_PROBE_INTERVAL_MS`, default 30 s); `None` turns probing off.
+    pub probe_interval: Option<Duration>,
 }
 
 /// Builds the provider described by `settings`; fails only when an HTTP client

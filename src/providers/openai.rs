@@ -4,19 +4,23 @@
 //! and LiteLLM, so `OPENAI_BASE_URL` (including its `/v1`) is all that changes.
 
 use super::ProviderSettings;
-use super::http::{Upstream, parse_content, secret_header, send_json};
+use super::http::{Upstream, parse_content, parse_url, secret_header, send_json};
 use super::prompt::{SYSTEM_PROMPT, build_prompt};
 use super::wire::Envelope;
 use super::{CallOptions, Provider, ProviderError, ProviderKind, ProviderReply, TokenUsage};
 use crate::job::Job;
 use futures::future::BoxFuture;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// Talks to one OpenAI-compatible endpoint through a pooled client.
 pub struct OpenAiProvider {
     /// `{base}/chat/completions` and its client.
     upstream: Upstream,
+    /// `{base}/models`: what the health probe `GET`s (lists the models this key may use).
+    models_url: reqwest::Url,
     model: String,
     /// The request body around the user message, serialised once.
     envelope: Envelope,
@@ -36,6 +40,10 @@ impl OpenAiProvider {
         })?;
         Ok(OpenAiProvider {
             upstream,
+            models_url: parse_url(
+                ProviderKind::OpenAi,
+                &format!("{}/models", settings.base_url),
+            )?,
             model: settings.model.clone(),
             envelope,
             authorization: settings
@@ -151,6 +159,18 @@ impl Provider for OpenAiProvider {
                     completion_tokens: u.completion_tokens,
                 }),
             })
+        })
+    }
+
+    fn probe(&self, timeout: Duration) -> BoxFuture<'_, Result<(), ProviderError>> {
+        Box::pin(async move {
+            let mut request = self.upstream.get(&self.models_url);
+            if let Some(value) = &self.authorization {
+                request = request.header(AUTHORIZATION, value.clone());
+            }
+            send_json::<IgnoredAny>(ProviderKind::OpenAi, request, CallOptions { timeout })
+                .await
+                .map(drop)
         })
     }
 }

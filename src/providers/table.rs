@@ -8,7 +8,7 @@
 //! (re)starts. A restart never leaves a slot empty: the previous client keeps
 //! serving until the new actor publishes, so traffic does not notice.
 
-use super::{ProviderKind, SharedProvider};
+use super::{ProviderKind, SharedProvider, UpstreamHealth};
 use arc_swap::ArcSwap;
 use ractor::ActorCell;
 use std::sync::Arc;
@@ -27,6 +27,9 @@ pub struct ProviderSlot {
     pub generation: u64,
     /// When the owning actor last started.
     pub started_at: SystemTime,
+    /// The upstream's reachability, written by the owning actor's probes;
+    /// the same one across restarts, so the last verdict is kept.
+    pub health: Arc<UpstreamHealth>,
 }
 
 /// Ordered provider slots: `slots[0]` is the primary.
@@ -48,6 +51,7 @@ impl ProviderTable {
                             actor: None,
                             generation: 0,
                             started_at: SystemTime::now(),
+                            health: Arc::default(),
                         }),
                     )
                 })

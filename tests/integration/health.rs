@@ -249,3 +249,147 @@ async fn metrics_history_records_real_traffic() {
         "{sample}"
     );
 }
+
+/// Polls `/v1/health` until `done` holds for its body (at most 5 s).
+async fn health_until(s: &TestServer, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = s.get("/v1/health", None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        if done(&r.body) {
+            return r.body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "health never showed {what}: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The provider actor probes its upstream (a model-metadata GET) and
+/// publishes the verdict: `ai_model_available`, the `provider_unreachable`
+/// finding and the per-provider `upstream` reading follow the upstream, a
+/// restarted actor keeps the reading, and probes are not completions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ai_model_available_follows_the_provider_actors_upstream_probe() {
+    use keel::actors::provider::ProviderMsg;
+    use keel::providers::{ProviderKind, Reachability};
+    use keel_testkit::fake_llm::FakeLlmConfig;
+
+    let upstream = crate::support::fake(FakeLlmConfig::default()).await;
+    let base = upstream.openai_base_url();
+    let s = start(&[
+        ("OPENAI_BASE_URL", &base),
+        ("AI_FALLBACK_PROVIDERS", "none"),
+        ("PROVIDER_PROBE_INTERVAL_MS", "50"),
+    ])
+    .await;
+    let upstream_of = |b: &Value| b["components"]["providers"][0]["upstream"].clone();
+
+    let body = health_until(&s, "a reachable upstream", |b| {
+        upstream_of(b)["state"] == "reachable"
+    })
+    .await;
+    assert_eq!(body["status"], json!("healthy"), "{body}");
+    assert_eq!(body["ai_model_available"], json!(true));
+    assert!(upstream_of(&body)["checked_at"].is_string(), "{body}");
+    let stats = upstream.stats();
+    assert!(stats.probes >= 1, "{stats:?}");
+    assert_eq!(stats.requests_total, 0, "a probe is not a completion");
+
+    // The upstream starts refusing: the model is reported missing, with why.
+    upstream.set_config(FakeLlmConfig {
+        probe_status: 503,
+        ..Default::default()
+    });
+    let body = health_until(&s, "the model missing", |b| {
+        b["ai_model_available"] == json!(false)
+    })
+    .await;
+    assert_eq!(body["status"], json!("degraded"), "{body}");
+    let (_, reasons) = agreed_verdict(&s).await;
+    assert_eq!(
+        reasons,
+        json!([{
+            "component": "providers",
+            "status": "degraded",
+            "code": "provider_unreachable",
+            "message": "provider openai failed its health probe (upstream answered HTTP 503): its calls may fail and fall back",
+        }])
+    );
+    let reading = upstream_of(&body);
+    assert_eq!(reading["state"], json!("unreachable"));
+    assert_eq!(reading["last_error"], json!("upstream answered HTTP 503"));
+    assert!(
+        reading["consecutive_failures"].as_u64() >= Some(1),
+        "{reading}"
+    );
+
+    // A restarted actor comes back with the published reading, not a blank one.
+    let engine = s.server.engine().clone();
+    let slot = engine.providers().get(ProviderKind::OpenAi).unwrap();
+    ractor::ActorRef::<ProviderMsg>::from(slot.actor.clone().unwrap())
+        .cast(ProviderMsg::Crash)
+        .unwrap();
+    let restarted = loop {
+        let now = engine.providers().get(ProviderKind::OpenAi).unwrap();
+        if now.generation > slot.generation {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(std::sync::Arc::ptr_eq(&restarted.health, &slot.health));
+    assert_eq!(restarted.health.reachability(), Reachability::Unreachable);
+
+    // Recovery, then the upstream gone altogether.
+    upstream.set_config(FakeLlmConfig::default());
+    let body = health_until(&s, "the model back", |b| {
+        b["ai_model_available"] == json!(true) && b["status"] == json!("healthy")
+    })
+    .await;
+    assert_eq!(upstream_of(&body)["consecutive_failures"], json!(0));
+    assert_eq!(upstream_of(&body)["last_error"], Value::Null);
+    upstream.shutdown().await;
+    let body = health_until(&s, "the upstream gone", |b| {
+        b["ai_model_available"] == json!(false)
+    })
+    .await;
+    let error = upstream_of(&body)["last_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.starts_with("could not connect"), "{error}");
+    assert!(
+        !error.contains(&base),
+        "the upstream URL stays in the log: {error}"
+    );
+}
+
+/// With `local` in the chain a model always answers: an unreachable primary
+/// degrades the verdict but `ai_model_available` stays true.
+#[tokio::test]
+async fn an_unreachable_primary_with_a_local_fallback_keeps_the_model_available() {
+    // A port nothing listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/v1", dead.local_addr().unwrap());
+    drop(dead);
+    let s = start(&[
+        ("OPENAI_BASE_URL", &base),
+        ("PROVIDER_PROBE_INTERVAL_MS", "50"),
+    ])
+    .await;
+    let body = health_until(&s, "the primary unreachable", |b| {
+        b["components"]["providers"][0]["upstream"]["state"] == "unreachable"
+    })
+    .await;
+    assert_eq!(body["status"], json!("degraded"), "{body}");
+    assert_eq!(body["ai_model_available"], json!(true), "{body}");
+    assert_eq!(body["reasons"][0]["code"], json!("provider_unreachable"));
+    assert_eq!(
+        body["components"]["providers"][1]["upstream"]["state"],
+        json!("reachable"),
+        "local has no upstream: always reachable"
+    );
+}

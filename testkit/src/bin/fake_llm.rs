@@ -61,6 +61,9 @@ struct Args {
     /// Require this API key (Bearer for OpenAI, x-goog-api-key/?key= for Gemini).
     #[arg(long, env = "FAKE_LLM_API_KEY")]
     api_key: Option<String>,
+    /// Status answered to model-metadata GETs (keel's upstream health probes).
+    #[arg(long, default_value_t = 200)]
+    probe_status: u16,
 }
 
 impl Args {
@@ -78,6 +81,7 @@ impl Args {
             fail_next: self.fail_next,
             seed: self.seed,
             api_key: self.api_key.clone(),
+            probe_status: self.probe_status,
         }
     }
 }

@@ -40,6 +40,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -92,6 +93,11 @@ pub struct FakeLlmConfig {
     /// `Authorization: Bearer KEY`; Gemini: `x-goog-api-key` or `?key=`),
     /// otherwise they get 401 in the provider's error format.
     pub api_key: Option<String>,
+    /// Status answered to model-metadata `GET`s (`/v1/models`,
+    /// `/v1beta/models/{model}`: keel's upstream health probes); 200 by
+    /// default. Probes ignore the other faults and never consume
+    /// `fail_next`, so they cannot disturb what a test counts.
+    pub probe_status: u16,
 }
 
 impl Default for FakeLlmConfig {
@@ -109,6 +115,7 @@ impl Default for FakeLlmConfig {
             fail_next: 0,
             seed: 0,
             api_key: None,
+            probe_status: 200,
         }
     }
 }
@@ -149,6 +156,10 @@ pub struct FakeLlmStats {
     pub prompt_tokens: u64,
     /// Estimated completion tokens of `ok` answers.
     pub completion_tokens: u64,
+    /// Model-metadata `GET`s (health probes), any outcome; not part of
+    /// `requests_total`.
+    #[serde(default)]
+    pub probes: u64,
 }
 
 /// Lock-free counters behind [`FakeLlmStats`]; `in_flight` lives apart
@@ -168,10 +179,11 @@ struct Counters {
     bad_requests: AtomicU64,
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
+    probes: AtomicU64,
 }
 
 impl Counters {
-    fn all(&self) -> [&AtomicU64; 13] {
+    fn all(&self) -> [&AtomicU64; 14] {
         [
             &self.requests_total,
             &self.openai_requests,
@@ -186,6 +198,7 @@ impl Counters {
             &self.bad_requests,
             &self.prompt_tokens,
             &self.completion_tokens,
+            &self.probes,
         ]
     }
 }
@@ -259,6 +272,7 @@ impl FakeLlmState {
             bad_requests: load(&c.bad_requests),
             prompt_tokens: load(&c.prompt_tokens),
             completion_tokens: load(&c.completion_tokens),
+            probes: load(&c.probes),
         }
     }
 
@@ -645,6 +659,62 @@ async fn gemini_generate(
     complete(&state, req).await
 }
 
+/// `GET /v1/models` and `GET /models`: the OpenAI model list (keel's
+/// health probe). Answers `probe_status`; checks the key like a completion.
+async fn openai_models(State(state): State<Arc<FakeLlmState>>, headers: HeaderMap) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    probe(
+        &state,
+        Provider::OpenAi,
+        presented,
+        || json!({"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "keel-testkit"}]}),
+    )
+}
+
+/// `GET /v1beta/models/{model}`: one Gemini model's metadata (keel's health
+/// probe). Answers `probe_status`; checks the key like a completion.
+async fn gemini_model(
+    State(state): State<Arc<FakeLlmState>>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let presented = headers.get("x-goog-api-key").and_then(|v| v.to_str().ok());
+    probe(
+        &state,
+        Provider::Gemini,
+        presented,
+        || json!({"name": format!("models/{model}"), "displayName": model, "supportedGenerationMethods": ["generateContent"]}),
+    )
+}
+
+/// A health probe: counted apart, key checked, then `probe_status`.
+fn probe(
+    state: &FakeLlmState,
+    provider: Provider,
+    presented_key: Option<&str>,
+    body: impl FnOnce() -> serde_json::Value,
+) -> Response {
+    bump(&state.counters.probes, 1);
+    let config = state.config();
+    if config
+        .api_key
+        .as_deref()
+        .is_some_and(|want| presented_key != Some(want))
+    {
+        return error_response(provider, &ErrorKind::Unauthorized);
+    }
+    match StatusCode::from_u16(config.probe_status) {
+        Ok(StatusCode::OK) | Err(_) => {
+            json_response(StatusCode::OK, body().to_string().into_bytes())
+        }
+        Ok(status) => error_response(provider, &ErrorKind::Upstream(status)),
+    }
+}
+
 /// `GET /health`.
 async fn health() -> &'static str {
     "ok"
@@ -737,7 +807,12 @@ impl FakeLlm {
         Router::new()
             .route("/v1/chat/completions", post(openai_chat))
             .route("/chat/completions", post(openai_chat))
-            .route("/v1beta/models/{model_action}", post(gemini_generate))
+            .route("/v1/models", get(openai_models))
+            .route("/models", get(openai_models))
+            .route(
+                "/v1beta/models/{model_action}",
+                post(gemini_generate).get(gemini_model),
+            )
             .route("/health", get(health))
             .route("/_fake/stats", get(get_stats))
             .route("/_fake/traceparents", get(get_traceparents))

@@ -740,3 +740,63 @@ async fn concurrent_requests_are_all_counted() {
     assert_eq!(s.ok + s.errors, 50);
     assert_eq!(s.in_flight, 0);
 }
+
+/// Model-metadata GETs (keel's health probes) answer `probe_status`, check
+/// the key, and are counted apart from completions.
+#[tokio::test]
+async fn probes_answer_model_metadata_and_are_counted_apart() {
+    let server = FakeLlm::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        FakeLlmConfig {
+            api_key: Some("k".into()),
+            fail_next: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", server.addr());
+    let get = |path: &str, auth: Option<(&'static str, String)>| {
+        let mut r = client.get(format!("{base}{path}"));
+        if let Some((name, value)) = auth {
+            r = r.header(name, value);
+        }
+        r.send()
+    };
+    let ok = get("/v1/models", Some(("authorization", "Bearer k".into())))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let list: serde_json::Value = ok.json().await.unwrap();
+    assert_eq!(list["object"], "list");
+    let gemini = get(
+        "/v1beta/models/gemini-x",
+        Some(("x-goog-api-key", "k".into())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(gemini.status(), 200);
+    let model: serde_json::Value = gemini.json().await.unwrap();
+    assert_eq!(model["name"], "models/gemini-x");
+    assert_eq!(get("/v1/models", None).await.unwrap().status(), 401);
+
+    server.set_config(FakeLlmConfig {
+        probe_status: 503,
+        fail_next: 1,
+        ..Default::default()
+    });
+    assert_eq!(get("/models", None).await.unwrap().status(), 503);
+    let stats = server.stats();
+    assert_eq!(stats.probes, 4);
+    assert_eq!(stats.requests_total, 0);
+    assert_eq!(
+        stats.unauthorized, 0,
+        "probe refusals are not completion refusals"
+    );
+    assert_eq!(
+        server.config().fail_next,
+        1,
+        "a probe never consumes fail_next"
+    );
+}
