@@ -46,7 +46,7 @@ pub use recommend::{ENVIRONMENT_VARS, Recommendation, recommend, recommend_auto}
 pub(crate) use validate::edit_distance;
 pub use validate::{ValidationReport, validate_custom_config, validate_custom_value};
 
-use crate::env::EnvSource;
+use crate::env::{Allowed, ConfigError, EnvSource};
 use crate::job::Operation;
 use custom::Field;
 use legacy::LegacyLayer;
@@ -598,7 +598,7 @@ const PRESET_FILES: [(&str, &str); 3] = [
 /// The parsed presets, built once on first use.
 struct Catalog {
     presets: Vec<Preset>,
-    broken: Vec<ResilienceConfigError>,
+    broken: Vec<ConfigError>,
 }
 
 static CATALOG: OnceLock<Catalog> = OnceLock::new();
@@ -620,8 +620,8 @@ fn catalog() -> &'static Catalog {
 /// Parses one preset file: `name`, `description`, `environment_contexts`,
 /// plus a resilience part validated by the custom-config rules, which must
 /// set exactly the five preset fields.
-fn parse_preset(expected: &'static str, text: &str) -> Result<Preset, ResilienceConfigError> {
-    let broken = |reason: String| ResilienceConfigError::BrokenPreset {
+fn parse_preset(expected: &'static str, text: &str) -> Result<Preset, ConfigError> {
+    let broken = |reason: String| ConfigError::BrokenPreset {
         name: expected,
         reason,
     };
@@ -714,11 +714,9 @@ pub(crate) fn presets_ref() -> &'static [Preset] {
 }
 
 /// The preset called `name` (trimmed, case-insensitive).
-pub(crate) fn preset_ref(name: &str) -> Result<&'static Preset, ResilienceConfigError> {
+pub(crate) fn preset_ref(name: &str) -> Result<&'static Preset, ConfigError> {
     let Some(known) = normalize_preset_name(name) else {
-        return Err(ResilienceConfigError::UnknownPreset {
-            name: name.to_string(),
-        });
+        return Err(unknown_preset(name));
     };
     let cat = catalog();
     if let Some(p) = cat.presets.iter().find(|p| p.name == known) {
@@ -727,16 +725,14 @@ pub(crate) fn preset_ref(name: &str) -> Result<&'static Preset, ResilienceConfig
     Err(cat
         .broken
         .iter()
-        .find(|e| matches!(e, ResilienceConfigError::BrokenPreset { name, .. } if *name == known))
+        .find(|e| matches!(e, ConfigError::BrokenPreset { name, .. } if *name == known))
         .cloned()
-        .unwrap_or(ResilienceConfigError::UnknownPreset {
-            name: name.to_string(),
-        }))
+        .unwrap_or_else(|| unknown_preset(name)))
 }
 
 /// The preset called `name` (`simple`, `development`, `production`;
 /// trimmed, case-insensitive).
-pub fn preset(name: &str) -> Result<Preset, ResilienceConfigError> {
+pub fn preset(name: &str) -> Result<Preset, ConfigError> {
     preset_ref(name).cloned()
 }
 
@@ -747,55 +743,16 @@ pub fn presets() -> Vec<Preset> {
     presets_ref().to_vec()
 }
 
-/// A configuration mistake; `Display` is one line naming the setting.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ResilienceConfigError {
-    /// `RESILIENCE_PRESET` (or a runtime switch) names no preset.
-    #[error("invalid RESILIENCE_PRESET={name:?}: allowed simple | development | production")]
-    UnknownPreset {
-        /// The name given.
-        name: String,
-    },
-    /// The custom document is invalid; every problem is listed.
-    #[error("invalid RESILIENCE_CUSTOM_CONFIG: {}", errors.join("; "))]
-    InvalidCustomConfig {
-        /// One message per problem, each naming field, value and range.
-        errors: Vec<String>,
-    },
-    /// A legacy variable holds a value outside its range.
-    #[error("invalid {var}={value:?}: allowed {allowed}")]
-    InvalidLegacyVar {
-        /// The variable.
-        var: &'static str,
-        /// What it held.
-        value: String,
-        /// The allowed values in words, with the custom field it maps to.
-        allowed: String,
-    },
-    /// The layers combine into an impossible policy for one operation.
-    #[error("invalid resilience configuration for operation '{operation}': {message}")]
-    Inconsistent {
-        /// The operation whose policy is impossible.
-        operation: Operation,
-        /// What is wrong and which layers supplied the values.
-        message: String,
-    },
-    /// An embedded preset file does not parse (a build defect; unit tests
-    /// guard against it).
-    #[error("embedded preset '{name}' is broken: {reason}")]
-    BrokenPreset {
-        /// The preset.
-        name: &'static str,
-        /// What is wrong with it.
-        reason: String,
-    },
+/// The error for a `RESILIENCE_PRESET` (or runtime switch) naming no preset.
+fn unknown_preset(name: &str) -> ConfigError {
+    ConfigError::invalid(PRESET_VAR, name, Allowed::OneOf(PRESET_NAMES.to_vec()))
 }
 
 /// Loads the effective configuration from `RESILIENCE_PRESET` (default
 /// `simple`), `RESILIENCE_CUSTOM_CONFIG` and the legacy variables. Any
 /// invalid setting is an error; validation warnings of the custom document
 /// are kept in [`ResilienceConfig::warnings`].
-pub fn load(env: &dyn EnvSource) -> Result<ResilienceConfig, ResilienceConfigError> {
+pub fn load(env: &dyn EnvSource) -> Result<ResilienceConfig, ConfigError> {
     let name = env
         .get(PRESET_VAR)
         .unwrap_or_else(|| DEFAULT_PRESET.to_string());
@@ -827,7 +784,7 @@ pub fn resolve(
     preset_name: &str,
     custom: Option<&CustomConfig>,
     env: &dyn EnvSource,
-) -> Result<ResilienceConfig, ResilienceConfigError> {
+) -> Result<ResilienceConfig, ConfigError> {
     let preset = preset_ref(preset_name)?;
     if let Some(c) = custom {
         validate::check_value(&c.to_value()).into_result()?;
@@ -877,7 +834,7 @@ pub(crate) fn resolve_policies(
     preset: &'static Preset,
     custom: Option<&CustomConfig>,
     legacy: &LegacyLayer,
-) -> Result<Resolved, ResilienceConfigError> {
+) -> Result<Resolved, ConfigError> {
     let pname = preset.name.as_str();
     let legacy_source = |f: Field| legacy.var_for(f).map_or(Source::Custom, Source::Env);
     let default_choice = legacy
@@ -933,8 +890,8 @@ pub(crate) fn resolve_policies(
         }
         apply_fields(&mut p, &mut src, &legacy.config, &legacy_source);
         if p.exponential_min >= p.exponential_max {
-            return Err(ResilienceConfigError::Inconsistent {
-                operation: op,
+            return Err(ConfigError::InconsistentPolicy {
+                operation: op.as_str(),
                 message: format!(
                     "exponential_min must be less than exponential_max (exponential_min {}s from {}, exponential_max {}s from {})",
                     p.exponential_min.as_secs_f64(),
@@ -1127,7 +1084,7 @@ mod tests {
             assert!(
                 matches!(
                     parse_preset("simple", text),
-                    Err(ResilienceConfigError::BrokenPreset { .. })
+                    Err(ConfigError::BrokenPreset { .. })
                 ),
                 "{text}"
             );
@@ -1459,7 +1416,10 @@ mod tests {
         );
         assert!(matches!(
             resolve("nope", None, &env),
-            Err(ResilienceConfigError::UnknownPreset { .. })
+            Err(ConfigError::Invalid {
+                name: PRESET_VAR,
+                ..
+            })
         ));
     }
 
