@@ -50,8 +50,8 @@ use crate::env::{Allowed, ConfigError, EnvSource};
 use crate::job::Operation;
 use custom::Field;
 use legacy::LegacyLayer;
-use serde::{Serialize, Serializer};
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -74,7 +74,7 @@ pub const ENVIRONMENTS: [&str; 4] = ["development", "testing", "staging", "produ
 
 /// A named set of retry and breaker values (the strategy table in the
 /// README's "Presets" section, inherited from the reference project).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// Fail fast: 2 attempts, 10 s budget, breaker 3 / 30 s.
@@ -617,89 +617,85 @@ fn catalog() -> &'static Catalog {
     })
 }
 
-/// Parses one preset file: `name`, `description`, `environment_contexts`,
-/// plus a resilience part validated by the custom-config rules, which must
-/// set exactly the five preset fields.
+/// The shape of a `presets/<name>.json` file. Every field is required and
+/// nothing else is allowed: a custom-only field such as `jitter_max` is not
+/// a preset field. [`PresetFile::validate`] checks what the types cannot.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresetFile {
+    /// Must equal the file's name.
+    name: String,
+    /// What the preset is for.
+    description: String,
+    /// Attempts for operations without an override. A JSON number, not a
+    /// `u32`, so integrality and range are checked by the custom-config
+    /// table like every other `retry_attempts` (which reads `5.0` as 5).
+    retry_attempts: f64,
+    /// Breaker threshold for operations without an override (see above).
+    circuit_breaker_threshold: f64,
+    /// Breaker recovery seconds for operations without an override (see above).
+    recovery_timeout: f64,
+    /// Strategy of operations without an override.
+    default_strategy: Strategy,
+    /// Per-operation strategies (may be empty).
+    operation_overrides: HashMap<Operation, Strategy>,
+    /// Deployment environments the preset suits, of [`ENVIRONMENTS`].
+    environment_contexts: Vec<String>,
+}
+
+impl PresetFile {
+    /// The preset, once the name, the contexts and the ranges are checked.
+    fn validate(self, expected: &'static str) -> Result<Preset, ConfigError> {
+        let broken = |reason: String| ConfigError::BrokenPreset {
+            name: expected,
+            reason,
+        };
+        if self.name != expected {
+            return Err(broken(format!("its name is '{}'", self.name)));
+        }
+        if let Some(other) = self
+            .environment_contexts
+            .iter()
+            .find(|c| !ENVIRONMENTS.contains(&c.as_str()))
+        {
+            return Err(broken(format!(
+                "environment_contexts: {other:?} is not one of {}",
+                ENVIRONMENTS.join(", ")
+            )));
+        }
+        let int = |field: Field, x: f64| match custom::check_range(field, x, &x.to_string()) {
+            Ok(custom::FieldValue::Int(n)) => Ok(n),
+            Ok(_) => Err(broken(format!("'{}' is not an integer", field.name()))),
+            Err(e) => Err(broken(e)),
+        };
+        let mut operation_overrides = OperationOverrides::default();
+        for (op, strategy) in self.operation_overrides {
+            operation_overrides.set(op, Some(strategy));
+        }
+        Ok(Preset {
+            retry_attempts: int(Field::RetryAttempts, self.retry_attempts)?,
+            circuit_breaker_threshold: int(
+                Field::CircuitBreakerThreshold,
+                self.circuit_breaker_threshold,
+            )?,
+            recovery_timeout: int(Field::RecoveryTimeout, self.recovery_timeout)?,
+            name: self.name,
+            description: self.description,
+            default_strategy: self.default_strategy,
+            operation_overrides,
+            environment_contexts: self.environment_contexts,
+        })
+    }
+}
+
+/// Parses one preset file (see [`PresetFile`]).
 fn parse_preset(expected: &'static str, text: &str) -> Result<Preset, ConfigError> {
-    let broken = |reason: String| ConfigError::BrokenPreset {
-        name: expected,
-        reason,
-    };
-    let value: Value = serde_json::from_str(text).map_err(|e| broken(e.to_string()))?;
-    let Value::Object(mut map) = value else {
-        return Err(broken("not a JSON object".to_string()));
-    };
-    let take_string = |key: &str, map: &mut Map<String, Value>| match map.remove(key) {
-        Some(Value::String(s)) => Ok(s),
-        _ => Err(broken(format!("'{key}' must be a string"))),
-    };
-    let name = take_string("name", &mut map)?;
-    let description = take_string("description", &mut map)?;
-    if name != expected {
-        return Err(broken(format!("its name is '{name}'")));
-    }
-    let contexts: Vec<String> = match map.remove("environment_contexts") {
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .map(|v| match v {
-                Value::String(s) if ENVIRONMENTS.contains(&s.as_str()) => Ok(s),
-                other => Err(broken(format!(
-                    "environment_contexts: {other} is not one of {}",
-                    ENVIRONMENTS.join(", ")
-                ))),
-            })
-            .collect::<Result<_, _>>()?,
-        _ => {
-            return Err(broken(
-                "'environment_contexts' must be an array".to_string(),
-            ));
-        }
-    };
-    if !map.contains_key("operation_overrides") {
-        return Err(broken("'operation_overrides' is missing".to_string()));
-    }
-    let c = validate::check_value(&Value::Object(map))
-        .into_result()
-        .map_err(|e| broken(e.to_string()))?;
-    let core = [
-        Field::RetryAttempts,
-        Field::CircuitBreakerThreshold,
-        Field::RecoveryTimeout,
-        Field::DefaultStrategy,
-        Field::OperationOverrides,
-    ];
-    if let Some(extra) = Field::ALL
-        .into_iter()
-        .find(|f| !core.contains(f) && c.get(*f).is_some())
-    {
-        return Err(broken(format!(
-            "'{}' is not a preset field (presets set retry_attempts, circuit_breaker_threshold, recovery_timeout, default_strategy, operation_overrides)",
-            extra.name()
-        )));
-    }
-    match (
-        c.retry_attempts,
-        c.circuit_breaker_threshold,
-        c.recovery_timeout,
-        c.default_strategy,
-    ) {
-        (Some(retry_attempts), Some(circuit_breaker_threshold), Some(recovery_timeout), Some(default_strategy)) => {
-            Ok(Preset {
-                name,
-                description,
-                retry_attempts,
-                circuit_breaker_threshold,
-                recovery_timeout,
-                default_strategy,
-                operation_overrides: c.operation_overrides,
-                environment_contexts: contexts,
-            })
-        }
-        _ => Err(broken(
-            "retry_attempts, circuit_breaker_threshold, recovery_timeout and default_strategy are required"
-                .to_string(),
-        )),
-    }
+    serde_json::from_str::<PresetFile>(text)
+        .map_err(|e| ConfigError::BrokenPreset {
+            name: expected,
+            reason: e.to_string(),
+        })?
+        .validate(expected)
 }
 
 /// The known preset name `name` denotes (trimmed, case-insensitive).
@@ -1091,6 +1087,51 @@ mod tests {
         }
     }
 
+    /// The messages of a broken preset name the field, the value and what
+    /// is allowed; shapes the checks accepted before stay accepted.
+    #[test]
+    fn preset_errors_name_field_value_and_allowed() {
+        let doc = |extra: &str| {
+            format!(
+                r#"{{"name": "simple", "description": "d", "retry_attempts": 3,
+                "circuit_breaker_threshold": 5, "recovery_timeout": 60,
+                "default_strategy": "balanced", "operation_overrides": {{}},
+                "environment_contexts": ["testing"]{extra}}}"#
+            )
+        };
+        let err = |text: &str| {
+            parse_preset("simple", text)
+                .expect_err("broken")
+                .to_string()
+        };
+        let e = err(&doc(r#", "jitter_max": 1"#));
+        assert!(
+            e.contains("jitter_max") && e.contains("retry_attempts"),
+            "{e}"
+        );
+        let e = err(&doc("").replace(r#""retry_attempts": 3"#, r#""retry_attempts": 30"#));
+        assert!(
+            e.contains(
+                "Field 'retry_attempts': 30 is greater than the maximum of 10 (allowed 1-10)"
+            ),
+            "{e}"
+        );
+        let e = err(&doc("").replace(r#"{}"#, r#"{"translate": "balanced"}"#));
+        assert!(e.contains("translate") && e.contains("key_points"), "{e}");
+        let e = err(&doc("").replace(r#""balanced""#, r#""fast""#));
+        assert!(e.contains("fast") && e.contains("conservative"), "{e}");
+        let e = err(&doc("").replace(r#"["testing"]"#, r#"["qa"]"#));
+        assert!(e.contains("\"qa\" is not one of development"), "{e}");
+        let e = err(&doc("").replace(r#""retry_attempts": 3"#, r#""retry_attempts": 2.5"#));
+        assert!(e.contains("not of type integer"), "{e}");
+        let p = parse_preset(
+            "simple",
+            &doc("").replace(r#""retry_attempts": 3"#, r#""retry_attempts": 3.0"#),
+        )
+        .expect("3.0 is the integer 3, as in custom documents");
+        assert_eq!(p.retry_attempts, 3);
+    }
+
     #[test]
     fn strategy_rows() {
         let c = Strategy::Critical.policy();
@@ -1408,7 +1449,7 @@ mod tests {
             json["operations"]["summarize"]["sources"]["max_attempts"],
             "strategy:conservative"
         );
-        assert_eq!(json["custom"], Value::Null);
+        assert_eq!(json["custom"], serde_json::Value::Null);
         let p = serde_json::to_value(preset("development").expect("dev")).expect("serializes");
         assert_eq!(
             p["operation_overrides"],
