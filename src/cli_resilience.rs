@@ -8,12 +8,12 @@
 //! with a stable layout. Exit codes: 0 success / valid, 1 invalid
 //! configuration, 2 usage error (unknown preset or format, unreadable file).
 
-use crate::env::{EnvSource, MapEnv};
+use crate::env::{ConfigError, EnvSource, MapEnv};
 use crate::job::Operation;
 use crate::resilience::config::{
     CUSTOM_CONFIG_VAR, CustomConfig, DEFAULT_PRESET, MigrationFormat, PRESET_NAMES, PRESET_VAR,
-    Preset, ResilienceConfig, ResilienceConfigError, Source, ValidationReport, load, migrate,
-    preset, presets, recommend, recommend_auto, render_migration, resolve, validate_custom_config,
+    Preset, ResilienceConfig, Source, ValidationReport, load, migrate, preset, presets, recommend,
+    recommend_auto, render_migration, resolve, validate_custom_config,
 };
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -165,7 +165,9 @@ fn list_presets() -> String {
 fn show_preset(name: &str) -> CommandOutput {
     let p = match preset(name) {
         Ok(p) => p,
-        Err(ResilienceConfigError::UnknownPreset { .. }) => {
+        Err(ConfigError::Invalid {
+            name: PRESET_VAR, ..
+        }) => {
             return CommandOutput::usage_error(format!(
                 "unknown preset '{name}' (allowed: {})",
                 PRESET_NAMES.join(", ")
@@ -252,7 +254,10 @@ fn validate_output(
                 Ok(c) => effective = Some(c),
                 // Already itemised by the report; still surface preset and
                 // legacy-variable problems hidden behind it.
-                Err(ResilienceConfigError::InvalidCustomConfig { .. }) => {
+                Err(ConfigError::InvalidDocument {
+                    name: CUSTOM_CONFIG_VAR,
+                    ..
+                }) => {
                     if let Err(e) = resolve(&preset_name, None, env) {
                         report.errors.push(e.to_string());
                     }

@@ -2,8 +2,9 @@
 //! points, questions, question answering).
 //!
 //! Layout, one concept per module:
-//! - [`env`]: the bottom of configuration: variable sources, [`env::ConfigError`], the
-//!   deployment [`env::Environment`] and the parsers every domain config uses;
+//! - [`env`]: the bottom of configuration: variable sources, the one
+//!   [`env::ConfigError`], the deployment [`env::Environment`] and the one set of
+//!   parsers every config module uses;
 //! - [`config`]: settings from the environment, validated at start-up (assembles the
 //!   domain configs);
 //! - [`job`]: the unit of work and its output; [`outcome`]: what running one came to

@@ -5,7 +5,7 @@
 //! Per-operation TTLs are fixed (the reference project's table); only the
 //! default for operations without an entry is configurable.
 
-use crate::env::EnvSource;
+use crate::env::{ConfigError, EnvSource, boolean, number, seconds};
 use std::time::Duration;
 
 /// Default entry bound of the memory tier.
@@ -21,21 +21,6 @@ const MAX_TTL_SECS: u64 = 30 * 24 * 3600;
 const MAX_COMPRESSION_THRESHOLD: u64 = 16 * 1024 * 1024;
 const MAX_MEMORY_ENTRIES: u64 = 100_000_000;
 const MAX_MEMORY_BYTES: u64 = 1 << 40;
-
-/// A cache variable holds a value outside its allowed set or range.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CacheConfigError {
-    /// The variable is set to something not allowed.
-    #[error("invalid {name}={value:?}: allowed {allowed}")]
-    Invalid {
-        /// The environment variable.
-        name: &'static str,
-        /// What it held.
-        value: String,
-        /// The allowed values or range, in words.
-        allowed: String,
-    },
-}
 
 /// Validated cache settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,10 +41,6 @@ pub struct CacheConfig {
     /// 0..=1099511627776; 0 disables the memory tier): bound on the estimated
     /// size of the memory tier's entries (text bytes + key + overhead).
     pub memory_max_bytes: u64,
-    /// `REDIS_URL` (`redis://`, `rediss://` or `unix://`; default unset = no
-    /// Redis tier). The engine builds the [`crate::redis_link::RedisLink`]
-    /// from it and hands it to [`super::Cache::new`].
-    pub redis_url: Option<String>,
 }
 
 impl Default for CacheConfig {
@@ -70,35 +51,15 @@ impl Default for CacheConfig {
             compression_threshold: DEFAULT_COMPRESSION_THRESHOLD,
             memory_max_entries: DEFAULT_MEMORY_MAX_ENTRIES,
             memory_max_bytes: DEFAULT_MEMORY_MAX_BYTES,
-            redis_url: None,
         }
     }
 }
 
 impl CacheConfig {
-    /// Reads and validates the cache variables from `env`.
-    pub fn from_env(env: &dyn EnvSource) -> Result<CacheConfig, CacheConfigError> {
-        let enabled = match env.get("CACHE_ENABLED") {
-            None => true,
-            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => true,
-                "false" | "0" | "no" | "off" => false,
-                _ => {
-                    return Err(CacheConfigError::Invalid {
-                        name: "CACHE_ENABLED",
-                        value: v,
-                        allowed: "true | false (or 1 | 0, yes | no, on | off)".into(),
-                    });
-                }
-            },
-        };
-        let default_ttl = Duration::from_secs(number(
-            env,
-            "CACHE_DEFAULT_TTL",
-            DEFAULT_TTL.as_secs(),
-            1,
-            MAX_TTL_SECS,
-        )?);
+    /// Reads and validates the cache variables from `env`. `REDIS_URL` is
+    /// not read here: [`crate::config::Settings`] validates it once and the
+    /// engine hands the cache a [`crate::redis_link::RedisLink`] built from it.
+    pub fn from_env(env: &dyn EnvSource) -> Result<CacheConfig, ConfigError> {
         let compression_threshold = number(
             env,
             "CACHE_COMPRESSION_THRESHOLD",
@@ -106,43 +67,30 @@ impl CacheConfig {
             0,
             MAX_COMPRESSION_THRESHOLD,
         )?;
-        let memory_max_entries = number(
-            env,
-            "CACHE_MEMORY_MAX_ENTRIES",
-            DEFAULT_MEMORY_MAX_ENTRIES,
-            0,
-            MAX_MEMORY_ENTRIES,
-        )?;
-        let memory_max_bytes = number(
-            env,
-            "CACHE_MEMORY_MAX_BYTES",
-            DEFAULT_MEMORY_MAX_BYTES,
-            0,
-            MAX_MEMORY_BYTES,
-        )?;
-        let redis_url = match env.get("REDIS_URL") {
-            None => None,
-            Some(url) => {
-                let url = url.trim().to_string();
-                if let Err(e) = redis::IntoConnectionInfo::into_connection_info(url.as_str()) {
-                    return Err(CacheConfigError::Invalid {
-                        name: "REDIS_URL",
-                        value: crate::redis_link::redact_url(&url),
-                        allowed: format!(
-                            "a redis://, rediss:// or unix:// URL ({e}); unset for no Redis tier"
-                        ),
-                    });
-                }
-                Some(url)
-            }
-        };
         Ok(CacheConfig {
-            enabled,
-            default_ttl,
+            enabled: boolean(env, "CACHE_ENABLED", true)?,
+            default_ttl: seconds(
+                env,
+                "CACHE_DEFAULT_TTL",
+                DEFAULT_TTL.as_secs(),
+                1,
+                MAX_TTL_SECS,
+            )?,
             compression_threshold: usize::try_from(compression_threshold).unwrap_or(usize::MAX),
-            memory_max_entries,
-            memory_max_bytes,
-            redis_url,
+            memory_max_entries: number(
+                env,
+                "CACHE_MEMORY_MAX_ENTRIES",
+                DEFAULT_MEMORY_MAX_ENTRIES,
+                0,
+                MAX_MEMORY_ENTRIES,
+            )?,
+            memory_max_bytes: number(
+                env,
+                "CACHE_MEMORY_MAX_BYTES",
+                DEFAULT_MEMORY_MAX_BYTES,
+                0,
+                MAX_MEMORY_BYTES,
+            )?,
         })
     }
 }
@@ -162,26 +110,6 @@ pub fn ttl_for_name(operation: &str, default: Duration) -> Duration {
     Duration::from_secs(secs)
 }
 
-fn number(
-    env: &dyn EnvSource,
-    name: &'static str,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> Result<u64, CacheConfigError> {
-    let Some(raw) = env.get(name) else {
-        return Ok(default);
-    };
-    match raw.trim().parse::<u64>() {
-        Ok(v) if (min..=max).contains(&v) => Ok(v),
-        _ => Err(CacheConfigError::Invalid {
-            name,
-            value: raw,
-            allowed: format!("an integer in {min}..={max}"),
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,7 +124,6 @@ mod tests {
         assert_eq!(c.compression_threshold, 1000);
         assert_eq!(c.memory_max_entries, 10_000);
         assert_eq!(c.memory_max_bytes, 64 * 1024 * 1024);
-        assert_eq!(c.redis_url, None);
     }
 
     #[test]
@@ -207,7 +134,6 @@ mod tests {
             ("CACHE_COMPRESSION_THRESHOLD", "0"),
             ("CACHE_MEMORY_MAX_ENTRIES", "5"),
             ("CACHE_MEMORY_MAX_BYTES", "4096"),
-            ("REDIS_URL", "redis://:pw@localhost:6379/1"),
         ]))
         .unwrap();
         assert!(!c.enabled);
@@ -215,23 +141,35 @@ mod tests {
         assert_eq!(c.compression_threshold, 0);
         assert_eq!(c.memory_max_entries, 5);
         assert_eq!(c.memory_max_bytes, 4096);
-        assert_eq!(c.redis_url.as_deref(), Some("redis://:pw@localhost:6379/1"));
     }
 
     #[test]
     fn bad_values_name_variable_value_and_range() {
+        // The wording is the shared one of `crate::env` (it used to read
+        // `an integer in 1..=2592000`: the same facts).
         for (name, value, expect) in [
-            ("CACHE_ENABLED", "maybe", "true | false"),
-            ("CACHE_DEFAULT_TTL", "0", "1..=2592000"),
-            ("CACHE_DEFAULT_TTL", "abc", "1..=2592000"),
-            ("CACHE_COMPRESSION_THRESHOLD", "-1", "0..=16777216"),
-            ("CACHE_MEMORY_MAX_ENTRIES", "1e9", "0..=100000000"),
+            (
+                "CACHE_ENABLED",
+                "maybe",
+                "true | false (or 1 | 0, yes | no, on | off)",
+            ),
+            ("CACHE_DEFAULT_TTL", "0", "an integer from 1 to 2592000"),
+            ("CACHE_DEFAULT_TTL", "abc", "an integer from 1 to 2592000"),
+            (
+                "CACHE_COMPRESSION_THRESHOLD",
+                "-1",
+                "an integer from 0 to 16777216",
+            ),
+            (
+                "CACHE_MEMORY_MAX_ENTRIES",
+                "1e9",
+                "an integer from 0 to 100000000",
+            ),
             (
                 "CACHE_MEMORY_MAX_BYTES",
                 "99999999999999",
-                "0..=1099511627776",
+                "an integer from 0 to 1099511627776",
             ),
-            ("REDIS_URL", "http://x", "redis://"),
         ] {
             let err = CacheConfig::from_env(&MapEnv::new(&[(name, value)])).unwrap_err();
             let msg = err.to_string();
@@ -239,14 +177,6 @@ mod tests {
             assert!(msg.contains(value), "{msg}");
             assert!(msg.contains(expect), "{msg}");
         }
-    }
-
-    #[test]
-    fn redis_url_passwords_stay_out_of_errors() {
-        let err = CacheConfig::from_env(&MapEnv::new(&[("REDIS_URL", "http://:s3cret@x")]))
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains("s3cret"), "{err}");
     }
 
     #[test]

@@ -31,7 +31,7 @@ mod single_flight;
 
 pub use codec::{CachedAnswer, CodecError, MAX_DECODED_BYTES};
 pub use config::{
-    CacheConfig, CacheConfigError, DEFAULT_COMPRESSION_THRESHOLD, DEFAULT_MEMORY_MAX_BYTES,
+    CacheConfig, DEFAULT_COMPRESSION_THRESHOLD, DEFAULT_MEMORY_MAX_BYTES,
     DEFAULT_MEMORY_MAX_ENTRIES, DEFAULT_TTL, ttl_for_name,
 };
 pub use key::{CacheKey, InvalidPattern, KEY_PREFIX, KeyPattern, MAX_PATTERN_LEN};
@@ -150,7 +150,7 @@ pub struct Cache {
 impl Cache {
     /// A cache with `config`'s memory bounds and, when `redis` is given, a
     /// Redis tier over that link (the engine builds it from
-    /// `config.redis_url`; the cache never opens connections itself).
+    /// `REDIS_URL`; the cache never opens connections itself).
     pub fn new(config: CacheConfig, redis: Option<Arc<RedisLink>>) -> Cache {
         Cache {
             memory: MemoryTier::new(config.memory_max_entries, config.memory_max_bytes),

@@ -6,14 +6,22 @@
 //! keel never falls back silently on a bad value. `.env` is honoured by the
 //! binary (loaded before this runs); real environment variables win over it.
 //!
-//! Layering: this module sits *above* the domain modules. Each domain owns its
-//! config type (`cache::CacheConfig`, `rate_limit::RateLimitConfig`,
-//! `resilience::config`, `jobs::config`, `identity::config`,
-//! `telemetry::config`, `providers::ProviderSettings`) and parses it with the
-//! bottom-layer helpers of [`crate::env`]; [`Settings`] only assembles them.
+//! Layering: [`crate::env`] is the bottom (variable sources, the one
+//! [`ConfigError`], the one set of parse helpers). The domain modules own
+//! their config types (`cache::CacheConfig`, `rate_limit::RateLimitConfig`,
+//! `resilience::config`, `identity::config`, `telemetry::config`,
+//! `providers::ProviderSettings`) and parse them with those helpers; the job
+//! settings live here ([`jobs`]) because the job runtime depends on this
+//! module. This module depends on no runtime layer (jobs, engine, actors,
+//! api, server): [`Settings`] only assembles the parts.
+
+pub mod jobs;
 
 use crate::cache::CacheConfig;
-use crate::env::{ConfigError, EnvSource, Environment, ProcessEnv, boolean, number};
+use crate::env::{
+    Allowed, ConfigError, EnvSource, Environment, ProcessEnv, boolean, choice, http_url, millis,
+    number, seconds,
+};
 use crate::providers::{ProviderKind, ProviderSettings};
 use crate::rate_limit::RateLimitConfig;
 use crate::redis_link::RedisLinkOptions;
@@ -102,7 +110,7 @@ pub struct Settings {
     /// `RESILIENCE_CUSTOM_CONFIG`, legacy variables).
     pub resilience: ResilienceConfig,
     /// Async jobs (`JOB_*`).
-    pub jobs: crate::jobs::config::JobsConfig,
+    pub jobs: jobs::JobsConfig,
     /// `STRICT_OPTIONS` (default false): an option name the operation does not
     /// use is a 422 instead of being ignored and reported in `metadata.ignored_options`.
     pub strict_options: bool,
@@ -141,27 +149,24 @@ impl Settings {
         Settings::from_source(&ProcessEnv)
     }
 
-    /// Reads and validates the configuration from any variable source (tests use [`MapEnv`]).
+    /// Reads and validates the configuration from any variable source (tests use [`crate::env::MapEnv`]).
     pub fn from_source(env: &dyn EnvSource) -> Result<Settings, ConfigError> {
         let environment = match env.get("ENVIRONMENT") {
             None => Environment::Development,
-            Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
-                name: "ENVIRONMENT",
-                value: v.clone(),
-                allowed: "development | testing | staging | production".into(),
+            Some(v) => v.parse().map_err(|_| {
+                ConfigError::invalid(
+                    "ENVIRONMENT",
+                    v.clone(),
+                    Allowed::OneOf(vec!["development", "testing", "staging", "production"]),
+                )
             })?,
         };
-        let log_format = match env.get("LOG_FORMAT").as_deref().map(str::trim) {
-            None | Some("pretty") => LogFormat::Pretty,
-            Some("json") => LogFormat::Json,
-            Some(v) => {
-                return Err(ConfigError::Invalid {
-                    name: "LOG_FORMAT",
-                    value: v.into(),
-                    allowed: "json | pretty".into(),
-                });
-            }
-        };
+        let log_format = choice(
+            env,
+            "LOG_FORMAT",
+            &[("json", LogFormat::Json), ("pretty", LogFormat::Pretty)],
+        )?
+        .unwrap_or(LogFormat::Pretty);
 
         let mut api_keys: Vec<String> = Vec::new();
         if let Some(k) = env.get("API_KEY") {
@@ -173,23 +178,20 @@ impl Settings {
             }
         }
         if api_keys.is_empty() && environment.requires_auth() {
-            return Err(ConfigError::Inconsistent(format!(
-                "ENVIRONMENT={environment} requires at least one API key: set API_KEY \
-                 (and optionally ADDITIONAL_API_KEYS); open access is only allowed in \
-                 development and testing"
-            )));
+            return Err(ConfigError::conflict(
+                &["API_KEY", "ENVIRONMENT"],
+                format!(
+                    "ENVIRONMENT={environment} requires at least one API key: set API_KEY \
+                     (and optionally ADDITIONAL_API_KEYS); open access is only allowed in \
+                     development and testing"
+                ),
+            ));
         }
 
         let providers = provider_settings(env)?;
         let redis_url = redis_url(env)?;
-        let resilience = crate::resilience::config::load(env)
-            .map_err(|e| ConfigError::Inconsistent(e.to_string()))?;
-        let jobs = crate::jobs::config::JobsConfig::from_env(
-            env,
-            redis_url.as_deref(),
-            environment,
-            &resilience,
-        )?;
+        let resilience = crate::resilience::config::load(env)?;
+        let jobs = jobs::JobsConfig::from_env(env, redis_url.as_deref(), environment, &resilience)?;
 
         Ok(Settings {
             host: env
@@ -221,52 +223,28 @@ impl Settings {
             http_keepalive_idle: seconds(env, "HTTP_KEEPALIVE_IDLE_SECONDS", 5, 1, 3600)?,
             batch_status_retention: number(env, "BATCH_STATUS_RETENTION", 1000, 1, 1_000_000)?,
             provider_max_concurrency: number(env, "PROVIDER_MAX_CONCURRENCY", 256, 1, 100_000)?,
-            bulkhead_max_wait: Duration::from_millis(number(
-                env,
-                "BULKHEAD_MAX_WAIT_MS",
-                100u64,
-                0,
-                60_000,
-            )?),
+            bulkhead_max_wait: millis(env, "BULKHEAD_MAX_WAIT_MS", 100, 0, 60_000)?,
             redis_url,
             redis: RedisLinkOptions {
-                timeout: Duration::from_millis(number(env, "REDIS_TIMEOUT_MS", 50u64, 1, 10_000)?),
-                cooloff: Duration::from_millis(number(
-                    env,
-                    "REDIS_COOLOFF_MS",
-                    2000u64,
-                    0,
-                    600_000,
-                )?),
+                timeout: millis(env, "REDIS_TIMEOUT_MS", 50, 1, 10_000)?,
+                cooloff: millis(env, "REDIS_COOLOFF_MS", 2000, 0, 600_000)?,
             },
             cors_origins: cors_origins(env)?,
             internal_bind: match env.get("INTERNAL_BIND") {
                 None => None,
-                Some(v) => Some(v.trim().parse().map_err(|_| ConfigError::Invalid {
-                    name: "INTERNAL_BIND",
-                    value: v.clone(),
-                    allowed: "a socket address such as 127.0.0.1:9000".into(),
+                Some(v) => Some(v.trim().parse().map_err(|_| {
+                    ConfigError::invalid(
+                        "INTERNAL_BIND",
+                        v.clone(),
+                        "a socket address such as 127.0.0.1:9000",
+                    )
                 })?),
             },
             internal_docs: boolean(env, "INTERNAL_DOCS", environment != Environment::Production)?,
-            shutdown_grace: Duration::from_secs(number(
-                env,
-                "SHUTDOWN_GRACE_SECONDS",
-                30u64,
-                0,
-                3600,
-            )?),
-            shutdown_drain_delay: Duration::from_secs(number(
-                env,
-                "SHUTDOWN_DRAIN_DELAY_SECONDS",
-                0u64,
-                0,
-                300,
-            )?),
-            cache: CacheConfig::from_env(env)
-                .map_err(|e| ConfigError::Inconsistent(e.to_string()))?,
-            rate_limit: RateLimitConfig::from_env(env)
-                .map_err(|e| ConfigError::Inconsistent(e.to_string()))?,
+            shutdown_grace: seconds(env, "SHUTDOWN_GRACE_SECONDS", 30, 0, 3600)?,
+            shutdown_drain_delay: seconds(env, "SHUTDOWN_DRAIN_DELAY_SECONDS", 0, 0, 300)?,
+            cache: CacheConfig::from_env(env)?,
+            rate_limit: RateLimitConfig::from_env(env)?,
             resilience,
             jobs,
             strict_options: boolean(env, "STRICT_OPTIONS", false)?,
@@ -300,26 +278,30 @@ fn cors_origins(env: &dyn EnvSource) -> Result<Vec<String>, ConfigError> {
             if ok {
                 Ok(o.trim_end_matches('/').to_string())
             } else {
-                Err(ConfigError::Invalid {
-                    name: "CORS_ORIGINS",
-                    value: o.to_string(),
-                    allowed: "* or comma-separated origins like https://app.example.com".into(),
-                })
+                Err(ConfigError::invalid(
+                    "CORS_ORIGINS",
+                    o,
+                    "* or comma-separated origins like https://app.example.com",
+                ))
             }
         })
         .collect()
 }
 
 /// `REDIS_URL`, checked to be a Redis URL (the server may be down: keel
-/// starts anyway and picks Redis up when it appears).
+/// starts anyway and picks Redis up when it appears). The only place the
+/// variable is read: the cache, the rate limiter, jobs, identities and the
+/// cluster all take [`Settings::redis_url`].
 fn redis_url(env: &dyn EnvSource) -> Result<Option<String>, ConfigError> {
     let Some(url) = env.get("REDIS_URL").map(|u| u.trim().to_string()) else {
         return Ok(None);
     };
-    redis::Client::open(url.as_str()).map_err(|e| ConfigError::Invalid {
-        name: "REDIS_URL",
-        value: crate::redis_link::redact_url(&url),
-        allowed: format!("a redis:// or rediss:// URL ({e})"),
+    redis::Client::open(url.as_str()).map_err(|e| {
+        ConfigError::invalid(
+            "REDIS_URL",
+            crate::redis_link::redact_url(&url),
+            format!("a redis://, rediss:// or unix:// URL ({e}); unset for memory tiers only"),
+        )
     })?;
     Ok(Some(url))
 }
@@ -331,22 +313,9 @@ fn push_key(keys: &mut Vec<String>, raw: &str) {
     }
 }
 
-/// A duration variable in whole seconds within `min..=max`.
-fn seconds(
-    env: &dyn EnvSource,
-    name: &'static str,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> Result<Duration, ConfigError> {
-    number(env, name, default, min, max).map(Duration::from_secs)
-}
-
 fn provider_kind(name: &'static str, raw: &str) -> Result<ProviderKind, ConfigError> {
-    raw.trim().parse().map_err(|_| ConfigError::Invalid {
-        name,
-        value: raw.to_string(),
-        allowed: "local | openai | gemini".into(),
+    raw.trim().parse().map_err(|_| {
+        ConfigError::invalid(name, raw, Allowed::OneOf(vec!["local", "openai", "gemini"]))
     })
 }
 
@@ -378,11 +347,16 @@ fn provider_settings(env: &dyn EnvSource) -> Result<Vec<ProviderSettings>, Confi
             }
         }
     }
-    let timeout_secs: u64 = number(env, "PROVIDER_TIMEOUT_SECONDS", 30, 1, 600)?;
-    let timeout = Duration::from_secs(timeout_secs);
+    let timeout = seconds(env, "PROVIDER_TIMEOUT_SECONDS", 30, 1, 600)?;
     // 0 turns the upstream health probes off.
-    let probe_ms: u64 = number(env, "PROVIDER_PROBE_INTERVAL_MS", 30_000, 0, 3_600_000)?;
-    let probe_interval = (probe_ms > 0).then(|| Duration::from_millis(probe_ms));
+    let probe_interval = Some(millis(
+        env,
+        "PROVIDER_PROBE_INTERVAL_MS",
+        30_000,
+        0,
+        3_600_000,
+    )?)
+    .filter(|every| !every.is_zero());
     let model_override = env.get("AI_MODEL").filter(|m| !m.trim().is_empty());
 
     order
@@ -408,21 +382,26 @@ fn provider_settings(env: &dyn EnvSource) -> Result<Vec<ProviderSettings>, Confi
             };
             let base_url = base_url.trim().trim_end_matches('/').to_string();
             if kind != ProviderKind::Local {
-                check_url(kind, &base_url)?;
+                let name = match kind {
+                    ProviderKind::OpenAi => "OPENAI_BASE_URL",
+                    _ => "GEMINI_BASE_URL",
+                };
+                http_url(name, &base_url, "an http:// or https:// URL")?;
             }
             let api_key = api_key
                 .map(|k| k.trim().to_string())
                 .filter(|k| !k.is_empty());
             if api_key.is_none() && base_url.contains("api.openai.com") {
-                return Err(ConfigError::Inconsistent(
+                return Err(ConfigError::conflict(
+                    &["OPENAI_API_KEY", "OPENAI_BASE_URL"],
                     "OPENAI_API_KEY is required to use api.openai.com (or set OPENAI_BASE_URL \
-                     to an OpenAI-compatible server such as Ollama or vLLM)"
-                        .into(),
+                     to an OpenAI-compatible server such as Ollama or vLLM)",
                 ));
             }
             if api_key.is_none() && base_url.contains("googleapis.com") {
-                return Err(ConfigError::Inconsistent(
-                    "GEMINI_API_KEY is required to use the Gemini API".into(),
+                return Err(ConfigError::conflict(
+                    &["GEMINI_API_KEY", "GEMINI_BASE_URL"],
+                    "GEMINI_API_KEY is required to use the Gemini API",
                 ));
             }
             Ok(ProviderSettings {
@@ -435,21 +414,6 @@ fn provider_settings(env: &dyn EnvSource) -> Result<Vec<ProviderSettings>, Confi
             })
         })
         .collect()
-}
-
-fn check_url(kind: ProviderKind, url: &str) -> Result<(), ConfigError> {
-    let name = match kind {
-        ProviderKind::OpenAi => "OPENAI_BASE_URL",
-        _ => "GEMINI_BASE_URL",
-    };
-    match reqwest::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
-        _ => Err(ConfigError::Invalid {
-            name,
-            value: url.to_string(),
-            allowed: "an http:// or https:// URL".into(),
-        }),
-    }
 }
 
 #[cfg(test)]
@@ -518,6 +482,23 @@ mod tests {
     }
 
     #[test]
+    fn upstream_probes_default_to_30_s_and_zero_turns_them_off() {
+        let openai = [("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")];
+        let s = settings(&openai).unwrap();
+        assert_eq!(
+            s.primary_provider().probe_interval,
+            Some(Duration::from_secs(30))
+        );
+        let s = settings(&[openai[0], ("PROVIDER_PROBE_INTERVAL_MS", "0")]).unwrap();
+        assert_eq!(s.primary_provider().probe_interval, None);
+        let err = settings(&[("PROVIDER_PROBE_INTERVAL_MS", "-5")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid PROVIDER_PROBE_INTERVAL_MS=\"-5\": allowed an integer from 0 to 3600000"
+        );
+    }
+
+    #[test]
     fn keys_are_merged_and_deduplicated() {
         let s = settings(&[("API_KEY", "a"), ("ADDITIONAL_API_KEYS", " b, a ,,c")]).unwrap();
         assert_eq!(s.api_keys, vec!["a", "b", "c"]);
@@ -556,6 +537,52 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.providers.len(), 1);
+    }
+
+    #[test]
+    fn redis_url_is_checked_once_without_echoing_passwords() {
+        let s = settings(&[("REDIS_URL", " redis://:pw@localhost:6379/1 ")]).unwrap();
+        assert_eq!(s.redis_url.as_deref(), Some("redis://:pw@localhost:6379/1"));
+        let err = settings(&[("REDIS_URL", "http://:s3cret@x")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("invalid REDIS_URL="), "{err}");
+        assert!(err.contains("redis://, rediss:// or unix://"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn sub_config_errors_keep_their_structure() {
+        // A resilience document error stays a document error naming its variable.
+        let err =
+            settings(&[("RESILIENCE_CUSTOM_CONFIG", r#"{"retry_attempts": 15}"#)]).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ConfigError::InvalidDocument { name: "RESILIENCE_CUSTOM_CONFIG", problems }
+                    if problems.len() == 1
+            ),
+            "{err:?}"
+        );
+        // A cache variable stays a variable error with a typed range.
+        let err = settings(&[("CACHE_DEFAULT_TTL", "0")]).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Invalid {
+                name: "CACHE_DEFAULT_TTL",
+                value: "0".into(),
+                allowed: Allowed::Integer {
+                    min: 1,
+                    max: 2_592_000
+                },
+            }
+        );
+        // A conflict names every variable involved.
+        let err = settings(&[("ENVIRONMENT", "production")]).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Conflict { variables, .. } if variables.contains(&"API_KEY")),
+            "{err:?}"
+        );
     }
 
     #[test]

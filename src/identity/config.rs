@@ -2,7 +2,7 @@
 //! and validated with the rest of [`crate::config::Settings`], so a bad value
 //! stops start-up naming the variable before any socket is bound.
 
-use crate::env::{ConfigError, EnvSource, number};
+use crate::env::{ConfigError, EnvSource, millis, number, seconds, text};
 use std::time::Duration;
 
 /// Where JWT verification keys come from.
@@ -75,12 +75,6 @@ impl Default for IdentityConfig {
     }
 }
 
-fn text(env: &dyn EnvSource, name: &str) -> Option<String> {
-    env.get(name)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
 impl IdentityConfig {
     /// Reads and validates the identity variables.
     pub fn from_env(env: &dyn EnvSource) -> Result<IdentityConfig, ConfigError> {
@@ -88,33 +82,31 @@ impl IdentityConfig {
         let jwks = text(env, "JWT_JWKS_URL");
         let source = match (secret, jwks) {
             (Some(_), Some(_)) => {
-                return Err(ConfigError::Inconsistent(
-                    "set either JWT_HS256_SECRET or JWT_JWKS_URL, not both: the key source fixes the algorithm".into(),
+                return Err(ConfigError::conflict(
+                    &["JWT_HS256_SECRET", "JWT_JWKS_URL"],
+                    "set either JWT_HS256_SECRET or JWT_JWKS_URL, not both: the key source fixes the algorithm",
                 ));
             }
             (Some(secret), None) => {
                 if secret.len() < 32 {
-                    return Err(ConfigError::Invalid {
-                        name: "JWT_HS256_SECRET",
-                        value: "[redacted]".into(),
-                        allowed: "a secret of at least 32 bytes".into(),
-                    });
+                    return Err(ConfigError::invalid(
+                        "JWT_HS256_SECRET",
+                        "[redacted]",
+                        "a secret of at least 32 bytes",
+                    ));
                 }
                 Some(JwtKeySource::Hs256Secret(secret))
             }
             (None, Some(url)) => {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(ConfigError::Invalid {
-                        name: "JWT_JWKS_URL",
-                        value: url,
-                        allowed: "an http:// or https:// URL of a JWKS document".into(),
-                    });
+                    return Err(ConfigError::invalid(
+                        "JWT_JWKS_URL",
+                        url,
+                        "an http:// or https:// URL of a JWKS document",
+                    ));
                 }
-                let refresh = number(env, "JWT_JWKS_REFRESH_SECONDS", 300u64, 1, 86_400)?;
-                Some(JwtKeySource::Jwks {
-                    url,
-                    refresh: Duration::from_secs(refresh),
-                })
+                let refresh = seconds(env, "JWT_JWKS_REFRESH_SECONDS", 300, 1, 86_400)?;
+                Some(JwtKeySource::Jwks { url, refresh })
             }
             (None, None) => None,
         };
@@ -123,9 +115,12 @@ impl IdentityConfig {
             Some(source) => {
                 let required = |name: &'static str| {
                     text(env, name).ok_or_else(|| {
-                        ConfigError::Inconsistent(format!(
-                            "{name} is required when JWT is on (JWT_HS256_SECRET or JWT_JWKS_URL is set)"
-                        ))
+                        ConfigError::conflict(
+                            &[name, "JWT_HS256_SECRET", "JWT_JWKS_URL"],
+                            format!(
+                                "{name} is required when JWT is on (JWT_HS256_SECRET or JWT_JWKS_URL is set)"
+                            ),
+                        )
                     })
                 };
                 Some(JwtConfig {
@@ -140,7 +135,7 @@ impl IdentityConfig {
         };
         Ok(IdentityConfig {
             jwt,
-            refresh: Duration::from_millis(number(env, "IDENTITY_REFRESH_MS", 250u64, 50, 5000)?),
+            refresh: millis(env, "IDENTITY_REFRESH_MS", 250, 50, 5000)?,
             audit_capacity: number(env, "AUDIT_LOG_CAPACITY", 1000usize, 10, 100_000)?,
         })
     }

@@ -4,12 +4,11 @@
 //! Invariants: a `RateLimitConfig` built by [`RateLimitConfig::from_env`] is
 //! valid — every window limit is in its range, every override names an
 //! absolute path and at least one known field — and every mistake is a
-//! [`RateLimitConfigError`] naming the variable, the bad value and what is
-//! allowed; nothing falls back silently. Unset (or empty) variables take
+//! [`ConfigError`] naming the variable, the bad value and what is allowed; nothing falls back silently. Unset (or empty) variables take
 //! the defaults, which are generous enough that normal use never hits them.
 
 use super::window::{Window, WindowLimit};
-use crate::env::EnvSource;
+use crate::env::{Allowed, ConfigError, EnvSource, boolean, choice, number};
 use std::collections::HashMap;
 
 /// `RATE_LIMIT_ENABLED` default.
@@ -38,63 +37,6 @@ const BURST_VAR: &str = "RATE_LIMIT_BURST";
 const OVERRIDES_VAR: &str = "RATE_LIMIT_ENDPOINT_OVERRIDES";
 const FAILURE_VAR: &str = "RATE_LIMIT_REDIS_FAILURE";
 const TRUST_PROXY_VAR: &str = "TRUST_PROXY_HEADERS";
-
-const BOOL_VALUES: &str = "true|false|1|0|yes|no|on|off";
-
-/// A configuration mistake. Every variant names the variable, the value and
-/// what would have been accepted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RateLimitConfigError {
-    /// A number outside its range, or not a whole number at all.
-    #[error("{var}={value:?} is invalid: expected a whole number in {min}..={max}")]
-    OutOfRange {
-        /// The variable.
-        var: &'static str,
-        /// The value as given.
-        value: String,
-        /// Smallest allowed value.
-        min: u32,
-        /// Largest allowed value.
-        max: u32,
-    },
-    /// A value that must be one of a fixed set.
-    #[error("{var}={value:?} is invalid: expected one of {allowed}")]
-    NotOneOf {
-        /// The variable.
-        var: &'static str,
-        /// The value as given.
-        value: String,
-        /// The accepted values, `|`-separated.
-        allowed: &'static str,
-    },
-    /// `RATE_LIMIT_ENDPOINT_OVERRIDES` is not a JSON object of objects.
-    #[error(
-        "{var}={value:?} is invalid: {reason}; expected a JSON object like \
-         {{\"/v1/text_processing/process\": {{\"per_minute\": 600, \"burst\": 20}}}}"
-    )]
-    BadOverrides {
-        /// The variable.
-        var: &'static str,
-        /// The value as given.
-        value: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// One field of one route's override is wrong.
-    #[error("{var}: route {route:?}: {field}={value} is invalid: expected {allowed}")]
-    BadOverrideField {
-        /// The variable.
-        var: &'static str,
-        /// The route whose override is wrong.
-        route: String,
-        /// The offending field (or `(route)` / `(override)` for the entry itself).
-        field: String,
-        /// The offending value, as JSON.
-        value: String,
-        /// What would have been accepted.
-        allowed: String,
-    },
-}
 
 /// What to do when Redis fails (timeout, connection error, cool-off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -217,17 +159,14 @@ impl Default for RateLimitConfig {
 impl RateLimitConfig {
     /// Reads and validates the `RATE_LIMIT_*` and `TRUST_PROXY_HEADERS`
     /// variables; unset ones take their defaults.
-    pub fn from_env(env: &dyn EnvSource) -> Result<RateLimitConfig, RateLimitConfigError> {
+    pub fn from_env(env: &dyn EnvSource) -> Result<RateLimitConfig, ConfigError> {
         let defaults = RateLimitConfig::default();
-        let enabled = match env.get(ENABLED_VAR) {
-            Some(v) => parse_bool(ENABLED_VAR, &v)?,
-            None => defaults.enabled,
-        };
-        let window = |var: &'static str, range: (u32, u32), default: Option<u32>| match env.get(var)
-        {
-            Some(v) => parse_in_range(var, &v, range).map(Some),
-            None => Ok(default),
-        };
+        let enabled = boolean(env, ENABLED_VAR, defaults.enabled)?;
+        let window =
+            |var: &'static str, (min, max): (u32, u32), default: Option<u32>| match env.get(var) {
+                Some(_) => number(env, var, min, min, max).map(Some),
+                None => Ok(default),
+            };
         let per_minute = window(PER_MINUTE_VAR, PER_MINUTE_RANGE, defaults.per_minute)?;
         let per_hour = window(PER_HOUR_VAR, PER_HOUR_RANGE, defaults.per_hour)?;
         let per_day = window(PER_DAY_VAR, PER_DAY_RANGE, defaults.per_day)?;
@@ -236,25 +175,17 @@ impl RateLimitConfig {
             Some(v) => parse_overrides(&v)?,
             None => HashMap::new(),
         };
-        let redis_failure = match env.get(FAILURE_VAR) {
-            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "open" => RedisFailureMode::Open,
-                "local" => RedisFailureMode::Local,
-                "closed" => RedisFailureMode::Closed,
-                _ => {
-                    return Err(RateLimitConfigError::NotOneOf {
-                        var: FAILURE_VAR,
-                        value: v,
-                        allowed: "open|local|closed",
-                    });
-                }
-            },
-            None => defaults.redis_failure,
-        };
-        let trust_proxy_headers = match env.get(TRUST_PROXY_VAR) {
-            Some(v) => parse_bool(TRUST_PROXY_VAR, &v)?,
-            None => defaults.trust_proxy_headers,
-        };
+        let redis_failure = choice(
+            env,
+            FAILURE_VAR,
+            &[
+                ("open", RedisFailureMode::Open),
+                ("local", RedisFailureMode::Local),
+                ("closed", RedisFailureMode::Closed),
+            ],
+        )?
+        .unwrap_or(defaults.redis_failure);
+        let trust_proxy_headers = boolean(env, TRUST_PROXY_VAR, defaults.trust_proxy_headers)?;
         Ok(RateLimitConfig {
             enabled,
             per_minute,
@@ -286,39 +217,16 @@ impl RateLimitConfig {
     }
 }
 
-fn parse_bool(var: &'static str, value: &str) -> Result<bool, RateLimitConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(RateLimitConfigError::NotOneOf {
-            var,
-            value: value.to_string(),
-            allowed: BOOL_VALUES,
-        }),
-    }
-}
-
-fn parse_in_range(
-    var: &'static str,
-    value: &str,
-    (min, max): (u32, u32),
-) -> Result<u32, RateLimitConfigError> {
-    match value.trim().parse::<u32>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(RateLimitConfigError::OutOfRange {
-            var,
-            value: value.to_string(),
-            min,
-            max,
-        }),
-    }
-}
-
-fn parse_overrides(raw: &str) -> Result<HashMap<String, Limits>, RateLimitConfigError> {
-    let bad = |reason: String| RateLimitConfigError::BadOverrides {
-        var: OVERRIDES_VAR,
-        value: raw.to_string(),
-        reason,
+fn parse_overrides(raw: &str) -> Result<HashMap<String, Limits>, ConfigError> {
+    let bad = |reason: String| {
+        ConfigError::invalid(
+            OVERRIDES_VAR,
+            raw,
+            format!(
+                "a JSON object like {{\"/v1/text_processing/process\": {{\"per_minute\": 600, \
+                 \"burst\": 20}}}} ({reason})"
+            ),
+        )
     };
     let json: serde_json::Value =
         serde_json::from_str(raw).map_err(|e| bad(format!("not valid JSON ({e})")))?;
@@ -328,9 +236,9 @@ fn parse_overrides(raw: &str) -> Result<HashMap<String, Limits>, RateLimitConfig
     let mut overrides = HashMap::with_capacity(routes.len());
     for (route, fields) in routes {
         let field_error =
-            |field: &str, value: String, allowed: String| RateLimitConfigError::BadOverrideField {
-                var: OVERRIDES_VAR,
-                route: route.clone(),
+            |field: &str, value: String, allowed: Allowed| ConfigError::InvalidField {
+                name: OVERRIDES_VAR,
+                location: format!("route {route:?}"),
                 field: field.to_string(),
                 value,
                 allowed,
@@ -379,7 +287,10 @@ fn parse_overrides(raw: &str) -> Result<HashMap<String, Limits>, RateLimitConfig
                     field_error(
                         field,
                         value.to_string(),
-                        format!("a whole number in {}..={}", range.0, range.1),
+                        Allowed::Integer {
+                            min: u64::from(range.0),
+                            max: u64::from(range.1),
+                        },
                     )
                 })?;
             match field.as_str() {
@@ -409,7 +320,7 @@ mod tests {
     use super::*;
     use crate::env::MapEnv;
 
-    fn parse(vars: &[(&str, &str)]) -> Result<RateLimitConfig, RateLimitConfigError> {
+    fn parse(vars: &[(&str, &str)]) -> Result<RateLimitConfig, ConfigError> {
         RateLimitConfig::from_env(&MapEnv::new(vars))
     }
 
@@ -455,16 +366,39 @@ mod tests {
 
     #[test]
     fn every_bad_variable_is_an_error_naming_it_its_value_and_the_range() {
+        // The shared wording of `crate::env` (it used to read
+        // `expected a whole number in 1..=1000000`: the same facts).
+        let bool_values = "true | false (or 1 | 0, yes | no, on | off)";
         let cases = [
-            ("RATE_LIMIT_ENABLED", "maybe", "true|false"),
-            ("RATE_LIMIT_PER_MINUTE", "0", "1..=1000000"),
-            ("RATE_LIMIT_PER_MINUTE", "ten", "1..=1000000"),
-            ("RATE_LIMIT_PER_MINUTE", "-5", "1..=1000000"),
-            ("RATE_LIMIT_PER_HOUR", "100000001", "1..=100000000"),
-            ("RATE_LIMIT_PER_DAY", "1.5", "1..=1000000000"),
-            ("RATE_LIMIT_BURST", "100001", "0..=100000"),
-            ("RATE_LIMIT_REDIS_FAILURE", "sometimes", "open|local|closed"),
-            ("TRUST_PROXY_HEADERS", "2", "true|false"),
+            ("RATE_LIMIT_ENABLED", "maybe", bool_values),
+            ("RATE_LIMIT_PER_MINUTE", "0", "an integer from 1 to 1000000"),
+            (
+                "RATE_LIMIT_PER_MINUTE",
+                "ten",
+                "an integer from 1 to 1000000",
+            ),
+            (
+                "RATE_LIMIT_PER_MINUTE",
+                "-5",
+                "an integer from 1 to 1000000",
+            ),
+            (
+                "RATE_LIMIT_PER_HOUR",
+                "100000001",
+                "an integer from 1 to 100000000",
+            ),
+            (
+                "RATE_LIMIT_PER_DAY",
+                "1.5",
+                "an integer from 1 to 1000000000",
+            ),
+            ("RATE_LIMIT_BURST", "100001", "an integer from 0 to 100000"),
+            (
+                "RATE_LIMIT_REDIS_FAILURE",
+                "sometimes",
+                "open | local | closed",
+            ),
+            ("TRUST_PROXY_HEADERS", "2", bool_values),
             ("RATE_LIMIT_ENDPOINT_OVERRIDES", "{not json", "JSON"),
             ("RATE_LIMIT_ENDPOINT_OVERRIDES", "[1]", "not an object"),
         ];
@@ -514,17 +448,17 @@ mod tests {
             (
                 r#"{"/a": {"per_minute": 0}}"#,
                 "per_minute=0",
-                "1..=1000000",
+                "an integer from 1 to 1000000",
             ),
             (
                 r#"{"/a": {"per_minute": "60"}}"#,
                 "per_minute=\"60\"",
-                "1..=1000000",
+                "an integer from 1 to 1000000",
             ),
             (
                 r#"{"/a": {"per_hour": 1.5}}"#,
                 "per_hour=1.5",
-                "1..=100000000",
+                "an integer from 1 to 100000000",
             ),
             (
                 r#"{"/a": {"per_secnd": 5}}"#,

@@ -24,7 +24,7 @@ mod memory;
 mod redis_backend;
 mod window;
 
-pub use config::{Limits, RateLimitConfig, RateLimitConfigError, RedisFailureMode};
+pub use config::{Limits, RateLimitConfig, RedisFailureMode};
 pub use decision::{CLOSED_RETRY_AFTER_SECS, Decision, RateLimitStats};
 pub use window::{Outcome, Window, WindowLimit, WindowState};
 

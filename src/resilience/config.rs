@@ -46,12 +46,12 @@ pub use recommend::{ENVIRONMENT_VARS, Recommendation, recommend, recommend_auto}
 pub(crate) use validate::edit_distance;
 pub use validate::{ValidationReport, validate_custom_config, validate_custom_value};
 
-use crate::env::EnvSource;
+use crate::env::{Allowed, ConfigError, EnvSource};
 use crate::job::Operation;
 use custom::Field;
 use legacy::LegacyLayer;
-use serde::{Serialize, Serializer};
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -74,7 +74,7 @@ pub const ENVIRONMENTS: [&str; 4] = ["development", "testing", "staging", "produ
 
 /// A named set of retry and breaker values (the strategy table in the
 /// README's "Presets" section, inherited from the reference project).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// Fail fast: 2 attempts, 10 s budget, breaker 3 / 30 s.
@@ -598,7 +598,7 @@ const PRESET_FILES: [(&str, &str); 3] = [
 /// The parsed presets, built once on first use.
 struct Catalog {
     presets: Vec<Preset>,
-    broken: Vec<ResilienceConfigError>,
+    broken: Vec<ConfigError>,
 }
 
 static CATALOG: OnceLock<Catalog> = OnceLock::new();
@@ -617,89 +617,85 @@ fn catalog() -> &'static Catalog {
     })
 }
 
-/// Parses one preset file: `name`, `description`, `environment_contexts`,
-/// plus a resilience part validated by the custom-config rules, which must
-/// set exactly the five preset fields.
-fn parse_preset(expected: &'static str, text: &str) -> Result<Preset, ResilienceConfigError> {
-    let broken = |reason: String| ResilienceConfigError::BrokenPreset {
-        name: expected,
-        reason,
-    };
-    let value: Value = serde_json::from_str(text).map_err(|e| broken(e.to_string()))?;
-    let Value::Object(mut map) = value else {
-        return Err(broken("not a JSON object".to_string()));
-    };
-    let take_string = |key: &str, map: &mut Map<String, Value>| match map.remove(key) {
-        Some(Value::String(s)) => Ok(s),
-        _ => Err(broken(format!("'{key}' must be a string"))),
-    };
-    let name = take_string("name", &mut map)?;
-    let description = take_string("description", &mut map)?;
-    if name != expected {
-        return Err(broken(format!("its name is '{name}'")));
-    }
-    let contexts: Vec<String> = match map.remove("environment_contexts") {
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .map(|v| match v {
-                Value::String(s) if ENVIRONMENTS.contains(&s.as_str()) => Ok(s),
-                other => Err(broken(format!(
-                    "environment_contexts: {other} is not one of {}",
-                    ENVIRONMENTS.join(", ")
-                ))),
-            })
-            .collect::<Result<_, _>>()?,
-        _ => {
-            return Err(broken(
-                "'environment_contexts' must be an array".to_string(),
-            ));
+/// The shape of a `presets/<name>.json` file. Every field is required and
+/// nothing else is allowed: a custom-only field such as `jitter_max` is not
+/// a preset field. [`PresetFile::validate`] checks what the types cannot.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresetFile {
+    /// Must equal the file's name.
+    name: String,
+    /// What the preset is for.
+    description: String,
+    /// Attempts for operations without an override. A JSON number, not a
+    /// `u32`, so integrality and range are checked by the custom-config
+    /// table like every other `retry_attempts` (which reads `5.0` as 5).
+    retry_attempts: f64,
+    /// Breaker threshold for operations without an override (see above).
+    circuit_breaker_threshold: f64,
+    /// Breaker recovery seconds for operations without an override (see above).
+    recovery_timeout: f64,
+    /// Strategy of operations without an override.
+    default_strategy: Strategy,
+    /// Per-operation strategies (may be empty).
+    operation_overrides: HashMap<Operation, Strategy>,
+    /// Deployment environments the preset suits, of [`ENVIRONMENTS`].
+    environment_contexts: Vec<String>,
+}
+
+impl PresetFile {
+    /// The preset, once the name, the contexts and the ranges are checked.
+    fn validate(self, expected: &'static str) -> Result<Preset, ConfigError> {
+        let broken = |reason: String| ConfigError::BrokenPreset {
+            name: expected,
+            reason,
+        };
+        if self.name != expected {
+            return Err(broken(format!("its name is '{}'", self.name)));
         }
-    };
-    if !map.contains_key("operation_overrides") {
-        return Err(broken("'operation_overrides' is missing".to_string()));
-    }
-    let c = validate::check_value(&Value::Object(map))
-        .into_result()
-        .map_err(|e| broken(e.to_string()))?;
-    let core = [
-        Field::RetryAttempts,
-        Field::CircuitBreakerThreshold,
-        Field::RecoveryTimeout,
-        Field::DefaultStrategy,
-        Field::OperationOverrides,
-    ];
-    if let Some(extra) = Field::ALL
-        .into_iter()
-        .find(|f| !core.contains(f) && c.get(*f).is_some())
-    {
-        return Err(broken(format!(
-            "'{}' is not a preset field (presets set retry_attempts, circuit_breaker_threshold, recovery_timeout, default_strategy, operation_overrides)",
-            extra.name()
-        )));
-    }
-    match (
-        c.retry_attempts,
-        c.circuit_breaker_threshold,
-        c.recovery_timeout,
-        c.default_strategy,
-    ) {
-        (Some(retry_attempts), Some(circuit_breaker_threshold), Some(recovery_timeout), Some(default_strategy)) => {
-            Ok(Preset {
-                name,
-                description,
-                retry_attempts,
-                circuit_breaker_threshold,
-                recovery_timeout,
-                default_strategy,
-                operation_overrides: c.operation_overrides,
-                environment_contexts: contexts,
-            })
+        if let Some(other) = self
+            .environment_contexts
+            .iter()
+            .find(|c| !ENVIRONMENTS.contains(&c.as_str()))
+        {
+            return Err(broken(format!(
+                "environment_contexts: {other:?} is not one of {}",
+                ENVIRONMENTS.join(", ")
+            )));
         }
-        _ => Err(broken(
-            "retry_attempts, circuit_breaker_threshold, recovery_timeout and default_strategy are required"
-                .to_string(),
-        )),
+        let int = |field: Field, x: f64| match custom::check_range(field, x, &x.to_string()) {
+            Ok(custom::FieldValue::Int(n)) => Ok(n),
+            Ok(_) => Err(broken(format!("'{}' is not an integer", field.name()))),
+            Err(e) => Err(broken(e)),
+        };
+        let mut operation_overrides = OperationOverrides::default();
+        for (op, strategy) in self.operation_overrides {
+            operation_overrides.set(op, Some(strategy));
+        }
+        Ok(Preset {
+            retry_attempts: int(Field::RetryAttempts, self.retry_attempts)?,
+            circuit_breaker_threshold: int(
+                Field::CircuitBreakerThreshold,
+                self.circuit_breaker_threshold,
+            )?,
+            recovery_timeout: int(Field::RecoveryTimeout, self.recovery_timeout)?,
+            name: self.name,
+            description: self.description,
+            default_strategy: self.default_strategy,
+            operation_overrides,
+            environment_contexts: self.environment_contexts,
+        })
     }
+}
+
+/// Parses one preset file (see [`PresetFile`]).
+fn parse_preset(expected: &'static str, text: &str) -> Result<Preset, ConfigError> {
+    serde_json::from_str::<PresetFile>(text)
+        .map_err(|e| ConfigError::BrokenPreset {
+            name: expected,
+            reason: e.to_string(),
+        })?
+        .validate(expected)
 }
 
 /// The known preset name `name` denotes (trimmed, case-insensitive).
@@ -714,11 +710,9 @@ pub(crate) fn presets_ref() -> &'static [Preset] {
 }
 
 /// The preset called `name` (trimmed, case-insensitive).
-pub(crate) fn preset_ref(name: &str) -> Result<&'static Preset, ResilienceConfigError> {
+pub(crate) fn preset_ref(name: &str) -> Result<&'static Preset, ConfigError> {
     let Some(known) = normalize_preset_name(name) else {
-        return Err(ResilienceConfigError::UnknownPreset {
-            name: name.to_string(),
-        });
+        return Err(unknown_preset(name));
     };
     let cat = catalog();
     if let Some(p) = cat.presets.iter().find(|p| p.name == known) {
@@ -727,16 +721,14 @@ pub(crate) fn preset_ref(name: &str) -> Result<&'static Preset, ResilienceConfig
     Err(cat
         .broken
         .iter()
-        .find(|e| matches!(e, ResilienceConfigError::BrokenPreset { name, .. } if *name == known))
+        .find(|e| matches!(e, ConfigError::BrokenPreset { name, .. } if *name == known))
         .cloned()
-        .unwrap_or(ResilienceConfigError::UnknownPreset {
-            name: name.to_string(),
-        }))
+        .unwrap_or_else(|| unknown_preset(name)))
 }
 
 /// The preset called `name` (`simple`, `development`, `production`;
 /// trimmed, case-insensitive).
-pub fn preset(name: &str) -> Result<Preset, ResilienceConfigError> {
+pub fn preset(name: &str) -> Result<Preset, ConfigError> {
     preset_ref(name).cloned()
 }
 
@@ -747,55 +739,16 @@ pub fn presets() -> Vec<Preset> {
     presets_ref().to_vec()
 }
 
-/// A configuration mistake; `Display` is one line naming the setting.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ResilienceConfigError {
-    /// `RESILIENCE_PRESET` (or a runtime switch) names no preset.
-    #[error("invalid RESILIENCE_PRESET={name:?}: allowed simple | development | production")]
-    UnknownPreset {
-        /// The name given.
-        name: String,
-    },
-    /// The custom document is invalid; every problem is listed.
-    #[error("invalid RESILIENCE_CUSTOM_CONFIG: {}", errors.join("; "))]
-    InvalidCustomConfig {
-        /// One message per problem, each naming field, value and range.
-        errors: Vec<String>,
-    },
-    /// A legacy variable holds a value outside its range.
-    #[error("invalid {var}={value:?}: allowed {allowed}")]
-    InvalidLegacyVar {
-        /// The variable.
-        var: &'static str,
-        /// What it held.
-        value: String,
-        /// The allowed values in words, with the custom field it maps to.
-        allowed: String,
-    },
-    /// The layers combine into an impossible policy for one operation.
-    #[error("invalid resilience configuration for operation '{operation}': {message}")]
-    Inconsistent {
-        /// The operation whose policy is impossible.
-        operation: Operation,
-        /// What is wrong and which layers supplied the values.
-        message: String,
-    },
-    /// An embedded preset file does not parse (a build defect; unit tests
-    /// guard against it).
-    #[error("embedded preset '{name}' is broken: {reason}")]
-    BrokenPreset {
-        /// The preset.
-        name: &'static str,
-        /// What is wrong with it.
-        reason: String,
-    },
+/// The error for a `RESILIENCE_PRESET` (or runtime switch) naming no preset.
+fn unknown_preset(name: &str) -> ConfigError {
+    ConfigError::invalid(PRESET_VAR, name, Allowed::OneOf(PRESET_NAMES.to_vec()))
 }
 
 /// Loads the effective configuration from `RESILIENCE_PRESET` (default
 /// `simple`), `RESILIENCE_CUSTOM_CONFIG` and the legacy variables. Any
 /// invalid setting is an error; validation warnings of the custom document
 /// are kept in [`ResilienceConfig::warnings`].
-pub fn load(env: &dyn EnvSource) -> Result<ResilienceConfig, ResilienceConfigError> {
+pub fn load(env: &dyn EnvSource) -> Result<ResilienceConfig, ConfigError> {
     let name = env
         .get(PRESET_VAR)
         .unwrap_or_else(|| DEFAULT_PRESET.to_string());
@@ -827,7 +780,7 @@ pub fn resolve(
     preset_name: &str,
     custom: Option<&CustomConfig>,
     env: &dyn EnvSource,
-) -> Result<ResilienceConfig, ResilienceConfigError> {
+) -> Result<ResilienceConfig, ConfigError> {
     let preset = preset_ref(preset_name)?;
     if let Some(c) = custom {
         validate::check_value(&c.to_value()).into_result()?;
@@ -877,7 +830,7 @@ pub(crate) fn resolve_policies(
     preset: &'static Preset,
     custom: Option<&CustomConfig>,
     legacy: &LegacyLayer,
-) -> Result<Resolved, ResilienceConfigError> {
+) -> Result<Resolved, ConfigError> {
     let pname = preset.name.as_str();
     let legacy_source = |f: Field| legacy.var_for(f).map_or(Source::Custom, Source::Env);
     let default_choice = legacy
@@ -933,8 +886,8 @@ pub(crate) fn resolve_policies(
         }
         apply_fields(&mut p, &mut src, &legacy.config, &legacy_source);
         if p.exponential_min >= p.exponential_max {
-            return Err(ResilienceConfigError::Inconsistent {
-                operation: op,
+            return Err(ConfigError::InconsistentPolicy {
+                operation: op.as_str(),
                 message: format!(
                     "exponential_min must be less than exponential_max (exponential_min {}s from {}, exponential_max {}s from {})",
                     p.exponential_min.as_secs_f64(),
@@ -1127,11 +1080,56 @@ mod tests {
             assert!(
                 matches!(
                     parse_preset("simple", text),
-                    Err(ResilienceConfigError::BrokenPreset { .. })
+                    Err(ConfigError::BrokenPreset { .. })
                 ),
                 "{text}"
             );
         }
+    }
+
+    /// The messages of a broken preset name the field, the value and what
+    /// is allowed; shapes the checks accepted before stay accepted.
+    #[test]
+    fn preset_errors_name_field_value_and_allowed() {
+        let doc = |extra: &str| {
+            format!(
+                r#"{{"name": "simple", "description": "d", "retry_attempts": 3,
+                "circuit_breaker_threshold": 5, "recovery_timeout": 60,
+                "default_strategy": "balanced", "operation_overrides": {{}},
+                "environment_contexts": ["testing"]{extra}}}"#
+            )
+        };
+        let err = |text: &str| {
+            parse_preset("simple", text)
+                .expect_err("broken")
+                .to_string()
+        };
+        let e = err(&doc(r#", "jitter_max": 1"#));
+        assert!(
+            e.contains("jitter_max") && e.contains("retry_attempts"),
+            "{e}"
+        );
+        let e = err(&doc("").replace(r#""retry_attempts": 3"#, r#""retry_attempts": 30"#));
+        assert!(
+            e.contains(
+                "Field 'retry_attempts': 30 is greater than the maximum of 10 (allowed 1-10)"
+            ),
+            "{e}"
+        );
+        let e = err(&doc("").replace(r#"{}"#, r#"{"translate": "balanced"}"#));
+        assert!(e.contains("translate") && e.contains("key_points"), "{e}");
+        let e = err(&doc("").replace(r#""balanced""#, r#""fast""#));
+        assert!(e.contains("fast") && e.contains("conservative"), "{e}");
+        let e = err(&doc("").replace(r#"["testing"]"#, r#"["qa"]"#));
+        assert!(e.contains("\"qa\" is not one of development"), "{e}");
+        let e = err(&doc("").replace(r#""retry_attempts": 3"#, r#""retry_attempts": 2.5"#));
+        assert!(e.contains("not of type integer"), "{e}");
+        let p = parse_preset(
+            "simple",
+            &doc("").replace(r#""retry_attempts": 3"#, r#""retry_attempts": 3.0"#),
+        )
+        .expect("3.0 is the integer 3, as in custom documents");
+        assert_eq!(p.retry_attempts, 3);
     }
 
     #[test]
@@ -1451,7 +1449,7 @@ mod tests {
             json["operations"]["summarize"]["sources"]["max_attempts"],
             "strategy:conservative"
         );
-        assert_eq!(json["custom"], Value::Null);
+        assert_eq!(json["custom"], serde_json::Value::Null);
         let p = serde_json::to_value(preset("development").expect("dev")).expect("serializes");
         assert_eq!(
             p["operation_overrides"],
@@ -1459,7 +1457,10 @@ mod tests {
         );
         assert!(matches!(
             resolve("nope", None, &env),
-            Err(ResilienceConfigError::UnknownPreset { .. })
+            Err(ConfigError::Invalid {
+                name: PRESET_VAR,
+                ..
+            })
         ));
     }
 

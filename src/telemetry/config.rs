@@ -3,7 +3,7 @@
 //! start-up with the variable, the value and the allowed values, as every
 //! other keel setting does.
 
-use crate::env::{ConfigError, EnvSource, boolean, number};
+use crate::env::{ConfigError, EnvSource, boolean, choice, float, http_url, millis, number};
 use std::time::Duration;
 
 /// The only OTLP protocol this build speaks.
@@ -66,11 +66,11 @@ impl TracingConfig {
             if let Some(v) = env.get(name)
                 && v.trim() != PROTOCOL_HTTP_PROTOBUF
             {
-                return Err(ConfigError::Invalid {
+                return Err(ConfigError::invalid(
                     name,
-                    value: v,
-                    allowed: "http/protobuf (grpc and http/json are not built into keel)".into(),
-                });
+                    v,
+                    "http/protobuf (grpc and http/json are not built into keel)",
+                ));
             }
         }
         let sampler = sampler(env)?;
@@ -84,13 +84,15 @@ impl TracingConfig {
             1_000_000,
         )?;
         if max_export_batch_size > max_queue_size {
-            return Err(ConfigError::Inconsistent(format!(
-                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE={max_export_batch_size} must not exceed \
-                 OTEL_BSP_MAX_QUEUE_SIZE={max_queue_size}"
-            )));
+            return Err(ConfigError::conflict(
+                &["OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_MAX_QUEUE_SIZE"],
+                format!(
+                    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE={max_export_batch_size} must not exceed \
+                     OTEL_BSP_MAX_QUEUE_SIZE={max_queue_size}"
+                ),
+            ));
         }
-        let schedule_delay =
-            Duration::from_millis(number(env, "OTEL_BSP_SCHEDULE_DELAY", 5000u64, 1, 600_000)?);
+        let schedule_delay = millis(env, "OTEL_BSP_SCHEDULE_DELAY", 5000, 1, 600_000)?;
         let timeout_ms = match env.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") {
             Some(_) => number(
                 env,
@@ -128,53 +130,51 @@ impl TracingConfig {
 }
 
 fn checked_url(name: &'static str, raw: &str) -> Result<String, ConfigError> {
-    let value = raw.trim();
-    match reqwest::Url::parse(value) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-            Ok(value.to_string())
-        }
-        _ => Err(ConfigError::Invalid {
-            name,
-            value: raw.to_string(),
-            allowed: "an http:// or https:// URL such as http://127.0.0.1:4318".into(),
-        }),
-    }
+    http_url(
+        name,
+        raw,
+        "an http:// or https:// URL such as http://127.0.0.1:4318",
+    )
 }
 
 fn sampler(env: &dyn EnvSource) -> Result<SamplerConfig, ConfigError> {
-    let ratio = || -> Result<f64, ConfigError> {
-        let Some(raw) = env.get("OTEL_TRACES_SAMPLER_ARG") else {
-            return Ok(1.0);
-        };
-        match raw.trim().parse::<f64>() {
-            Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
-            _ => Err(ConfigError::Invalid {
-                name: "OTEL_TRACES_SAMPLER_ARG",
-                value: raw,
-                allowed: "a ratio from 0 to 1, such as 0.25".into(),
-            }),
-        }
-    };
-    let Some(raw) = env.get("OTEL_TRACES_SAMPLER") else {
-        return Ok(SamplerConfig::ParentBasedAlwaysOn);
-    };
-    Ok(match raw.trim().to_ascii_lowercase().as_str() {
-        "always_on" => SamplerConfig::AlwaysOn,
-        "always_off" => SamplerConfig::AlwaysOff,
-        "traceidratio" => SamplerConfig::Ratio(ratio()?),
-        "parentbased_always_on" => SamplerConfig::ParentBasedAlwaysOn,
-        "parentbased_always_off" => SamplerConfig::ParentBasedAlwaysOff,
-        "parentbased_traceidratio" => SamplerConfig::ParentBasedRatio(ratio()?),
-        _ => {
-            return Err(ConfigError::Invalid {
-                name: "OTEL_TRACES_SAMPLER",
-                value: raw,
-                allowed: "always_on | always_off | traceidratio | parentbased_always_on | \
-                          parentbased_always_off | parentbased_traceidratio"
-                    .into(),
-            });
-        }
-    })
+    let ratio = || float(env, "OTEL_TRACES_SAMPLER_ARG", 1.0, 0.0, 1.0);
+    let sampler = choice(
+        env,
+        "OTEL_TRACES_SAMPLER",
+        &[
+            ("always_on", SamplerChoice::AlwaysOn),
+            ("always_off", SamplerChoice::AlwaysOff),
+            ("traceidratio", SamplerChoice::Ratio),
+            ("parentbased_always_on", SamplerChoice::ParentBasedAlwaysOn),
+            (
+                "parentbased_always_off",
+                SamplerChoice::ParentBasedAlwaysOff,
+            ),
+            ("parentbased_traceidratio", SamplerChoice::ParentBasedRatio),
+        ],
+    )?;
+    Ok(
+        match sampler.unwrap_or(SamplerChoice::ParentBasedAlwaysOn) {
+            SamplerChoice::AlwaysOn => SamplerConfig::AlwaysOn,
+            SamplerChoice::AlwaysOff => SamplerConfig::AlwaysOff,
+            SamplerChoice::Ratio => SamplerConfig::Ratio(ratio()?),
+            SamplerChoice::ParentBasedAlwaysOn => SamplerConfig::ParentBasedAlwaysOn,
+            SamplerChoice::ParentBasedAlwaysOff => SamplerConfig::ParentBasedAlwaysOff,
+            SamplerChoice::ParentBasedRatio => SamplerConfig::ParentBasedRatio(ratio()?),
+        },
+    )
+}
+
+/// The `OTEL_TRACES_SAMPLER` names, before the ratio is read.
+#[derive(Debug, Clone, Copy)]
+enum SamplerChoice {
+    AlwaysOn,
+    AlwaysOff,
+    Ratio,
+    ParentBasedAlwaysOn,
+    ParentBasedAlwaysOff,
+    ParentBasedRatio,
 }
 
 /// `(service.name, other attributes)` from `OTEL_SERVICE_NAME` and
@@ -190,13 +190,12 @@ fn resource(env: &dyn EnvSource) -> Result<(String, Vec<(String, String)>), Conf
                 (!key.is_empty()).then(|| (key.to_string(), value))
             });
             let Some((key, value)) = parsed else {
-                return Err(ConfigError::Invalid {
-                    name: "OTEL_RESOURCE_ATTRIBUTES",
-                    value: raw.clone(),
-                    allowed: "comma-separated key=value pairs (values percent-encoded), \
-                              such as deployment.environment.name=prod,service.version=1.2"
-                        .into(),
-                });
+                return Err(ConfigError::invalid(
+                    "OTEL_RESOURCE_ATTRIBUTES",
+                    raw.clone(),
+                    "comma-separated key=value pairs (values percent-encoded), \
+                     such as deployment.environment.name=prod,service.version=1.2",
+                ));
             };
             if key == "service.name" {
                 service_name = Some(value);

@@ -304,13 +304,13 @@ impl CustomConfig {
     /// Parses and validates a JSON document (see
     /// [`super::validate_custom_config`] for the rules). Warnings are dropped
     /// here; use the validator to see them.
-    pub fn parse(json: &str) -> Result<CustomConfig, super::ResilienceConfigError> {
+    pub fn parse(json: &str) -> Result<CustomConfig, crate::env::ConfigError> {
         let report = super::validate::check_json(json);
         report.into_result()
     }
 
     /// Validates an already-parsed JSON value.
-    pub fn from_value(value: &Value) -> Result<CustomConfig, super::ResilienceConfigError> {
+    pub fn from_value(value: &Value) -> Result<CustomConfig, crate::env::ConfigError> {
         super::validate::check_value(value).into_result()
     }
 

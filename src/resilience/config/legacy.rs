@@ -9,8 +9,8 @@
 //! skip), `migrate` turns them into warnings.
 
 use super::custom::{Field, FieldValue, Kind, STRATEGY_LIST, check_range};
-use super::{CustomConfig, ResilienceConfigError, Strategy, op_index};
-use crate::env::EnvSource;
+use super::{CustomConfig, Strategy, op_index};
+use crate::env::{ConfigError, EnvSource, bool_value};
 use crate::job::Operation;
 
 /// Legacy variable → custom field, in the order the reference lists them.
@@ -72,7 +72,7 @@ impl LegacyLayer {
 /// Reads every legacy variable. Invalid values are left out of the layer
 /// and returned as errors (one per variable, naming it, its value and the
 /// allowed range), so the caller decides between failing and warning.
-pub(crate) fn read(env: &dyn EnvSource) -> (LegacyLayer, Vec<ResilienceConfigError>) {
+pub(crate) fn read(env: &dyn EnvSource) -> (LegacyLayer, Vec<ConfigError>) {
     let mut layer = LegacyLayer::default();
     let mut errors = Vec::new();
     for (var, field) in LEGACY_FIELD_VARS {
@@ -104,12 +104,8 @@ pub(crate) fn read(env: &dyn EnvSource) -> (LegacyLayer, Vec<ResilienceConfigErr
     (layer, errors)
 }
 
-fn invalid(var: &'static str, raw: &str, allowed: String) -> ResilienceConfigError {
-    ResilienceConfigError::InvalidLegacyVar {
-        var,
-        value: raw.to_string(),
-        allowed,
-    }
+fn invalid(var: &'static str, raw: &str, allowed: String) -> ConfigError {
+    ConfigError::invalid(var, raw, allowed)
 }
 
 /// Parses one legacy value for `field`; the error is the allowed set in
@@ -134,11 +130,7 @@ fn parse(field: Field, raw: &str) -> Result<FieldValue, String> {
         // The reference accepted true/1/yes (and on in migrate); keel also
         // accepts the matching negatives and rejects anything else rather than
         // reading a typo as false.
-        Kind::Bool => match text.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Ok(FieldValue::Bool(true)),
-            "false" | "0" | "no" | "off" => Ok(FieldValue::Bool(false)),
-            _ => Err(allowed()),
-        },
+        Kind::Bool => bool_value(text).map(FieldValue::Bool).ok_or_else(allowed),
         Kind::Strategy => text
             .to_ascii_lowercase()
             .parse::<Strategy>()

@@ -464,7 +464,7 @@ fn changes_on(
 fn policies(
     preset: &'static Preset,
     custom: &CustomConfig,
-) -> Result<[OperationPolicy; 5], super::ResilienceConfigError> {
+) -> Result<[OperationPolicy; 5], crate::env::ConfigError> {
     resolve_policies(preset, Some(custom), &LegacyLayer::default()).map(|r| r.policies)
 }
 
@@ -473,7 +473,7 @@ fn policies(
 fn minimize(
     preset: &'static Preset,
     full: &CustomConfig,
-) -> Result<CustomConfig, super::ResilienceConfigError> {
+) -> Result<CustomConfig, crate::env::ConfigError> {
     let target = policies(preset, full)?;
     let mut minimal = *full;
     for field in Field::ALL {

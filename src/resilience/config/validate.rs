@@ -9,7 +9,8 @@
 //! a document is either fully accepted or rejected with all of its errors.
 
 use super::custom::{Field, parse_field};
-use super::{CustomConfig, ResilienceConfigError, migrate};
+use super::{CustomConfig, migrate};
+use crate::env::ConfigError;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -35,12 +36,13 @@ pub(crate) struct Checked {
 
 impl Checked {
     /// The configuration, or the errors as a `RESILIENCE_CUSTOM_CONFIG` error.
-    pub(crate) fn into_result(self) -> Result<CustomConfig, ResilienceConfigError> {
+    pub(crate) fn into_result(self) -> Result<CustomConfig, ConfigError> {
         if self.report.is_valid {
             Ok(self.config)
         } else {
-            Err(ResilienceConfigError::InvalidCustomConfig {
-                errors: self.report.errors,
+            Err(ConfigError::InvalidDocument {
+                name: super::CUSTOM_CONFIG_VAR,
+                problems: self.report.errors,
             })
         }
     }
