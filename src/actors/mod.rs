@@ -13,6 +13,7 @@
 //! └── ProviderSupervisor
 //!     └── Provider[kind]     one per configured provider: owns and publishes its client
 //!                            (adopts the one built at start-up, builds anew on restart)
+//!                            and its upstream's reachability (a periodic probe)
 //! ```
 //!
 //! Actors own writes, timers and lifecycle; request tasks never wait on a
