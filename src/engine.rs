@@ -280,7 +280,7 @@ impl Engine {
             Ok(r) if r.cache_hit => "hit",
             _ => "miss",
         };
-        crate::telemetry::finish_job_span(&span, cache, &result);
+        crate::outcome::finish_job_span(&span, cache, &result);
         result
     }
 

@@ -13,6 +13,7 @@ mod local;
 mod openai;
 pub mod parse;
 pub mod prompt;
+pub mod span;
 pub mod table;
 mod wire;
 
