@@ -10,7 +10,7 @@
 //! start at the bottom and meet nothing that is not yet explained.
 //!
 //! 1. **Foundations** (no other keel module): [`time`] (clocks and RFC 3339),
-//!    [`env`] (variable sources, [`env::ConfigError`], the deployment
+//!    [`env`](mod@env) (variable sources, [`env::ConfigError`], the deployment
 //!    [`env::Environment`] and the parsers every domain config uses),
 //!    [`job`] (the unit of work and its output), [`nlp`] (the offline
 //!    algorithms behind the `local` provider), [`sanitize`] (input cleaning
