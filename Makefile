@@ -28,9 +28,10 @@ test: ## Run every test (unit + integration); uses cargo-nextest when installed
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
 
-lint: ## Formatting check and clippy with warnings as errors
+lint: ## Formatting check, clippy with warnings as errors, and no import cycle between the top-level modules of src/
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	python3 scripts/module-cycles.py
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

@@ -94,8 +94,8 @@ struct Inner {
     cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
-/// A handle that does not keep the engine alive (the jobs subsystem, which
-/// the engine owns, reaches the engine through it).
+/// A handle that does not keep the engine alive (what the engine owns and
+/// that calls back into it — the jobs runner, the cluster sync — holds this).
 #[derive(Clone)]
 pub struct WeakEngine(std::sync::Weak<Inner>);
 
@@ -103,6 +103,22 @@ impl WeakEngine {
     /// The engine, unless it has been dropped.
     pub fn upgrade(&self) -> Option<Engine> {
         self.0.upgrade().map(|inner| Engine { inner })
+    }
+}
+
+/// Switches published by other instances go the way a local one does.
+impl crate::cluster::ApplySwitch for WeakEngine {
+    fn apply_switch(
+        &self,
+        config: ResilienceConfig,
+        who: String,
+    ) -> futures::future::BoxFuture<'_, bool> {
+        Box::pin(async move {
+            match self.upgrade() {
+                Some(engine) => engine.reconfigure_by(config, &who).await,
+                None => false,
+            }
+        })
     }
 }
 
@@ -238,13 +254,14 @@ impl Engine {
             }),
         };
         if let Some(cluster) = &engine.inner.cluster {
-            cluster.attach(WeakEngine(Arc::downgrade(&engine.inner)));
+            cluster.attach(Box::new(engine.downgrade()));
         }
-        engine
-            .inner
-            .jobs
-            .attach(WeakEngine(Arc::downgrade(&engine.inner)));
         Ok(engine)
+    }
+
+    /// A handle on this engine that does not keep it alive.
+    pub fn downgrade(&self) -> WeakEngine {
+        WeakEngine(Arc::downgrade(&self.inner))
     }
 
     /// The cluster sync, when breakers are shared through Redis.
@@ -280,7 +297,7 @@ impl Engine {
             Ok(r) if r.cache_hit => "hit",
             _ => "miss",
         };
-        crate::telemetry::finish_job_span(&span, cache, &result);
+        crate::outcome::finish_job_span(&span, cache, &result);
         result
     }
 

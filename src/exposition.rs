@@ -684,7 +684,7 @@ pub async fn render_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::TraceRef;
+    use crate::telemetry::TraceRef;
     use std::time::Duration;
 
     fn lines_of(out: &str, prefix: &str) -> Vec<String> {

@@ -18,6 +18,7 @@
 
 use crate::job::Operation;
 use crate::providers::{ErrorClass, ProviderKind};
+use crate::telemetry::TraceRef;
 use dashmap::DashMap;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -68,17 +69,6 @@ const BUCKET_BOUNDS_US: [u64; 40] = [
     250_000_000,
     300_000_000,
 ];
-
-/// The exported trace an observation belongs to: the ids an OpenMetrics
-/// exemplar carries so an operator can jump from a latency bucket to the
-/// trace of one request in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TraceRef {
-    /// The W3C trace id (128 bits, never zero).
-    pub trace_id: u128,
-    /// The id of the span the observation was made in.
-    pub span_id: u64,
-}
 
 /// One observation kept as an exemplar of its bucket.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -2,7 +2,8 @@
 //! what it took) or a [`JobError`] (why no provider could answer).
 //!
 //! Why a module of its own: the orchestrator (`resilience`) produces these,
-//! the engine, the HTTP layer and telemetry consume them. `crate::job` would
+//! the engine and the HTTP layer consume them (and [`finish_job_span`]
+//! records them on a trace). `crate::job` would
 //! be the obvious home, but their fields are provider types
 //! ([`ProviderKind`], [`TokenUsage`], [`ProviderError`]) and `providers`
 //! depends on `job`, so keeping them there would make a cycle. Here they sit
@@ -90,5 +91,39 @@ impl JobError {
                 .last
                 .as_ref()
                 .is_some_and(|e| matches!(e.kind, ProviderErrorKind::Timeout(_)))
+    }
+}
+
+/// Records how a job ended on its span ([`crate::telemetry::job_span`]):
+/// `cache` is `hit`, `miss` or `disabled`. Here, not in `telemetry`, because
+/// it reads these types and `telemetry` sits below them.
+pub fn finish_job_span(
+    span: &tracing::Span,
+    cache: &'static str,
+    result: &Result<JobResult, JobError>,
+) {
+    if span.is_none() {
+        return;
+    }
+    span.record("keel.cache", cache);
+    match result {
+        Ok(r) => {
+            span.record("keel.degraded", r.degraded);
+            span.record("keel.attempts", r.attempts);
+            span.record("keel.provider", r.provider.as_str());
+            span.record("gen_ai.response.model", r.model.as_str());
+        }
+        Err(e) => {
+            span.record("keel.attempts", e.attempts);
+            span.record("otel.status_code", "ERROR");
+            span.record(
+                "error.type",
+                if e.deadline_exceeded {
+                    "deadline_exceeded"
+                } else {
+                    "no_provider_answered"
+                },
+            );
+        }
     }
 }

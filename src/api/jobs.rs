@@ -13,15 +13,60 @@ use super::error::ApiError;
 use super::extract::JsonBody;
 use super::json::Json;
 use super::text::ProcessRequest;
+use crate::engine::WeakEngine;
+use crate::jobs::runner::{RunFailure, Runner};
 use crate::jobs::{
     JobStatus, JobView, JobsError, ListFilter, NewJob, SubmitResult, canonical_hash,
 };
+use crate::providers::ErrorClass;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
+
+/// Runs a job's stored request through [`super::text::run_request`], the
+/// `/process` pipeline: the [`Runner`] [`AppState`] attaches to the jobs
+/// subsystem. It holds the engine weakly, since the engine owns the jobs
+/// subsystem that holds it.
+pub struct ProcessRunner(WeakEngine);
+
+impl ProcessRunner {
+    /// The runner for `engine`.
+    pub fn new(engine: &crate::engine::Engine) -> ProcessRunner {
+        ProcessRunner(engine.downgrade())
+    }
+}
+
+impl Runner for ProcessRunner {
+    fn start(
+        &self,
+        request: Value,
+    ) -> Option<BoxFuture<'static, Result<Option<Value>, RunFailure>>> {
+        let engine = self.0.upgrade()?;
+        Some(Box::pin(async move {
+            let outcome = match super::strict_json::from_value::<ProcessRequest>(request) {
+                Ok(request) => super::text::run_request(&engine, request, None).await,
+                Err(e) => Err(ApiError::validation(format!("invalid stored request: {e}"))),
+            };
+            match outcome {
+                Ok(response) => Ok(serde_json::to_value(&response).ok()),
+                Err(ApiError::Upstream(e)) if e.class() == ErrorClass::Transient => {
+                    Err(RunFailure::Unavailable {
+                        reason: e.to_string(),
+                        retry_after: e.retry_after,
+                    })
+                }
+                Err(e) => Err(RunFailure::Failed {
+                    message: e.to_string(),
+                    code: e.code().to_string(),
+                }),
+            }
+        }))
+    }
+}
 
 /// Largest `metadata`, serialised.
 const MAX_METADATA_BYTES: usize = 1024;

@@ -70,12 +70,16 @@ impl AppState {
     pub async fn start(
         engine: Engine,
     ) -> Result<AppState, crate::identity::authenticator::IdentityStartError> {
+        // Before the (slow) identity start, so the jobs consumer settles in
+        // while it runs, as when the engine attached itself.
+        attach_runner(&engine);
         let identity = Authenticator::start(engine.settings().authenticator()).await?;
         Ok(AppState::with_identity(engine, identity))
     }
 
     /// State for `engine` with a given authenticator.
     pub fn with_identity(engine: Engine, identity: Arc<Authenticator>) -> AppState {
+        attach_runner(&engine);
         let budget = admission::Budget::new(engine.settings().max_concurrent_requests);
         AppState(Arc::new(SharedState {
             engine,
@@ -83,6 +87,14 @@ impl AppState {
             budget,
         }))
     }
+}
+
+/// Hands the jobs subsystem this front's `/process` pipeline, which async
+/// jobs run through (once per engine; later calls change nothing).
+fn attach_runner(engine: &Engine) {
+    engine
+        .jobs()
+        .attach(Arc::new(jobs::ProcessRunner::new(engine)));
 }
 
 async fn not_found() -> ApiError {

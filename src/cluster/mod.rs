@@ -34,11 +34,11 @@
 //! not live and every breaker runs on its own at once; when Redis returns,
 //! the state keys are read back and the newer side wins.
 
-use crate::engine::WeakEngine;
 use crate::redis_link::{RedisError, RedisLink};
 use crate::resilience::Resilience;
 use crate::resilience::breaker::{BreakerState, CircuitBreaker, Origin, SyncEvent, SyncSender};
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -271,6 +271,22 @@ pub struct ClusterStats {
     pub leases_won: AtomicU64,
 }
 
+/// Where a configuration switch published by another instance is applied.
+///
+/// Why a trait: the switch must go the way a local one does (through the
+/// breaker registry actor, into the audit trail), which is the engine's
+/// `reconfigure_by`; the engine owns this module's [`Cluster`] and sits above
+/// it, so it implements this and attaches itself ([`Cluster::attach`]).
+pub trait ApplySwitch: Send + Sync {
+    /// Applies `config` as switched by `who`; false when it was not applied
+    /// (the engine is gone or its registry actor did not answer).
+    fn apply_switch(
+        &self,
+        config: crate::resilience::config::ResilienceConfig,
+        who: String,
+    ) -> BoxFuture<'_, bool>;
+}
+
 /// The cluster sync of one engine (see the module doc).
 pub struct Cluster {
     instance_id: String,
@@ -289,7 +305,8 @@ pub struct Cluster {
     /// Remote event delays (publish → applied here), microseconds.
     propagation: Mutex<VecDeque<u64>>,
     stats: ClusterStats,
-    engine: OnceLock<WeakEngine>,
+    /// Applies the configuration switches of others (the engine, once built).
+    switches: OnceLock<Box<dyn ApplySwitch>>,
     /// What the breakers hand over ([`Cluster::run_outbox`] drains it).
     outbox: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<(Arc<str>, SyncEvent)>>,
 }
@@ -340,7 +357,7 @@ impl Cluster {
             rebuild: AtomicBool::new(true),
             propagation: Mutex::new(VecDeque::new()),
             stats: ClusterStats::default(),
-            engine: OnceLock::new(),
+            switches: OnceLock::new(),
             outbox: tokio::sync::Mutex::new(rx),
         });
         resilience.attach_sync(SyncSender {
@@ -351,8 +368,8 @@ impl Cluster {
     }
 
     /// Lets configuration switches published by others reach the engine.
-    pub fn attach(&self, engine: WeakEngine) {
-        let _ = self.engine.set(engine);
+    pub fn attach(&self, switches: Box<dyn ApplySwitch>) {
+        let _ = self.switches.set(switches);
     }
 
     /// This instance's id.
@@ -683,7 +700,7 @@ impl Cluster {
     }
 
     async fn apply_config(&self, c: ConfigRecord) {
-        let Some(engine) = self.engine.get().and_then(WeakEngine::upgrade) else {
+        let Some(switches) = self.switches.get() else {
             return;
         };
         let custom = match &c.custom_config {
@@ -713,7 +730,7 @@ impl Cluster {
                 "configuration switch applied, but it resolves differently here (different environment)");
         }
         let who = format!("{} (on {})", c.by, c.from);
-        if engine.reconfigure_by(config, &who).await {
+        if switches.apply_switch(config, who).await {
             self.stats.applied.fetch_add(1, Relaxed);
         }
     }

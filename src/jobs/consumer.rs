@@ -13,17 +13,14 @@
 //! visibility timeout.
 //!
 //! A worker: reads the record, refuses what needs no run (final, expired,
-//! poisoned), marks it `running` with a check-and-set, runs it through
-//! [`crate::api::text::run_request`] — the `/process` pipeline — while
+//! poisoned), marks it `running` with a check-and-set, runs it through the
+//! attached [`Runner`] — the `/process` pipeline — while
 //! watching for a cancel or a lost delivery, then writes the outcome with a
 //! check-and-set that also acknowledges the delivery.
 
+use super::runner::{RunFailure, Runner};
 use super::store::{Delivery, Effects, Enqueue, Versioned};
 use super::{JobFailure, JobRecord, JobStatus, Jobs, WebhookState};
-use crate::api::error::ApiError;
-use crate::api::text::{ProcessRequest, run_request};
-use crate::engine::WeakEngine;
-use crate::providers::ErrorClass;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
@@ -106,9 +103,9 @@ impl Actor for JobConsumer {
 
 /// The consume loop of this instance.
 async fn consume(jobs: Arc<Jobs>) {
-    let engine = loop {
-        if let Some(e) = jobs.engine.get() {
-            break e.clone();
+    let runner = loop {
+        if let Some(r) = jobs.runner.get() {
+            break r.clone();
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
@@ -142,7 +139,7 @@ async fn consume(jobs: Arc<Jobs>) {
             continue;
         }
         if jobs.own_pending_unsure.swap(false, AcqRel) {
-            free -= rerun_own_pending(&jobs, &engine, &consumer, free).await;
+            free -= rerun_own_pending(&jobs, &runner, &consumer, free).await;
             if free == 0 {
                 continue;
             }
@@ -159,7 +156,7 @@ async fn consume(jobs: Arc<Jobs>) {
                     continue;
                 }
                 for d in deliveries {
-                    spawn_worker(&jobs, &engine, d);
+                    spawn_worker(&jobs, &runner, d);
                 }
             }
             Err(e) => {
@@ -185,7 +182,7 @@ async fn consume(jobs: Arc<Jobs>) {
 /// `free`, the check is left due for the next round.
 async fn rerun_own_pending(
     jobs: &Arc<Jobs>,
-    engine: &WeakEngine,
+    runner: &Arc<dyn Runner>,
     consumer: &str,
     free: usize,
 ) -> usize {
@@ -218,19 +215,19 @@ async fn rerun_own_pending(
         );
     }
     for d in orphans {
-        spawn_worker(jobs, engine, d);
+        spawn_worker(jobs, runner, d);
     }
     started
 }
 
-fn spawn_worker(jobs: &Arc<Jobs>, engine: &WeakEngine, d: Delivery) {
+fn spawn_worker(jobs: &Arc<Jobs>, runner: &Arc<dyn Runner>, d: Delivery) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker = jobs.next_worker.fetch_add(1, Relaxed);
     jobs.running.insert(worker, (d.job_id.clone(), stop_tx));
     let jobs = jobs.clone();
-    let engine = engine.clone();
+    let runner = runner.clone();
     tokio::spawn(async move {
-        work(&jobs, &engine, d, stop_rx).await;
+        work(&jobs, &*runner, d, stop_rx).await;
         jobs.running.remove(&worker);
         jobs.wake.notify_one();
     });
@@ -268,7 +265,7 @@ fn requeue_delay(deliveries: u32) -> Duration {
     Duration::from_secs(1u64 << exp).min(Duration::from_secs(60))
 }
 
-async fn work(jobs: &Arc<Jobs>, engine: &WeakEngine, d: Delivery, mut stop: watch::Receiver<bool>) {
+async fn work(jobs: &Arc<Jobs>, runner: &dyn Runner, d: Delivery, mut stop: watch::Receiver<bool>) {
     let store = &jobs.store;
     let id = d.job_id.clone();
     let Some(found) = read(jobs, &id).await else {
@@ -353,7 +350,7 @@ async fn work(jobs: &Arc<Jobs>, engine: &WeakEngine, d: Delivery, mut stop: watc
         return;
     }
     let ver = ver + 1;
-    let Some(engine) = engine.upgrade() else {
+    let Some(run) = runner.start(running.request.clone()) else {
         return;
     };
     let started = tokio::time::Instant::now();
@@ -361,20 +358,11 @@ async fn work(jobs: &Arc<Jobs>, engine: &WeakEngine, d: Delivery, mut stop: watc
         crate::telemetry::async_job_span(&id, &running.operation, running.traceparent.as_deref());
     let trace = crate::telemetry::trace_ref(&span);
     let settle_span = span.clone();
-    let run = tracing::Instrument::instrument(
-        async {
-            match crate::api::strict_json::from_value::<ProcessRequest>(running.request.clone()) {
-                Ok(request) => run_request(&engine, request, None).await,
-                Err(e) => Err(ApiError::validation(format!("invalid stored request: {e}"))),
-            }
-        },
-        span,
-    );
+    let run = tracing::Instrument::instrument(run, span);
     let outcome = tokio::select! {
         outcome = run => Some(outcome),
         _ = lost(jobs, &id, ver, &mut stop) => None,
     };
-    drop(engine);
     jobs.metrics
         .run_time
         .record_traced(started.elapsed(), trace);
@@ -387,17 +375,19 @@ async fn work(jobs: &Arc<Jobs>, engine: &WeakEngine, d: Delivery, mut stop: watc
     // Settled inside the job's span: a webhook delivery is its child.
     let settle = async move {
         match outcome {
-            Ok(response) => {
+            Ok(body) => {
                 next.status = JobStatus::Succeeded;
-                next.result = serde_json::to_value(&response).ok();
+                next.result = body;
                 next.error = None;
                 finish(jobs, &d, &id, ver, next, Effects::default()).await;
             }
-            Err(ApiError::Upstream(e)) if e.class() == ErrorClass::Transient => {
+            Err(RunFailure::Unavailable {
+                reason,
+                retry_after,
+            }) => {
                 // Every provider refused or failed for now: wait for the
                 // earliest recovery, as long as the job's time to live allows.
-                let delay = e
-                    .retry_after
+                let delay = retry_after
                     .unwrap_or_else(|| requeue_delay(next.deliveries))
                     .max(Duration::from_millis(50));
                 let at = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(0));
@@ -405,7 +395,7 @@ async fn work(jobs: &Arc<Jobs>, engine: &WeakEngine, d: Delivery, mut stop: watc
                     expire(
                         &mut next,
                         &format!(
-                            "no provider could answer before the job's ttl_seconds ran out: {e}"
+                            "no provider could answer before the job's ttl_seconds ran out: {reason}"
                         ),
                     );
                     finish(jobs, &d, &id, ver, next, Effects::default()).await;
@@ -424,11 +414,11 @@ async fn work(jobs: &Arc<Jobs>, engine: &WeakEngine, d: Delivery, mut stop: watc
                     }
                 }
             }
-            Err(e) => {
+            Err(RunFailure::Failed { message, code }) => {
                 next.status = JobStatus::Failed;
                 next.error = Some(JobFailure {
-                    error: e.to_string(),
-                    error_code: e.code().to_string(),
+                    error: message,
+                    error_code: code,
                     retryable: false,
                 });
                 finish(jobs, &d, &id, ver, next, Effects::default()).await;

@@ -8,7 +8,8 @@
 //!   one consumer group, durable and shared by every instance);
 //! - [`consumer`]: the supervised `JobConsumer` actor that takes deliveries
 //!   and runs each job in its own task through the same pipeline as
-//!   `/process` ([`crate::api::text::run_request`]);
+//!   `/process`, handed over as a [`runner::Runner`];
+//! - [`runner`]: that hand-over (the pipeline sits above this module);
 //! - [`webhook`]: signed callbacks and the callback-target guard;
 //! - [`config`]: the `JOB_*` settings.
 //!
@@ -25,13 +26,14 @@
 pub mod config;
 pub mod consumer;
 pub mod redis_store;
+pub mod runner;
 pub mod store;
 pub mod webhook;
 
-use crate::engine::WeakEngine;
 use crate::metrics::{LatencyHistogram, LatencySummary};
 use config::{JobsConfig, StoreKind};
 use dashmap::DashMap;
+use runner::Runner;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -441,8 +443,8 @@ pub struct Jobs {
     running: DashMap<u64, (String, tokio::sync::watch::Sender<bool>)>,
     /// Numbers the workers (keys of `running`).
     next_worker: AtomicU64,
-    /// Set once the engine is built; workers run jobs through it.
-    engine: OnceLock<WeakEngine>,
+    /// Set once the HTTP front is built; workers run jobs through it.
+    runner: OnceLock<Arc<dyn Runner>>,
     /// True once shutdown began: no new deliveries.
     stopping: AtomicBool,
     /// Set by a pause or resume through this instance: the consumer re-reads
@@ -488,7 +490,7 @@ impl Jobs {
             wake,
             running: DashMap::new(),
             next_worker: AtomicU64::new(0),
-            engine: OnceLock::new(),
+            runner: OnceLock::new(),
             stopping: AtomicBool::new(false),
             pause_changed: AtomicBool::new(false),
             own_pending_unsure: AtomicBool::new(true),
@@ -497,9 +499,10 @@ impl Jobs {
         }))
     }
 
-    /// Gives the subsystem its engine (once, right after the engine starts).
-    pub fn attach(&self, engine: WeakEngine) {
-        let _ = self.engine.set(engine);
+    /// Gives the subsystem what runs its jobs (once: the HTTP front does
+    /// it when its state is built; see [`runner`]).
+    pub fn attach(&self, runner: Arc<dyn Runner>) {
+        let _ = self.runner.set(runner);
         self.wake.notify_one();
     }
 

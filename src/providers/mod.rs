@@ -14,6 +14,7 @@ mod openai;
 pub mod parse;
 pub mod prompt;
 pub mod reachability;
+pub mod span;
 pub mod table;
 mod wire;
 

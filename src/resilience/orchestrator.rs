@@ -566,8 +566,13 @@ impl JobRun<'_> {
         let started = Instant::now();
         let opts = CallOptions { timeout };
         let breaker_state = breaker.map_or("unknown", BreakerState::as_str);
-        let span =
-            crate::telemetry::attempt_span(kind, provider.model(), attempt, breaker_state, hedge);
+        let span = crate::providers::span::attempt_span(
+            kind,
+            provider.model(),
+            attempt,
+            breaker_state,
+            hedge,
+        );
         let run = async {
             match self.chaos.pick(kind, job.operation) {
                 None => provider.run(job, opts).await,
@@ -580,7 +585,7 @@ impl JobRun<'_> {
             run.instrument(span.clone()).await
         };
         let elapsed = started.elapsed();
-        crate::telemetry::finish_attempt_span(&span, &result);
+        crate::providers::span::finish_attempt_span(&span, &result);
         drop(slot);
         match &result {
             Ok(reply) => {

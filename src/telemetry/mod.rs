@@ -17,13 +17,20 @@
 //!   and the OpenTelemetry layer sees only them;
 //! - the provider is shut down (queue flushed, bounded wait) when `keel
 //!   serve` ends, through [`TracerGuard`].
+//!
+//! Layering: this module is infrastructure and depends on nothing of keel's
+//! but [`crate::env`] (for its config). Recording a domain value on a span is
+//! that domain's job: the provider-attempt span is
+//! [`crate::providers::span`], a job's outcome is recorded by
+//! [`crate::outcome::finish_job_span`], and the exemplar ids
+//! ([`TraceRef`]) live here because the metrics histograms and this module
+//! both need them.
 
 pub mod config;
 pub mod queue;
 
 pub use config::{SamplerConfig, TracingConfig};
 
-use crate::providers::{ErrorClass, ProviderError, ProviderErrorKind, ProviderKind, ProviderReply};
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
@@ -239,17 +246,28 @@ pub fn trace_id(span: &Span) -> Option<String> {
         .then(|| span_context.trace_id().to_string())
 }
 
-/// The ids of `span` for a latency exemplar ([`crate::metrics::TraceRef`]);
+/// The exported trace an observation belongs to: the ids an OpenMetrics
+/// exemplar carries so an operator can jump from a latency bucket to the
+/// trace of one request in it (the metrics histograms keep them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceRef {
+    /// The W3C trace id (128 bits, never zero).
+    pub trace_id: u128,
+    /// The id of the span the observation was made in.
+    pub span_id: u64,
+}
+
+/// The ids of `span` for a latency exemplar ([`TraceRef`]);
 /// `None` when tracing is off or the span is not sampled (an exemplar must
 /// point at a trace the collector actually received).
-pub fn trace_ref(span: &Span) -> Option<crate::metrics::TraceRef> {
+pub fn trace_ref(span: &Span) -> Option<TraceRef> {
     if span.is_none() {
         return None;
     }
     let context = span.context();
     let otel_span = context.span();
     let span_context = otel_span.span_context();
-    (span_context.is_valid() && span_context.is_sampled()).then(|| crate::metrics::TraceRef {
+    (span_context.is_valid() && span_context.is_sampled()).then(|| TraceRef {
         trace_id: u128::from_be_bytes(span_context.trace_id().to_bytes()),
         span_id: u64::from_be_bytes(span_context.span_id().to_bytes()),
     })
@@ -338,136 +356,6 @@ pub fn job_span(operation: &'static str) -> Span {
         gen_ai.response.model = Empty,
         error.type = Empty,
     )
-}
-
-/// Records how a job ended: `cache` is `hit`, `miss` or `disabled`.
-pub fn finish_job_span(
-    span: &Span,
-    cache: &'static str,
-    result: &Result<crate::outcome::JobResult, crate::outcome::JobError>,
-) {
-    if span.is_none() {
-        return;
-    }
-    span.record("keel.cache", cache);
-    match result {
-        Ok(r) => {
-            span.record("keel.degraded", r.degraded);
-            span.record("keel.attempts", r.attempts);
-            span.record("keel.provider", r.provider.as_str());
-            span.record("gen_ai.response.model", r.model.as_str());
-        }
-        Err(e) => {
-            span.record("keel.attempts", e.attempts);
-            span.record("otel.status_code", "ERROR");
-            span.record(
-                "error.type",
-                if e.deadline_exceeded {
-                    "deadline_exceeded"
-                } else {
-                    "no_provider_answered"
-                },
-            );
-        }
-    }
-}
-
-/// `gen_ai.system` of a provider.
-fn system(kind: ProviderKind) -> &'static str {
-    match kind {
-        ProviderKind::OpenAi => "openai",
-        ProviderKind::Gemini => "gcp.gemini",
-        ProviderKind::Local => "keel.local",
-    }
-}
-
-/// `gen_ai.operation.name` of a call to a provider.
-fn gen_ai_operation(kind: ProviderKind) -> &'static str {
-    match kind {
-        ProviderKind::OpenAi => "chat",
-        ProviderKind::Gemini => "generate_content",
-        ProviderKind::Local => "text_completion",
-    }
-}
-
-/// The span of one provider call (an attempt or a hedge). `breaker_state` is
-/// the breaker's wire name (`closed`, `open`, `half_open`) or `unknown`: a
-/// plain string, so telemetry does not depend on `resilience`.
-pub fn attempt_span(
-    kind: ProviderKind,
-    model: &str,
-    attempt: u32,
-    breaker_state: &'static str,
-    hedge: bool,
-) -> Span {
-    if !enabled() {
-        return Span::none();
-    }
-    let operation = gen_ai_operation(kind);
-    tracing::info_span!(
-        target: TARGET,
-        "attempt",
-        otel.name = format!("{operation} {model}"),
-        otel.kind = "client",
-        otel.status_code = Empty,
-        gen_ai.system = system(kind),
-        gen_ai.operation.name = operation,
-        gen_ai.request.model = model,
-        gen_ai.response.model = Empty,
-        gen_ai.usage.input_tokens = Empty,
-        gen_ai.usage.output_tokens = Empty,
-        keel.provider = kind.as_str(),
-        keel.attempt = attempt,
-        keel.hedge = hedge,
-        keel.breaker_state = breaker_state,
-        keel.outcome = Empty,
-        http.response.status_code = Empty,
-        error.type = Empty,
-    )
-}
-
-/// Records how a provider call ended: `keel.outcome` is `ok`, `transient`
-/// or `permanent`.
-pub fn finish_attempt_span(span: &Span, result: &Result<ProviderReply, ProviderError>) {
-    if span.is_none() {
-        return;
-    }
-    match result {
-        Ok(reply) => {
-            span.record("keel.outcome", "ok");
-            span.record("gen_ai.response.model", reply.model.as_str());
-            if let Some(u) = reply.usage {
-                span.record("gen_ai.usage.input_tokens", u.prompt_tokens);
-                span.record("gen_ai.usage.output_tokens", u.completion_tokens);
-            }
-        }
-        Err(e) => {
-            span.record(
-                "keel.outcome",
-                match e.class() {
-                    ErrorClass::Transient => "transient",
-                    ErrorClass::Permanent => "permanent",
-                },
-            );
-            span.record("otel.status_code", "ERROR");
-            let error_type = match &e.kind {
-                ProviderErrorKind::Status { status } => {
-                    span.record("http.response.status_code", *status);
-                    "http_status"
-                }
-                ProviderErrorKind::RateLimited => {
-                    span.record("http.response.status_code", 429u16);
-                    "rate_limited"
-                }
-                ProviderErrorKind::Timeout(_) => "timeout",
-                ProviderErrorKind::Connect(_) => "connect",
-                ProviderErrorKind::Malformed(_) => "malformed_response",
-                ProviderErrorKind::InvalidOutput(_) => "invalid_output",
-                _ => "other",
-            };
-            span.record("error.type", error_type);
-        }
-    }
 }
 
 /// The span of one webhook POST of a finished async job, a child of the
