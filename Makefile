@@ -30,7 +30,7 @@ test: ## Run every test (unit + integration); uses cargo-nextest when installed
 
 lint: ## Formatting check, clippy with warnings as errors, and no import cycle between the top-level modules of src/
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	python3 scripts/module-cycles.py
 
 fmt: ## Format the code
