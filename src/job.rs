@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 /// The five text operations keel offers. The wire names (`summarize`,
 /// `sentiment`, `key_points`, `questions`, `qa`) are part of the public contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
     /// Shorten a text to about `max_length` words.

@@ -22,7 +22,7 @@ pub enum ProviderMsg {
 }
 
 /// Operator-facing description of one provider (never includes its key).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ProviderInfo {
     /// The provider kind.
     pub kind: ProviderKind,

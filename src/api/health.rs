@@ -8,7 +8,28 @@ use crate::resilience::breaker::BreakerState;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// The actor tree's health (in `/v1/health` and the operator health).
+#[derive(Serialize, ToSchema)]
+pub struct ActorsHealth {
+    /// Every actor runs.
+    pub healthy: bool,
+    /// Supervised restarts per actor name.
+    pub restarts: BTreeMap<String, u64>,
+}
+
+/// A breaker's name and state.
+#[derive(Serialize, ToSchema)]
+pub struct NamedState {
+    /// `provider:operation`.
+    pub name: String,
+    /// Its state.
+    pub state: BreakerState,
+}
 
 /// `GET /`: what this server is and where things are.
 pub async fn root() -> Json<Value> {

@@ -166,8 +166,6 @@ fn operator_routes() -> Router<AppState> {
     let (documented, _) = internal::documented_routes().split_for_parts();
     Router::new()
         .nest("/internal", internal::routes())
-        // `nest` serves the index at `/internal`; operators type the slash too.
-        .route("/internal/", get(internal::index))
         .merge(documented)
 }
 

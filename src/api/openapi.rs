@@ -534,107 +534,7 @@ fn public_routes() -> Vec<Route> {
 
 /// The operator routes under `/internal`.
 fn internal_routes() -> Vec<Route> {
-    let index = |path| Route {
-        description: "The operator endpoint map.",
-        auth: Auth::Operator,
-        ok: (200, "Endpoint map", Body::Json("InternalIndex")),
-        errors: OPERATOR,
-        ..route(
-            Get,
-            path,
-            "operator",
-            if path == "/internal" {
-                "internal_index"
-            } else {
-                "internal_index_slash"
-            },
-            "Operator endpoint map",
-        )
-    };
     vec![
-        index("/internal"),
-        index("/internal/"),
-        Route {
-            description: "A self-contained HTML page (no external assets). The page itself needs \
-                no key; it calls the operator routes with the key the operator enters.",
-            ok: (200, "The dashboard", Body::Text("text/html")),
-            ..route(
-                Get,
-                "/internal/dashboard",
-                "dashboard",
-                "dashboard",
-                "Operator dashboard",
-            )
-        },
-        Route {
-            description: "Component health with system figures (CPU, memory, disk, load).",
-            auth: Auth::Operator,
-            ok: (200, "Health report", Body::Json("MonitoringHealth")),
-            errors: OPERATOR_500,
-            ..route(
-                Get,
-                "/internal/monitoring/health",
-                "monitoring",
-                "monitoring_health",
-                "Detailed health",
-            )
-        },
-        Route {
-            description: "Prometheus / OpenMetrics text exposition.",
-            auth: Auth::Operator,
-            ok: (
-                200,
-                "Metrics",
-                Body::Text("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-            ),
-            errors: OPERATOR_500,
-            ..route(
-                Get,
-                "/internal/metrics",
-                "monitoring",
-                "metrics",
-                "Prometheus metrics",
-            )
-        },
-        Route {
-            description: "Per route and per operation traffic, latency, error rates, provider \
-                figures and actor restarts.",
-            auth: Auth::Operator,
-            ok: (200, "Summary", Body::Json("MetricsSummary")),
-            errors: OPERATOR_500,
-            ..route(
-                Get,
-                "/internal/metrics/summary",
-                "monitoring",
-                "metrics_summary",
-                "Metrics summary (JSON)",
-            )
-        },
-        Route {
-            description: "The metrics time series behind the dashboard's charts: one sample \
-                every 5 s (requests/s, error and degraded rates overall and per operation, p50 \
-                and p99 latency per operation, breakers by state per provider), oldest first, \
-                kept in memory for 60 minutes. Samples start 5 s after start-up.",
-            auth: Auth::Operator,
-            query: &[(
-                "minutes",
-                "How far back to look, whole minutes",
-                QueryValue::Integer {
-                    min: 1,
-                    max: 60,
-                    default: 15,
-                },
-            )],
-            ok: (200, "Samples", Body::Json("MetricsHistory")),
-            errors: &[401, 403, 422, 500, 503],
-            ..route(
-                Get,
-                "/internal/metrics/history",
-                "monitoring",
-                "metrics_history",
-                "Metrics time series (JSON)",
-            )
-        },
         Route {
             description: "The async jobs at a glance: store (`memory` or `redis`) and whether \
                 it answers, paused or not, queued / delayed / running counts, final outcomes by \
@@ -1247,6 +1147,31 @@ fn add_derived(doc: &mut OpenApi, derived: OpenApi) {
     }
 }
 
+/// An optional whole-number query parameter in `min..=max`, `default` when
+/// absent: for handlers that read their query by hand (to refuse unknown
+/// names) and so document it with a manual [`utoipa::IntoParams`].
+pub(crate) fn integer_query(
+    name: &str,
+    description: &str,
+    min: i64,
+    max: i64,
+    default: i64,
+) -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(min))
+                .maximum(Some(max))
+                .default(Some(default.into())),
+        ))
+        .build()
+}
+
 /// The shared parts of one derived operation (see [`add_derived`]). A
 /// handler's `request_body(content = Option<T>)` (the body may be left out)
 /// derives as `oneOf [T, null]` with no `required`; it is documented as the
@@ -1844,6 +1769,8 @@ pub fn docs_routes<S: Clone + Send + Sync + 'static>(internal_docs: bool) -> Rou
 /// constructed.
 #[allow(dead_code)]
 mod schemas {
+    use crate::job::Operation;
+    use crate::providers::ProviderKind;
     use serde::{Deserialize, Serialize};
     use serde_json::Value;
     use std::collections::BTreeMap;
@@ -1853,6 +1780,8 @@ mod schemas {
     #[derive(OpenApi)]
     #[openapi(components(schemas(
         ErrorBody,
+        crate::job::Operation,
+        crate::providers::ProviderKind,
         TextProcessingHealth,
         RootResponse,
         HealthResponse,
@@ -1879,13 +1808,6 @@ mod schemas {
     #[derive(OpenApi)]
     #[openapi(components(schemas(
         ErrorBody,
-        InternalIndex,
-        MonitoringHealth,
-        MetricsSummary,
-        MetricsHistory,
-        HistorySample,
-        HistoryOperationSample,
-        BreakerStateCounts,
         ResilienceHealth,
         ResilienceConfigView,
         ConfigChangeRequest,
@@ -2117,23 +2039,6 @@ mod schemas {
         Name(String),
         /// An array index.
         Index(u64),
-    }
-
-    // Mirrors `crate::job::Operation`.
-    /// The five operations.
-    #[derive(Serialize, Deserialize, ToSchema)]
-    #[serde(rename_all = "snake_case")]
-    pub enum Operation {
-        /// Shorten a text to about `max_length` words.
-        Summarize,
-        /// Positive, negative or neutral, with a confidence.
-        Sentiment,
-        /// Up to `max_points` key points.
-        KeyPoints,
-        /// Up to `num_questions` questions about the text.
-        Questions,
-        /// Answer `question` from the text.
-        Qa,
     }
 
     // ----- public: service ------------------------------------------------
@@ -2492,20 +2397,6 @@ mod schemas {
         pub message: String,
     }
 
-    // Mirrors `crate::providers::ProviderKind`.
-    /// Provider kinds.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "lowercase")]
-    pub enum ProviderKind {
-        /// Built-in offline algorithms.
-        Local,
-        /// OpenAI-compatible server.
-        #[serde(rename = "openai")]
-        OpenAi,
-        /// Google Gemini.
-        Gemini,
-    }
-
     // Mirrors `crate::providers::TokenUsage`.
     /// Tokens an upstream reported.
     #[derive(Serialize, ToSchema)]
@@ -2751,145 +2642,6 @@ mod schemas {
         /// When the switch was made (RFC 3339).
         #[schema(format = DateTime)]
         pub timestamp: String,
-    }
-
-    /// `GET /internal/`.
-    #[derive(Serialize, ToSchema)]
-    pub struct InternalIndex {
-        /// `keel operator API`.
-        pub message: String,
-        /// keel's version.
-        pub version: String,
-        /// Group → `METHOD /path` lines.
-        pub endpoints: BTreeMap<String, Vec<String>>,
-    }
-
-    /// `GET /internal/monitoring/health`.
-    #[derive(Serialize, ToSchema)]
-    pub struct MonitoringHealth {
-        /// `healthy` or `unhealthy` (actors down).
-        pub status: String,
-        /// RFC 3339.
-        #[schema(format = DateTime)]
-        pub timestamp: String,
-        /// Seconds since start.
-        pub uptime_seconds: u64,
-        /// `actors`, `providers` (with their actor state), `circuit_breakers`,
-        /// `resilience_preset`, `cache` (as `/internal/cache/metrics`),
-        /// `rate_limiter` (as `/internal/rate-limits`).
-        #[schema(value_type = Object)]
-        pub components: Value,
-        /// `cpu_count`, `load_average`, `memory_total_bytes`,
-        /// `memory_used_bytes`, `disk_total_bytes`, `disk_available_bytes`,
-        /// `process_rss_bytes`, `process_cpu_percent` (`null` when the
-        /// platform cannot tell).
-        #[schema(value_type = Object)]
-        pub system: Value,
-    }
-
-    /// `GET /internal/metrics/summary`.
-    #[derive(Serialize, ToSchema)]
-    pub struct MetricsSummary {
-        /// RFC 3339.
-        #[schema(format = DateTime)]
-        pub timestamp: String,
-        /// Seconds since start.
-        pub uptime_seconds: u64,
-        /// Jobs started in the last minute.
-        pub requests_per_minute: f64,
-        /// Per route: requests, errors, rates, latency.
-        pub routes: Vec<RouteSummary>,
-        /// Per operation figures.
-        pub operations: Vec<Value>,
-        /// Per provider figures.
-        pub providers: Vec<Value>,
-        /// Resilience counters.
-        #[schema(value_type = Object)]
-        pub resilience: Value,
-        /// `[actor name, restarts]` pairs.
-        pub actor_restarts: Vec<Value>,
-    }
-
-    /// `GET /internal/metrics/history`.
-    #[derive(Serialize, ToSchema)]
-    pub struct MetricsHistory {
-        /// Seconds between samples (5).
-        pub interval_seconds: u64,
-        /// The window asked for, minutes.
-        pub window_minutes: u64,
-        /// How much history is kept at most, minutes (60).
-        pub retention_minutes: u64,
-        /// The samples inside the window, oldest first.
-        pub samples: Vec<HistorySample>,
-    }
-
-    /// One interval of the time series.
-    #[derive(Serialize, ToSchema)]
-    pub struct HistorySample {
-        /// End of the interval, Unix milliseconds.
-        pub unix_ms: u64,
-        /// Length of the interval, seconds (about 5).
-        pub interval_seconds: f64,
-        /// Jobs started per second, all operations.
-        pub requests_per_second: f64,
-        /// Failed / finished jobs; `null` when none finished.
-        pub error_rate: Option<f64>,
-        /// Fallback-answered / finished jobs; `null` when none finished.
-        pub degraded_rate: Option<f64>,
-        /// Per operation, by name (all five).
-        pub operations: std::collections::BTreeMap<String, HistoryOperationSample>,
-        /// Per provider: its breakers by state at the end of the interval.
-        pub breakers: std::collections::BTreeMap<String, BreakerStateCounts>,
-    }
-
-    /// One operation over one interval.
-    #[derive(Serialize, ToSchema)]
-    pub struct HistoryOperationSample {
-        /// Jobs started per second.
-        pub requests_per_second: f64,
-        /// Failed / finished jobs; `null` when none finished.
-        pub error_rate: Option<f64>,
-        /// Fallback-answered / finished jobs; `null` when none finished.
-        pub degraded_rate: Option<f64>,
-        /// Median job latency in the interval, ms; `null` without jobs.
-        pub p50_ms: Option<f64>,
-        /// 99th percentile job latency in the interval, ms; `null` without jobs.
-        pub p99_ms: Option<f64>,
-    }
-
-    /// A provider's breakers by state.
-    #[derive(Serialize, ToSchema)]
-    pub struct BreakerStateCounts {
-        /// Closed breakers.
-        pub closed: u32,
-        /// Open or forced-open breakers.
-        pub open: u32,
-        /// Half-open breakers.
-        pub half_open: u32,
-        /// Disabled or metrics-only breakers (operator choices).
-        pub other: u32,
-    }
-
-    /// One route's traffic.
-    #[derive(Serialize, ToSchema)]
-    pub struct RouteSummary {
-        /// The matched route.
-        pub route: String,
-        /// Requests served.
-        pub requests: u64,
-        /// 4xx answers.
-        pub client_errors: u64,
-        /// 5xx answers.
-        pub server_errors: u64,
-        /// 1 − error_rate.
-        pub success_rate: f64,
-        /// Errors / requests.
-        pub error_rate: f64,
-        /// Average since start.
-        pub requests_per_minute_avg: f64,
-        /// Latency percentiles.
-        #[schema(value_type = Object)]
-        pub latency: Value,
     }
 
     /// `GET /internal/resilience/health`.
@@ -3329,14 +3081,7 @@ mod tests {
         ("GET", "/v1/jobs"),
         ("GET", "/v1/jobs/{job_id}"),
         ("DELETE", "/v1/jobs/{job_id}"),
-        ("GET", "/internal/"),
         // src/api/internal/mod.rs
-        ("GET", "/internal"),
-        ("GET", "/internal/dashboard"),
-        ("GET", "/internal/monitoring/health"),
-        ("GET", "/internal/metrics"),
-        ("GET", "/internal/metrics/summary"),
-        ("GET", "/internal/metrics/history"),
         ("GET", "/internal/jobs/stats"),
         ("GET", "/internal/jobs/dead"),
         ("POST", "/internal/jobs/{job_id}/retry"),
@@ -3516,8 +3261,9 @@ mod tests {
                     .iter()
                     .find(|r| r.path == path && r.method.http() == method_of(&method));
                 let responses = op["responses"].as_object().expect("responses");
-                // A derived operation has no row: it is an operator route
-                // (every derived route is), answering its first 2xx status.
+                // A derived operation has no row: its auth is what its
+                // security says (an operator route under `/internal`), and
+                // it answers its first 2xx status.
                 let (auth, ok_status) = match row {
                     Some(r) => (r.auth, r.ok.0.to_string()),
                     None => {
@@ -3530,7 +3276,13 @@ mod tests {
                             .find(|s| s.starts_with('2'))
                             .unwrap_or_else(|| panic!("{at}: a success response"))
                             .clone();
-                        (Auth::Operator, ok)
+                        let auth = match op.get("security").and_then(Value::as_array) {
+                            None => Auth::None,
+                            Some(list) if list.iter().any(|r| r == &json!({})) => Auth::Optional,
+                            Some(_) if path.starts_with("/internal") => Auth::Operator,
+                            Some(_) => Auth::Key,
+                        };
+                        (auth, ok)
                     }
                 };
                 assert!(responses.contains_key("default"), "{at}: default");

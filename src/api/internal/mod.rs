@@ -16,19 +16,15 @@ use super::auth::OperatorKey;
 use crate::api::json::Json;
 use axum::Router;
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// The `/internal` routes (nested by [`super::router`]).
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(index))
-        .route("/dashboard", get(dashboard))
-        .route("/monitoring/health", get(monitoring::health))
-        .route("/metrics", get(monitoring::prometheus))
-        .route("/metrics/summary", get(monitoring::summary))
-        .route("/metrics/history", get(monitoring::history))
         .route("/resilience/health", get(resilience::health))
         .route(
             "/resilience/config",
@@ -88,6 +84,13 @@ pub fn routes() -> Router<AppState> {
 /// document takes its operations and schemas from this router.
 pub fn documented_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(index))
+        .routes(routes!(index_slash))
+        .routes(routes!(dashboard))
+        .routes(routes!(monitoring::health))
+        .routes(routes!(monitoring::prometheus))
+        .routes(routes!(monitoring::summary))
+        .routes(routes!(monitoring::history))
         .routes(routes!(cache::clear))
         .routes(routes!(cache::status))
         .routes(routes!(cache::metrics))
@@ -101,69 +104,152 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
 /// `GET /internal/dashboard`: the operator dashboard, one self-contained
 /// page. It needs no key to load; it asks for the operator key and sends it
 /// with every call it makes.
+#[utoipa::path(
+    get,
+    path = "/internal/dashboard",
+    tag = "dashboard",
+    operation_id = "dashboard",
+    summary = "Operator dashboard",
+    description = "A self-contained HTML page (no external assets). The page itself needs \
+        no key; it calls the operator routes with the key the operator enters.",
+    responses(
+        (status = 200, description = "The dashboard", body = String, content_type = "text/html"),
+        (status = 503),
+    )
+)]
 async fn dashboard() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("dashboard.html"))
 }
 
-/// `GET /internal/`: the endpoint map.
-pub async fn index(_: OperatorKey) -> Json<Value> {
-    Json(json!({
-        "message": "keel operator API",
-        "version": env!("CARGO_PKG_VERSION"),
-        "endpoints": {
-            // A list like every other group, as the OpenAPI document says.
-            "dashboard": ["GET /internal/dashboard"],
-            "monitoring": ["GET /internal/monitoring/health"],
-            "metrics": [
-                "GET /internal/metrics",
-                "GET /internal/metrics/summary",
-                "GET /internal/metrics/history"
-            ],
-            "cache": [
-                "GET /internal/cache/status",
-                "GET /internal/cache/metrics",
-                "POST /internal/cache/invalidate",
-                "DELETE /internal/cache"
-            ],
-            "rate_limits": ["GET /internal/rate-limits"],
-            "resilience": [
-                "GET /internal/resilience/health",
-                "GET /internal/resilience/config",
-                "PUT /internal/resilience/config",
-                "GET /internal/resilience/metrics",
-                "GET /internal/resilience/metrics/{operation}",
-                "POST /internal/resilience/metrics/reset"
-            ],
-            "circuit_breakers": [
-                "GET /internal/resilience/circuit-breakers",
-                "GET /internal/resilience/circuit-breakers/{name}",
-                "POST /internal/resilience/circuit-breakers/{name}/reset",
-                "POST /internal/resilience/circuit-breakers/{name}/force-open",
-                "POST /internal/resilience/circuit-breakers/{name}/force-closed",
-                "POST /internal/resilience/circuit-breakers/{name}/disable",
-                "POST /internal/resilience/circuit-breakers/{name}/metrics-only"
-            ],
-            "presets": [
-                "GET /internal/resilience/config/presets",
-                "GET /internal/resilience/config/presets/{name}",
-                "GET /internal/resilience/config/presets-summary",
-                "GET /internal/resilience/config/recommend-preset/{environment}",
-                "GET /internal/resilience/config/recommend-preset-auto",
-                "POST /internal/resilience/config/validate"
-            ],
-            "identity": [
-                "POST /internal/keys",
-                "GET /internal/keys",
-                "DELETE /internal/keys/{id}",
-                "POST /internal/tokens/revoke",
-                "GET /internal/audit"
-            ],
-            "chaos": [
-                "POST /internal/chaos",
-                "GET /internal/chaos",
-                "DELETE /internal/chaos",
-                "DELETE /internal/chaos/{id}"
-            ]
-        }
-    }))
+/// Body of `GET /internal` and `GET /internal/`: the endpoint map.
+#[derive(Serialize, ToSchema)]
+pub struct InternalIndex {
+    /// `keel operator API`.
+    pub message: &'static str,
+    /// keel's version.
+    pub version: &'static str,
+    /// Group → `METHOD /path` lines.
+    pub endpoints: BTreeMap<&'static str, &'static [&'static str]>,
+}
+
+/// The groups of `InternalIndex::endpoints`.
+const ENDPOINTS: &[(&str, &[&str])] = &[
+    // A list like every other group, as the OpenAPI document says.
+    ("dashboard", &["GET /internal/dashboard"]),
+    ("monitoring", &["GET /internal/monitoring/health"]),
+    (
+        "metrics",
+        &[
+            "GET /internal/metrics",
+            "GET /internal/metrics/summary",
+            "GET /internal/metrics/history",
+        ],
+    ),
+    (
+        "cache",
+        &[
+            "GET /internal/cache/status",
+            "GET /internal/cache/metrics",
+            "POST /internal/cache/invalidate",
+            "DELETE /internal/cache",
+        ],
+    ),
+    ("rate_limits", &["GET /internal/rate-limits"]),
+    (
+        "resilience",
+        &[
+            "GET /internal/resilience/health",
+            "GET /internal/resilience/config",
+            "PUT /internal/resilience/config",
+            "GET /internal/resilience/metrics",
+            "GET /internal/resilience/metrics/{operation}",
+            "POST /internal/resilience/metrics/reset",
+        ],
+    ),
+    (
+        "circuit_breakers",
+        &[
+            "GET /internal/resilience/circuit-breakers",
+            "GET /internal/resilience/circuit-breakers/{name}",
+            "POST /internal/resilience/circuit-breakers/{name}/reset",
+            "POST /internal/resilience/circuit-breakers/{name}/force-open",
+            "POST /internal/resilience/circuit-breakers/{name}/force-closed",
+            "POST /internal/resilience/circuit-breakers/{name}/disable",
+            "POST /internal/resilience/circuit-breakers/{name}/metrics-only",
+        ],
+    ),
+    (
+        "presets",
+        &[
+            "GET /internal/resilience/config/presets",
+            "GET /internal/resilience/config/presets/{name}",
+            "GET /internal/resilience/config/presets-summary",
+            "GET /internal/resilience/config/recommend-preset/{environment}",
+            "GET /internal/resilience/config/recommend-preset-auto",
+            "POST /internal/resilience/config/validate",
+        ],
+    ),
+    (
+        "identity",
+        &[
+            "POST /internal/keys",
+            "GET /internal/keys",
+            "DELETE /internal/keys/{id}",
+            "POST /internal/tokens/revoke",
+            "GET /internal/audit",
+        ],
+    ),
+    (
+        "chaos",
+        &[
+            "POST /internal/chaos",
+            "GET /internal/chaos",
+            "DELETE /internal/chaos",
+            "DELETE /internal/chaos/{id}",
+        ],
+    ),
+];
+
+fn endpoint_map() -> Json<InternalIndex> {
+    Json(InternalIndex {
+        message: "keel operator API",
+        version: env!("CARGO_PKG_VERSION"),
+        endpoints: ENDPOINTS.iter().copied().collect(),
+    })
+}
+
+/// `GET /internal`: the endpoint map.
+#[utoipa::path(
+    get,
+    path = "/internal",
+    tag = "operator",
+    operation_id = "internal_index",
+    summary = "Operator endpoint map",
+    description = "The operator endpoint map.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "Endpoint map", body = InternalIndex),
+        (status = 401), (status = 403), (status = 503),
+    )
+)]
+pub async fn index(_: OperatorKey) -> Json<InternalIndex> {
+    endpoint_map()
+}
+
+/// `GET /internal/`: the endpoint map (operators type the slash too).
+#[utoipa::path(
+    get,
+    path = "/internal/",
+    tag = "operator",
+    operation_id = "internal_index_slash",
+    summary = "Operator endpoint map",
+    description = "The operator endpoint map.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "Endpoint map", body = InternalIndex),
+        (status = 401), (status = 403), (status = 503),
+    )
+)]
+pub async fn index_slash(_: OperatorKey) -> Json<InternalIndex> {
+    endpoint_map()
 }
