@@ -59,7 +59,6 @@ const JSON: &str = "application/json";
 enum Method {
     Get,
     Post,
-    Put,
     Delete,
 }
 
@@ -68,7 +67,6 @@ impl Method {
         match self {
             Method::Get => HttpMethod::Get,
             Method::Post => HttpMethod::Post,
-            Method::Put => HttpMethod::Put,
             Method::Delete => HttpMethod::Delete,
         }
     }
@@ -186,12 +184,10 @@ const fn route(
     }
 }
 
-use Method::{Delete, Get, Post, Put};
+use Method::{Delete, Get, Post};
 
 const V1_KEYED: &[u16] = &[401, 429, 503];
 const OPERATOR: &[u16] = &[401, 403, 503];
-const OPERATOR_500: &[u16] = &[401, 403, 500, 503];
-const OPERATOR_NAMED: &[u16] = &[401, 403, 404, 503];
 const OPERATOR_NAMED_500: &[u16] = &[401, 403, 404, 500, 503];
 
 /// The operation names, for schemas of fields that take one as a string.
@@ -205,15 +201,6 @@ const JOB_STATUSES: &[&str] = &[
     "expired",
 ];
 const PRESETS: &[&str] = &["simple", "development", "production"];
-/// Values of `?scope=` on operator actions.
-const SCOPES: &[&str] = &["cluster", "instance"];
-const BREAKER_ACTIONS: &[&str] = &[
-    "reset",
-    "force-open",
-    "force-closed",
-    "disable",
-    "metrics-only",
-];
 
 /// The public routes: `/`, `/v1/...`, the legacy redirects and the docs.
 fn public_routes() -> Vec<Route> {
@@ -609,166 +596,6 @@ fn internal_routes() -> Vec<Route> {
                 "jobs",
                 "resume_jobs",
                 "Resume job consumption",
-            )
-        },
-        Route {
-            description: "Healthy when no breaker is open and the actors run.",
-            auth: Auth::Operator,
-            ok: (200, "Resilience health", Body::Json("ResilienceHealth")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/resilience/health",
-                "resilience",
-                "resilience_health",
-                "Resilience health",
-            )
-        },
-        Route {
-            description: "The effective configuration, where each value came from, and the last \
-                runtime change.",
-            auth: Auth::Operator,
-            ok: (200, "Configuration", Body::Json("ResilienceConfigView")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/resilience/config",
-                "resilience",
-                "resilience_config",
-                "Current resilience configuration",
-            )
-        },
-        Route {
-            description: "Validates, then switches the runtime configuration (preset and/or \
-                custom configuration); new calls use it at once. With `REDIS_URL` set and \
-                `BREAKER_SHARING` on, every instance switches too (`scope: cluster`; compare \
-                `instances.applied` in the answer, `config_version` in `GET /internal/cluster`) unless `?scope=instance` is asked \
-                for. Audited with the operator key's fingerprint.",
-            auth: Auth::Operator,
-            query: &[(
-                "scope",
-                "`cluster` (default: every instance, when breakers are shared and Redis \
-                    answers) or `instance` (this one only)",
-                QueryValue::OneOf(SCOPES),
-            )],
-            request: Some("ConfigChangeRequest"),
-            ok: (
-                200,
-                "The new configuration",
-                Body::Json("ConfigChangeResult"),
-            ),
-            errors: &[400, 401, 403, 413, 415, 422, 500, 503],
-            ..route(
-                Put,
-                "/internal/resilience/config",
-                "resilience",
-                "resilience_config_put",
-                "Switch the resilience configuration",
-            )
-        },
-        Route {
-            description: "Per operation and per provider figures, every breaker's snapshot, and \
-                the resilience summary.",
-            auth: Auth::Operator,
-            ok: (200, "Resilience metrics", Body::Json("ResilienceMetrics")),
-            errors: OPERATOR_500,
-            ..route(
-                Get,
-                "/internal/resilience/metrics",
-                "resilience",
-                "resilience_metrics",
-                "Resilience metrics",
-            )
-        },
-        Route {
-            description: "Resets the metrics counters.",
-            auth: Auth::Operator,
-            ok: (200, "Reset", Body::Json("MessageResponse")),
-            errors: OPERATOR_500,
-            ..route(
-                Post,
-                "/internal/resilience/metrics/reset",
-                "resilience",
-                "resilience_metrics_reset",
-                "Reset metrics",
-            )
-        },
-        Route {
-            description: "One operation's figures, policy and breakers. Unknown operation: 404.",
-            auth: Auth::Operator,
-            params: &[("operation", "The operation", OPERATIONS)],
-            ok: (200, "Operation metrics", Body::Json("OperationMetrics")),
-            errors: OPERATOR_NAMED_500,
-            ..route(
-                Get,
-                "/internal/resilience/metrics/{operation}",
-                "resilience",
-                "resilience_operation_metrics",
-                "Metrics of one operation",
-            )
-        },
-        Route {
-            description: "Every breaker (one per provider and operation) with counters and \
-                recent transitions.",
-            auth: Auth::Operator,
-            ok: (200, "Breakers", Body::Json("BreakerList")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/resilience/circuit-breakers",
-                "circuit breakers",
-                "breakers",
-                "List circuit breakers",
-            )
-        },
-        Route {
-            description: "One breaker. Unknown name: 404.",
-            auth: Auth::Operator,
-            params: &[(
-                "name",
-                "Breaker name, `provider:operation`, e.g. `openai:summarize`",
-                &[],
-            )],
-            ok: (200, "The breaker", Body::Json("NamedBreakerSnapshot")),
-            errors: OPERATOR_NAMED,
-            ..route(
-                Get,
-                "/internal/resilience/circuit-breakers/{name}",
-                "circuit breakers",
-                "breaker",
-                "One circuit breaker",
-            )
-        },
-        Route {
-            description: "Manual control: `reset` (closed, counters cleared), `force-open` \
-                (reject every call), `force-closed` (permit every call), `disable` (permit, \
-                record nothing), `metrics-only` (record, never open). With `REDIS_URL` set and \
-                `BREAKER_SHARING` on, the action reaches every instance within about 100 ms \
-                (`scope: cluster`) unless `?scope=instance` is asked for or Redis is \
-                unreachable. Audited. Unknown breaker or action: 404; unknown scope: 422.",
-            auth: Auth::Operator,
-            params: &[
-                (
-                    "name",
-                    "Breaker name, `provider:operation`, e.g. `openai:summarize`",
-                    &[],
-                ),
-                ("action", "What to do", BREAKER_ACTIONS),
-            ],
-            query: &[(
-                "scope",
-                "`cluster` (default: every instance, when breakers are shared and Redis \
-                    answers) or `instance` (this one only)",
-                QueryValue::OneOf(SCOPES),
-            )],
-            ok: (200, "Applied", Body::Json("BreakerActionResult")),
-            errors: OPERATOR_NAMED_500,
-            ..route(
-                Post,
-                "/internal/resilience/circuit-breakers/{name}/{action}",
-                "circuit breakers",
-                "breaker_action",
-                "Control a circuit breaker",
             )
         },
         Route {
@@ -1168,6 +995,32 @@ pub(crate) fn integer_query(
                 .minimum(Some(min))
                 .maximum(Some(max))
                 .default(Some(default.into())),
+        ))
+        .build()
+}
+
+/// A string parameter taking one of `values` (required in the path,
+/// optional in the query): for names a handler matches itself.
+pub(crate) fn enum_param(
+    name: &str,
+    location: ParameterIn,
+    description: &str,
+    values: impl IntoIterator<Item = &'static str>,
+) -> utoipa::openapi::path::Parameter {
+    let required = if location == ParameterIn::Path {
+        Required::True
+    } else {
+        Required::False
+    };
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(location)
+        .required(required)
+        .description(Some(description))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(values)),
         ))
         .build()
 }
@@ -1808,23 +1661,13 @@ mod schemas {
     #[derive(OpenApi)]
     #[openapi(components(schemas(
         ErrorBody,
-        ResilienceHealth,
-        ResilienceConfigView,
-        ConfigChangeRequest,
-        ConfigChangeResult,
-        ResilienceMetrics,
-        MessageResponse,
-        OperationMetrics,
-        BreakerList,
-        NamedBreakerSnapshot,
-        BreakerActionResult,
         PresetList,
         PresetDetail,
         PresetsSummary,
         Recommendation,
         ValidateRequest,
         ValidationReport,
-        CustomConfig,
+        crate::resilience::config::CustomConfig,
         crate::jobs::JobsStats,
         crate::jobs::ConsumerInfo,
         crate::metrics::LatencySummary,
@@ -1840,7 +1683,6 @@ mod schemas {
         KeyList,
         RevokeTokenRequest,
         AuditTrail,
-        Scope,
     )))]
     pub struct InternalSchemas;
 
@@ -2644,153 +2486,6 @@ mod schemas {
         pub timestamp: String,
     }
 
-    /// `GET /internal/resilience/health`.
-    #[derive(Serialize, ToSchema)]
-    pub struct ResilienceHealth {
-        /// No breaker open and actors running.
-        pub healthy: bool,
-        /// `healthy` or `degraded`.
-        pub status: String,
-        /// Detail.
-        pub details: ResilienceHealthDetails,
-    }
-
-    /// Detail of [`ResilienceHealth`].
-    #[derive(Serialize, ToSchema)]
-    pub struct ResilienceHealthDetails {
-        /// Same as the outer `healthy`.
-        pub healthy: bool,
-        /// Open or forced-open breakers.
-        pub open_circuit_breakers: Vec<String>,
-        /// Half-open breakers.
-        pub half_open_circuit_breakers: Vec<String>,
-        /// Breakers in total.
-        pub total_circuit_breakers: u64,
-        /// Always 5.
-        pub total_operations: u64,
-        /// RFC 3339.
-        #[schema(format = DateTime)]
-        pub timestamp: String,
-    }
-
-    /// `GET /internal/resilience/config`.
-    #[derive(Serialize, ToSchema)]
-    pub struct ResilienceConfigView {
-        /// The preset in force.
-        pub preset_name: String,
-        /// Legacy variables contributed to the configuration.
-        pub is_legacy_config: bool,
-        /// The effective configuration with the source of each value.
-        #[schema(value_type = Object)]
-        pub configuration: Value,
-        /// The last runtime switch, `null` if none.
-        #[schema(required = true)]
-        pub last_change: Option<ConfigChange>,
-    }
-
-    // Mirrors `crate::engine::ConfigChange`.
-    /// A runtime switch, for the audit trail.
-    #[derive(Serialize, ToSchema)]
-    pub struct ConfigChange {
-        /// The operator key's fingerprint.
-        pub by: String,
-        /// RFC 3339.
-        #[schema(format = DateTime)]
-        pub at: String,
-        /// The preset switched to.
-        pub preset: String,
-        /// The custom configuration applied with it.
-        #[schema(required = true)]
-        pub custom_config: Option<Value>,
-    }
-
-    /// Body of `PUT /internal/resilience/config`.
-    #[derive(Deserialize, ToSchema)]
-    #[serde(deny_unknown_fields)]
-    #[schema(examples(json!({"preset": "production"})))]
-    pub struct ConfigChangeRequest {
-        /// The preset to switch to (default: keep the current one).
-        #[serde(default)]
-        pub preset: Option<String>,
-        /// A custom configuration (the `RESILIENCE_CUSTOM_CONFIG` schema):
-        /// a non-empty object of known fields only (`{}`, an array or an
-        /// unknown field is a 422); `null` or absent removes the current one.
-        #[serde(default)]
-        #[schema(value_type = Option<CustomConfig>)]
-        pub custom_config: Option<Value>,
-    }
-
-    /// Result of `PUT /internal/resilience/config`.
-    #[derive(Serialize, ToSchema)]
-    pub struct ConfigChangeResult {
-        /// Human-readable outcome.
-        pub message: String,
-        /// `cluster` (published to every instance) or `instance`.
-        pub scope: Scope,
-        /// Digest of the configuration now in force; instances running the
-        /// same policies report the same version in `GET /internal/cluster`.
-        pub config_version: String,
-        /// With `scope: cluster`: which instances acknowledged the version
-        /// within a second (`applied`) and which did not (`pending`); null
-        /// with `scope: instance`.
-        #[schema(required = true)]
-        pub instances: Option<crate::cluster::Acknowledgments>,
-        /// The new effective configuration.
-        #[schema(value_type = Object)]
-        pub configuration: Value,
-        /// The audit record of this switch.
-        #[schema(required = true)]
-        pub change: Option<ConfigChange>,
-    }
-
-    /// `GET /internal/resilience/metrics`.
-    #[derive(Serialize, ToSchema)]
-    pub struct ResilienceMetrics {
-        /// Per operation figures.
-        pub operations: Vec<Value>,
-        /// Per provider figures.
-        pub providers: Vec<Value>,
-        /// Breaker name → snapshot.
-        pub circuit_breakers: BTreeMap<String, BreakerSnapshot>,
-        /// Resilience counters.
-        #[schema(value_type = Object)]
-        pub summary: Value,
-    }
-
-    /// A message with a timestamp.
-    #[derive(Serialize, ToSchema)]
-    pub struct MessageResponse {
-        /// Human-readable outcome.
-        pub message: String,
-        /// RFC 3339.
-        #[schema(format = DateTime)]
-        pub timestamp: String,
-    }
-
-    /// `GET /internal/resilience/metrics/{operation}`.
-    #[derive(Serialize, ToSchema)]
-    pub struct OperationMetrics {
-        /// The operation.
-        pub operation: Operation,
-        /// Its figures, `null` before its first job.
-        #[schema(required = true, value_type = Option<Object>)]
-        pub metrics: Option<Value>,
-        /// The retry and breaker policy in force.
-        #[schema(value_type = Object)]
-        pub policy: Value,
-        /// Its breakers (one per provider).
-        pub circuit_breakers: Vec<BreakerEntry>,
-    }
-
-    /// A breaker in [`OperationMetrics`].
-    #[derive(Serialize, ToSchema)]
-    pub struct BreakerEntry {
-        /// `provider:operation`.
-        pub name: String,
-        /// Its snapshot.
-        pub snapshot: BreakerSnapshot,
-    }
-
     // Mirrors `crate::resilience::breaker::BreakerState`.
     /// Breaker states.
     #[derive(Serialize, ToSchema)]
@@ -2808,117 +2503,6 @@ mod schemas {
         Disabled,
         /// Operator: record calls, never open.
         MetricsOnly,
-    }
-
-    // Mirrors `crate::resilience::breaker::BreakerSnapshot`.
-    /// A breaker's view.
-    #[derive(Serialize, ToSchema)]
-    pub struct BreakerSnapshot {
-        /// Current state.
-        pub state: BreakerState,
-        /// Current consecutive failures.
-        pub consecutive_failures: u32,
-        /// Calls in the sliding window.
-        pub window_calls: u32,
-        /// Failures in the sliding window.
-        pub window_failures: u32,
-        /// Slow calls in the sliding window.
-        pub window_slow_calls: u32,
-        /// Probes running now (half-open).
-        pub probes_in_flight: u32,
-        /// Seconds until an open breaker admits probes.
-        #[schema(required = true)]
-        pub seconds_until_half_open: Option<f64>,
-        /// Lifetime counters.
-        pub counters: BreakerCounters,
-        /// Recent state changes, newest last.
-        pub transitions: Vec<Transition>,
-        /// Failure threshold in force.
-        pub failure_threshold: u32,
-        /// Recovery timeout in force, seconds.
-        pub recovery_timeout_seconds: f64,
-        /// Half-open probes allowed.
-        pub half_open_max_calls: u32,
-        /// Half-open while another instance holds the probe lease: its id.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub probe_on: Option<String>,
-    }
-
-    /// Lifetime counters of a breaker.
-    #[derive(Serialize, ToSchema)]
-    pub struct BreakerCounters {
-        /// Calls permitted and recorded.
-        pub calls: u64,
-        /// Successful calls.
-        pub successes: u64,
-        /// Failed calls.
-        pub failures: u64,
-        /// Calls rejected while open.
-        pub rejections: u64,
-        /// Calls slower than the slow-call threshold.
-        pub slow_calls: u64,
-        /// Times the breaker opened.
-        pub opens: u64,
-    }
-
-    /// One state change.
-    #[derive(Serialize, ToSchema)]
-    pub struct Transition {
-        /// RFC 3339.
-        #[schema(format = DateTime)]
-        pub at: String,
-        /// Previous state.
-        pub from: BreakerState,
-        /// New state.
-        pub to: BreakerState,
-        /// Why.
-        pub reason: String,
-        /// `local` (this instance's calls or timer), `operator`, or
-        /// `remote:<instance>` (applied from another instance of the cluster).
-        pub origin: String,
-    }
-
-    /// A breaker snapshot with its name.
-    #[derive(Serialize, ToSchema)]
-    pub struct NamedBreakerSnapshot {
-        /// `provider:operation`.
-        pub name: String,
-        /// The snapshot's fields.
-        #[serde(flatten)]
-        pub snapshot: BreakerSnapshot,
-    }
-
-    /// `GET /internal/resilience/circuit-breakers`.
-    #[derive(Serialize, ToSchema)]
-    pub struct BreakerList {
-        /// Every breaker.
-        pub circuit_breakers: Vec<NamedBreakerSnapshot>,
-    }
-
-    /// Result of a breaker action.
-    #[derive(Serialize, ToSchema)]
-    pub struct BreakerActionResult {
-        /// Human-readable outcome.
-        pub message: String,
-        /// The breaker.
-        pub name: String,
-        /// `cluster` (sent to every instance) or `instance` (applied here
-        /// only: asked for, or the cluster picture is not live).
-        pub scope: Scope,
-        /// Its state after the action.
-        pub new_state: BreakerState,
-        /// Its snapshot after the action.
-        pub breaker: BreakerSnapshot,
-    }
-
-    /// Where an operator action applied.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "snake_case")]
-    pub enum Scope {
-        /// Every instance sharing this Redis.
-        Cluster,
-        /// The instance that answered.
-        Instance,
     }
 
     // Mirrors `crate::resilience::config::Strategy`.
@@ -3012,18 +2596,6 @@ mod schemas {
         pub reasoning: String,
     }
 
-    /// The custom-configuration document; its schema comes from the
-    /// validator's field table ([`crate::resilience::config::CustomConfig::json_schema`]).
-    pub struct CustomConfig;
-
-    impl utoipa::PartialSchema for CustomConfig {
-        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-            crate::resilience::config::CustomConfig::json_schema().into()
-        }
-    }
-
-    impl ToSchema for CustomConfig {}
-
     /// Body of `POST /internal/resilience/config/validate`.
     #[derive(Deserialize, ToSchema)]
     #[schema(examples(json!({"configuration": {"retry_attempts": 3, "circuit_breaker_threshold": 5}})))]
@@ -3087,18 +2659,6 @@ mod tests {
         ("POST", "/internal/jobs/{job_id}/retry"),
         ("POST", "/internal/jobs/pause"),
         ("POST", "/internal/jobs/resume"),
-        ("GET", "/internal/resilience/health"),
-        ("GET", "/internal/resilience/config"),
-        ("PUT", "/internal/resilience/config"),
-        ("GET", "/internal/resilience/metrics"),
-        ("POST", "/internal/resilience/metrics/reset"),
-        ("GET", "/internal/resilience/metrics/{operation}"),
-        ("GET", "/internal/resilience/circuit-breakers"),
-        ("GET", "/internal/resilience/circuit-breakers/{name}"),
-        (
-            "POST",
-            "/internal/resilience/circuit-breakers/{name}/{action}",
-        ),
         ("GET", "/internal/resilience/config/presets"),
         ("GET", "/internal/resilience/config/presets/{name}"),
         ("GET", "/internal/resilience/config/presets-summary"),

@@ -25,29 +25,6 @@ use utoipa_axum::routes;
 /// The `/internal` routes (nested by [`super::router`]).
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/resilience/health", get(resilience::health))
-        .route(
-            "/resilience/config",
-            get(resilience::get_config).put(resilience::put_config),
-        )
-        .route("/resilience/metrics", get(resilience::metrics))
-        .route("/resilience/metrics/reset", post(resilience::reset_metrics))
-        .route(
-            "/resilience/metrics/{operation}",
-            get(resilience::operation_metrics),
-        )
-        .route(
-            "/resilience/circuit-breakers",
-            get(resilience::list_breakers),
-        )
-        .route(
-            "/resilience/circuit-breakers/{name}",
-            get(resilience::get_breaker),
-        )
-        .route(
-            "/resilience/circuit-breakers/{name}/{action}",
-            post(resilience::breaker_action),
-        )
         .route("/resilience/config/presets", get(resilience::list_presets))
         .route(
             "/resilience/config/presets/{name}",
@@ -91,6 +68,14 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(monitoring::prometheus))
         .routes(routes!(monitoring::summary))
         .routes(routes!(monitoring::history))
+        .routes(routes!(resilience::health))
+        .routes(routes!(resilience::get_config, resilience::put_config))
+        .routes(routes!(resilience::metrics))
+        .routes(routes!(resilience::reset_metrics))
+        .routes(routes!(resilience::operation_metrics))
+        .routes(routes!(resilience::list_breakers))
+        .routes(routes!(resilience::get_breaker))
+        .routes(routes!(resilience::breaker_action))
         .routes(routes!(cache::clear))
         .routes(routes!(cache::status))
         .routes(routes!(cache::metrics))
