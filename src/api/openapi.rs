@@ -188,7 +188,6 @@ use Method::{Delete, Get, Post};
 
 const V1_KEYED: &[u16] = &[401, 429, 503];
 const OPERATOR: &[u16] = &[401, 403, 503];
-const OPERATOR_NAMED_500: &[u16] = &[401, 403, 404, 500, 503];
 
 /// The operation names, for schemas of fields that take one as a string.
 pub(crate) const OPERATIONS: &[&str] = &["summarize", "sentiment", "key_points", "questions", "qa"];
@@ -200,7 +199,6 @@ const JOB_STATUSES: &[&str] = &[
     "cancelled",
     "expired",
 ];
-const PRESETS: &[&str] = &["simple", "development", "production"];
 
 /// The public routes: `/`, `/v1/...`, the legacy redirects and the docs.
 fn public_routes() -> Vec<Route> {
@@ -596,90 +594,6 @@ fn internal_routes() -> Vec<Route> {
                 "jobs",
                 "resume_jobs",
                 "Resume job consumption",
-            )
-        },
-        Route {
-            description: "The shipped presets.",
-            auth: Auth::Operator,
-            ok: (200, "Presets", Body::Json("PresetList")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/resilience/config/presets",
-                "presets",
-                "presets",
-                "List presets",
-            )
-        },
-        Route {
-            description: "One preset and the configuration it resolves to. Unknown name: 404.",
-            auth: Auth::Operator,
-            params: &[("name", "Preset name", PRESETS)],
-            ok: (200, "The preset", Body::Json("PresetDetail")),
-            errors: OPERATOR_NAMED_500,
-            ..route(
-                Get,
-                "/internal/resilience/config/presets/{name}",
-                "presets",
-                "preset",
-                "One preset",
-            )
-        },
-        Route {
-            description: "Every preset's key values, by name.",
-            auth: Auth::Operator,
-            ok: (200, "Summary", Body::Json("PresetsSummary")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/resilience/config/presets-summary",
-                "presets",
-                "presets_summary",
-                "Presets summary",
-            )
-        },
-        Route {
-            description: "The preset that suits a deployment environment name (e.g. `prod`, \
-                `staging`, `dev`), with a confidence and the reasoning.",
-            auth: Auth::Operator,
-            params: &[("environment", "An environment name", &[])],
-            ok: (200, "Recommendation", Body::Json("Recommendation")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/resilience/config/recommend-preset/{environment}",
-                "presets",
-                "recommend_preset",
-                "Recommend a preset for an environment",
-            )
-        },
-        Route {
-            description: "Like `recommend-preset`, with the environment detected from the \
-                process environment.",
-            auth: Auth::Operator,
-            ok: (200, "Recommendation", Body::Json("Recommendation")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/resilience/config/recommend-preset-auto",
-                "presets",
-                "recommend_preset_auto",
-                "Recommend a preset for this process",
-            )
-        },
-        Route {
-            description: "Checks a custom configuration (the `RESILIENCE_CUSTOM_CONFIG` schema). \
-                Always 200 for a well-formed request: read `is_valid`.",
-            auth: Auth::Operator,
-            request: Some("ValidateRequest"),
-            ok: (200, "Validation report", Body::Json("ValidationReport")),
-            errors: &[400, 401, 403, 413, 415, 422, 503],
-            ..route(
-                Post,
-                "/internal/resilience/config/validate",
-                "presets",
-                "validate_config",
-                "Validate a custom configuration",
             )
         },
         Route {
@@ -1661,13 +1575,6 @@ mod schemas {
     #[derive(OpenApi)]
     #[openapi(components(schemas(
         ErrorBody,
-        PresetList,
-        PresetDetail,
-        PresetsSummary,
-        Recommendation,
-        ValidateRequest,
-        ValidationReport,
-        crate::resilience::config::CustomConfig,
         crate::jobs::JobsStats,
         crate::jobs::ConsumerInfo,
         crate::metrics::LatencySummary,
@@ -2504,120 +2411,6 @@ mod schemas {
         /// Operator: record calls, never open.
         MetricsOnly,
     }
-
-    // Mirrors `crate::resilience::config::Strategy`.
-    /// Retry/breaker strategies.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "lowercase")]
-    pub enum Strategy {
-        /// Fail fast.
-        Aggressive,
-        /// The default.
-        Balanced,
-        /// Patient.
-        Conservative,
-        /// Maximum effort.
-        Critical,
-    }
-
-    // Mirrors `crate::resilience::config::Preset`.
-    /// A shipped preset.
-    #[derive(Serialize, ToSchema)]
-    pub struct Preset {
-        /// `simple`, `development` or `production`.
-        pub name: String,
-        /// What it is for.
-        pub description: String,
-        /// Total attempts for operations without an override.
-        pub retry_attempts: u32,
-        /// Breaker threshold for operations without an override.
-        pub circuit_breaker_threshold: u32,
-        /// Breaker recovery seconds for operations without an override.
-        pub recovery_timeout: u32,
-        /// Strategy of operations without an override.
-        pub default_strategy: Strategy,
-        /// Operation → strategy overrides.
-        pub operation_overrides: BTreeMap<String, Strategy>,
-        /// Deployment environments it suits.
-        pub environment_contexts: Vec<String>,
-    }
-
-    /// `GET /internal/resilience/config/presets`.
-    #[derive(Serialize, ToSchema)]
-    pub struct PresetList {
-        /// The presets.
-        pub presets: Vec<Preset>,
-    }
-
-    /// `GET /internal/resilience/config/presets/{name}`.
-    #[derive(Serialize, ToSchema)]
-    pub struct PresetDetail {
-        /// The preset.
-        pub preset: Preset,
-        /// The configuration it resolves to (without environment overrides).
-        #[schema(value_type = Object)]
-        pub resolved: Value,
-    }
-
-    /// A preset's key values.
-    #[derive(Serialize, ToSchema)]
-    pub struct PresetSummary {
-        /// Total attempts.
-        pub retry_attempts: u32,
-        /// Breaker threshold.
-        pub circuit_breaker_threshold: u32,
-        /// Breaker recovery seconds.
-        pub recovery_timeout: u32,
-        /// Default strategy.
-        pub default_strategy: Strategy,
-        /// Operation → strategy overrides.
-        pub operation_overrides: BTreeMap<String, Strategy>,
-        /// Environments it suits.
-        pub environment_contexts: Vec<String>,
-        /// What it is for.
-        pub description: String,
-    }
-
-    /// `GET /internal/resilience/config/presets-summary`: preset name → summary.
-    #[derive(Serialize, ToSchema)]
-    pub struct PresetsSummary(pub BTreeMap<String, PresetSummary>);
-
-    // Mirrors `crate::resilience::config::Recommendation`.
-    /// A preset recommendation.
-    #[derive(Serialize, ToSchema)]
-    pub struct Recommendation {
-        /// The environment as given, or `"<value> (auto-detected)"`.
-        pub environment_detected: String,
-        /// `simple`, `development` or `production`.
-        pub recommended_preset: String,
-        /// 0.0–1.0.
-        pub confidence: f64,
-        /// Why, in one sentence.
-        pub reasoning: String,
-    }
-
-    /// Body of `POST /internal/resilience/config/validate`.
-    #[derive(Deserialize, ToSchema)]
-    #[schema(examples(json!({"configuration": {"retry_attempts": 3, "circuit_breaker_threshold": 5}})))]
-    pub struct ValidateRequest {
-        /// The custom configuration to check.
-        #[schema(value_type = Object)]
-        pub configuration: Value,
-    }
-
-    // Mirrors `crate::resilience::config::ValidationReport`.
-    /// The outcome of a validation.
-    #[derive(Serialize, ToSchema)]
-    pub struct ValidationReport {
-        /// True exactly when `errors` is empty.
-        pub is_valid: bool,
-        /// Problems that make the document unusable.
-        pub errors: Vec<String>,
-        /// Legal but doubtful settings.
-        pub warnings: Vec<String>,
-        /// Hints, e.g. the closest preset or a likely misspelt field.
-        pub suggestions: Vec<String>,
-    }
 }
 
 #[cfg(test)]
@@ -2659,15 +2452,6 @@ mod tests {
         ("POST", "/internal/jobs/{job_id}/retry"),
         ("POST", "/internal/jobs/pause"),
         ("POST", "/internal/jobs/resume"),
-        ("GET", "/internal/resilience/config/presets"),
-        ("GET", "/internal/resilience/config/presets/{name}"),
-        ("GET", "/internal/resilience/config/presets-summary"),
-        (
-            "GET",
-            "/internal/resilience/config/recommend-preset/{environment}",
-        ),
-        ("GET", "/internal/resilience/config/recommend-preset-auto"),
-        ("POST", "/internal/resilience/config/validate"),
         ("POST", "/internal/keys"),
         ("GET", "/internal/keys"),
         ("DELETE", "/internal/keys/{id}"),

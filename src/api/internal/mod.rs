@@ -25,24 +25,6 @@ use utoipa_axum::routes;
 /// The `/internal` routes (nested by [`super::router`]).
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/resilience/config/presets", get(resilience::list_presets))
-        .route(
-            "/resilience/config/presets/{name}",
-            get(resilience::get_preset),
-        )
-        .route(
-            "/resilience/config/presets-summary",
-            get(resilience::presets_summary),
-        )
-        .route(
-            "/resilience/config/recommend-preset/{environment}",
-            get(resilience::recommend),
-        )
-        .route(
-            "/resilience/config/recommend-preset-auto",
-            get(resilience::recommend_auto),
-        )
-        .route("/resilience/config/validate", post(resilience::validate))
         .route("/jobs/stats", get(crate::api::jobs::stats))
         .route("/jobs/dead", get(crate::api::jobs::dead))
         .route("/jobs/pause", post(crate::api::jobs::pause))
@@ -76,6 +58,12 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(resilience::list_breakers))
         .routes(routes!(resilience::get_breaker))
         .routes(routes!(resilience::breaker_action))
+        .routes(routes!(resilience::list_presets))
+        .routes(routes!(resilience::get_preset))
+        .routes(routes!(resilience::presets_summary))
+        .routes(routes!(resilience::recommend))
+        .routes(routes!(resilience::recommend_auto))
+        .routes(routes!(resilience::validate))
         .routes(routes!(cache::clear))
         .routes(routes!(cache::status))
         .routes(routes!(cache::metrics))

@@ -712,13 +712,76 @@ fn cluster_wide(query: &ScopeQuery, state: &AppState) -> Result<bool, ApiError> 
     Ok(wanted && state.engine.cluster().is_some_and(|c| c.is_live()))
 }
 
+/// Body of `GET /internal/resilience/config/presets`.
+#[derive(Serialize, ToSchema)]
+pub struct PresetList {
+    /// The presets.
+    pub presets: Vec<rconfig::Preset>,
+}
+
 /// `GET /internal/resilience/config/presets`.
-pub async fn list_presets(_: OperatorKey) -> Json<Value> {
-    Json(json!({ "presets": rconfig::presets() }))
+#[utoipa::path(
+    get,
+    path = "/internal/resilience/config/presets",
+    tag = "presets",
+    operation_id = "presets",
+    summary = "List presets",
+    description = "The shipped presets.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "Presets", body = PresetList),
+        (status = 401), (status = 403), (status = 503),
+    )
+)]
+pub async fn list_presets(_: OperatorKey) -> Json<PresetList> {
+    Json(PresetList {
+        presets: rconfig::presets(),
+    })
+}
+
+/// Body of `GET /internal/resilience/config/presets/{name}`.
+#[derive(Serialize, ToSchema)]
+pub struct PresetDetail {
+    /// The preset.
+    pub preset: rconfig::Preset,
+    /// The configuration it resolves to (without environment overrides).
+    #[schema(value_type = Object)]
+    pub resolved: ResilienceConfig,
+}
+
+/// The `{name}` of a preset: one of the shipped presets.
+struct PresetPath;
+
+impl utoipa::IntoParams for PresetPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![crate::api::openapi::enum_param(
+            "name",
+            ParameterIn::Path,
+            "Preset name",
+            rconfig::PRESET_NAMES,
+        )]
+    }
 }
 
 /// `GET /internal/resilience/config/presets/{name}`.
-pub async fn get_preset(_: OperatorKey, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/internal/resilience/config/presets/{name}",
+    tag = "presets",
+    operation_id = "preset",
+    summary = "One preset",
+    description = "One preset and the configuration it resolves to. Unknown name: 404.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(PresetPath),
+    responses(
+        (status = 200, description = "The preset", body = PresetDetail),
+        (status = 401), (status = 403), (status = 404), (status = 500), (status = 503),
+    )
+)]
+pub async fn get_preset(
+    _: OperatorKey,
+    Path(name): Path<String>,
+) -> Result<Json<PresetDetail>, ApiError> {
     let preset = rconfig::preset(&name).map_err(|_| {
         ApiError::NotFound(format!(
             "Unknown preset '{name}'. Available presets: [simple, development, production]"
@@ -726,52 +789,141 @@ pub async fn get_preset(_: OperatorKey, Path(name): Path<String>) -> Result<Json
     })?;
     let resolved = rconfig::resolve(&preset.name, None, &crate::env::MapEnv::default())
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Json(json!({ "preset": preset, "resolved": resolved })))
+    Ok(Json(PresetDetail { preset, resolved }))
 }
 
+/// A preset's key values, in `PresetsSummary`.
+#[derive(Serialize, ToSchema)]
+pub struct PresetSummary {
+    /// Total attempts.
+    pub retry_attempts: u32,
+    /// Breaker threshold.
+    pub circuit_breaker_threshold: u32,
+    /// Breaker recovery seconds.
+    pub recovery_timeout: u32,
+    /// Default strategy.
+    pub default_strategy: rconfig::Strategy,
+    /// Operation → strategy overrides.
+    #[schema(value_type = BTreeMap<String, rconfig::Strategy>)]
+    pub operation_overrides: rconfig::OperationOverrides,
+    /// Environments it suits.
+    pub environment_contexts: Vec<String>,
+    /// What it is for.
+    pub description: String,
+}
+
+/// Body of `GET /internal/resilience/config/presets-summary`: preset name →
+/// summary.
+#[derive(Serialize, ToSchema)]
+pub struct PresetsSummary(pub BTreeMap<String, PresetSummary>);
+
 /// `GET /internal/resilience/config/presets-summary`.
-pub async fn presets_summary(_: OperatorKey) -> Json<Value> {
-    let summary: serde_json::Map<String, Value> = rconfig::presets()
+#[utoipa::path(
+    get,
+    path = "/internal/resilience/config/presets-summary",
+    tag = "presets",
+    operation_id = "presets_summary",
+    summary = "Presets summary",
+    description = "Every preset's key values, by name.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "Summary", body = PresetsSummary),
+        (status = 401), (status = 403), (status = 503),
+    )
+)]
+pub async fn presets_summary(_: OperatorKey) -> Json<PresetsSummary> {
+    let summary = rconfig::presets()
         .into_iter()
         .map(|p| {
             (
-                p.name.clone(),
-                json!({
-                    "retry_attempts": p.retry_attempts,
-                    "circuit_breaker_threshold": p.circuit_breaker_threshold,
-                    "recovery_timeout": p.recovery_timeout,
-                    "default_strategy": p.default_strategy,
-                    "operation_overrides": p.operation_overrides,
-                    "environment_contexts": p.environment_contexts,
-                    "description": p.description,
-                }),
+                p.name,
+                PresetSummary {
+                    retry_attempts: p.retry_attempts,
+                    circuit_breaker_threshold: p.circuit_breaker_threshold,
+                    recovery_timeout: p.recovery_timeout,
+                    default_strategy: p.default_strategy,
+                    operation_overrides: p.operation_overrides,
+                    environment_contexts: p.environment_contexts,
+                    description: p.description,
+                },
             )
         })
         .collect();
-    Json(Value::Object(summary))
+    Json(PresetsSummary(summary))
 }
 
 /// `GET /internal/resilience/config/recommend-preset/{environment}`.
-pub async fn recommend(_: OperatorKey, Path(environment): Path<String>) -> Json<Value> {
-    Json(json!(rconfig::recommend(&environment)))
+#[utoipa::path(
+    get,
+    path = "/internal/resilience/config/recommend-preset/{environment}",
+    tag = "presets",
+    operation_id = "recommend_preset",
+    summary = "Recommend a preset for an environment",
+    description = "The preset that suits a deployment environment name (e.g. `prod`, \
+        `staging`, `dev`), with a confidence and the reasoning.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("environment" = String, Path, description = "An environment name")),
+    responses(
+        (status = 200, description = "Recommendation", body = rconfig::Recommendation),
+        (status = 401), (status = 403), (status = 503),
+    )
+)]
+pub async fn recommend(
+    _: OperatorKey,
+    Path(environment): Path<String>,
+) -> Json<rconfig::Recommendation> {
+    Json(rconfig::recommend(&environment))
 }
 
 /// `GET /internal/resilience/config/recommend-preset-auto`.
-pub async fn recommend_auto(_: OperatorKey) -> Json<Value> {
-    Json(json!(rconfig::recommend_auto(&ProcessEnv)))
+#[utoipa::path(
+    get,
+    path = "/internal/resilience/config/recommend-preset-auto",
+    tag = "presets",
+    operation_id = "recommend_preset_auto",
+    summary = "Recommend a preset for this process",
+    description = "Like `recommend-preset`, with the environment detected from the \
+        process environment.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "Recommendation", body = rconfig::Recommendation),
+        (status = 401), (status = 403), (status = 503),
+    )
+)]
+pub async fn recommend_auto(_: OperatorKey) -> Json<rconfig::Recommendation> {
+    Json(rconfig::recommend_auto(&ProcessEnv))
 }
 
 /// Body of `POST /internal/resilience/config/validate`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(examples(json!({"configuration": {"retry_attempts": 3, "circuit_breaker_threshold": 5}})))]
 pub struct ValidateRequest {
     /// The custom configuration to check.
+    #[schema(value_type = Object)]
     configuration: Value,
 }
 
 /// `POST /internal/resilience/config/validate`: always 200 with
 /// `{is_valid, errors, warnings, suggestions}`.
-pub async fn validate(_: OperatorKey, JsonBody(request): JsonBody<ValidateRequest>) -> Json<Value> {
-    Json(json!(rconfig::validate_custom_value(
-        &request.configuration
-    )))
+#[utoipa::path(
+    post,
+    path = "/internal/resilience/config/validate",
+    tag = "presets",
+    operation_id = "validate_config",
+    summary = "Validate a custom configuration",
+    description = "Checks a custom configuration (the `RESILIENCE_CUSTOM_CONFIG` schema). \
+        Always 200 for a well-formed request: read `is_valid`.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    request_body(content = ValidateRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Validation report", body = rconfig::ValidationReport),
+        (status = 400), (status = 401), (status = 403), (status = 413), (status = 415),
+        (status = 422), (status = 503),
+    )
+)]
+pub async fn validate(
+    _: OperatorKey,
+    JsonBody(request): JsonBody<ValidateRequest>,
+) -> Json<rconfig::ValidationReport> {
+    Json(rconfig::validate_custom_value(&request.configuration))
 }
