@@ -19,9 +19,11 @@ use crate::jobs::{
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
+use utoipa::ToSchema;
 
 /// Largest `metadata`, serialised.
 const MAX_METADATA_BYTES: usize = 1024;
@@ -285,38 +287,114 @@ pub async fn cancel(
 }
 
 /// `GET /internal/jobs/stats`.
+#[utoipa::path(
+    get,
+    path = "/internal/jobs/stats",
+    tag = "jobs",
+    operation_id = "job_stats",
+    summary = "Job statistics",
+    description = "The async jobs at a glance: store (`memory` or `redis`) and whether \
+        it answers, paused or not, queued / delayed / running counts, final outcomes by \
+        status, the oldest queued job's age, every consumer with its pending deliveries \
+        and last-seen age, the dead-letter size, and this instance's queue-wait and \
+        run-time percentiles.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "Job statistics", body = crate::jobs::JobsStats),
+        (status = 401), (status = 403), (status = 503),
+    )
+)]
 pub async fn stats(State(state): State<AppState>, _: OperatorKey) -> Json<crate::jobs::JobsStats> {
     Json(state.engine.jobs().stats().await)
 }
 
-/// A dead-lettered job as operators see it (with its owner and request).
-fn operator_view(r: &crate::jobs::JobRecord) -> Value {
-    let mut v = json!(JobView::from(r));
-    if let Value::Object(m) = &mut v {
-        m.insert("owner".into(), json!(r.owner));
-        m.insert("consumer".into(), json!(r.consumer));
+/// A job as operators see it: the client's view plus owner and consumer.
+#[derive(Serialize, ToSchema)]
+pub struct OperatorJobView {
+    /// The client's view of the job.
+    #[serde(flatten)]
+    pub job: JobView,
+    /// The identity that submitted it.
+    pub owner: String,
+    /// The consumer (instance) that last ran it, if any.
+    #[schema(required = true)]
+    pub consumer: Option<String>,
+}
+
+impl From<&crate::jobs::JobRecord> for OperatorJobView {
+    fn from(r: &crate::jobs::JobRecord) -> OperatorJobView {
+        OperatorJobView {
+            job: JobView::from(r),
+            owner: r.owner.clone(),
+            consumer: r.consumer.clone(),
+        }
     }
-    v
+}
+
+/// Body of `GET /internal/jobs/dead`.
+#[derive(Serialize, ToSchema)]
+pub struct DeadJobs {
+    /// Jobs listed.
+    pub count: usize,
+    /// The dead-lettered jobs.
+    pub jobs: Vec<OperatorJobView>,
 }
 
 /// `GET /internal/jobs/dead`.
-pub async fn dead(State(state): State<AppState>, _: OperatorKey) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/internal/jobs/dead",
+    tag = "jobs",
+    operation_id = "dead_jobs",
+    summary = "Dead-lettered jobs",
+    description = "Dead-lettered jobs (delivered `JOB_MAX_DELIVERIES` times without an \
+        outcome: `failed` with `JOB_POISONED`), newest first, at most 100, with their \
+        owner and last consumer.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "Dead-lettered jobs", body = DeadJobs),
+        (status = 401), (status = 403), (status = 503),
+    )
+)]
+pub async fn dead(
+    State(state): State<AppState>,
+    _: OperatorKey,
+) -> Result<Json<DeadJobs>, ApiError> {
     let jobs = state
         .engine
         .jobs()
         .dead(100)
         .await
         .map_err(|e| jobs_error(&state, e))?;
-    let views: Vec<Value> = jobs.iter().map(operator_view).collect();
-    Ok(Json(json!({"count": views.len(), "jobs": views})))
+    let views: Vec<OperatorJobView> = jobs.iter().map(OperatorJobView::from).collect();
+    Ok(Json(DeadJobs {
+        count: views.len(),
+        jobs: views,
+    }))
 }
 
 /// `POST /internal/jobs/{id}/retry`.
+#[utoipa::path(
+    post,
+    path = "/internal/jobs/{job_id}/retry",
+    tag = "jobs",
+    operation_id = "retry_job",
+    summary = "Retry a job",
+    description = "Runs a failed (e.g. dead-lettered) or expired job again: it is queued \
+        again with its count of unfinished deliveries reset and a fresh time to live. A job \
+        still queued or running is a 409.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("job_id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "The job, queued again", body = OperatorJobView),
+        (status = 401), (status = 403), (status = 404), (status = 409), (status = 503),
+    )
+)]
 pub async fn retry(
     State(state): State<AppState>,
     OperatorKey(who): OperatorKey,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OperatorJobView>, ApiError> {
     let record = state
         .engine
         .jobs()
@@ -328,14 +406,24 @@ pub async fn retry(
         .identity
         .audit
         .record(&who, "job.retried", &id, json!({}));
-    Ok(Json(operator_view(&record)))
+    Ok(Json(OperatorJobView::from(&record)))
+}
+
+/// Body of `POST /internal/jobs/pause` and `/resume`.
+#[derive(Serialize, ToSchema)]
+pub struct JobsPaused {
+    /// True after a pause, false after a resume.
+    pub paused: bool,
+    /// When the switch was made (RFC 3339).
+    #[schema(format = DateTime)]
+    pub timestamp: String,
 }
 
 async fn set_paused(
     state: &AppState,
     who: &crate::identity::Identity,
     paused: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobsPaused>, ApiError> {
     state
         .engine
         .jobs()
@@ -353,23 +441,52 @@ async fn set_paused(
         "jobs",
         json!({}),
     );
-    Ok(Json(
-        json!({"paused": paused, "timestamp": crate::time::now_rfc3339()}),
-    ))
+    Ok(Json(JobsPaused {
+        paused,
+        timestamp: crate::time::now_rfc3339(),
+    }))
 }
 
 /// `POST /internal/jobs/pause`: every instance stops taking deliveries.
+#[utoipa::path(
+    post,
+    path = "/internal/jobs/pause",
+    tag = "jobs",
+    operation_id = "pause_jobs",
+    summary = "Pause job consumption",
+    description = "Stops job consumption on every instance (with Redis; this one with \
+        the memory store), e.g. during an incident. Running jobs finish; submissions \
+        are still accepted and wait.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "Paused", body = JobsPaused),
+        (status = 401), (status = 403), (status = 503),
+    )
+)]
 pub async fn pause(
     State(state): State<AppState>,
     OperatorKey(who): OperatorKey,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobsPaused>, ApiError> {
     set_paused(&state, &who, true).await
 }
 
 /// `POST /internal/jobs/resume`.
+#[utoipa::path(
+    post,
+    path = "/internal/jobs/resume",
+    tag = "jobs",
+    operation_id = "resume_jobs",
+    summary = "Resume job consumption",
+    description = "Restarts job consumption everywhere after a pause.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "Resumed", body = JobsPaused),
+        (status = 401), (status = 403), (status = 503),
+    )
+)]
 pub async fn resume(
     State(state): State<AppState>,
     OperatorKey(who): OperatorKey,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobsPaused>, ApiError> {
     set_paused(&state, &who, false).await
 }

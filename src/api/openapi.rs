@@ -521,82 +521,6 @@ fn public_routes() -> Vec<Route> {
 fn internal_routes() -> Vec<Route> {
     vec![
         Route {
-            description: "The async jobs at a glance: store (`memory` or `redis`) and whether \
-                it answers, paused or not, queued / delayed / running counts, final outcomes by \
-                status, the oldest queued job's age, every consumer with its pending deliveries \
-                and last-seen age, the dead-letter size, and this instance's queue-wait and \
-                run-time percentiles.",
-            auth: Auth::Operator,
-            ok: (200, "Job statistics", Body::Json("JobsStats")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/jobs/stats",
-                "jobs",
-                "job_stats",
-                "Job statistics",
-            )
-        },
-        Route {
-            description: "Dead-lettered jobs (delivered `JOB_MAX_DELIVERIES` times without an \
-                outcome: `failed` with `JOB_POISONED`), newest first, at most 100, with their \
-                owner and last consumer.",
-            auth: Auth::Operator,
-            ok: (200, "Dead-lettered jobs", Body::Json("DeadJobs")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/jobs/dead",
-                "jobs",
-                "dead_jobs",
-                "Dead-lettered jobs",
-            )
-        },
-        Route {
-            description: "Runs a failed (e.g. dead-lettered) or expired job again: it is queued \
-                again with its count of unfinished deliveries reset and a fresh time to live. A job still queued or running \
-                is a 409.",
-            auth: Auth::Operator,
-            params: &[("job_id", "The job id", &[])],
-            ok: (200, "The job, queued again", Body::Json("OperatorJobView")),
-            errors: &[401, 403, 404, 409, 503],
-            ..route(
-                Post,
-                "/internal/jobs/{job_id}/retry",
-                "jobs",
-                "retry_job",
-                "Retry a job",
-            )
-        },
-        Route {
-            description: "Stops job consumption on every instance (with Redis; this one with \
-                the memory store), e.g. during an incident. Running jobs finish; submissions \
-                are still accepted and wait.",
-            auth: Auth::Operator,
-            ok: (200, "Paused", Body::Json("JobsPaused")),
-            errors: OPERATOR,
-            ..route(
-                Post,
-                "/internal/jobs/pause",
-                "jobs",
-                "pause_jobs",
-                "Pause job consumption",
-            )
-        },
-        Route {
-            description: "Restarts job consumption everywhere after a pause.",
-            auth: Auth::Operator,
-            ok: (200, "Resumed", Body::Json("JobsPaused")),
-            errors: OPERATOR,
-            ..route(
-                Post,
-                "/internal/jobs/resume",
-                "jobs",
-                "resume_jobs",
-                "Resume job consumption",
-            )
-        },
-        Route {
             description: "Issues a client key. The answer carries the secret (`keel_` + 32 \
                 base62 characters) once; keel keeps only its SHA-256. With `REDIS_URL` the key \
                 is shared by every instance; without it, it lives in this instance's memory. \
@@ -1575,16 +1499,6 @@ mod schemas {
     #[derive(OpenApi)]
     #[openapi(components(schemas(
         ErrorBody,
-        crate::jobs::JobsStats,
-        crate::jobs::ConsumerInfo,
-        crate::metrics::LatencySummary,
-        DeadJobs,
-        OperatorJobView,
-        JobsPaused,
-        crate::jobs::JobView,
-        crate::jobs::JobStatus,
-        crate::jobs::JobFailure,
-        crate::jobs::WebhookState,
         CreateKeyRequest,
         CreatedKey,
         KeyList,
@@ -2358,41 +2272,6 @@ mod schemas {
 
     // ----- internal ---------------------------------------------------------
 
-    // Mirrors `crate::api::jobs::operator_view`.
-    /// A job as operators see it: the client's view plus owner and consumer.
-    #[derive(Serialize, ToSchema)]
-    pub struct OperatorJobView {
-        /// The client's view of the job.
-        #[serde(flatten)]
-        pub job: crate::jobs::JobView,
-        /// The identity that submitted it.
-        pub owner: String,
-        /// The consumer (instance) that last ran it, if any.
-        #[schema(required = true)]
-        pub consumer: Option<String>,
-    }
-
-    // Mirrors the body of `crate::api::jobs::dead`.
-    /// `GET /internal/jobs/dead`.
-    #[derive(Serialize, ToSchema)]
-    pub struct DeadJobs {
-        /// Jobs listed.
-        pub count: u64,
-        /// The dead-lettered jobs.
-        pub jobs: Vec<OperatorJobView>,
-    }
-
-    // Mirrors the body of `crate::api::jobs::set_paused`.
-    /// `POST /internal/jobs/pause` and `/resume`.
-    #[derive(Serialize, ToSchema)]
-    pub struct JobsPaused {
-        /// True after a pause, false after a resume.
-        pub paused: bool,
-        /// When the switch was made (RFC 3339).
-        #[schema(format = DateTime)]
-        pub timestamp: String,
-    }
-
     // Mirrors `crate::resilience::breaker::BreakerState`.
     /// Breaker states.
     #[derive(Serialize, ToSchema)]
@@ -2447,11 +2326,6 @@ mod tests {
         ("GET", "/v1/jobs/{job_id}"),
         ("DELETE", "/v1/jobs/{job_id}"),
         // src/api/internal/mod.rs
-        ("GET", "/internal/jobs/stats"),
-        ("GET", "/internal/jobs/dead"),
-        ("POST", "/internal/jobs/{job_id}/retry"),
-        ("POST", "/internal/jobs/pause"),
-        ("POST", "/internal/jobs/resume"),
         ("POST", "/internal/keys"),
         ("GET", "/internal/keys"),
         ("DELETE", "/internal/keys/{id}"),

@@ -25,11 +25,6 @@ use utoipa_axum::routes;
 /// The `/internal` routes (nested by [`super::router`]).
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/jobs/stats", get(crate::api::jobs::stats))
-        .route("/jobs/dead", get(crate::api::jobs::dead))
-        .route("/jobs/pause", post(crate::api::jobs::pause))
-        .route("/jobs/resume", post(crate::api::jobs::resume))
-        .route("/jobs/{job_id}/retry", post(crate::api::jobs::retry))
         .route("/keys", post(identity::create_key).get(identity::list_keys))
         .route("/keys/{id}", axum::routing::delete(identity::revoke_key))
         .route("/tokens/revoke", post(identity::revoke_token))
@@ -64,6 +59,11 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(resilience::recommend))
         .routes(routes!(resilience::recommend_auto))
         .routes(routes!(resilience::validate))
+        .routes(routes!(crate::api::jobs::stats))
+        .routes(routes!(crate::api::jobs::dead))
+        .routes(routes!(crate::api::jobs::retry))
+        .routes(routes!(crate::api::jobs::pause))
+        .routes(routes!(crate::api::jobs::resume))
         .routes(routes!(cache::clear))
         .routes(routes!(cache::status))
         .routes(routes!(cache::metrics))
