@@ -163,10 +163,8 @@ pub fn internal_router(state: AppState) -> Router {
 }
 
 fn operator_routes() -> Router<AppState> {
-    let (documented, _) = internal::documented_routes().split_for_parts();
-    Router::new()
-        .nest("/internal", internal::routes())
-        .merge(documented)
+    let (routes, _) = internal::routes().split_for_parts();
+    routes
 }
 
 /// The layers every listener shares, the request context outermost. They are

@@ -81,7 +81,9 @@ enum Auth {
     Optional,
     /// An API key (`API_KEY` / `ADDITIONAL_API_KEYS`) is required.
     Key,
-    /// The operator key (`INTERNAL_API_KEY`) is required.
+    /// The operator key (`INTERNAL_API_KEY`) is required (every operator
+    /// route is derived; the tests tell them by their security).
+    #[cfg_attr(not(test), allow(dead_code))]
     Operator,
 }
 
@@ -187,7 +189,6 @@ const fn route(
 use Method::{Delete, Get, Post};
 
 const V1_KEYED: &[u16] = &[401, 429, 503];
-const OPERATOR: &[u16] = &[401, 403, 503];
 
 /// The operation names, for schemas of fields that take one as a string.
 pub(crate) const OPERATIONS: &[&str] = &["summarize", "sentiment", "key_points", "questions", "qa"];
@@ -521,87 +522,6 @@ fn public_routes() -> Vec<Route> {
 fn internal_routes() -> Vec<Route> {
     vec![
         Route {
-            description: "Issues a client key. The answer carries the secret (`keel_` + 32 \
-                base62 characters) once; keel keeps only its SHA-256. With `REDIS_URL` the key \
-                is shared by every instance; without it, it lives in this instance's memory. \
-                Audited.",
-            auth: Auth::Operator,
-            request: Some("CreateKeyRequest"),
-            ok: (
-                201,
-                "The key, with its secret (shown once)",
-                Body::Json("CreatedKey"),
-            ),
-            errors: &[400, 401, 403, 413, 415, 422, 503],
-            ..route(
-                Post,
-                "/internal/keys",
-                "identity",
-                "create_key",
-                "Issue a client key",
-            )
-        },
-        Route {
-            description: "Every client key's metadata (never a secret), with `last_used` on \
-                this instance; static keys from the environment are listed as \
-                `kind: static_key`, not revocable at runtime; the JWT key set's refresh state.",
-            auth: Auth::Operator,
-            ok: (200, "Keys", Body::Json("KeyList")),
-            errors: OPERATOR,
-            ..route(Get, "/internal/keys", "identity", "list_keys", "List keys")
-        },
-        Route {
-            description: "Revokes a client key (idempotent): refused on this instance at once \
-                and, with Redis, on every instance within `IDENTITY_REFRESH_MS` (250 ms). \
-                A static key's id is a 409 (change the environment instead). Audited.",
-            auth: Auth::Operator,
-            params: &[("id", "The key's id (`ck_…`)", &[])],
-            ok: (200, "The revoked key", Body::Json("Object")),
-            errors: &[401, 403, 404, 409, 503],
-            ..route(
-                Delete,
-                "/internal/keys/{id}",
-                "identity",
-                "revoke_key",
-                "Revoke a client key",
-            )
-        },
-        Route {
-            description: "Refuses every JWT with this `jti` until `exp` (a denylist in Redis \
-                with every instance's local copy refreshed every `IDENTITY_REFRESH_MS`; \
-                memory only without Redis). Audited.",
-            auth: Auth::Operator,
-            request: Some("RevokeTokenRequest"),
-            ok: (200, "Revoked", Body::Json("Object")),
-            errors: &[400, 401, 403, 413, 415, 422, 503],
-            ..route(
-                Post,
-                "/internal/tokens/revoke",
-                "identity",
-                "revoke_token",
-                "Revoke a JWT by jti",
-            )
-        },
-        Route {
-            description: "Recent operator actions (keys created/revoked, tokens revoked, \
-                configuration switched, breakers forced, cache cleared, jobs paused), newest \
-                first, each with the acting identity. A bounded ring per instance \
-                (`AUDIT_LOG_CAPACITY`); each action is also one `keel::audit` log line.",
-            auth: Auth::Operator,
-            query: &[(
-                "limit",
-                "Most entries to return",
-                QueryValue::Integer {
-                    min: 1,
-                    max: 10000,
-                    default: 100,
-                },
-            )],
-            ok: (200, "Audit entries", Body::Json("AuditTrail")),
-            errors: &[400, 401, 403, 503],
-            ..route(Get, "/internal/audit", "identity", "audit", "Audit trail")
-        },
-        Route {
             description: "This document.",
             ok: (200, "The OpenAPI 3.1 document", Body::Json("Object")),
             ..route(
@@ -766,14 +686,11 @@ pub fn public_doc() -> OpenApi {
 /// The operator document: everything under `/internal`. The routes still in
 /// the table come from [`internal_routes`]; the others are derived from
 /// their handlers' `#[utoipa::path]` through the router that serves them
-/// ([`crate::api::internal::documented_routes`]) and get the shared parts
+/// ([`crate::api::internal::routes`]) and get the shared parts
 /// from [`add_derived`].
 pub fn internal_doc() -> OpenApi {
     let mut doc = build(Surface::Internal, &internal_routes());
-    add_derived(
-        &mut doc,
-        crate::api::internal::documented_routes().into_openapi(),
-    );
+    add_derived(&mut doc, crate::api::internal::routes().into_openapi());
     doc
 }
 
@@ -1497,112 +1414,8 @@ mod schemas {
 
     /// Components of the operator document.
     #[derive(OpenApi)]
-    #[openapi(components(schemas(
-        ErrorBody,
-        CreateKeyRequest,
-        CreatedKey,
-        KeyList,
-        RevokeTokenRequest,
-        AuditTrail,
-    )))]
+    #[openapi(components(schemas(ErrorBody,)))]
     pub struct InternalSchemas;
-
-    // Mirrors `crate::api::internal::identity::CreateKey`.
-    /// `POST /internal/keys`.
-    #[derive(Deserialize, ToSchema)]
-    #[serde(deny_unknown_fields)]
-    #[schema(examples(json!({"name": "ci-pipeline", "roles": ["client"], "tenant": "acme",
-        "rate_limit_per_minute": 60, "expires_at": "2027-01-01T00:00:00Z"})))]
-    pub struct CreateKeyRequest {
-        /// Name shown in listings (1–100 characters).
-        pub name: String,
-        /// `client` and/or `operator`; default `["client"]`.
-        pub roles: Option<Vec<String>>,
-        /// Tenant the key acts for: jobs, batches and limits are shared by the tenant.
-        pub tenant: Option<String>,
-        /// Requests per sliding minute for this key (1–1,000,000), replacing `RATE_LIMIT_PER_MINUTE`.
-        pub rate_limit_per_minute: Option<u32>,
-        /// Expiry: RFC 3339 or Unix seconds, in the future.
-        pub expires_at: Option<Value>,
-    }
-
-    /// `POST /internal/keys` answer: the key and its secret (shown once).
-    #[derive(Serialize, ToSchema)]
-    pub struct CreatedKey {
-        /// The key's id (`ck_…`), used to revoke it.
-        pub id: String,
-        /// `client_key`.
-        pub kind: String,
-        /// The secret: send it as `Authorization: Bearer <secret>` or `X-API-Key`.
-        pub secret: String,
-        /// Name.
-        pub name: String,
-        /// Roles.
-        pub roles: Vec<String>,
-        /// Tenant.
-        pub tenant: Option<String>,
-        /// Own per-minute limit.
-        pub rate_limit_per_minute: Option<u32>,
-        /// First characters of the secret and `...`.
-        pub prefix: String,
-        /// RFC 3339.
-        pub created_at: Option<String>,
-        /// The creating operator's identity id.
-        pub created_by: String,
-        /// RFC 3339, or null.
-        pub expires_at: Option<String>,
-        /// False.
-        pub revoked: bool,
-        /// Null.
-        pub revoked_at: Option<String>,
-        /// Null.
-        pub last_used: Option<String>,
-        /// True.
-        pub revocable: bool,
-        /// `redis` or `memory`.
-        pub store: String,
-        /// A reminder that the secret is not shown again.
-        pub message: String,
-    }
-
-    /// `GET /internal/keys`.
-    #[derive(Serialize, ToSchema)]
-    pub struct KeyList {
-        /// `redis` or `memory`.
-        pub store: String,
-        /// How revocation reaches other instances.
-        pub revocation: String,
-        /// Issued keys (metadata only), newest first.
-        pub client_keys: Vec<Value>,
-        /// Keys from the environment (`kind: static_key`, `revocable: false`).
-        pub static_keys: Vec<Value>,
-        /// JWT key set state (`source`, `kids`, `refreshes`, `refresh_failures`,
-        /// `last_success`, `last_error`, `cached_tokens`), or null when JWT is off.
-        pub jwt: Option<Value>,
-    }
-
-    // Mirrors `crate::api::internal::identity::RevokeToken`.
-    /// `POST /internal/tokens/revoke`.
-    #[derive(Deserialize, ToSchema)]
-    #[serde(deny_unknown_fields)]
-    #[schema(examples(json!({"jti": "4f1c", "exp": 1796083200})))]
-    pub struct RevokeTokenRequest {
-        /// The token's `jti` claim.
-        pub jti: String,
-        /// The token's `exp` (Unix seconds or RFC 3339): refused until then.
-        pub exp: Value,
-    }
-
-    /// `GET /internal/audit`.
-    #[derive(Serialize, ToSchema)]
-    pub struct AuditTrail {
-        /// Entries the ring keeps.
-        pub capacity: usize,
-        /// Entries returned.
-        pub count: usize,
-        /// `{at, action, actor, actor_kind, target, details}`, newest first.
-        pub entries: Vec<Value>,
-    }
 
     // ----- shared -------------------------------------------------------
 
@@ -2302,11 +2115,9 @@ mod tests {
     use tower::ServiceExt;
 
     /// Every `(method, path)` the application serves outside
-    /// [`crate::api::internal::documented_routes`] (whose routes are
-    /// documented by the same registration that serves them), mirroring
-    /// `router` in `src/api/mod.rs`, `routes` in `src/api/internal/mod.rs`
-    /// (prefixed with `/internal`) and [`docs_routes`]. Update it with the
-    /// router.
+    /// [`crate::api::internal::routes`] (whose routes are documented by the
+    /// same registration that serves them), mirroring `router` in
+    /// `src/api/mod.rs` and [`docs_routes`]. Update it with the router.
     const SERVED: &[(&str, &str)] = &[
         // src/api/mod.rs
         ("GET", "/"),
@@ -2325,12 +2136,6 @@ mod tests {
         ("GET", "/v1/jobs"),
         ("GET", "/v1/jobs/{job_id}"),
         ("DELETE", "/v1/jobs/{job_id}"),
-        // src/api/internal/mod.rs
-        ("POST", "/internal/keys"),
-        ("GET", "/internal/keys"),
-        ("DELETE", "/internal/keys/{id}"),
-        ("POST", "/internal/tokens/revoke"),
-        ("GET", "/internal/audit"),
         // docs_routes (utoipa-swagger-ui serves `{*rest}`; documented as `{file}`)
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
@@ -2383,7 +2188,7 @@ mod tests {
 
     /// `(METHOD, path)` of every route of the derived operator router.
     fn derived_operations() -> BTreeSet<(String, String)> {
-        let (_, doc) = crate::api::internal::documented_routes().split_for_parts();
+        let (_, doc) = crate::api::internal::routes().split_for_parts();
         operations_of(&json_of(&doc))
     }
 

@@ -14,29 +14,18 @@ mod resilience;
 use super::AppState;
 use super::auth::OperatorKey;
 use crate::api::json::Json;
-use axum::Router;
-use axum::routing::{get, post};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// The `/internal` routes (nested by [`super::router`]).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/keys", post(identity::create_key).get(identity::list_keys))
-        .route("/keys/{id}", axum::routing::delete(identity::revoke_key))
-        .route("/tokens/revoke", post(identity::revoke_token))
-        .route("/audit", get(identity::audit))
-}
-
-/// The operator routes whose documentation is derived from their handlers'
-/// `#[utoipa::path]` (full paths, merged beside [`routes`] by
-/// [`super::router`]). Serving and documenting a route here is one
-/// registration, so none of them can be served undocumented; the operator
-/// document takes its operations and schemas from this router.
-pub fn documented_routes() -> OpenApiRouter<AppState> {
+/// Every operator route (full paths), each registered with its handler's
+/// `#[utoipa::path]`: serving a route and documenting it is one
+/// registration, so none can be served undocumented. [`super::router`]
+/// serves this router; the operator document takes its operations and
+/// schemas from it.
+pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(index))
         .routes(routes!(index_slash))
@@ -64,6 +53,10 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::api::jobs::retry))
         .routes(routes!(crate::api::jobs::pause))
         .routes(routes!(crate::api::jobs::resume))
+        .routes(routes!(identity::create_key, identity::list_keys))
+        .routes(routes!(identity::revoke_key))
+        .routes(routes!(identity::revoke_token))
+        .routes(routes!(identity::audit))
         .routes(routes!(cache::clear))
         .routes(routes!(cache::status))
         .routes(routes!(cache::metrics))
