@@ -107,7 +107,7 @@ pub struct Job {
 }
 
 /// Overall polarity of a text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SentimentLabel {
     /// Predominantly favourable.
@@ -130,11 +130,12 @@ impl SentimentLabel {
 }
 
 /// A sentiment verdict as the public API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Sentiment {
     /// The label.
     pub sentiment: SentimentLabel,
     /// How sure the provider is, in `0.0..=1.0`.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub confidence: f64,
     /// A short human-readable reason (cue words for the local provider).
     pub explanation: String,

@@ -88,7 +88,7 @@ impl FromStr for ProviderKind {
 }
 
 /// Tokens an upstream reported for one call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TokenUsage {
     /// Tokens in the prompt.
     pub prompt_tokens: u64,
