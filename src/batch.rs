@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 /// Where a batch is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BatchState {
     /// Items are still running.
@@ -37,7 +37,8 @@ pub struct BatchRecord {
 }
 
 /// What `batch_status` returns.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = BatchProgress)]
 pub struct BatchStatus {
     /// The batch id.
     pub batch_id: String,
@@ -50,10 +51,13 @@ pub struct BatchStatus {
     /// Items failed so far.
     pub failed: u64,
     /// When the batch was accepted (RFC 3339).
+    #[schema(format = DateTime)]
     pub created_at: String,
-    /// When the last item finished (RFC 3339), once completed.
+    /// When the last item finished (RFC 3339); `null` while processing.
+    #[schema(required = true, format = DateTime)]
     pub completed_at: Option<String>,
-    /// Wall time of the whole batch in seconds, once completed.
+    /// Wall time of the whole batch in seconds; `null` while processing.
+    #[schema(required = true)]
     pub total_processing_time: Option<f64>,
 }
 

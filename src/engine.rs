@@ -135,15 +135,17 @@ pub enum Life {
 }
 
 /// A runtime configuration switch, for the audit trail.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ConfigChange {
     /// Who switched (the operator key's fingerprint).
     pub by: String,
     /// When (RFC 3339).
+    #[schema(format = DateTime)]
     pub at: String,
     /// The preset switched to.
     pub preset: String,
     /// The custom configuration applied with it.
+    #[schema(required = true)]
     pub custom_config: Option<serde_json::Value>,
 }
 

@@ -47,6 +47,7 @@ use serde::Serialize;
 /// The verdict, worst last so `max` picks the worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = HealthStatus)]
 pub enum Status {
     /// Nothing to report.
     Healthy,
@@ -70,6 +71,7 @@ impl Status {
 /// What a finding is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = HealthComponent)]
 pub enum Component {
     /// The supervised actor tree.
     Actors,
@@ -87,6 +89,7 @@ pub enum Component {
 
 /// One finding: why the status is not `healthy`.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = HealthReason)]
 pub struct Reason {
     /// What it is about.
     pub component: Component,
@@ -100,6 +103,7 @@ pub struct Reason {
 
 /// One component's verdict.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = HealthCheck)]
 pub struct Check {
     /// The worst status of its findings (`healthy` without any).
     pub status: Status,
@@ -109,6 +113,7 @@ pub struct Check {
 
 /// Every component's verdict (each present, healthy ones too).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = HealthChecks)]
 pub struct Checks {
     /// The actor tree.
     pub actors: Check,

@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 /// The five text operations keel offers. The wire names (`summarize`,
 /// `sentiment`, `key_points`, `questions`, `qa`) are part of the public contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
     /// Shorten a text to about `max_length` words.
@@ -107,7 +107,7 @@ pub struct Job {
 }
 
 /// Overall polarity of a text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SentimentLabel {
     /// Predominantly favourable.
@@ -130,11 +130,12 @@ impl SentimentLabel {
 }
 
 /// A sentiment verdict as the public API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Sentiment {
     /// The label.
     pub sentiment: SentimentLabel,
     /// How sure the provider is, in `0.0..=1.0`.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub confidence: f64,
     /// A short human-readable reason (cue words for the local provider).
     pub explanation: String,

@@ -288,25 +288,34 @@ pub struct ProviderStats {
 }
 
 /// What the resilience layer did, over all providers and operations.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct ResilienceCounters {
     /// Attempts after the first (retries).
+    #[schema(value_type = u64)]
     pub retries: AtomicU64,
     /// Backoff sleeps taken.
+    #[schema(value_type = u64)]
     pub backoffs: AtomicU64,
     /// Times a job moved on to a fallback provider.
+    #[schema(value_type = u64)]
     pub fallbacks: AtomicU64,
     /// Calls refused by an open breaker.
+    #[schema(value_type = u64)]
     pub breaker_rejections: AtomicU64,
     /// Calls refused by a full bulkhead.
+    #[schema(value_type = u64)]
     pub bulkhead_rejections: AtomicU64,
     /// Retries refused by the retry budget.
+    #[schema(value_type = u64)]
     pub budget_refusals: AtomicU64,
     /// Jobs that ran out of deadline.
+    #[schema(value_type = u64)]
     pub deadline_exceeded: AtomicU64,
     /// Hedged calls started (a call still running after the hedge delay).
+    #[schema(value_type = u64)]
     pub hedges_started: AtomicU64,
     /// Hedged calls whose answer won (came before the call they hedged).
+    #[schema(value_type = u64)]
     pub hedges_won: AtomicU64,
 }
 

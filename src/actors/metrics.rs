@@ -45,7 +45,7 @@ pub struct MetricsAggregatorArgs {
 }
 
 /// One operation's traffic.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OperationSnapshot {
     /// The operation.
     pub operation: Operation,
@@ -64,7 +64,7 @@ pub struct OperationSnapshot {
 }
 
 /// One provider's traffic.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProviderSnapshot {
     /// The provider.
     pub provider: ProviderKind,

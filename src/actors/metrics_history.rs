@@ -91,7 +91,8 @@ impl Reading {
 }
 
 /// How many breakers of one provider are in which state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = BreakerStateCounts)]
 pub struct BreakerCounts {
     /// Closed.
     pub closed: u32,
@@ -115,7 +116,8 @@ impl BreakerCounts {
 }
 
 /// One operation over one interval.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = HistoryOperationSample)]
 pub struct OpSample {
     /// Jobs started per second.
     pub requests_per_second: f64,
@@ -130,11 +132,12 @@ pub struct OpSample {
 }
 
 /// One interval of the series.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = HistorySample)]
 pub struct Sample {
     /// End of the interval, Unix milliseconds.
     pub unix_ms: u64,
-    /// Length of the interval, seconds (about [`SAMPLE_EVERY`]).
+    /// Length of the interval, seconds (about 5: `SAMPLE_EVERY`).
     pub interval_seconds: f64,
     /// Jobs started per second, all operations.
     pub requests_per_second: f64,
@@ -205,7 +208,8 @@ pub struct History {
 }
 
 /// What `GET /internal/metrics/history` answers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = MetricsHistory)]
 pub struct HistoryView {
     /// Seconds between samples.
     pub interval_seconds: u64,

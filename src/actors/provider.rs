@@ -42,7 +42,7 @@ pub enum ProviderMsg {
 const PROBE_TIMEOUT_CAP: Duration = Duration::from_secs(5);
 
 /// Operator-facing description of one provider (never includes its key).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ProviderInfo {
     /// The provider kind.
     pub kind: ProviderKind,

@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;
+use utoipa::ToSchema;
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -110,32 +111,100 @@ pub struct AuthFailure {
     pub environment: &'static str,
 }
 
-/// The FastAPI-compatible `detail` of an error body.
-#[derive(Debug, Serialize)]
+/// FastAPI's `detail`: a string in general, `{message, context}` for a
+/// 401, a list of `{loc, msg, type}` for a 422.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Detail<'a> {
     /// The message again (FastAPI's `HTTPException(detail="...")`).
     Message(&'a str),
-    /// A structured form: `{message, context}` for 401, `[{loc, msg, type}]` for 422.
-    Structured(Value),
+    /// 401, as the reference's `HTTPException`.
+    Auth(AuthDetail<'a>),
+    /// 422, as FastAPI's request-validation errors.
+    Validation(Vec<ValidationIssue>),
 }
 
-/// The JSON error body.
-#[derive(Debug, Serialize)]
+// Fields in the order the reference's clients have always received them.
+/// `detail` of a 401, as the reference's `HTTPException`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthDetail<'a> {
+    /// What the request presented.
+    pub context: AuthContext,
+    /// The message (e.g. "Invalid API key", "API key required: ...").
+    pub message: &'a str,
+}
+
+// Fields in the order the reference's clients have always received them.
+/// `detail.context` of a 401.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthContext {
+    /// `bearer_token` or `x_api_key`.
+    pub auth_method: &'static str,
+    /// Whether a key was sent.
+    pub credentials_provided: bool,
+    /// `ENVIRONMENT` of the server.
+    pub environment: &'static str,
+    /// First 8 characters of the rejected key; `null` when none was sent.
+    #[schema(required = true)]
+    pub key_prefix: Option<String>,
+}
+
+/// One entry of a 422 `detail`, as FastAPI's request-validation errors.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationIssue {
+    /// Where: `["body", "options", "max_length"]`.
+    pub loc: Vec<LocPart>,
+    /// The message.
+    pub msg: String,
+    /// A pydantic error type: `missing`, `extra_forbidden`, `int_type`,
+    /// `too_short`, `string_too_short`, `value_out_of_range`, `value_error`, …
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+/// A `loc` element: a field name or an array index.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LocPart {
+    /// A field name.
+    Name(String),
+    /// An array index.
+    Index(u64),
+}
+
+/// The one error body of both APIs.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(examples(json!({
+    "success": false,
+    "error": "text must be at least 10 characters after trimming, got 2",
+    "error_code": "VALIDATION_ERROR",
+    "details": {"field": "text", "length": 2, "min": 10},
+    "detail": [{"loc": ["body", "text"],
+                "msg": "text must be at least 10 characters after trimming, got 2",
+                "type": "string_too_short"}],
+    "request_id": "92d71b23-a32b-4af5-9c59-82a2b2a6c061",
+    "timestamp": "2026-11-22T01:13:17.441Z"
+})))]
 pub struct ErrorBody<'a> {
-    /// Always false.
+    /// Always `false`.
     pub success: bool,
     /// Human-readable message.
     pub error: &'a str,
-    /// Stable machine-readable code.
+    /// Stable machine-readable code: `BAD_REQUEST`, `AUTHENTICATION_ERROR`,
+    /// `AUTHORIZATION_ERROR`, `NOT_FOUND`, `METHOD_NOT_ALLOWED`, `CONFLICT`,
+    /// `PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`, `VALIDATION_ERROR`,
+    /// `RATE_LIMIT_EXCEEDED`, `INTERNAL_ERROR`, `AI_SERVICE_ERROR`,
+    /// `SERVICE_UNAVAILABLE`, `GATEWAY_TIMEOUT`, …
     pub error_code: &'a str,
-    /// Optional structured detail.
+    /// Structured detail (e.g. `{"field": "text", "max": 10000}`), or `null`.
+    #[schema(required = true, value_type = Value)]
     pub details: Option<&'a Value>,
-    /// FastAPI-compatible form of the error for the reference's clients.
+    /// FastAPI-compatible form for the reference's clients.
     pub detail: Detail<'a>,
     /// The request's `X-Request-ID`.
     pub request_id: String,
     /// When the error was produced (RFC 3339).
+    #[schema(format = DateTime)]
     pub timestamp: String,
 }
 
@@ -255,20 +324,20 @@ impl ApiError {
 }
 
 impl ApiError {
-    /// The structured `detail` of a 401 or 422; `None` means "the message".
-    fn structured_detail(&self, message: &str, details: Option<&Value>) -> Option<Value> {
+    /// The `detail` of this error: structured for a 401 or 422, else the message.
+    fn detail<'a>(&self, message: &'a str, details: Option<&Value>) -> Detail<'a> {
         match self {
-            ApiError::Unauthorized(f) => Some(serde_json::json!({
-                "message": message,
-                "context": {
-                    "auth_method": f.auth_method,
-                    "environment": f.environment,
-                    "credentials_provided": f.credentials_provided,
-                    "key_prefix": f.key_prefix,
+            ApiError::Unauthorized(f) => Detail::Auth(AuthDetail {
+                context: AuthContext {
+                    auth_method: f.auth_method,
+                    credentials_provided: f.credentials_provided,
+                    environment: f.environment,
+                    key_prefix: f.key_prefix.clone(),
                 },
-            })),
-            ApiError::Validation { .. } => Some(validation_detail(message, details)),
-            _ => None,
+                message,
+            }),
+            ApiError::Validation { .. } => Detail::Validation(validation_detail(message, details)),
+            _ => Detail::Message(message),
         }
     }
 }
@@ -279,7 +348,7 @@ const SERDE_PREFIX: &str = "Failed to deserialize the JSON body into the target 
 /// FastAPI's 422 `detail`: one `{loc, msg, type}` entry. `loc` starts with
 /// `details.in` (`query` for a query parameter; `body` when absent) and follows `details.field` (`options.max_length` → `["body",
 /// "options", "max_length"]`), or the path serde reported.
-fn validation_detail(message: &str, details: Option<&Value>) -> Value {
+fn validation_detail(message: &str, details: Option<&Value>) -> Vec<ValidationIssue> {
     let serde_text = message.strip_prefix(SERDE_PREFIX);
     let field = details
         .and_then(|d| d.get("field"))
@@ -295,12 +364,16 @@ fn validation_detail(message: &str, details: Option<&Value>) -> Value {
         .and_then(|d| d.get("in"))
         .and_then(Value::as_str)
         .unwrap_or("body");
-    let mut loc = vec![Value::from(origin)];
+    let mut loc = vec![LocPart::Name(origin.into())];
     if let Some(field) = &field {
         for part in field.split('.').filter(|p| !p.is_empty()) {
             match part.strip_prefix('[').and_then(|p| p.strip_suffix(']')) {
-                Some(index) => loc.push(index.parse::<u64>().map_or(part.into(), Value::from)),
-                None => loc.push(part.into()),
+                Some(index) => loc.push(
+                    index
+                        .parse::<u64>()
+                        .map_or(LocPart::Name(part.into()), LocPart::Index),
+                ),
+                None => loc.push(LocPart::Name(part.into())),
             }
         }
     }
@@ -312,14 +385,14 @@ fn validation_detail(message: &str, details: Option<&Value>) -> Value {
             .and_then(|(_, rest)| rest.split_once('`'))
             .map(|(name, _)| name)
         {
-            loc.push(name.into());
+            loc.push(LocPart::Name(name.into()));
         }
     }
-    serde_json::json!([{
-        "loc": loc,
-        "msg": message,
-        "type": validation_type(text, details),
-    }])
+    vec![ValidationIssue {
+        loc,
+        msg: message.to_string(),
+        kind: validation_type(text, details),
+    }]
 }
 
 /// The pydantic error type closest to a keel validation error.
@@ -429,10 +502,7 @@ impl IntoResponse for ApiError {
         }
         let details = self.details();
         let message = self.to_string();
-        let detail = match self.structured_detail(&message, details.as_ref()) {
-            Some(structured) => Detail::Structured(structured),
-            None => Detail::Message(&message),
-        };
+        let detail = self.detail(&message, details.as_ref());
         let mut response =
             error_response_with_detail(status, self.code(), &message, details.as_ref(), detail);
         if let Some(after) = self.retry_after() {

@@ -16,16 +16,21 @@ use super::text::ProcessRequest;
 use crate::engine::WeakEngine;
 use crate::jobs::runner::{RunFailure, Runner};
 use crate::jobs::{
-    JobStatus, JobView, JobsError, ListFilter, NewJob, SubmitResult, canonical_hash,
+    Accepted, JobStatus, JobView, JobsError, ListFilter, NewJob, SubmitResult, canonical_hash,
 };
 use crate::providers::ErrorClass;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
+use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
+use utoipa::ToSchema;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 /// Runs a job's stored request through [`super::text::run_request`], the
 /// `/process` pipeline: the [`Runner`] [`AppState`] attaches to the jobs
@@ -126,7 +131,101 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(raw.to_str().ok().map(str::to_string))
 }
 
+/// The job's own fields of a submission, which `submit` takes out of the
+/// body before reading the rest as a `/process` body.
+const CALLBACK_URL: &str = "callback_url";
+const METADATA: &str = "metadata";
+const TTL_SECONDS: &str = "ttl_seconds";
+
+// The schema of the body `submit` reads: it takes the object apart field by
+// field (to hash the raw body for idempotency and to name the field of a
+// bad value) and reads the rest as a `ProcessRequest`, so there is no one
+// type to derive it from; the test `job_request_names_what_submit_reads`
+// keeps its fields to the ones `submit` takes out and their limits to the
+// ones it enforces.
+/// Body of `POST /v1/jobs`: the `/process` body plus the job's own fields.
+#[derive(serde::Deserialize, ToSchema)]
+#[allow(dead_code)]
+#[schema(examples(json!({
+    "text": "The city of Riverton launched a solar energy program this spring. The program will install panels on two hundred public buildings. Officials expect the panels to cut the city energy costs by a third.",
+    "operation": "summarize",
+    "options": {"max_length": 25},
+    "metadata": {"ticket": "T-1042"},
+    "ttl_seconds": 600
+})))]
+pub struct JobRequest {
+    /// The `/process` fields, validated exactly as `/process` does.
+    #[serde(flatten)]
+    request: ProcessRequest,
+    /// Where to POST the final job (signed `Keel-Signature`); `http` or
+    /// `https`. In staging/production a private, loopback or link-local
+    /// target is a 422 unless `JOB_WEBHOOK_ALLOW_PRIVATE=true`, and
+    /// callbacks need `JOB_WEBHOOK_SECRET`.
+    #[schema(format = "uri")]
+    callback_url: Option<String>,
+    /// The client's own JSON object (at most 1024 bytes serialised), echoed back.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+    /// How long keel may keep trying, in seconds (default `JOB_DEFAULT_TTL_SECONDS`).
+    #[schema(minimum = 1, maximum = 86400, default = 3600)]
+    ttl_seconds: Option<u64>,
+}
+
+/// The `Idempotency-Key` header, as [`idempotency_key`] reads it.
+struct IdempotencyKey;
+
+impl utoipa::IntoParams for IdempotencyKey {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "1–255 visible ASCII characters; a repeat returns the existing job",
+                ))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build(),
+        ]
+    }
+}
+
+/// The operation description of `POST /v1/jobs`.
+const SUBMIT_DESCRIPTION: &str = "Hands keel a job and answers at once with its id; keel \
+    runs it on whichever instance is alive, through the same pipeline as `/process` (cache, \
+    breakers, retries, fallback). The body is the `/process` body plus optional \
+    `callback_url`, `metadata` (≤ 1 KB, echoed back) and `ttl_seconds` (how long keel may \
+    keep trying, 1–86400, default `JOB_DEFAULT_TTL_SECONDS`). Validated exactly like \
+    `/process`: a job that can only fail is a 422 now. Answers 202 with \
+    `Location: /v1/jobs/{job_id}`. With `Idempotency-Key`, the same key and body from the \
+    same caller within 24 h answers 200 with the existing job; a different body is 409 \
+    `IDEMPOTENCY_CONFLICT`. 503 `QUEUE_FULL` when the queue holds `JOB_QUEUE_MAX` jobs, 503 \
+    `JOB_STORE_UNAVAILABLE` when a durable store cannot persist it (never accepted and then \
+    lost); both with `Retry-After`. Costs one rate-limit unit.";
+
 /// `POST /v1/jobs`.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs",
+    tag = "jobs",
+    operation_id = "submit_job",
+    summary = "Submit an async job",
+    description = SUBMIT_DESCRIPTION,
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(IdempotencyKey),
+    request_body(content = JobRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Accepted (see `Location`)", body = Accepted, headers(
+            ("Location" = String, description = "`/v1/jobs/{job_id}`: where to poll the job"),
+        )),
+        (status = 200, description = "An idempotent repeat: the existing job", body = Accepted,
+            headers(
+                ("Location" = String, description = "`/v1/jobs/{job_id}`: where to poll the job"),
+            )),
+        (status = 400), (status = 401), (status = 409), (status = 413), (status = 415),
+        (status = 422), (status = 429), (status = 503),
+    )
+)]
 pub async fn submit(
     State(state): State<AppState>,
     RequireKey(identity): RequireKey,
@@ -141,7 +240,7 @@ pub async fn submit(
     };
     let request_hash = canonical_hash(&Value::Object(fields.clone()));
     let jobs = state.engine.jobs();
-    let callback_url = match fields.remove("callback_url") {
+    let callback_url = match fields.remove(CALLBACK_URL) {
         None | Some(Value::Null) => None,
         Some(Value::String(url)) => {
             crate::jobs::webhook::check_target(&url, jobs.config())
@@ -156,7 +255,7 @@ pub async fn submit(
             ));
         }
     };
-    let metadata = match fields.remove("metadata") {
+    let metadata = match fields.remove(METADATA) {
         None | Some(Value::Null) => None,
         Some(m @ Value::Object(_)) => {
             let size = m.to_string().len();
@@ -179,7 +278,7 @@ pub async fn submit(
             ));
         }
     };
-    let ttl = match fields.remove("ttl_seconds") {
+    let ttl = match fields.remove(TTL_SECONDS) {
         None | Some(Value::Null) => jobs.config().default_ttl,
         Some(v) => match v.as_u64() {
             Some(s) if (1..=MAX_TTL_SECONDS).contains(&s) => Duration::from_secs(s),
@@ -231,7 +330,55 @@ pub async fn submit(
     }
 }
 
+/// Longest `?wait=` of `GET /v1/jobs/{id}`, seconds.
+const MAX_WAIT_SECONDS: f64 = 60.0;
+
+/// The `?wait=` query of `GET /v1/jobs/{id}`, as [`get`] reads it.
+struct WaitQuery;
+
+impl utoipa::IntoParams for WaitQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            ParameterBuilder::new()
+                .name("wait")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(
+                    "Seconds to wait for a final state (fractions allowed)",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Number)
+                        .minimum(Some(0.0))
+                        .maximum(Some(MAX_WAIT_SECONDS))
+                        .default(Some(0.0.into())),
+                ))
+                .build(),
+        ]
+    }
+}
+
 /// `GET /v1/jobs/{id}` (`?wait=N`, 0–60 seconds).
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{job_id}",
+    tag = "jobs",
+    operation_id = "get_job",
+    summary = "Get a job",
+    description = "A job: `status` is `queued`, `running`, `succeeded`, `failed`, \
+        `cancelled` or `expired`; `result` (once succeeded) is exactly the `/process` \
+        success body; `error` (once failed or expired) is `{error, error_code, \
+        retryable}`; `webhook` records the callback's outcome. Only the caller that \
+        created the job sees it (anyone else: 404). `?wait=N` holds the request until \
+        the job is final or N seconds pass (answering within milliseconds of the job \
+        finishing); the body then says where the job is either way.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("job_id" = String, Path, description = "The job id from the submission"), WaitQuery),
+    responses(
+        (status = 200, description = "The job", body = JobView),
+        (status = 401), (status = 404), (status = 422), (status = 429), (status = 503),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     RequireKey(identity): RequireKey,
@@ -241,7 +388,9 @@ pub async fn get(
     let wait = match query.get("wait") {
         None => Duration::ZERO,
         Some(raw) => match raw.trim().parse::<f64>() {
-            Ok(s) if s.is_finite() && (0.0..=60.0).contains(&s) => Duration::from_secs_f64(s),
+            Ok(s) if s.is_finite() && (0.0..=MAX_WAIT_SECONDS).contains(&s) => {
+                Duration::from_secs_f64(s)
+            }
             _ => {
                 return Err(ApiError::Validation {
                     message: "wait must be a number of seconds from 0 to 60".into(),
@@ -259,12 +408,74 @@ pub async fn get(
     Ok(Json(JobView::from(&record)))
 }
 
+/// The query of `GET /v1/jobs`, as [`list`] reads it.
+struct ListQuery;
+
+impl utoipa::IntoParams for ListQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        use crate::api::openapi::{enum_param, integer_query};
+        vec![
+            enum_param(
+                "status",
+                ParameterIn::Query,
+                "Only jobs in this status",
+                JobStatus::ALL.map(JobStatus::as_str),
+            ),
+            enum_param(
+                "operation",
+                ParameterIn::Query,
+                "Only jobs of this operation",
+                crate::job::Operation::ALL.map(crate::job::Operation::as_str),
+            ),
+            integer_query(
+                "limit",
+                "Page size",
+                1,
+                MAX_LIMIT as i64,
+                DEFAULT_LIMIT as i64,
+            ),
+            ParameterBuilder::new()
+                .name("cursor")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some("The previous page's `next_cursor`"))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build(),
+        ]
+    }
+}
+
+/// Body of `GET /v1/jobs`: a page of the caller's jobs.
+#[derive(Serialize, ToSchema)]
+pub struct JobList {
+    /// Newest first.
+    pub jobs: Vec<JobView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
 /// `GET /v1/jobs?status=&operation=&limit=&cursor=`.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    tag = "jobs",
+    operation_id = "list_jobs",
+    summary = "List your jobs",
+    description = "The caller's jobs, newest first, `limit` per page; pass `next_cursor` \
+        back as `cursor` for the next page (`null` on the last).",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of jobs", body = JobList),
+        (status = 401), (status = 422), (status = 429), (status = 503),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     RequireKey(identity): RequireKey,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobList>, ApiError> {
     let status = match query.get("status").map(|s| s.trim()) {
         None | Some("") => None,
         Some(s) => Some(s.parse::<JobStatus>().map_err(|_| ApiError::Validation {
@@ -310,11 +521,29 @@ pub async fn list(
         .list(&identity.owner(), &filter)
         .await
         .map_err(|e| jobs_error(&state, e))?;
-    let views: Vec<JobView> = records.iter().map(JobView::from).collect();
-    Ok(Json(json!({"jobs": views, "next_cursor": next})))
+    Ok(Json(JobList {
+        jobs: records.iter().map(JobView::from).collect(),
+        next_cursor: next,
+    }))
 }
 
 /// `DELETE /v1/jobs/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/v1/jobs/{job_id}",
+    tag = "jobs",
+    operation_id = "cancel_job",
+    summary = "Cancel a job",
+    description = "Cancels a job: a queued job is `cancelled` at once; a running one is \
+        stopped on whichever instance runs it (its provider call dropped) within a \
+        second. Answers the job as it now is. A job already final is a 409.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("job_id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "The cancelled job", body = JobView),
+        (status = 401), (status = 404), (status = 409), (status = 429), (status = 503),
+    )
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     RequireKey(identity): RequireKey,
@@ -330,38 +559,114 @@ pub async fn cancel(
 }
 
 /// `GET /internal/jobs/stats`.
+#[utoipa::path(
+    get,
+    path = "/internal/jobs/stats",
+    tag = "jobs",
+    operation_id = "job_stats",
+    summary = "Job statistics",
+    description = "The async jobs at a glance: store (`memory` or `redis`) and whether \
+        it answers, paused or not, queued / delayed / running counts, final outcomes by \
+        status, the oldest queued job's age, every consumer with its pending deliveries \
+        and last-seen age, the dead-letter size, and this instance's queue-wait and \
+        run-time percentiles.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "Job statistics", body = crate::jobs::JobsStats),
+        (status = 401), (status = 403), (status = 503),
+    )
+)]
 pub async fn stats(State(state): State<AppState>, _: OperatorKey) -> Json<crate::jobs::JobsStats> {
     Json(state.engine.jobs().stats().await)
 }
 
-/// A dead-lettered job as operators see it (with its owner and request).
-fn operator_view(r: &crate::jobs::JobRecord) -> Value {
-    let mut v = json!(JobView::from(r));
-    if let Value::Object(m) = &mut v {
-        m.insert("owner".into(), json!(r.owner));
-        m.insert("consumer".into(), json!(r.consumer));
+/// A job as operators see it: the client's view plus owner and consumer.
+#[derive(Serialize, ToSchema)]
+pub struct OperatorJobView {
+    /// The client's view of the job.
+    #[serde(flatten)]
+    pub job: JobView,
+    /// The identity that submitted it.
+    pub owner: String,
+    /// The consumer (instance) that last ran it, if any.
+    #[schema(required = true)]
+    pub consumer: Option<String>,
+}
+
+impl From<&crate::jobs::JobRecord> for OperatorJobView {
+    fn from(r: &crate::jobs::JobRecord) -> OperatorJobView {
+        OperatorJobView {
+            job: JobView::from(r),
+            owner: r.owner.clone(),
+            consumer: r.consumer.clone(),
+        }
     }
-    v
+}
+
+/// Body of `GET /internal/jobs/dead`.
+#[derive(Serialize, ToSchema)]
+pub struct DeadJobs {
+    /// Jobs listed.
+    pub count: usize,
+    /// The dead-lettered jobs.
+    pub jobs: Vec<OperatorJobView>,
 }
 
 /// `GET /internal/jobs/dead`.
-pub async fn dead(State(state): State<AppState>, _: OperatorKey) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/internal/jobs/dead",
+    tag = "jobs",
+    operation_id = "dead_jobs",
+    summary = "Dead-lettered jobs",
+    description = "Dead-lettered jobs (delivered `JOB_MAX_DELIVERIES` times without an \
+        outcome: `failed` with `JOB_POISONED`), newest first, at most 100, with their \
+        owner and last consumer.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "Dead-lettered jobs", body = DeadJobs),
+        (status = 401), (status = 403), (status = 503),
+    )
+)]
+pub async fn dead(
+    State(state): State<AppState>,
+    _: OperatorKey,
+) -> Result<Json<DeadJobs>, ApiError> {
     let jobs = state
         .engine
         .jobs()
         .dead(100)
         .await
         .map_err(|e| jobs_error(&state, e))?;
-    let views: Vec<Value> = jobs.iter().map(operator_view).collect();
-    Ok(Json(json!({"count": views.len(), "jobs": views})))
+    let views: Vec<OperatorJobView> = jobs.iter().map(OperatorJobView::from).collect();
+    Ok(Json(DeadJobs {
+        count: views.len(),
+        jobs: views,
+    }))
 }
 
 /// `POST /internal/jobs/{id}/retry`.
+#[utoipa::path(
+    post,
+    path = "/internal/jobs/{job_id}/retry",
+    tag = "jobs",
+    operation_id = "retry_job",
+    summary = "Retry a job",
+    description = "Runs a failed (e.g. dead-lettered) or expired job again: it is queued \
+        again with its count of unfinished deliveries reset and a fresh time to live. A job \
+        still queued or running is a 409.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("job_id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "The job, queued again", body = OperatorJobView),
+        (status = 401), (status = 403), (status = 404), (status = 409), (status = 503),
+    )
+)]
 pub async fn retry(
     State(state): State<AppState>,
     OperatorKey(who): OperatorKey,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OperatorJobView>, ApiError> {
     let record = state
         .engine
         .jobs()
@@ -373,14 +678,24 @@ pub async fn retry(
         .identity
         .audit
         .record(&who, "job.retried", &id, json!({}));
-    Ok(Json(operator_view(&record)))
+    Ok(Json(OperatorJobView::from(&record)))
+}
+
+/// Body of `POST /internal/jobs/pause` and `/resume`.
+#[derive(Serialize, ToSchema)]
+pub struct JobsPaused {
+    /// True after a pause, false after a resume.
+    pub paused: bool,
+    /// When the switch was made (RFC 3339).
+    #[schema(format = DateTime)]
+    pub timestamp: String,
 }
 
 async fn set_paused(
     state: &AppState,
     who: &crate::identity::Identity,
     paused: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobsPaused>, ApiError> {
     state
         .engine
         .jobs()
@@ -398,23 +713,91 @@ async fn set_paused(
         "jobs",
         json!({}),
     );
-    Ok(Json(
-        json!({"paused": paused, "timestamp": crate::time::now_rfc3339()}),
-    ))
+    Ok(Json(JobsPaused {
+        paused,
+        timestamp: crate::time::now_rfc3339(),
+    }))
 }
 
 /// `POST /internal/jobs/pause`: every instance stops taking deliveries.
+#[utoipa::path(
+    post,
+    path = "/internal/jobs/pause",
+    tag = "jobs",
+    operation_id = "pause_jobs",
+    summary = "Pause job consumption",
+    description = "Stops job consumption on every instance (with Redis; this one with \
+        the memory store), e.g. during an incident. Running jobs finish; submissions \
+        are still accepted and wait.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "Paused", body = JobsPaused),
+        (status = 401), (status = 403), (status = 503),
+    )
+)]
 pub async fn pause(
     State(state): State<AppState>,
     OperatorKey(who): OperatorKey,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobsPaused>, ApiError> {
     set_paused(&state, &who, true).await
 }
 
 /// `POST /internal/jobs/resume`.
+#[utoipa::path(
+    post,
+    path = "/internal/jobs/resume",
+    tag = "jobs",
+    operation_id = "resume_jobs",
+    summary = "Resume job consumption",
+    description = "Restarts job consumption everywhere after a pause.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "Resumed", body = JobsPaused),
+        (status = 401), (status = 403), (status = 503),
+    )
+)]
 pub async fn resume(
     State(state): State<AppState>,
     OperatorKey(who): OperatorKey,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobsPaused>, ApiError> {
     set_paused(&state, &who, false).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn job_request_names_what_submit_reads() {
+        let doc = serde_json::to_value(crate::api::openapi::public_doc()).unwrap();
+        let schema = &doc["components"]["schemas"]["JobRequest"]["allOf"];
+        assert_eq!(
+            schema[0]["$ref"], "#/components/schemas/ProcessRequest",
+            "the rest of the body is the /process body"
+        );
+        let own: BTreeSet<&str> = schema[1]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(own, BTreeSet::from([CALLBACK_URL, METADATA, TTL_SECONDS]));
+        let ttl = &schema[1]["properties"][TTL_SECONDS];
+        assert_eq!(ttl["maximum"], json!(MAX_TTL_SECONDS));
+        assert_eq!(ttl["minimum"], json!(1));
+        // The documented example reads as the schema type says.
+        let example = doc["components"]["schemas"]["JobRequest"]["examples"][0].clone();
+        let _: JobRequest = serde_json::from_value(example).expect("the example is a JobRequest");
+        // The list query's page size is the one `list` enforces.
+        let list = &doc["paths"]["/v1/jobs"]["get"]["parameters"];
+        let limit = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "limit")
+            .unwrap();
+        assert_eq!(limit["schema"]["maximum"], json!(MAX_LIMIT));
+        assert_eq!(limit["schema"]["default"], json!(DEFAULT_LIMIT));
+    }
 }

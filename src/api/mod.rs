@@ -33,10 +33,11 @@ use crate::identity::{Authenticator, OperatorMode};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use error::ApiError;
 use std::sync::Arc;
 use tower::ServiceBuilder;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// What every handler can reach: the engine handle and the key ring. One
 /// `Arc`, because axum clones the state for every extractor and middleware of
@@ -110,77 +111,63 @@ fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> axum::respons
     ApiError::Internal(detail).into_response()
 }
 
-/// Builds the application served on the main port: the public API, plus
-/// the operator API unless it has its own listener (`INTERNAL_BIND`).
-pub fn router(state: AppState) -> Router {
+/// The public routes: `/`, the legacy redirects and `/v1/...`, each
+/// registered with its handler's `#[utoipa::path]` (so serving a route and
+/// documenting it are one registration). With `limiter`, the `/v1` routes
+/// pass its rate limiter when that is enabled; the public document is
+/// derived from `public_routes(None)`.
+#[allow(deprecated)] // the legacy redirects are deprecated in the document
+pub fn public_routes(limiter: Option<&AppState>) -> OpenApiRouter<AppState> {
     // Full paths rather than `nest("/v1", …)`: a nested router wraps every
     // route in a prefix-stripping service, which costs each request ~3 000
     // instructions for nothing.
-    let mut v1 = Router::new()
-        .route("/v1/health", get(health::health))
-        .route("/v1/health/live", get(health::live))
-        .route("/v1/health/ready", get(health::ready))
-        .route("/v1/auth/status", get(health::auth_status))
-        .route("/v1/text_processing/operations", get(text::operations))
-        .route(
-            "/v1/text_processing/health",
-            get(text::text_processing_health),
-        )
-        .route("/v1/text_processing/process", post(text::process))
-        .route(
-            "/v1/text_processing/batch_process",
-            post(text::batch_process),
-        )
-        .route(
-            "/v1/text_processing/batch_status/{batch_id}",
-            get(text::batch_status),
-        )
-        .route("/v1/jobs", post(jobs::submit).get(jobs::list))
-        .route("/v1/jobs/{job_id}", get(jobs::get).delete(jobs::cancel));
+    let mut v1 = OpenApiRouter::new()
+        .routes(routes!(health::health))
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(health::auth_status))
+        .routes(routes!(text::operations))
+        .routes(routes!(text::text_processing_health))
+        .routes(routes!(text::process))
+        .routes(routes!(text::batch_process))
+        .routes(routes!(text::batch_status))
+        .routes(routes!(jobs::submit, jobs::list))
+        .routes(routes!(jobs::get, jobs::cancel));
     // With `RATE_LIMIT_ENABLED=false` the layer would pass every request
     // through; leaving it out saves each request a boxed-service clone.
-    if state.engine.rate_limiter().is_enabled() {
+    if let Some(state) = limiter.filter(|s| s.engine.rate_limiter().is_enabled()) {
         v1 = v1.route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::limit,
         ));
     }
+    OpenApiRouter::new()
+        .routes(routes!(health::root))
+        .routes(routes!(health::legacy_health))
+        .routes(routes!(health::legacy_auth_status))
+        .merge(v1)
+}
 
+/// Builds the application served on the main port: the public API, plus
+/// the operator API unless it has its own listener (`INTERNAL_BIND`).
+pub fn router(state: AppState) -> Router {
     // The operator API's document is published only where that API is
     // enabled, and in production only with INTERNAL_DOCS=true.
     let internal_docs = state.engine.settings().internal_docs
         && state.identity.operator_mode() != OperatorMode::Refused
         && state.engine.settings().internal_bind.is_none();
-    let mut app = Router::new()
-        .route("/", get(health::root))
-        .route(
-            "/health",
-            get(|| async { health::legacy_redirect("/v1/health") }),
-        )
-        .route(
-            "/auth/status",
-            get(|| async { health::legacy_redirect("/v1/auth/status") }),
-        )
-        .merge(v1)
-        .merge(openapi::docs_routes(internal_docs));
+    let mut app = public_routes(Some(&state)).merge(openapi::docs_routes(internal_docs));
     if state.engine.settings().internal_bind.is_none() {
-        app = app.merge(operator_routes());
+        app = app.merge(internal::routes());
     }
+    let (app, _) = app.split_for_parts();
     edge(app, state)
 }
 
 /// Builds the operator application for its own listener (`INTERNAL_BIND`).
 pub fn internal_router(state: AppState) -> Router {
-    edge(operator_routes(), state)
-}
-
-fn operator_routes() -> Router<AppState> {
-    let (documented, _) = internal::documented_routes().split_for_parts();
-    Router::new()
-        .nest("/internal", internal::routes())
-        // `nest` serves the index at `/internal`; operators type the slash too.
-        .route("/internal/", get(internal::index))
-        .merge(documented)
+    let (routes, _) = internal::routes().split_for_parts();
+    edge(routes, state)
 }
 
 /// The layers every listener shares, the request context outermost. They are

@@ -1,40 +1,68 @@
-//! OpenAPI 3.1 documents for both HTTP surfaces, and the routes that serve
-//! them with a Swagger UI compiled into the binary (no network needed).
+//! The OpenAPI 3.1 documents of both HTTP surfaces, and the routes that
+//! serve them with a Swagger UI compiled into the binary (no network needed).
 //!
-//! The documents are written here, not derived from the handlers: the
-//! schemas are documentation-only mirrors of the real serde shapes (module
-//! `schemas`) and the operations come from one table (`public_routes`,
-//! `internal_routes`) that states, per route, its method, path,
-//! parameters, body, success response and error statuses. Everything every
-//! route shares is added by one builder, so it cannot drift between routes:
-//! the `X-Request-ID` / `X-Process-Time` headers on every response, the
-//! common error body on every error, `X-RateLimit-*` on rate-limited routes,
-//! `Retry-After` on 429 and 503, `WWW-Authenticate` on 401, the security
-//! requirements.
+//! The documents are derived from the code that serves the routes. Every
+//! route is registered through utoipa-axum's `OpenApiRouter` with its
+//! handler's `#[utoipa::path]` ([`crate::api::public_routes`],
+//! [`crate::api::internal::routes`], [`public_docs_routes`],
+//! [`internal_docs_routes`]), so one registration both serves a route and
+//! documents it: the operation (summary, parameters, request body, success
+//! response, error statuses, security) sits on the handler, and the schemas
+//! are the `ToSchema` derivations of the real request and response types
+//! the handlers read and return (serde attributes included, so a schema says
+//! what keel really sends and accepts).
 //!
-//! Invariant (checked by the tests): every `(method, path)` the router serves
-//! is in exactly one of the two documents, and no document has a path the
-//! router lacks. A new route therefore needs a row here.
+//! `finish` adds what every route shares, so it cannot drift between
+//! routes: the `X-Request-ID` / `X-Process-Time` headers on every response,
+//! the common error body ([`crate::api::error::ErrorBody`]) with its
+//! headers on every error status a handler names (`WWW-Authenticate` on 401,
+//! `Retry-After` on 429 and 503, `Allow` on 405), `X-RateLimit-*` on the
+//! success of every route that can answer 429, the `default` response, the
+//! security schemes, the info block and the tags.
+//!
+//! What is not a plain derivation, and why:
+//! - the `qa` rule of `ProcessRequest` (a question in one of two places) is
+//!   not expressible on the struct; `require_question_for_qa` adds it;
+//! - the schemas of bodies or parameters a handler reads by hand rather
+//!   than through a type (the `options` object, the job submission, the raw
+//!   queries that refuse unknown names, `Request-Timeout`,
+//!   `Idempotency-Key`) are written next to that handler from the same
+//!   constants and tables it uses (`ProcessOptions`, `JobRequest`, the
+//!   handlers' `IntoParams` implementations);
+//! - the custom-configuration schema comes from the validator's field table
+//!   ([`crate::resilience::config::CustomConfig::json_schema`]);
+//! - where a value is one of two real shapes the schema is a small enum
+//!   that is never built (a 503 of `/v1/health/ready` or `/live` is the
+//!   probe's body or the error body; a time is RFC 3339 or Unix seconds;
+//!   a Redis link or the `not_configured` marker).
+//!
+//! Invariant (checked by the tests from the router itself): the set of
+//! `(method, path)` the application serves equals the set the two
+//! documents describe, each route in exactly one document (the operator
+//! routes, under `/internal`, in the operator document). The served set is
+//! read from the real application router (its route table and each route's
+//! `Allow` methods), so a route added with a plain `.route(...)`, which
+//! serves without documenting, fails the test.
 
-use axum::Router;
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header as http_header};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
-use utoipa::OpenApi as _;
+use std::sync::{Arc, LazyLock};
 use utoipa::openapi::header::{Header, HeaderBuilder};
-use utoipa::openapi::path::{
-    HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
-};
-use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
-use utoipa::openapi::security::{
-    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
-};
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::response::{Response as ResponseDoc, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
-    Components, ContentBuilder, Deprecated, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder,
-    Ref, RefOr, Required, Schema,
+    Components, ContentBuilder, InfoBuilder, OpenApi, Ref, RefOr, Required, Schema,
 };
-use utoipa_swagger_ui::{Config, SwaggerUi};
+use utoipa::{PartialSchema, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::Config;
 
 /// Where the public document is served.
 pub const PUBLIC_SPEC_PATH: &str = "/openapi.json";
@@ -50,1047 +78,13 @@ const BEARER: &str = "bearerAuth";
 const API_KEY: &str = "apiKeyHeader";
 const JSON: &str = "application/json";
 
-// ---------------------------------------------------------------------------
-// The route tables
-// ---------------------------------------------------------------------------
-
-/// The HTTP methods keel serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Method {
-    Get,
-    Post,
-    Put,
-    Delete,
-}
-
-impl Method {
-    fn http(self) -> HttpMethod {
-        match self {
-            Method::Get => HttpMethod::Get,
-            Method::Post => HttpMethod::Post,
-            Method::Put => HttpMethod::Put,
-            Method::Delete => HttpMethod::Delete,
-        }
-    }
-}
-
-/// Who may call a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Auth {
-    /// No key needed (a key sent is ignored).
-    None,
-    /// A key is optional, but one that is sent must be valid.
-    Optional,
-    /// An API key (`API_KEY` / `ADDITIONAL_API_KEYS`) is required.
-    Key,
-    /// The operator key (`INTERNAL_API_KEY`) is required.
-    Operator,
-}
-
-/// What a response carries.
-#[derive(Debug, Clone, Copy)]
-enum Body {
-    /// A JSON body of the named schema.
-    Json(&'static str),
-    /// A JSON body of one of the named schemas.
-    JsonOneOf(&'static [&'static str]),
-    /// A text body of this content type.
-    Text(&'static str),
-    /// A redirect (no body) to this location.
-    Redirect(&'static str),
-}
-
-/// A path parameter: name, description, allowed values (empty = any string).
-type Param = (&'static str, &'static str, &'static [&'static str]);
-
-/// A query parameter: name, description, and what it accepts.
-type QueryParam = (&'static str, &'static str, QueryValue);
-
-/// What a query parameter accepts.
-#[derive(Clone, Copy)]
-enum QueryValue {
-    /// A whole number in `min..=max`, with the value used when absent.
-    Integer { min: i64, max: i64, default: i64 },
-    /// A number (fractions allowed) in `min..=max`, with the value used when absent.
-    Number { min: f64, max: f64, default: f64 },
-    /// Any string.
-    Text,
-    /// One of these names.
-    OneOf(&'static [&'static str]),
-}
-
-/// One documented route.
-struct Route {
-    method: Method,
-    path: &'static str,
-    tag: &'static str,
-    operation_id: &'static str,
-    summary: &'static str,
-    description: &'static str,
-    auth: Auth,
-    params: &'static [Param],
-    /// Optional query parameters.
-    query: &'static [QueryParam],
-    /// Optional request headers of this route (name, description, allowed values).
-    headers: &'static [Param],
-    /// What the `Location` header of a success answer points at, if it has one.
-    location: Option<&'static str>,
-    /// The JSON request body schema, if any.
-    request: Option<&'static str>,
-    /// The body may be left out (the query form is used instead).
-    body_optional: bool,
-    /// Accepts the `Request-Timeout` header.
-    request_timeout: bool,
-    /// Success status, description, body.
-    ok: (u16, &'static str, Body),
-    /// Error statuses, each answered with the common error body.
-    errors: &'static [u16],
-    /// Route-specific responses that replace the common one for a status.
-    special: &'static [(u16, &'static str, Body)],
-    deprecated: bool,
-}
-
-impl Route {
-    /// Rate-limited routes are exactly those that can answer 429.
-    fn rate_limited(&self) -> bool {
-        self.errors.contains(&429)
-    }
-}
-
-const fn route(
-    method: Method,
-    path: &'static str,
-    tag: &'static str,
-    operation_id: &'static str,
-    summary: &'static str,
-) -> Route {
-    Route {
-        method,
-        path,
-        tag,
-        operation_id,
-        summary,
-        description: "",
-        auth: Auth::None,
-        params: &[],
-        query: &[],
-        headers: &[],
-        location: None,
-        request: None,
-        body_optional: false,
-        request_timeout: false,
-        ok: (200, "OK", Body::Json("Object")),
-        errors: &[503],
-        special: &[],
-        deprecated: false,
-    }
-}
-
-use Method::{Delete, Get, Post, Put};
-
-const V1_KEYED: &[u16] = &[401, 429, 503];
-const OPERATOR: &[u16] = &[401, 403, 503];
-const OPERATOR_500: &[u16] = &[401, 403, 500, 503];
-const OPERATOR_NAMED: &[u16] = &[401, 403, 404, 503];
-const OPERATOR_NAMED_500: &[u16] = &[401, 403, 404, 500, 503];
-
 /// The operation names, for schemas of fields that take one as a string.
-pub(crate) const OPERATIONS: &[&str] = &["summarize", "sentiment", "key_points", "questions", "qa"];
-const JOB_STATUSES: &[&str] = &[
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "cancelled",
-    "expired",
-];
-const PRESETS: &[&str] = &["simple", "development", "production"];
-/// Values of `?scope=` on operator actions.
-const SCOPES: &[&str] = &["cluster", "instance"];
-const BREAKER_ACTIONS: &[&str] = &[
-    "reset",
-    "force-open",
-    "force-closed",
-    "disable",
-    "metrics-only",
-];
-
-/// The public routes: `/`, `/v1/...`, the legacy redirects and the docs.
-fn public_routes() -> Vec<Route> {
-    vec![
-        Route {
-            description: "Name, version and the endpoint map. Not rate limited.",
-            ok: (200, "Service information", Body::Json("RootResponse")),
-            ..route(Get, "/", "service", "root", "What this server is")
-        },
-        Route {
-            description: "Overall status (`healthy`, `degraded`, `unhealthy`) with per-component \
-                detail: actors, providers, circuit breakers, Redis. Always 200: read `status`. \
-                Not rate limited.",
-            ok: (200, "Health report", Body::Json("HealthResponse")),
-            ..route(Get, "/v1/health", "service", "health", "Service health")
-        },
-        Route {
-            description: "200 while the process answers. Not rate limited.",
-            ok: (200, "Alive", Body::Json("LiveResponse")),
-            ..route(Get, "/v1/health/live", "service", "live", "Liveness probe")
-        },
-        Route {
-            description: "200 when the actors run and the server is not draining; 503 with \
-                `Retry-After: 1` otherwise. Not rate limited.",
-            ok: (200, "Ready", Body::Json("ReadyResponse")),
-            errors: &[],
-            special: &[(
-                503,
-                "Not ready (readiness body: draining or actors down), or at capacity (error body)",
-                Body::JsonOneOf(&["ReadyResponse", "ErrorBody"]),
-            )],
-            ..route(
-                Get,
-                "/v1/health/ready",
-                "service",
-                "ready",
-                "Readiness probe",
-            )
-        },
-        Route {
-            description: "Checks the key and answers who it says you are. With no keys \
-                configured (development) every caller is anonymous.",
-            auth: Auth::Key,
-            ok: (200, "Authenticated", Body::Json("AuthStatus")),
-            errors: V1_KEYED,
-            ..route(
-                Get,
-                "/v1/auth/status",
-                "auth",
-                "auth_status",
-                "Check an API key",
-            )
-        },
-        Route {
-            description: "The five operations with their options, ranges and whether they need \
-                a `question`. A key is optional, but a key that is sent must be valid.",
-            auth: Auth::Optional,
-            ok: (200, "The operations", Body::Json("OperationsResponse")),
-            errors: V1_KEYED,
-            ..route(
-                Get,
-                "/v1/text_processing/operations",
-                "text processing",
-                "operations",
-                "List the operations",
-            )
-        },
-        Route {
-            description: "Runs one operation on a text. `text` is 10–10000 characters after \
-                trimming (control characters are stripped, nothing else is removed); `qa` needs \
-                `question` (at most 1000 characters), or `options.question` as the reference's clients \
-                send it. `options` is any object: the names the operation uses are checked \
-                (integers; a whole-number float such as `14.0` counts), any other name is ignored \
-                and listed in `metadata.ignored_options` with a suggestion for a near-miss — or, \
-                with `STRICT_OPTIONS=true`, a 422 whose `details` are `{field, allowed, \
-                suggestion}`. `result`, `sentiment`, `key_points` and `questions` are always \
-                present, `null` where the operation does not fill them. Text that \
-                looks like prompt injection is kept, sent between delimiters and flagged in \
-                `metadata`. An answer from a fallback provider has `metadata.degraded: true`.",
-            auth: Auth::Key,
-            request: Some("ProcessRequest"),
-            request_timeout: true,
-            ok: (200, "The answer", Body::Json("ProcessResponse")),
-            errors: &[400, 401, 413, 415, 422, 429, 502, 503, 504],
-            ..route(
-                Post,
-                "/v1/text_processing/process",
-                "text processing",
-                "process",
-                "Process one text",
-            )
-        },
-        Route {
-            description: "Runs up to `MAX_BATCH_REQUESTS_PER_CALL` (default 50) requests, \
-                `BATCH_AI_CONCURRENCY_LIMIT` at a time. One item's failure never fails the batch: \
-                it is reported in its `results` entry with `error` and `error_code`. The batch \
-                costs one rate-limit unit per item. A `batch_id` still running is a 409.",
-            auth: Auth::Key,
-            request: Some("BatchRequest"),
-            request_timeout: true,
-            ok: (200, "Per-item results", Body::Json("BatchResponse")),
-            errors: &[400, 401, 409, 413, 415, 422, 429, 503],
-            ..route(
-                Post,
-                "/v1/text_processing/batch_process",
-                "text processing",
-                "batch_process",
-                "Process a batch of texts",
-            )
-        },
-        Route {
-            description: "Progress of a recent batch, visible only to the key that submitted it \
-                (others get 404). `status` is `processing` (items still running) or `completed` \
-                (every item finished, successfully or not; see `completed` and `failed`). Unlike \
-                the reference's stub, which always says `COMPLETED_SYNC`, it is the real state; \
-                `message` says the same in a sentence.",
-            auth: Auth::Key,
-            params: &[(
-                "batch_id",
-                "The batch id (the client's or the generated one)",
-                &[],
-            )],
-            ok: (200, "The batch's progress", Body::Json("BatchStatus")),
-            errors: &[401, 404, 429, 503],
-            ..route(
-                Get,
-                "/v1/text_processing/batch_status/{batch_id}",
-                "text processing",
-                "batch_status",
-                "Status of a batch",
-            )
-        },
-        Route {
-            description: "Hands keel a job and answers at once with its id; keel runs it on \
-                whichever instance is alive, through the same pipeline as `/process` (cache, \
-                breakers, retries, fallback). The body is the `/process` body plus optional \
-                `callback_url`, `metadata` (≤ 1 KB, echoed back) and `ttl_seconds` (how long keel \
-                may keep trying, 1–86400, default `JOB_DEFAULT_TTL_SECONDS`). Validated exactly \
-                like `/process`: a job that can only fail is a 422 now. Answers 202 with \
-                `Location: /v1/jobs/{job_id}`. With `Idempotency-Key`, the same key and body from \
-                the same caller within 24 h answers 200 with the existing job; a different body \
-                is 409 `IDEMPOTENCY_CONFLICT`. 503 `QUEUE_FULL` when the queue holds \
-                `JOB_QUEUE_MAX` jobs, 503 `JOB_STORE_UNAVAILABLE` when a durable store cannot \
-                persist it (never accepted and then lost); both with `Retry-After`. Costs one \
-                rate-limit unit.",
-            auth: Auth::Key,
-            headers: &[(
-                "Idempotency-Key",
-                "1–255 visible ASCII characters; a repeat returns the existing job",
-                &[],
-            )],
-            request: Some("JobRequest"),
-            location: Some("`/v1/jobs/{job_id}`: where to poll the job"),
-            ok: (202, "Accepted (see `Location`)", Body::Json("Accepted")),
-            errors: &[400, 401, 409, 413, 415, 422, 429, 503],
-            special: &[(
-                200,
-                "An idempotent repeat: the existing job",
-                Body::Json("Accepted"),
-            )],
-            ..route(
-                Post,
-                "/v1/jobs",
-                "jobs",
-                "submit_job",
-                "Submit an async job",
-            )
-        },
-        Route {
-            description: "The caller's jobs, newest first, `limit` per page; pass `next_cursor` \
-                back as `cursor` for the next page (`null` on the last).",
-            auth: Auth::Key,
-            query: &[
-                (
-                    "status",
-                    "Only jobs in this status",
-                    QueryValue::OneOf(JOB_STATUSES),
-                ),
-                (
-                    "operation",
-                    "Only jobs of this operation",
-                    QueryValue::OneOf(OPERATIONS),
-                ),
-                (
-                    "limit",
-                    "Page size",
-                    QueryValue::Integer {
-                        min: 1,
-                        max: 100,
-                        default: 20,
-                    },
-                ),
-                (
-                    "cursor",
-                    "The previous page's `next_cursor`",
-                    QueryValue::Text,
-                ),
-            ],
-            ok: (200, "A page of jobs", Body::Json("JobList")),
-            errors: &[401, 422, 429, 503],
-            ..route(Get, "/v1/jobs", "jobs", "list_jobs", "List your jobs")
-        },
-        Route {
-            description: "A job: `status` is `queued`, `running`, `succeeded`, `failed`, \
-                `cancelled` or `expired`; `result` (once succeeded) is exactly the `/process` \
-                success body; `error` (once failed or expired) is `{error, error_code, \
-                retryable}`; `webhook` records the callback's outcome. Only the caller that \
-                created the job sees it (anyone else: 404). `?wait=N` holds the request until \
-                the job is final or N seconds pass (answering within milliseconds of the job \
-                finishing); the body then says where the job is either way.",
-            auth: Auth::Key,
-            params: &[("job_id", "The job id from the submission", &[])],
-            query: &[(
-                "wait",
-                "Seconds to wait for a final state (fractions allowed)",
-                QueryValue::Number {
-                    min: 0.0,
-                    max: 60.0,
-                    default: 0.0,
-                },
-            )],
-            ok: (200, "The job", Body::Json("JobView")),
-            errors: &[401, 404, 422, 429, 503],
-            ..route(Get, "/v1/jobs/{job_id}", "jobs", "get_job", "Get a job")
-        },
-        Route {
-            description: "Cancels a job: a queued job is `cancelled` at once; a running one is \
-                stopped on whichever instance runs it (its provider call dropped) within a \
-                second. Answers the job as it now is. A job already final is a 409.",
-            auth: Auth::Key,
-            params: &[("job_id", "The job id", &[])],
-            ok: (200, "The cancelled job", Body::Json("JobView")),
-            errors: &[401, 404, 409, 429, 503],
-            ..route(
-                Delete,
-                "/v1/jobs/{job_id}",
-                "jobs",
-                "cancel_job",
-                "Cancel a job",
-            )
-        },
-        Route {
-            description: "The reference API's domain-service health, derived from `/v1/health` \
-                (same status, same rules): `overall_healthy` is `status == \"healthy\"`. A key \
-                is optional, but a key that is sent must be valid.",
-            auth: Auth::Optional,
-            ok: (200, "Domain health", Body::Json("TextProcessingHealth")),
-            errors: V1_KEYED,
-            ..route(
-                Get,
-                "/v1/text_processing/health",
-                "text processing",
-                "text_processing_health",
-                "Text-processing service health",
-            )
-        },
-        Route {
-            description: "Legacy path of the reference API: permanent redirect to `/v1/health`.",
-            ok: (301, "Moved permanently", Body::Redirect("/v1/health")),
-            deprecated: true,
-            ..route(
-                Get,
-                "/health",
-                "legacy",
-                "legacy_health",
-                "Redirect to /v1/health",
-            )
-        },
-        Route {
-            description: "Legacy path of the reference API: permanent redirect to \
-                `/v1/auth/status`.",
-            ok: (301, "Moved permanently", Body::Redirect("/v1/auth/status")),
-            deprecated: true,
-            ..route(
-                Get,
-                "/auth/status",
-                "legacy",
-                "legacy_auth_status",
-                "Redirect to /v1/auth/status",
-            )
-        },
-        Route {
-            description: "This document.",
-            ok: (200, "The OpenAPI 3.1 document", Body::Json("Object")),
-            ..route(Get, PUBLIC_SPEC_PATH, "docs", "openapi", "OpenAPI document")
-        },
-        Route {
-            description: "Redirects to `/docs/`.",
-            ok: (303, "See `/docs/`", Body::Redirect("/docs/")),
-            ..route(
-                Get,
-                "/docs",
-                "docs",
-                "docs_redirect",
-                "Swagger UI (redirect)",
-            )
-        },
-        Route {
-            description: "Swagger UI for this document, served from the binary.",
-            ok: (200, "The Swagger UI page", Body::Text("text/html")),
-            ..route(Get, "/docs/", "docs", "docs", "Swagger UI")
-        },
-        Route {
-            description: "Swagger UI's scripts, styles and icons.",
-            params: &[("file", "Asset file name, e.g. `swagger-ui-bundle.js`", &[])],
-            ok: (200, "The asset", Body::Text("application/octet-stream")),
-            errors: &[404, 503],
-            ..route(
-                Get,
-                "/docs/{file}",
-                "docs",
-                "docs_asset",
-                "Swagger UI asset",
-            )
-        },
-    ]
-}
-
-/// The operator routes under `/internal`.
-fn internal_routes() -> Vec<Route> {
-    let index = |path| Route {
-        description: "The operator endpoint map.",
-        auth: Auth::Operator,
-        ok: (200, "Endpoint map", Body::Json("InternalIndex")),
-        errors: OPERATOR,
-        ..route(
-            Get,
-            path,
-            "operator",
-            if path == "/internal" {
-                "internal_index"
-            } else {
-                "internal_index_slash"
-            },
-            "Operator endpoint map",
-        )
-    };
-    vec![
-        index("/internal"),
-        index("/internal/"),
-        Route {
-            description: "A self-contained HTML page (no external assets). The page itself needs \
-                no key; it calls the operator routes with the key the operator enters.",
-            ok: (200, "The dashboard", Body::Text("text/html")),
-            ..route(
-                Get,
-                "/internal/dashboard",
-                "dashboard",
-                "dashboard",
-                "Operator dashboard",
-            )
-        },
-        Route {
-            description: "Component health with system figures (CPU, memory, disk, load).",
-            auth: Auth::Operator,
-            ok: (200, "Health report", Body::Json("MonitoringHealth")),
-            errors: OPERATOR_500,
-            ..route(
-                Get,
-                "/internal/monitoring/health",
-                "monitoring",
-                "monitoring_health",
-                "Detailed health",
-            )
-        },
-        Route {
-            description: "Prometheus / OpenMetrics text exposition.",
-            auth: Auth::Operator,
-            ok: (
-                200,
-                "Metrics",
-                Body::Text("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-            ),
-            errors: OPERATOR_500,
-            ..route(
-                Get,
-                "/internal/metrics",
-                "monitoring",
-                "metrics",
-                "Prometheus metrics",
-            )
-        },
-        Route {
-            description: "Per route and per operation traffic, latency, error rates, provider \
-                figures and actor restarts.",
-            auth: Auth::Operator,
-            ok: (200, "Summary", Body::Json("MetricsSummary")),
-            errors: OPERATOR_500,
-            ..route(
-                Get,
-                "/internal/metrics/summary",
-                "monitoring",
-                "metrics_summary",
-                "Metrics summary (JSON)",
-            )
-        },
-        Route {
-            description: "The metrics time series behind the dashboard's charts: one sample \
-                every 5 s (requests/s, error and degraded rates overall and per operation, p50 \
-                and p99 latency per operation, breakers by state per provider), oldest first, \
-                kept in memory for 60 minutes. Samples start 5 s after start-up.",
-            auth: Auth::Operator,
-            query: &[(
-                "minutes",
-                "How far back to look, whole minutes",
-                QueryValue::Integer {
-                    min: 1,
-                    max: 60,
-                    default: 15,
-                },
-            )],
-            ok: (200, "Samples", Body::Json("MetricsHistory")),
-            errors: &[401, 403, 422, 500, 503],
-            ..route(
-                Get,
-                "/internal/metrics/history",
-                "monitoring",
-                "metrics_history",
-                "Metrics time series (JSON)",
-            )
-        },
-        Route {
-            description: "The async jobs at a glance: store (`memory` or `redis`) and whether \
-                it answers, paused or not, queued / delayed / running counts, final outcomes by \
-                status, the oldest queued job's age, every consumer with its pending deliveries \
-                and last-seen age, the dead-letter size, and this instance's queue-wait and \
-                run-time percentiles.",
-            auth: Auth::Operator,
-            ok: (200, "Job statistics", Body::Json("JobsStats")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/jobs/stats",
-                "jobs",
-                "job_stats",
-                "Job statistics",
-            )
-        },
-        Route {
-            description: "Dead-lettered jobs (delivered `JOB_MAX_DELIVERIES` times without an \
-                outcome: `failed` with `JOB_POISONED`), newest first, at most 100, with their \
-                owner and last consumer.",
-            auth: Auth::Operator,
-            ok: (200, "Dead-lettered jobs", Body::Json("DeadJobs")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/jobs/dead",
-                "jobs",
-                "dead_jobs",
-                "Dead-lettered jobs",
-            )
-        },
-        Route {
-            description: "Runs a failed (e.g. dead-lettered) or expired job again: it is queued \
-                again with its count of unfinished deliveries reset and a fresh time to live. A job still queued or running \
-                is a 409.",
-            auth: Auth::Operator,
-            params: &[("job_id", "The job id", &[])],
-            ok: (200, "The job, queued again", Body::Json("OperatorJobView")),
-            errors: &[401, 403, 404, 409, 503],
-            ..route(
-                Post,
-                "/internal/jobs/{job_id}/retry",
-                "jobs",
-                "retry_job",
-                "Retry a job",
-            )
-        },
-        Route {
-            description: "Stops job consumption on every instance (with Redis; this one with \
-                the memory store), e.g. during an incident. Running jobs finish; submissions \
-                are still accepted and wait.",
-            auth: Auth::Operator,
-            ok: (200, "Paused", Body::Json("JobsPaused")),
-            errors: OPERATOR,
-            ..route(
-                Post,
-                "/internal/jobs/pause",
-                "jobs",
-                "pause_jobs",
-                "Pause job consumption",
-            )
-        },
-        Route {
-            description: "Restarts job consumption everywhere after a pause.",
-            auth: Auth::Operator,
-            ok: (200, "Resumed", Body::Json("JobsPaused")),
-            errors: OPERATOR,
-            ..route(
-                Post,
-                "/internal/jobs/resume",
-                "jobs",
-                "resume_jobs",
-                "Resume job consumption",
-            )
-        },
-        Route {
-            description: "Healthy when no breaker is open and the actors run.",
-            auth: Auth::Operator,
-            ok: (200, "Resilience health", Body::Json("ResilienceHealth")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/resilience/health",
-                "resilience",
-                "resilience_health",
-                "Resilience health",
-            )
-        },
-        Route {
-            description: "The effective configuration, where each value came from, and the last \
-                runtime change.",
-            auth: Auth::Operator,
-            ok: (200, "Configuration", Body::Json("ResilienceConfigView")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/resilience/config",
-                "resilience",
-                "resilience_config",
-                "Current resilience configuration",
-            )
-        },
-        Route {
-            description: "Validates, then switches the runtime configuration (preset and/or \
-                custom configuration); new calls use it at once. With `REDIS_URL` set and \
-                `BREAKER_SHARING` on, every instance switches too (`scope: cluster`; compare \
-                `instances.applied` in the answer, `config_version` in `GET /internal/cluster`) unless `?scope=instance` is asked \
-                for. Audited with the operator key's fingerprint.",
-            auth: Auth::Operator,
-            query: &[(
-                "scope",
-                "`cluster` (default: every instance, when breakers are shared and Redis \
-                    answers) or `instance` (this one only)",
-                QueryValue::OneOf(SCOPES),
-            )],
-            request: Some("ConfigChangeRequest"),
-            ok: (
-                200,
-                "The new configuration",
-                Body::Json("ConfigChangeResult"),
-            ),
-            errors: &[400, 401, 403, 413, 415, 422, 500, 503],
-            ..route(
-                Put,
-                "/internal/resilience/config",
-                "resilience",
-                "resilience_config_put",
-                "Switch the resilience configuration",
-            )
-        },
-        Route {
-            description: "Per operation and per provider figures, every breaker's snapshot, and \
-                the resilience summary.",
-            auth: Auth::Operator,
-            ok: (200, "Resilience metrics", Body::Json("ResilienceMetrics")),
-            errors: OPERATOR_500,
-            ..route(
-                Get,
-                "/internal/resilience/metrics",
-                "resilience",
-                "resilience_metrics",
-                "Resilience metrics",
-            )
-        },
-        Route {
-            description: "Resets the metrics counters.",
-            auth: Auth::Operator,
-            ok: (200, "Reset", Body::Json("MessageResponse")),
-            errors: OPERATOR_500,
-            ..route(
-                Post,
-                "/internal/resilience/metrics/reset",
-                "resilience",
-                "resilience_metrics_reset",
-                "Reset metrics",
-            )
-        },
-        Route {
-            description: "One operation's figures, policy and breakers. Unknown operation: 404.",
-            auth: Auth::Operator,
-            params: &[("operation", "The operation", OPERATIONS)],
-            ok: (200, "Operation metrics", Body::Json("OperationMetrics")),
-            errors: OPERATOR_NAMED_500,
-            ..route(
-                Get,
-                "/internal/resilience/metrics/{operation}",
-                "resilience",
-                "resilience_operation_metrics",
-                "Metrics of one operation",
-            )
-        },
-        Route {
-            description: "Every breaker (one per provider and operation) with counters and \
-                recent transitions.",
-            auth: Auth::Operator,
-            ok: (200, "Breakers", Body::Json("BreakerList")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/resilience/circuit-breakers",
-                "circuit breakers",
-                "breakers",
-                "List circuit breakers",
-            )
-        },
-        Route {
-            description: "One breaker. Unknown name: 404.",
-            auth: Auth::Operator,
-            params: &[(
-                "name",
-                "Breaker name, `provider:operation`, e.g. `openai:summarize`",
-                &[],
-            )],
-            ok: (200, "The breaker", Body::Json("NamedBreakerSnapshot")),
-            errors: OPERATOR_NAMED,
-            ..route(
-                Get,
-                "/internal/resilience/circuit-breakers/{name}",
-                "circuit breakers",
-                "breaker",
-                "One circuit breaker",
-            )
-        },
-        Route {
-            description: "Manual control: `reset` (closed, counters cleared), `force-open` \
-                (reject every call), `force-closed` (permit every call), `disable` (permit, \
-                record nothing), `metrics-only` (record, never open). With `REDIS_URL` set and \
-                `BREAKER_SHARING` on, the action reaches every instance within about 100 ms \
-                (`scope: cluster`) unless `?scope=instance` is asked for or Redis is \
-                unreachable. Audited. Unknown breaker or action: 404; unknown scope: 422.",
-            auth: Auth::Operator,
-            params: &[
-                (
-                    "name",
-                    "Breaker name, `provider:operation`, e.g. `openai:summarize`",
-                    &[],
-                ),
-                ("action", "What to do", BREAKER_ACTIONS),
-            ],
-            query: &[(
-                "scope",
-                "`cluster` (default: every instance, when breakers are shared and Redis \
-                    answers) or `instance` (this one only)",
-                QueryValue::OneOf(SCOPES),
-            )],
-            ok: (200, "Applied", Body::Json("BreakerActionResult")),
-            errors: OPERATOR_NAMED_500,
-            ..route(
-                Post,
-                "/internal/resilience/circuit-breakers/{name}/{action}",
-                "circuit breakers",
-                "breaker_action",
-                "Control a circuit breaker",
-            )
-        },
-        Route {
-            description: "The shipped presets.",
-            auth: Auth::Operator,
-            ok: (200, "Presets", Body::Json("PresetList")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/resilience/config/presets",
-                "presets",
-                "presets",
-                "List presets",
-            )
-        },
-        Route {
-            description: "One preset and the configuration it resolves to. Unknown name: 404.",
-            auth: Auth::Operator,
-            params: &[("name", "Preset name", PRESETS)],
-            ok: (200, "The preset", Body::Json("PresetDetail")),
-            errors: OPERATOR_NAMED_500,
-            ..route(
-                Get,
-                "/internal/resilience/config/presets/{name}",
-                "presets",
-                "preset",
-                "One preset",
-            )
-        },
-        Route {
-            description: "Every preset's key values, by name.",
-            auth: Auth::Operator,
-            ok: (200, "Summary", Body::Json("PresetsSummary")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/resilience/config/presets-summary",
-                "presets",
-                "presets_summary",
-                "Presets summary",
-            )
-        },
-        Route {
-            description: "The preset that suits a deployment environment name (e.g. `prod`, \
-                `staging`, `dev`), with a confidence and the reasoning.",
-            auth: Auth::Operator,
-            params: &[("environment", "An environment name", &[])],
-            ok: (200, "Recommendation", Body::Json("Recommendation")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/resilience/config/recommend-preset/{environment}",
-                "presets",
-                "recommend_preset",
-                "Recommend a preset for an environment",
-            )
-        },
-        Route {
-            description: "Like `recommend-preset`, with the environment detected from the \
-                process environment.",
-            auth: Auth::Operator,
-            ok: (200, "Recommendation", Body::Json("Recommendation")),
-            errors: OPERATOR,
-            ..route(
-                Get,
-                "/internal/resilience/config/recommend-preset-auto",
-                "presets",
-                "recommend_preset_auto",
-                "Recommend a preset for this process",
-            )
-        },
-        Route {
-            description: "Checks a custom configuration (the `RESILIENCE_CUSTOM_CONFIG` schema). \
-                Always 200 for a well-formed request: read `is_valid`.",
-            auth: Auth::Operator,
-            request: Some("ValidateRequest"),
-            ok: (200, "Validation report", Body::Json("ValidationReport")),
-            errors: &[400, 401, 403, 413, 415, 422, 503],
-            ..route(
-                Post,
-                "/internal/resilience/config/validate",
-                "presets",
-                "validate_config",
-                "Validate a custom configuration",
-            )
-        },
-        Route {
-            description: "Issues a client key. The answer carries the secret (`keel_` + 32 \
-                base62 characters) once; keel keeps only its SHA-256. With `REDIS_URL` the key \
-                is shared by every instance; without it, it lives in this instance's memory. \
-                Audited.",
-            auth: Auth::Operator,
-            request: Some("CreateKeyRequest"),
-            ok: (
-                201,
-                "The key, with its secret (shown once)",
-                Body::Json("CreatedKey"),
-            ),
-            errors: &[400, 401, 403, 413, 415, 422, 503],
-            ..route(
-                Post,
-                "/internal/keys",
-                "identity",
-                "create_key",
-                "Issue a client key",
-            )
-        },
-        Route {
-            description: "Every client key's metadata (never a secret), with `last_used` on \
-                this instance; static keys from the environment are listed as \
-                `kind: static_key`, not revocable at runtime; the JWT key set's refresh state.",
-            auth: Auth::Operator,
-            ok: (200, "Keys", Body::Json("KeyList")),
-            errors: OPERATOR,
-            ..route(Get, "/internal/keys", "identity", "list_keys", "List keys")
-        },
-        Route {
-            description: "Revokes a client key (idempotent): refused on this instance at once \
-                and, with Redis, on every instance within `IDENTITY_REFRESH_MS` (250 ms). \
-                A static key's id is a 409 (change the environment instead). Audited.",
-            auth: Auth::Operator,
-            params: &[("id", "The key's id (`ck_…`)", &[])],
-            ok: (200, "The revoked key", Body::Json("Object")),
-            errors: &[401, 403, 404, 409, 503],
-            ..route(
-                Delete,
-                "/internal/keys/{id}",
-                "identity",
-                "revoke_key",
-                "Revoke a client key",
-            )
-        },
-        Route {
-            description: "Refuses every JWT with this `jti` until `exp` (a denylist in Redis \
-                with every instance's local copy refreshed every `IDENTITY_REFRESH_MS`; \
-                memory only without Redis). Audited.",
-            auth: Auth::Operator,
-            request: Some("RevokeTokenRequest"),
-            ok: (200, "Revoked", Body::Json("Object")),
-            errors: &[400, 401, 403, 413, 415, 422, 503],
-            ..route(
-                Post,
-                "/internal/tokens/revoke",
-                "identity",
-                "revoke_token",
-                "Revoke a JWT by jti",
-            )
-        },
-        Route {
-            description: "Recent operator actions (keys created/revoked, tokens revoked, \
-                configuration switched, breakers forced, cache cleared, jobs paused), newest \
-                first, each with the acting identity. A bounded ring per instance \
-                (`AUDIT_LOG_CAPACITY`); each action is also one `keel::audit` log line.",
-            auth: Auth::Operator,
-            query: &[(
-                "limit",
-                "Most entries to return",
-                QueryValue::Integer {
-                    min: 1,
-                    max: 10000,
-                    default: 100,
-                },
-            )],
-            ok: (200, "Audit entries", Body::Json("AuditTrail")),
-            errors: &[400, 401, 403, 503],
-            ..route(Get, "/internal/audit", "identity", "audit", "Audit trail")
-        },
-        Route {
-            description: "This document.",
-            ok: (200, "The OpenAPI 3.1 document", Body::Json("Object")),
-            ..route(
-                Get,
-                INTERNAL_SPEC_PATH,
-                "docs",
-                "internal_openapi",
-                "OpenAPI document",
-            )
-        },
-        Route {
-            description: "Redirects to `/internal/docs/`.",
-            ok: (
-                303,
-                "See `/internal/docs/`",
-                Body::Redirect("/internal/docs/"),
-            ),
-            ..route(
-                Get,
-                "/internal/docs",
-                "docs",
-                "internal_docs_redirect",
-                "Swagger UI (redirect)",
-            )
-        },
-        Route {
-            description: "Swagger UI for this document, served from the binary.",
-            ok: (200, "The Swagger UI page", Body::Text("text/html")),
-            ..route(
-                Get,
-                "/internal/docs/",
-                "docs",
-                "internal_docs",
-                "Swagger UI",
-            )
-        },
-        Route {
-            description: "Swagger UI's scripts, styles and icons.",
-            params: &[("file", "Asset file name, e.g. `swagger-ui-bundle.js`", &[])],
-            ok: (200, "The asset", Body::Text("application/octet-stream")),
-            errors: &[404, 503],
-            ..route(
-                Get,
-                "/internal/docs/{file}",
-                "docs",
-                "internal_docs_asset",
-                "Swagger UI asset",
-            )
-        },
-    ]
+pub(crate) fn operation_names() -> [&'static str; 5] {
+    crate::job::Operation::ALL.map(crate::job::Operation::as_str)
 }
 
 // ---------------------------------------------------------------------------
-// Building the documents
+// The documents
 // ---------------------------------------------------------------------------
 
 /// Which document is being built (wording of auth and errors differs).
@@ -1098,6 +92,20 @@ fn internal_routes() -> Vec<Route> {
 enum Surface {
     Public,
     Internal,
+}
+
+/// The public document: `/`, `/v1/...`, the legacy redirects and the docs
+/// routes, derived from the routers that serve them.
+pub fn public_doc() -> OpenApi {
+    let routes = crate::api::public_routes(None).merge(public_docs_routes());
+    finish(Surface::Public, routes.into_openapi())
+}
+
+/// The operator document: everything under `/internal`, derived from the
+/// routers that serve it.
+pub fn internal_doc() -> OpenApi {
+    let routes = crate::api::internal::routes().merge(internal_docs_routes());
+    finish(Surface::Internal, routes.into_openapi())
 }
 
 const PUBLIC_DESCRIPTION: &str = "\
@@ -1151,147 +159,11 @@ names (operation, breaker, action, preset), 405 (with `Allow`) for a wrong metho
 **Headers.** Every response carries `X-Request-ID` and `X-Process-Time` (seconds); \
 503 carries `Retry-After`.";
 
-/// Expresses in `ProcessRequest`'s schema what the handler enforces: a `qa`
-/// job needs `question` or `options.question`. The derived object becomes
-/// the first part of an `allOf` whose second part is that rule (an `anyOf`:
-/// another operation, or a question in one of the two places); the examples
-/// and the description move to the `allOf` so they stay at the top.
-fn require_question_for_qa(components: &mut Components) {
-    use utoipa::openapi::RefOr;
-    use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, Schema};
-    let Some(RefOr::T(Schema::Object(mut object))) = components.schemas.remove("ProcessRequest")
-    else {
-        return;
-    };
-    let examples = std::mem::take(&mut object.examples);
-    let description = object.description.take();
-    let other_operation = ObjectBuilder::new().property(
-        "operation",
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .enum_values(Some(OPERATIONS.iter().copied().filter(|o| *o != "qa"))),
-    );
-    let top_level = ObjectBuilder::new().required("question");
-    let in_options = ObjectBuilder::new()
-        .required("options")
-        .property("options", ObjectBuilder::new().required("question"));
-    let rule = AnyOfBuilder::new()
-        .description(Some(
-            "qa needs `question` (or `options.question`); other operations ignore it",
-        ))
-        .item(other_operation)
-        .item(top_level)
-        .item(in_options);
-    let mut all = AllOfBuilder::new()
-        .item(Schema::Object(object))
-        .item(rule)
-        .description(description)
-        .build();
-    all.examples = examples;
-    components
-        .schemas
-        .insert("ProcessRequest".to_string(), Schema::AllOf(all).into());
-}
-
-/// The public document: `/`, `/v1/...`, the legacy redirects and the docs routes.
-pub fn public_doc() -> OpenApi {
-    build(Surface::Public, &public_routes())
-}
-
-/// The operator document: everything under `/internal`. The routes still in
-/// the table come from [`internal_routes`]; the others are derived from
-/// their handlers' `#[utoipa::path]` through the router that serves them
-/// ([`crate::api::internal::documented_routes`]) and get the shared parts
-/// from [`add_derived`].
-pub fn internal_doc() -> OpenApi {
-    let mut doc = build(Surface::Internal, &internal_routes());
-    add_derived(
-        &mut doc,
-        crate::api::internal::documented_routes().into_openapi(),
-    );
-    doc
-}
-
-/// Adds the operations and schemas of a derived document to `doc`, giving
-/// every derived operation what the table's [`operation`] gives a row: the
-/// common headers on every response, the shared error response (with its
-/// headers) for every error status, `X-RateLimit-*` on success when the
-/// route can answer 429, and the `default` error response. The handlers
-/// state only what is theirs: summary, parameters, bodies, which statuses,
-/// and the security requirement.
-fn add_derived(doc: &mut OpenApi, derived: OpenApi) {
-    let mut paths = derived.paths;
-    for item in paths.paths.values_mut() {
-        for op in [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-            &mut item.head,
-            &mut item.options,
-            &mut item.trace,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            finish_derived(op);
-        }
-    }
-    doc.paths.merge(paths);
-    if let Some(schemas) = derived.components.map(|c| c.schemas) {
-        doc.components
-            .get_or_insert_with(Components::new)
-            .schemas
-            .extend(schemas);
-    }
-}
-
-/// The shared parts of one derived operation (see [`add_derived`]). A
-/// handler's `request_body(content = Option<T>)` (the body may be left out)
-/// derives as `oneOf [T, null]` with no `required`; it is documented as the
-/// table documents an optional body: the plain `$ref` with `required: false`.
-fn finish_derived(op: &mut Operation) {
-    if let Some(RefOr::T(body)) = op.request_body.as_mut() {
-        for content in body.content.values_mut() {
-            let RefOr::T(content) = content else { continue };
-            let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else {
-                continue;
-            };
-            let refs: Vec<_> = one_of
-                .items
-                .iter()
-                .filter(|i| matches!(i, RefOr::Ref(_)))
-                .cloned()
-                .collect();
-            if one_of.items.len() == 2 && refs.len() == 1 {
-                content.schema = refs.into_iter().next();
-                body.required = Some(Required::False);
-            }
-        }
-    }
-    let rate_limited = op.responses.responses.contains_key("429");
-    for (status, response) in op.responses.responses.iter_mut() {
-        let code: u16 = status.parse().expect("numeric status in #[utoipa::path]");
-        if code >= 400 {
-            *response = Ref::from_response_name(error_response_name(code)).into();
-            continue;
-        }
-        let RefOr::T(inline) = response else { continue };
-        let mut builder = with_common_headers(ResponseBuilder::new());
-        if rate_limited && (200..300).contains(&code) {
-            builder = with_rate_limit_headers(builder);
-        }
-        for (name, header) in builder.build().headers {
-            inline.headers.entry(name).or_insert(header);
-        }
-    }
-    op.responses
-        .responses
-        .insert("default".into(), Ref::from_response_name("Error").into());
-}
-
-fn build(surface: Surface, routes: &[Route]) -> OpenApi {
+/// Turns the document derived from a router into the served one: the info
+/// block and tags, the shared parts of every operation
+/// ([`finish_operation`]), the error body and its responses, the security
+/// schemes.
+fn finish(surface: Surface, mut doc: OpenApi) -> OpenApi {
     let (title, description, tags): (_, _, &[(&str, &str)]) = match surface {
         Surface::Public => (
             "keel public API",
@@ -1326,241 +198,208 @@ fn build(surface: Surface, routes: &[Route]) -> OpenApi {
                 ("cache", "Cache status and invalidation"),
                 ("rate limits", "Rate limiter state"),
                 ("jobs", "Async job queue: stats, dead letter, retry, pause"),
-                ("resilience", "Resilience health, configuration, metrics"),
+                (
+                    "resilience",
+                    "Resilience health, configuration, metrics, cluster, chaos experiments",
+                ),
                 ("circuit breakers", "Breaker state and manual control"),
                 ("presets", "Resilience presets, recommendations, validation"),
+                ("identity", "Client keys, JWT revocation, the audit trail"),
                 ("dashboard", "Operator HTML page"),
                 ("docs", "This document and its Swagger UI"),
             ],
         ),
     };
-    let mut paths = PathsBuilder::new();
-    for r in routes {
-        paths = paths.path(r.path, PathItem::new(r.method.http(), operation(r)));
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            finish_operation(op);
+        }
     }
-    let mut components = match surface {
-        Surface::Public => schemas::PublicSchemas::openapi().components,
-        Surface::Internal => schemas::InternalSchemas::openapi().components,
-    }
-    .unwrap_or_else(Components::new);
+    let components = doc.components.get_or_insert_with(Components::new);
+    // The error body every error response names, with what it contains.
+    let mut error_schemas = Vec::new();
+    <crate::api::error::ErrorBody<'static> as ToSchema>::schemas(&mut error_schemas);
+    error_schemas.push((
+        crate::api::error::ErrorBody::name().into_owned(),
+        crate::api::error::ErrorBody::schema(),
+    ));
+    components.schemas.extend(error_schemas);
     if surface == Surface::Public {
-        require_question_for_qa(&mut components);
+        require_question_for_qa(components);
     }
-    add_error_responses(&mut components, surface);
-    add_security_schemes(&mut components, surface);
-    OpenApiBuilder::new()
-        .info(
-            InfoBuilder::new()
-                .title(title)
-                .version(env!("CARGO_PKG_VERSION"))
-                .description(Some(description)),
-        )
-        .paths(paths)
-        .components(Some(components))
-        .tags(Some(tags.iter().map(|(name, description)| {
-            TagBuilder::new()
-                .name(*name)
-                .description(Some(*description))
-                .build()
-        })))
-        .build()
+    add_error_responses(components, surface);
+    add_security_schemes(components, surface);
+    doc.info = InfoBuilder::new()
+        .title(title)
+        .version(env!("CARGO_PKG_VERSION"))
+        .description(Some(description))
+        .build();
+    doc.tags = Some(
+        tags.iter()
+            .map(|(name, description)| {
+                TagBuilder::new()
+                    .name(*name)
+                    .description(Some(*description))
+                    .build()
+            })
+            .collect(),
+    );
+    doc
 }
 
-/// One operation from its table row.
-fn operation(r: &Route) -> Operation {
-    let mut op = OperationBuilder::new()
-        .tag(r.tag)
-        .operation_id(Some(r.operation_id))
-        .summary(Some(r.summary))
-        .description((!r.description.is_empty()).then_some(r.description));
-    if r.deprecated {
-        op = op.deprecated(Some(Deprecated::True));
-    }
-    for (name, description, values) in r.params {
-        let mut schema = ObjectBuilder::new().schema_type(Type::String);
-        if !values.is_empty() {
-            schema = schema.enum_values(Some(values.iter().copied()));
+/// The shared parts of one operation (see [`finish`]). A handler states
+/// only what is its own: summary, parameters, bodies, which statuses it
+/// answers, and its security requirement; a bare error status
+/// (`(status = 401)`) becomes the shared error response, an error status
+/// with its own body keeps it (with the shared headers). A
+/// `request_body(content = Option<T>)` (the body may be left out) derives
+/// as `oneOf [T, null]` with no `required`; it is documented as the plain
+/// `$ref` with `required: false`.
+fn finish_operation(op: &mut Operation) {
+    if let Some(RefOr::T(body)) = op.request_body.as_mut() {
+        for content in body.content.values_mut() {
+            let RefOr::T(content) = content else { continue };
+            let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else {
+                continue;
+            };
+            let refs: Vec<_> = one_of
+                .items
+                .iter()
+                .filter(|i| matches!(i, RefOr::Ref(_)))
+                .cloned()
+                .collect();
+            if one_of.items.len() == 2 && refs.len() == 1 {
+                content.schema = refs.into_iter().next();
+                body.required = Some(Required::False);
+            }
         }
-        op = op.parameter(
-            ParameterBuilder::new()
-                .name(*name)
-                .parameter_in(ParameterIn::Path)
-                .required(Required::True)
-                .description(Some(*description))
-                .schema(Some(schema)),
-        );
     }
-    for (name, description, value) in r.query {
-        let schema = match *value {
-            QueryValue::Integer { min, max, default } => ObjectBuilder::new()
+    let rate_limited = op.responses.responses.contains_key("429");
+    for (status, response) in op.responses.responses.iter_mut() {
+        let code: u16 = status.parse().expect("numeric status in #[utoipa::path]");
+        let RefOr::T(inline) = response else { continue };
+        if code >= 400 && inline.content.is_empty() {
+            *response = Ref::from_response_name(error_response_name(code)).into();
+            continue;
+        }
+        let mut builder = with_common_headers(ResponseBuilder::new());
+        if code == 503 || code == 429 {
+            builder = builder.header("Retry-After", retry_after());
+        }
+        if rate_limited && (200..300).contains(&code) {
+            builder = with_rate_limit_headers(builder);
+        }
+        for (name, header) in builder.build().headers {
+            inline.headers.entry(name).or_insert(header);
+        }
+    }
+    op.responses
+        .responses
+        .insert("default".into(), Ref::from_response_name("Error").into());
+}
+
+/// Expresses in `ProcessRequest`'s schema what the handler enforces: a `qa`
+/// job needs `question` or `options.question`. The derived object becomes
+/// the first part of an `allOf` whose second part is that rule (an `anyOf`:
+/// another operation, or a question in one of the two places); the examples
+/// and the description move to the `allOf` so they stay at the top.
+fn require_question_for_qa(components: &mut Components) {
+    use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder};
+    let Some(RefOr::T(Schema::Object(mut object))) = components.schemas.remove("ProcessRequest")
+    else {
+        return;
+    };
+    let examples = std::mem::take(&mut object.examples);
+    let description = object.description.take();
+    let other_operation = ObjectBuilder::new().property(
+        "operation",
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(operation_names().into_iter().filter(|o| *o != "qa"))),
+    );
+    let top_level = ObjectBuilder::new().required("question");
+    let in_options = ObjectBuilder::new()
+        .required("options")
+        .property("options", ObjectBuilder::new().required("question"));
+    let rule = AnyOfBuilder::new()
+        .description(Some(
+            "qa needs `question` (or `options.question`); other operations ignore it",
+        ))
+        .item(other_operation)
+        .item(top_level)
+        .item(in_options);
+    let mut all = AllOfBuilder::new()
+        .item(Schema::Object(object))
+        .item(rule)
+        .description(description)
+        .build();
+    all.examples = examples;
+    components
+        .schemas
+        .insert("ProcessRequest".to_string(), Schema::AllOf(all).into());
+}
+
+/// An optional whole-number query parameter in `min..=max`, `default` when
+/// absent: for handlers that read their query by hand (to refuse unknown
+/// names) and so document it with a manual [`utoipa::IntoParams`].
+pub(crate) fn integer_query(
+    name: &str,
+    description: &str,
+    min: i64,
+    max: i64,
+    default: i64,
+) -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(
+            ObjectBuilder::new()
                 .schema_type(Type::Integer)
                 .minimum(Some(min))
                 .maximum(Some(max))
                 .default(Some(default.into())),
-            QueryValue::Number { min, max, default } => ObjectBuilder::new()
-                .schema_type(Type::Number)
-                .minimum(Some(min))
-                .maximum(Some(max))
-                .default(Some(default.into())),
-            QueryValue::Text => ObjectBuilder::new().schema_type(Type::String),
-            QueryValue::OneOf(values) => ObjectBuilder::new()
-                .schema_type(Type::String)
-                .enum_values(Some(values.iter().copied())),
-        };
-        op = op.parameter(
-            ParameterBuilder::new()
-                .name(*name)
-                .parameter_in(ParameterIn::Query)
-                .required(Required::False)
-                .description(Some(*description))
-                .schema(Some(schema)),
-        );
-    }
-    for (name, description, allowed) in r.headers {
-        let mut schema = ObjectBuilder::new().schema_type(Type::String);
-        if !allowed.is_empty() {
-            schema = schema.enum_values(Some(allowed.iter().copied()));
-        }
-        op = op.parameter(
-            ParameterBuilder::new()
-                .name(*name)
-                .parameter_in(ParameterIn::Header)
-                .required(Required::False)
-                .description(Some(*description))
-                .schema(Some(schema)),
-        );
-    }
-    if r.request_timeout {
-        op = op.parameter(
-            ParameterBuilder::new()
-                .name("Request-Timeout")
-                .parameter_in(ParameterIn::Header)
-                .required(Required::False)
-                .description(Some(
-                    "Seconds (fractions allowed, at most 600) this job may take; can only \
-                     shorten the operation's own deadline. Malformed: 400.",
-                ))
-                .schema(Some(
-                    ObjectBuilder::new()
-                        .schema_type(Type::Number)
-                        .exclusive_minimum(Some(0))
-                        .maximum(Some(600)),
-                )),
-        );
-    }
-    if let Some(schema) = r.request {
-        op = op.request_body(Some(
-            RequestBodyBuilder::new()
-                .required(Some(if r.body_optional {
-                    Required::False
-                } else {
-                    Required::True
-                }))
-                .content(
-                    JSON,
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name(schema)))
-                        .build(),
-                )
-                .build(),
-        ));
-    }
-    // Success.
-    let (status, description, body) = r.ok;
-    let mut ok = with_common_headers(ResponseBuilder::new().description(description));
-    ok = with_body(ok, body);
-    if let Body::Redirect(to) = body {
-        ok = ok.header("Location", header(Type::String, &format!("`{to}`")));
-        if status == 301 {
-            ok = ok.header("X-API-Version", header(Type::String, "`v1`"));
-        }
-    }
-    if let Some(to) = r.location {
-        ok = ok.header("Location", header(Type::String, to));
-    }
-    if r.rate_limited() {
-        ok = with_rate_limit_headers(ok);
-    }
-    op = op.response(status.to_string(), ok.build());
-    // Errors.
-    for &status in r.errors {
-        op = op.response(
-            status.to_string(),
-            Ref::from_response_name(error_response_name(status)),
-        );
-    }
-    for &(status, description, body) in r.special {
-        let mut special = with_common_headers(ResponseBuilder::new().description(description));
-        special = with_body(special, body);
-        if status == 503 || status == 429 {
-            special = special.header("Retry-After", retry_after());
-        }
-        if (200..300).contains(&status) {
-            if let Some(to) = r.location {
-                special = special.header("Location", header(Type::String, to));
-            }
-            if r.rate_limited() {
-                special = with_rate_limit_headers(special);
-            }
-        }
-        op = op.response(status.to_string(), special.build());
-    }
-    op = op.response("default", Ref::from_response_name("Error"));
-    // Auth.
-    let schemes = [
-        SecurityRequirement::new(BEARER, Vec::<String>::new()),
-        SecurityRequirement::new(API_KEY, Vec::<String>::new()),
-    ];
-    // The schemes' descriptions (per document) say which key applies.
-    match r.auth {
-        Auth::None => {}
-        Auth::Optional => {
-            op = op.securities(Some(
-                std::iter::once(SecurityRequirement::default()).chain(schemes),
-            ));
-        }
-        Auth::Key | Auth::Operator => op = op.securities(Some(schemes)),
-    }
-    op.build()
+        ))
+        .build()
 }
 
-fn with_body(response: ResponseBuilder, body: Body) -> ResponseBuilder {
-    match body {
-        Body::Json(schema) => response.content(
-            JSON,
-            ContentBuilder::new()
-                .schema(Some(schema_ref(schema)))
-                .build(),
-        ),
-        Body::JsonOneOf(names) => {
-            let mut one_of = OneOfBuilder::new();
-            for name in names {
-                one_of = one_of.item(Ref::from_schema_name(*name));
-            }
-            response.content(
-                JSON,
-                ContentBuilder::new()
-                    .schema(Some(Schema::OneOf(one_of.build())))
-                    .build(),
-            )
-        }
-        Body::Text(content_type) => response.content(
-            content_type,
-            ContentBuilder::new()
-                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
-                .build(),
-        ),
-        Body::Redirect(_) => response,
-    }
-}
-
-/// `Object` stands for a free-form JSON object; anything else is a component.
-fn schema_ref(name: &str) -> RefOr<Schema> {
-    if name == "Object" {
-        ObjectBuilder::new().schema_type(Type::Object).into()
+/// A string parameter taking one of `values` (required in the path,
+/// optional in the query): for names a handler matches itself.
+pub(crate) fn enum_param(
+    name: &str,
+    location: ParameterIn,
+    description: &str,
+    values: impl IntoIterator<Item = &'static str>,
+) -> utoipa::openapi::path::Parameter {
+    let required = if location == ParameterIn::Path {
+        Required::True
     } else {
-        Ref::from_schema_name(name).into()
-    }
+        Required::False
+    };
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(location)
+        .required(required)
+        .description(Some(description))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(values)),
+        ))
+        .build()
 }
 
 fn header(schema_type: Type, description: &str) -> Header {
@@ -1704,7 +543,7 @@ const ERRORS: &[(u16, &str, &str)] = &[
 ];
 
 fn add_error_responses(components: &mut Components, surface: Surface) {
-    let mut all: Vec<(String, Response)> = ERRORS
+    let mut all: Vec<(String, ResponseDoc)> = ERRORS
         .iter()
         .map(|&(status, code, description)| {
             let description = match (status, surface) {
@@ -1803,8 +642,9 @@ fn add_security_schemes(components: &mut Components, surface: Surface) {
 // Serving
 // ---------------------------------------------------------------------------
 
-fn swagger(docs_path: &'static str, spec_path: &'static str, doc: OpenApi) -> SwaggerUi {
-    SwaggerUi::new(docs_path).url(spec_path, doc).config(
+/// The Swagger UI configuration for the document at `spec_path`.
+fn swagger_config(spec_path: &'static str) -> Arc<Config<'static>> {
+    Arc::new(
         Config::new([spec_path])
             // The validator badge would call an external service.
             .validator_url("none")
@@ -1813,1571 +653,231 @@ fn swagger(docs_path: &'static str, spec_path: &'static str, doc: OpenApi) -> Sw
     )
 }
 
-/// Routes serving `/openapi.json`, `/docs` (Swagger UI for the public doc)
-/// and — when `internal_docs` — `/internal/openapi.json` and
-/// `/internal/docs`. All assets offline.
-///
-/// `/docs` redirects (303) to `/docs/`, which serves the page; its scripts and
-/// styles are embedded in the binary and referenced by relative URLs. The
-/// routes need no key: pass `internal_docs = false` where the operator API's
-/// shape must not be published.
-pub fn docs_routes<S: Clone + Send + Sync + 'static>(internal_docs: bool) -> Router<S> {
-    let router = Router::from(swagger(PUBLIC_DOCS_PATH, PUBLIC_SPEC_PATH, public_doc()));
-    if internal_docs {
-        router.merge(Router::from(swagger(
-            INTERNAL_DOCS_PATH,
-            INTERNAL_SPEC_PATH,
-            internal_doc(),
-        )))
-    } else {
-        router
+/// The documents as served, built on first use (they never change).
+static PUBLIC_JSON: LazyLock<Vec<u8>> =
+    LazyLock::new(|| serde_json::to_vec(&public_doc()).expect("the document serialises"));
+static INTERNAL_JSON: LazyLock<Vec<u8>> =
+    LazyLock::new(|| serde_json::to_vec(&internal_doc()).expect("the document serialises"));
+static PUBLIC_SWAGGER: LazyLock<Arc<Config<'static>>> =
+    LazyLock::new(|| swagger_config(PUBLIC_SPEC_PATH));
+static INTERNAL_SWAGGER: LazyLock<Arc<Config<'static>>> =
+    LazyLock::new(|| swagger_config(INTERNAL_SPEC_PATH));
+
+fn spec(json: &'static [u8]) -> Response {
+    let mut response = Response::new(Body::from(json));
+    response.headers_mut().insert(
+        http_header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// One file of the embedded Swagger UI (`""` is the page), as
+/// utoipa-swagger-ui serves it: 404 for an unknown name.
+fn swagger_file(file: &str, config: &Arc<Config<'static>>) -> Response {
+    match utoipa_swagger_ui::serve(file, config.clone()) {
+        Ok(Some(file)) => {
+            let mut response = (
+                StatusCode::OK,
+                [(http_header::CONTENT_TYPE, file.content_type)],
+                file.bytes.into_owned(),
+            )
+                .into_response();
+            if file.gzpipped {
+                response.headers_mut().insert(
+                    http_header::CONTENT_ENCODING,
+                    HeaderValue::from_static("gzip"),
+                );
+            }
+            response
+        }
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 
-// ---------------------------------------------------------------------------
-// Schemas
-// ---------------------------------------------------------------------------
-
-/// Documentation-only mirrors of the wire shapes. Each follows the real type
-/// (named in a `// Mirrors` comment) field by field, with the same serde attributes, so the
-/// generated schema says what keel really sends and accepts. They are never
-/// constructed.
-#[allow(dead_code)]
-mod schemas {
-    use serde::{Deserialize, Serialize};
-    use serde_json::Value;
-    use std::collections::BTreeMap;
-    use utoipa::{OpenApi, ToSchema};
-
-    /// Components of the public document.
-    #[derive(OpenApi)]
-    #[openapi(components(schemas(
-        ErrorBody,
-        TextProcessingHealth,
-        RootResponse,
-        HealthResponse,
-        LiveResponse,
-        ReadyResponse,
-        AuthStatus,
-        OperationsResponse,
-        ProcessRequest,
-        ProcessResponse,
-        BatchRequest,
-        BatchResponse,
-        BatchStatus,
-        JobRequest,
-        JobList,
-        crate::jobs::Accepted,
-        crate::jobs::JobView,
-        crate::jobs::JobStatus,
-        crate::jobs::JobFailure,
-        crate::jobs::WebhookState,
-    )))]
-    pub struct PublicSchemas;
-
-    /// Components of the operator document.
-    #[derive(OpenApi)]
-    #[openapi(components(schemas(
-        ErrorBody,
-        InternalIndex,
-        MonitoringHealth,
-        MetricsSummary,
-        MetricsHistory,
-        HistorySample,
-        HistoryOperationSample,
-        BreakerStateCounts,
-        ResilienceHealth,
-        ResilienceConfigView,
-        ConfigChangeRequest,
-        ConfigChangeResult,
-        ResilienceMetrics,
-        MessageResponse,
-        OperationMetrics,
-        BreakerList,
-        NamedBreakerSnapshot,
-        BreakerActionResult,
-        PresetList,
-        PresetDetail,
-        PresetsSummary,
-        Recommendation,
-        ValidateRequest,
-        ValidationReport,
-        CustomConfig,
-        crate::jobs::JobsStats,
-        crate::jobs::ConsumerInfo,
-        crate::metrics::LatencySummary,
-        DeadJobs,
-        OperatorJobView,
-        JobsPaused,
-        crate::jobs::JobView,
-        crate::jobs::JobStatus,
-        crate::jobs::JobFailure,
-        crate::jobs::WebhookState,
-        CreateKeyRequest,
-        CreatedKey,
-        KeyList,
-        RevokeTokenRequest,
-        AuditTrail,
-        Scope,
-    )))]
-    pub struct InternalSchemas;
-
-    // Mirrors `crate::api::internal::identity::CreateKey`.
-    /// `POST /internal/keys`.
-    #[derive(Deserialize, ToSchema)]
-    #[serde(deny_unknown_fields)]
-    #[schema(examples(json!({"name": "ci-pipeline", "roles": ["client"], "tenant": "acme",
-        "rate_limit_per_minute": 60, "expires_at": "2027-01-01T00:00:00Z"})))]
-    pub struct CreateKeyRequest {
-        /// Name shown in listings (1–100 characters).
-        pub name: String,
-        /// `client` and/or `operator`; default `["client"]`.
-        pub roles: Option<Vec<String>>,
-        /// Tenant the key acts for: jobs, batches and limits are shared by the tenant.
-        pub tenant: Option<String>,
-        /// Requests per sliding minute for this key (1–1,000,000), replacing `RATE_LIMIT_PER_MINUTE`.
-        pub rate_limit_per_minute: Option<u32>,
-        /// Expiry: RFC 3339 or Unix seconds, in the future.
-        pub expires_at: Option<Value>,
-    }
-
-    /// `POST /internal/keys` answer: the key and its secret (shown once).
-    #[derive(Serialize, ToSchema)]
-    pub struct CreatedKey {
-        /// The key's id (`ck_…`), used to revoke it.
-        pub id: String,
-        /// `client_key`.
-        pub kind: String,
-        /// The secret: send it as `Authorization: Bearer <secret>` or `X-API-Key`.
-        pub secret: String,
-        /// Name.
-        pub name: String,
-        /// Roles.
-        pub roles: Vec<String>,
-        /// Tenant.
-        pub tenant: Option<String>,
-        /// Own per-minute limit.
-        pub rate_limit_per_minute: Option<u32>,
-        /// First characters of the secret and `...`.
-        pub prefix: String,
-        /// RFC 3339.
-        pub created_at: Option<String>,
-        /// The creating operator's identity id.
-        pub created_by: String,
-        /// RFC 3339, or null.
-        pub expires_at: Option<String>,
-        /// False.
-        pub revoked: bool,
-        /// Null.
-        pub revoked_at: Option<String>,
-        /// Null.
-        pub last_used: Option<String>,
-        /// True.
-        pub revocable: bool,
-        /// `redis` or `memory`.
-        pub store: String,
-        /// A reminder that the secret is not shown again.
-        pub message: String,
-    }
-
-    /// `GET /internal/keys`.
-    #[derive(Serialize, ToSchema)]
-    pub struct KeyList {
-        /// `redis` or `memory`.
-        pub store: String,
-        /// How revocation reaches other instances.
-        pub revocation: String,
-        /// Issued keys (metadata only), newest first.
-        pub client_keys: Vec<Value>,
-        /// Keys from the environment (`kind: static_key`, `revocable: false`).
-        pub static_keys: Vec<Value>,
-        /// JWT key set state (`source`, `kids`, `refreshes`, `refresh_failures`,
-        /// `last_success`, `last_error`, `cached_tokens`), or null when JWT is off.
-        pub jwt: Option<Value>,
-    }
-
-    // Mirrors `crate::api::internal::identity::RevokeToken`.
-    /// `POST /internal/tokens/revoke`.
-    #[derive(Deserialize, ToSchema)]
-    #[serde(deny_unknown_fields)]
-    #[schema(examples(json!({"jti": "4f1c", "exp": 1796083200})))]
-    pub struct RevokeTokenRequest {
-        /// The token's `jti` claim.
-        pub jti: String,
-        /// The token's `exp` (Unix seconds or RFC 3339): refused until then.
-        pub exp: Value,
-    }
-
-    /// `GET /internal/audit`.
-    #[derive(Serialize, ToSchema)]
-    pub struct AuditTrail {
-        /// Entries the ring keeps.
-        pub capacity: usize,
-        /// Entries returned.
-        pub count: usize,
-        /// `{at, action, actor, actor_kind, target, details}`, newest first.
-        pub entries: Vec<Value>,
-    }
-
-    // ----- shared -------------------------------------------------------
-
-    // Mirrors `crate::api::error::ErrorBody`.
-    /// The one error body of both APIs.
-    #[derive(Serialize, ToSchema)]
-    #[schema(examples(json!({
-        "success": false,
-        "error": "text must be at least 10 characters after trimming, got 2",
-        "error_code": "VALIDATION_ERROR",
-        "details": {"field": "text", "length": 2, "min": 10},
-        "detail": [{"loc": ["body", "text"],
-                    "msg": "text must be at least 10 characters after trimming, got 2",
-                    "type": "string_too_short"}],
-        "request_id": "92d71b23-a32b-4af5-9c59-82a2b2a6c061",
-        "timestamp": "2026-11-22T01:13:17.441Z"
-    })))]
-    pub struct ErrorBody {
-        /// Always `false`.
-        pub success: bool,
-        /// Human-readable message.
-        pub error: String,
-        /// Stable machine-readable code: `BAD_REQUEST`, `AUTHENTICATION_ERROR`,
-        /// `AUTHORIZATION_ERROR`, `NOT_FOUND`, `METHOD_NOT_ALLOWED`, `CONFLICT`,
-        /// `PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`, `VALIDATION_ERROR`,
-        /// `RATE_LIMIT_EXCEEDED`, `INTERNAL_ERROR`, `AI_SERVICE_ERROR`,
-        /// `SERVICE_UNAVAILABLE`, `GATEWAY_TIMEOUT`, …
-        pub error_code: String,
-        /// Structured detail (e.g. `{"field": "text", "max": 10000}`), or `null`.
-        #[schema(required = true)]
-        pub details: Option<Value>,
-        /// FastAPI-compatible form for the reference's clients.
-        pub detail: Detail,
-        /// The request's `X-Request-ID`.
-        pub request_id: String,
-        /// When the error was produced (RFC 3339).
-        #[schema(format = DateTime)]
-        pub timestamp: String,
-    }
-
-    // Mirrors `crate::api::error::Detail`.
-    /// FastAPI's `detail`: a string in general, `{message, context}` for a
-    /// 401, a list of `{loc, msg, type}` for a 422.
-    #[derive(Serialize, ToSchema)]
-    #[serde(untagged)]
-    pub enum Detail {
-        /// The message.
-        Message(String),
-        /// 401.
-        Auth(AuthDetail),
-        /// 422.
-        Validation(Vec<ValidationIssue>),
-    }
-
-    /// `detail` of a 401, as the reference's `HTTPException`.
-    #[derive(Serialize, ToSchema)]
-    pub struct AuthDetail {
-        /// The message (e.g. "Invalid API key", "API key required: ...").
-        pub message: String,
-        /// What the request presented.
-        pub context: AuthContext,
-    }
-
-    // Mirrors `crate::api::error::AuthFailure`.
-    /// `detail.context` of a 401.
-    #[derive(Serialize, ToSchema)]
-    pub struct AuthContext {
-        /// `bearer_token` or `x_api_key`.
-        pub auth_method: String,
-        /// `ENVIRONMENT` of the server.
-        pub environment: String,
-        /// Whether a key was sent.
-        pub credentials_provided: bool,
-        /// First 8 characters of the rejected key; `null` when none was sent.
-        #[schema(required = true)]
-        pub key_prefix: Option<String>,
-    }
-
-    /// One entry of a 422 `detail`, as FastAPI's request-validation errors.
-    #[derive(Serialize, ToSchema)]
-    pub struct ValidationIssue {
-        /// Where: `["body", "options", "max_length"]`.
-        pub loc: Vec<LocPart>,
-        /// The message.
-        pub msg: String,
-        /// A pydantic error type: `missing`, `extra_forbidden`, `int_type`,
-        /// `too_short`, `string_too_short`, `value_out_of_range`, `value_error`, …
-        #[serde(rename = "type")]
-        pub kind: String,
-    }
-
-    /// A `loc` element: a field name or an array index.
-    #[derive(Serialize, ToSchema)]
-    #[serde(untagged)]
-    pub enum LocPart {
-        /// A field name.
-        Name(String),
-        /// An array index.
-        Index(u64),
-    }
-
-    // Mirrors `crate::job::Operation`.
-    /// The five operations.
-    #[derive(Serialize, Deserialize, ToSchema)]
-    #[serde(rename_all = "snake_case")]
-    pub enum Operation {
-        /// Shorten a text to about `max_length` words.
-        Summarize,
-        /// Positive, negative or neutral, with a confidence.
-        Sentiment,
-        /// Up to `max_points` key points.
-        KeyPoints,
-        /// Up to `num_questions` questions about the text.
-        Questions,
-        /// Answer `question` from the text.
-        Qa,
-    }
-
-    // ----- public: service ------------------------------------------------
-
-    // Mirrors `crate::api::health::root`.
-    /// `GET /`.
-    #[derive(Serialize, ToSchema)]
-    pub struct RootResponse {
-        /// Service name and tagline.
-        pub message: String,
-        /// keel's version.
-        pub version: String,
-        /// Always `v1`.
-        pub api_version: String,
-        /// Endpoint name → path.
-        pub endpoints: BTreeMap<String, String>,
-    }
-
-    /// Overall health.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "lowercase")]
-    pub enum HealthStatus {
-        /// Everything works.
-        Healthy,
-        /// Serving, with a breaker not closed, Redis down (memory tiers
-        /// answer) or draining.
-        Degraded,
-        /// The actors are down.
-        Unhealthy,
-    }
-
-    // Mirrors `crate::api::health::health`.
-    /// `GET /v1/health`.
-    #[derive(Serialize, ToSchema)]
-    pub struct HealthResponse {
-        /// Overall status.
-        pub status: HealthStatus,
-        /// RFC 3339.
-        #[schema(format = DateTime)]
-        pub timestamp: String,
-        /// keel's version.
-        pub version: String,
-        /// At least one provider is configured.
-        pub ai_model_available: bool,
-        /// Actors run and every breaker is closed.
-        pub resilience_healthy: bool,
-        /// The cache's Redis tier (if any) is reachable.
-        pub cache_healthy: bool,
-        /// Why the status is not `healthy`.
-        pub degraded_reasons: Vec<String>,
-        /// Per-component detail.
-        pub components: HealthComponents,
-        /// Seconds since start.
-        pub uptime_seconds: u64,
-    }
-
-    /// `components` of [`HealthResponse`].
-    #[derive(Serialize, ToSchema)]
-    pub struct HealthComponents {
-        /// The actor tree.
-        pub actors: ActorsHealth,
-        /// The provider chain, primary first.
-        pub providers: Vec<ProviderHealth>,
-        /// Breakers not letting traffic through normally.
-        pub circuit_breakers: BreakersHealth,
-        /// The resilience preset in force.
-        pub resilience_preset: String,
-        /// Redis, when configured.
-        pub redis: RedisHealth,
-    }
-
-    /// The actor tree's health.
-    #[derive(Serialize, ToSchema)]
-    pub struct ActorsHealth {
-        /// Every actor runs.
-        pub healthy: bool,
-        /// Supervised restarts per actor name.
-        pub restarts: BTreeMap<String, u64>,
-    }
-
-    /// Provider role in the chain.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "lowercase")]
-    pub enum ProviderRole {
-        /// Tried first.
-        Primary,
-        /// Tried when those before it fail.
-        Fallback,
-    }
-
-    /// One provider of the chain.
-    #[derive(Serialize, ToSchema)]
-    pub struct ProviderHealth {
-        /// The provider.
-        pub name: ProviderKind,
-        /// Its model.
-        pub model: String,
-        /// Primary or fallback.
-        pub role: ProviderRole,
-        /// Its actor runs.
-        pub actor_alive: bool,
-        /// Restarts of its actor so far.
-        pub actor_generation: u64,
-    }
-
-    /// Breakers summary.
-    #[derive(Serialize, ToSchema)]
-    pub struct BreakersHealth {
-        /// Breakers in total.
-        pub total: usize,
-        /// Breakers open, half-open or forced open.
-        pub not_closed: Vec<NamedState>,
-    }
-
-    /// A breaker's name and state.
-    #[derive(Serialize, ToSchema)]
-    pub struct NamedState {
-        /// `provider:operation`.
-        pub name: String,
-        /// Its state.
-        pub state: BreakerState,
-    }
-
-    /// Redis summary.
-    #[derive(Serialize, ToSchema)]
-    pub struct RedisHealth {
-        /// `REDIS_URL` is set.
-        pub configured: bool,
-        /// The cache's link, `null` without Redis.
-        #[schema(required = true)]
-        pub cache: Option<crate::redis_link::RedisStatus>,
-        /// The rate limiter's link, `null` without Redis.
-        #[schema(required = true)]
-        pub rate_limiter: Option<crate::redis_link::RedisStatus>,
-    }
-
-    /// `GET /v1/health/live`.
-    #[derive(Serialize, ToSchema)]
-    #[schema(examples(json!({"status": "alive"})))]
-    pub struct LiveResponse {
-        /// Always `alive`.
-        pub status: String,
-    }
-
-    /// `GET /v1/health/ready`.
-    #[derive(Serialize, ToSchema)]
-    #[schema(examples(json!({"status": "ready", "reason": null})))]
-    pub struct ReadyResponse {
-        /// `ready` or `not_ready`.
-        pub status: String,
-        /// `draining` or `actors not running` when not ready, else `null`.
-        #[schema(required = true)]
-        pub reason: Option<String>,
-    }
-
-    /// `GET /v1/auth/status`.
-    #[derive(Serialize, ToSchema)]
-    #[schema(examples(json!({
-        "authenticated": true,
-        "api_key_prefix": "sk-live-...",
-        "message": "Authentication successful"
-    })))]
-    pub struct AuthStatus {
-        /// Always `true` (a bad key is a 401).
-        pub authenticated: bool,
-        /// First 8 characters of the key and `...`; `developm...` with open
-        /// access (the reference reports the key as `development`).
-        #[schema(required = true)]
-        pub api_key_prefix: Option<String>,
-        /// Human-readable outcome.
-        pub message: String,
-        /// Who the credential resolved to: `{id, kind: static_key | client_key | jwt |
-        /// anonymous, roles, tenant, limits}` (never the secret).
-        pub identity: Value,
-    }
-
-    /// `GET /v1/text_processing/operations`.
-    #[derive(Serialize, ToSchema)]
-    pub struct OperationsResponse {
-        /// The five operations.
-        pub operations: Vec<OperationInfo>,
-    }
-
-    /// One operation's description.
-    #[derive(Serialize, ToSchema)]
-    pub struct OperationInfo {
-        /// The wire name.
-        pub id: Operation,
-        /// Display name.
-        pub name: String,
-        /// What it does.
-        pub description: String,
-        /// Option names it takes.
-        pub options: Vec<String>,
-        /// True for `qa`.
-        pub requires_question: bool,
-        /// Range and default per option (absent when it takes none).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub option_ranges: Option<BTreeMap<String, OptionRange>>,
-    }
-
-    /// An option's range.
-    #[derive(Serialize, ToSchema)]
-    pub struct OptionRange {
-        /// Smallest value.
-        pub min: i64,
-        /// Largest value.
-        pub max: i64,
-        /// Value when absent.
-        pub default: i64,
-    }
-
-    // ----- public: text processing ---------------------------------------
-
-    // Mirrors `crate::api::text::ProcessRequest`.
-    /// Body of `POST /v1/text_processing/process`.
-    #[derive(Deserialize, ToSchema)]
-    #[schema(examples(json!({
-        "text": "The city of Riverton launched a solar energy program this spring. The program will install panels on two hundred public buildings. Officials expect the panels to cut the city energy costs by a third.",
-        "operation": "summarize",
-        "options": {"max_length": 25}
-    })))]
-    pub struct ProcessRequest {
-        /// The text: 10–10000 characters **after trimming** leading and
-        /// trailing whitespace (so the raw string may be longer), not
-        /// whitespace only. Control characters are stripped; nothing else is
-        /// removed.
-        #[schema(min_length = 10, max_length = 10000)]
-        pub text: String,
-        /// The operation (an unknown name is a 422).
-        pub operation: Operation,
-        /// **Required when `operation` is `qa`** (or as `options.question`;
-        /// a `qa` request without either is a 422); at most 1000 characters;
-        /// ignored otherwise.
-        #[serde(default)]
-        pub question: Option<String>,
-        /// Operation options: any object (see `ProcessOptions`).
-        #[serde(default)]
-        pub options: Option<ProcessOptions>,
-        /// Accepted for compatibility with the reference API; not used.
-        #[serde(default)]
-        pub user_metadata: Option<Value>,
-    }
-
-    // Mirrors `crate::api::text::allowed_options`.
-    /// Options. Each operation reads its own name (summarize `max_length`,
-    /// key_points `max_points`, questions `num_questions`, qa `question`);
-    /// any other name is ignored and listed in `metadata.ignored_options`,
-    /// or is a 422 with `STRICT_OPTIONS=true`. Integers: a whole-number
-    /// float such as `14.0` is accepted.
-    #[derive(Deserialize, ToSchema)]
-    pub struct ProcessOptions {
-        /// qa: the question, when the top-level `question` is absent.
-        pub question: Option<String>,
-        /// summarize: about this many words, 10–1000 (default 100).
-        #[schema(minimum = 10, maximum = 1000, default = 100)]
-        pub max_length: Option<i64>,
-        /// key_points: 1–20 (default 5).
-        #[schema(minimum = 1, maximum = 20, default = 5)]
-        pub max_points: Option<i64>,
-        /// questions: 1–20 (default 5).
-        #[schema(minimum = 1, maximum = 20, default = 5)]
-        pub num_questions: Option<i64>,
-    }
-
-    // Mirrors `crate::api::text::ProcessResponse`.
-    /// A successful answer. `result`, `sentiment`, `key_points` and
-    /// `questions` are always present; which is non-null depends on the
-    /// operation.
-    #[derive(Serialize, ToSchema)]
-    #[schema(examples(json!({
-        "operation": "summarize",
-        "success": true,
-        "result": "The city of Riverton launched a solar energy program this spring.",
-        "sentiment": null,
-        "key_points": null,
-        "questions": null,
-        "metadata": {"word_count": 66, "provider": "local", "model": "keel-local-1",
-                     "attempts": 1, "degraded": false, "prompt_injection_suspected": false},
-        "processing_time": 0.000157842,
-        "timestamp": "2026-11-22T01:13:17.441Z",
-        "cache_hit": false
-    })))]
-    pub struct ProcessResponse {
-        /// The operation run.
-        pub operation: Operation,
-        /// Always `true`.
-        pub success: bool,
-        /// summarize and qa: the text answer; `null` otherwise.
-        #[schema(required = true)]
-        pub result: Option<String>,
-        /// sentiment: the verdict; `null` otherwise.
-        #[schema(required = true)]
-        pub sentiment: Option<Sentiment>,
-        /// key_points: the points, most important first; `null` otherwise.
-        #[schema(required = true)]
-        pub key_points: Option<Vec<String>>,
-        /// questions: the questions; `null` otherwise.
-        #[schema(required = true)]
-        pub questions: Option<Vec<String>>,
-        /// How the answer was produced.
-        pub metadata: ResponseMetadata,
-        /// Seconds spent on this job.
-        pub processing_time: f64,
-        /// When the answer was produced (RFC 3339).
-        #[schema(format = DateTime)]
-        pub timestamp: String,
-        /// True when served from cache.
-        pub cache_hit: bool,
-    }
-
-    // Mirrors `crate::api::text::ResponseMetadata`.
-    /// `metadata` of an answer.
-    #[derive(Serialize, ToSchema)]
-    pub struct ResponseMetadata {
-        /// Words in the processed text.
-        pub word_count: u64,
-        /// The provider that answered.
-        pub provider: ProviderKind,
-        /// The model that answered.
-        pub model: String,
-        /// Provider calls made for this job.
-        pub attempts: u32,
-        /// True when a fallback answered.
-        pub degraded: bool,
-        /// Why the primary did not answer.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub degraded_reason: Option<String>,
-        /// True when the text looked like a prompt-injection attempt (it is
-        /// kept and sent between delimiters).
-        pub prompt_injection_suspected: bool,
-        /// Which injection patterns were seen.
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        pub injection_signals: Vec<String>,
-        /// Token usage, when the upstream reported it.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub usage: Option<TokenUsage>,
-        /// qa: how sure the provider is of the answer, when it can tell.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub answer_confidence: Option<f64>,
-        /// Option names sent but not used by the operation (absent when none).
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        pub ignored_options: Vec<IgnoredOption>,
-    }
-
-    // Mirrors `crate::api::text::IgnoredOption`.
-    /// An option name the operation does not use.
-    #[derive(Serialize, ToSchema)]
-    pub struct IgnoredOption {
-        /// The name as sent.
-        pub name: String,
-        /// The allowed name it most likely meant, or `null`.
-        #[schema(required = true)]
-        pub suggestion: Option<String>,
-        /// Human-readable reason.
-        pub message: String,
-    }
-
-    // Mirrors `crate::providers::ProviderKind`.
-    /// Provider kinds.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "lowercase")]
-    pub enum ProviderKind {
-        /// Built-in offline algorithms.
-        Local,
-        /// OpenAI-compatible server.
-        #[serde(rename = "openai")]
-        OpenAi,
-        /// Google Gemini.
-        Gemini,
-    }
-
-    // Mirrors `crate::providers::TokenUsage`.
-    /// Tokens an upstream reported.
-    #[derive(Serialize, ToSchema)]
-    pub struct TokenUsage {
-        /// Tokens in the prompt.
-        pub prompt_tokens: u64,
-        /// Tokens in the answer.
-        pub completion_tokens: u64,
-    }
-
-    // Mirrors `crate::job::Sentiment`.
-    /// A sentiment verdict.
-    #[derive(Serialize, ToSchema)]
-    pub struct Sentiment {
-        /// The label.
-        pub sentiment: SentimentLabel,
-        /// How sure, 0.0–1.0.
-        #[schema(minimum = 0.0, maximum = 1.0)]
-        pub confidence: f64,
-        /// A short reason (cue words for the local provider).
-        pub explanation: String,
-    }
-
-    // Mirrors `crate::job::SentimentLabel`.
-    /// Sentiment labels.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "lowercase")]
-    pub enum SentimentLabel {
-        /// Predominantly favourable.
-        Positive,
-        /// Predominantly unfavourable.
-        Negative,
-        /// Neither, or balanced evidence.
-        Neutral,
-    }
-
-    // Mirrors `crate::api::text::BatchRequest`.
-    /// Body of `POST /v1/text_processing/batch_process`.
-    #[derive(Deserialize, ToSchema)]
-    #[schema(examples(json!({
-        "batch_id": "demo-1",
-        "requests": [
-            {"text": "The support team was friendly and solved my problem quickly.", "operation": "sentiment"},
-            {"text": "too short", "operation": "summarize"}
-        ]
-    })))]
-    pub struct BatchRequest {
-        /// 1 to `MAX_BATCH_REQUESTS_PER_CALL` (default 50) requests. An item
-        /// that is not a valid request fails alone (in its result), not the batch.
-        #[schema(min_items = 1)]
-        pub requests: Vec<ProcessRequest>,
-        /// Optional client id (generated when absent): 1–100 letters, digits,
-        /// `-`, `_`, `.`, `:`.
-        #[serde(default)]
-        #[schema(pattern = r"^[A-Za-z0-9._:-]{1,100}$")]
-        pub batch_id: Option<String>,
-    }
-
-    /// An item's outcome.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "lowercase")]
-    pub enum BatchItemStatus {
-        /// Answered: see `response`.
-        Completed,
-        /// Failed: see `error` and `error_code`.
-        Failed,
-    }
-
-    // Mirrors `crate::api::text::BatchItem`.
-    /// One item of a batch.
-    #[derive(Serialize, ToSchema)]
-    pub struct BatchItem {
-        /// Position in `requests`.
-        pub request_index: u64,
-        /// Completed or failed.
-        pub status: BatchItemStatus,
-        /// The answer, when completed; `null` when failed.
-        #[schema(required = true)]
-        pub response: Option<ProcessResponse>,
-        /// The error message, when failed; `null` when completed.
-        #[schema(required = true)]
-        pub error: Option<String>,
-        /// The error code, when failed (as in [`ErrorBody`]).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub error_code: Option<String>,
-    }
-
-    // Mirrors `crate::api::text::BatchResponse`.
-    /// A batch's results.
-    #[derive(Serialize, ToSchema)]
-    pub struct BatchResponse {
-        /// The batch id (the client's or generated).
-        pub batch_id: String,
-        /// Items submitted.
-        pub total_requests: u64,
-        /// Items answered.
-        pub completed: u64,
-        /// Items failed.
-        pub failed: u64,
-        /// Per-item outcomes, in request order.
-        pub results: Vec<BatchItem>,
-        /// Seconds for the whole batch.
-        pub total_processing_time: f64,
-        /// When the batch finished (RFC 3339).
-        #[schema(format = DateTime)]
-        pub timestamp: String,
-    }
-
-    // Mirrors `crate::batch::BatchState`.
-    /// Where a batch is (the reference's stub always said `COMPLETED_SYNC`).
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "lowercase")]
-    pub enum BatchState {
-        /// Items are still running.
-        Processing,
-        /// Every item has finished.
-        Completed,
-    }
-
-    // Mirrors `crate::batch::BatchStatus`.
-    /// `GET /v1/text_processing/batch_status/{batch_id}`.
-    #[derive(Serialize, ToSchema)]
-    pub struct BatchStatus {
-        /// The batch id.
-        pub batch_id: String,
-        /// Processing or completed.
-        pub status: BatchState,
-        /// Number of items.
-        pub total_requests: u64,
-        /// Items answered so far.
-        pub completed: u64,
-        /// Items failed so far.
-        pub failed: u64,
-        /// When the batch was accepted (RFC 3339).
-        #[schema(format = DateTime)]
-        pub created_at: String,
-        /// When the last item finished (RFC 3339); `null` while processing.
-        #[schema(required = true, format = DateTime)]
-        pub completed_at: Option<String>,
-        /// Seconds for the whole batch; `null` while processing.
-        #[schema(required = true)]
-        pub total_processing_time: Option<f64>,
-        /// Where the batch is, in a sentence (the reference's field).
-        pub message: String,
-    }
-
-    // Mirrors the body `crate::api::jobs::submit` reads.
-    /// Body of `POST /v1/jobs`: the `/process` body plus the job's own fields.
-    #[derive(Deserialize, ToSchema)]
-    #[schema(examples(json!({
-        "text": "The city of Riverton launched a solar energy program this spring. The program will install panels on two hundred public buildings. Officials expect the panels to cut the city energy costs by a third.",
-        "operation": "summarize",
-        "options": {"max_length": 25},
-        "metadata": {"ticket": "T-1042"},
-        "ttl_seconds": 600
-    })))]
-    pub struct JobRequest {
-        /// The `/process` fields, validated exactly as `/process` does.
-        #[serde(flatten)]
-        pub request: ProcessRequest,
-        /// Where to POST the final job (signed `Keel-Signature`); `http` or
-        /// `https`. In staging/production a private, loopback or link-local
-        /// target is a 422 unless `JOB_WEBHOOK_ALLOW_PRIVATE=true`, and
-        /// callbacks need `JOB_WEBHOOK_SECRET`.
-        #[serde(default)]
-        #[schema(format = "uri")]
-        pub callback_url: Option<String>,
-        /// The client's own JSON object (at most 1024 bytes serialised), echoed back.
-        #[serde(default)]
-        #[schema(value_type = Option<Object>)]
-        pub metadata: Option<Value>,
-        /// How long keel may keep trying, in seconds.
-        #[serde(default)]
-        #[schema(minimum = 1, maximum = 86400, default = 3600)]
-        pub ttl_seconds: Option<u64>,
-    }
-
-    // Mirrors the body of `crate::api::jobs::list`.
-    /// A page of the caller's jobs.
-    #[derive(Serialize, ToSchema)]
-    pub struct JobList {
-        /// Newest first.
-        pub jobs: Vec<crate::jobs::JobView>,
-        /// Pass as `cursor` for the next page; `null` on the last page.
-        #[schema(required = true)]
-        pub next_cursor: Option<String>,
-    }
-
-    /// `GET /v1/text_processing/health`: the reference's domain health.
-    #[derive(Serialize, ToSchema)]
-    pub struct TextProcessingHealth {
-        /// `status == "healthy"`.
-        pub overall_healthy: bool,
-        /// Always `domain`.
-        pub service_type: String,
-        /// As `/v1/health`'s `status`.
-        pub status: HealthStatus,
-        /// RFC 3339.
-        #[schema(format = DateTime)]
-        pub timestamp: String,
-        /// `{resilience: {healthy, open_circuit_breakers, half_open_circuit_breakers,
-        /// total_circuit_breakers, timestamp}}`.
-        #[schema(value_type = Object)]
-        pub infrastructure: Value,
-        /// `{text_processing: {healthy, status, ai_model_available, cache_healthy,
-        /// degraded_reasons}}`.
-        #[schema(value_type = Object)]
-        pub domain_services: Value,
-    }
-
-    // ----- internal ---------------------------------------------------------
-
-    // Mirrors `crate::api::jobs::operator_view`.
-    /// A job as operators see it: the client's view plus owner and consumer.
-    #[derive(Serialize, ToSchema)]
-    pub struct OperatorJobView {
-        /// The client's view of the job.
-        #[serde(flatten)]
-        pub job: crate::jobs::JobView,
-        /// The identity that submitted it.
-        pub owner: String,
-        /// The consumer (instance) that last ran it, if any.
-        #[schema(required = true)]
-        pub consumer: Option<String>,
-    }
-
-    // Mirrors the body of `crate::api::jobs::dead`.
-    /// `GET /internal/jobs/dead`.
-    #[derive(Serialize, ToSchema)]
-    pub struct DeadJobs {
-        /// Jobs listed.
-        pub count: u64,
-        /// The dead-lettered jobs.
-        pub jobs: Vec<OperatorJobView>,
-    }
-
-    // Mirrors the body of `crate::api::jobs::set_paused`.
-    /// `POST /internal/jobs/pause` and `/resume`.
-    #[derive(Serialize, ToSchema)]
-    pub struct JobsPaused {
-        /// True after a pause, false after a resume.
-        pub paused: bool,
-        /// When the switch was made (RFC 3339).
-        #[schema(format = DateTime)]
-        pub timestamp: String,
-    }
-
-    /// `GET /internal/`.
-    #[derive(Serialize, ToSchema)]
-    pub struct InternalIndex {
-        /// `keel operator API`.
-        pub message: String,
-        /// keel's version.
-        pub version: String,
-        /// Group → `METHOD /path` lines.
-        pub endpoints: BTreeMap<String, Vec<String>>,
-    }
-
-    /// `GET /internal/monitoring/health`.
-    #[derive(Serialize, ToSchema)]
-    pub struct MonitoringHealth {
-        /// `healthy` or `unhealthy` (actors down).
-        pub status: String,
-        /// RFC 3339.
-        #[schema(format = DateTime)]
-        pub timestamp: String,
-        /// Seconds since start.
-        pub uptime_seconds: u64,
-        /// `actors`, `providers` (with their actor state), `circuit_breakers`,
-        /// `resilience_preset`, `cache` (as `/internal/cache/metrics`),
-        /// `rate_limiter` (as `/internal/rate-limits`).
-        #[schema(value_type = Object)]
-        pub components: Value,
-        /// `cpu_count`, `load_average`, `memory_total_bytes`,
-        /// `memory_used_bytes`, `disk_total_bytes`, `disk_available_bytes`,
-        /// `process_rss_bytes`, `process_cpu_percent` (`null` when the
-        /// platform cannot tell).
-        #[schema(value_type = Object)]
-        pub system: Value,
-    }
-
-    /// `GET /internal/metrics/summary`.
-    #[derive(Serialize, ToSchema)]
-    pub struct MetricsSummary {
-        /// RFC 3339.
-        #[schema(format = DateTime)]
-        pub timestamp: String,
-        /// Seconds since start.
-        pub uptime_seconds: u64,
-        /// Jobs started in the last minute.
-        pub requests_per_minute: f64,
-        /// Per route: requests, errors, rates, latency.
-        pub routes: Vec<RouteSummary>,
-        /// Per operation figures.
-        pub operations: Vec<Value>,
-        /// Per provider figures.
-        pub providers: Vec<Value>,
-        /// Resilience counters.
-        #[schema(value_type = Object)]
-        pub resilience: Value,
-        /// `[actor name, restarts]` pairs.
-        pub actor_restarts: Vec<Value>,
-    }
-
-    /// `GET /internal/metrics/history`.
-    #[derive(Serialize, ToSchema)]
-    pub struct MetricsHistory {
-        /// Seconds between samples (5).
-        pub interval_seconds: u64,
-        /// The window asked for, minutes.
-        pub window_minutes: u64,
-        /// How much history is kept at most, minutes (60).
-        pub retention_minutes: u64,
-        /// The samples inside the window, oldest first.
-        pub samples: Vec<HistorySample>,
-    }
-
-    /// One interval of the time series.
-    #[derive(Serialize, ToSchema)]
-    pub struct HistorySample {
-        /// End of the interval, Unix milliseconds.
-        pub unix_ms: u64,
-        /// Length of the interval, seconds (about 5).
-        pub interval_seconds: f64,
-        /// Jobs started per second, all operations.
-        pub requests_per_second: f64,
-        /// Failed / finished jobs; `null` when none finished.
-        pub error_rate: Option<f64>,
-        /// Fallback-answered / finished jobs; `null` when none finished.
-        pub degraded_rate: Option<f64>,
-        /// Per operation, by name (all five).
-        pub operations: std::collections::BTreeMap<String, HistoryOperationSample>,
-        /// Per provider: its breakers by state at the end of the interval.
-        pub breakers: std::collections::BTreeMap<String, BreakerStateCounts>,
-    }
-
-    /// One operation over one interval.
-    #[derive(Serialize, ToSchema)]
-    pub struct HistoryOperationSample {
-        /// Jobs started per second.
-        pub requests_per_second: f64,
-        /// Failed / finished jobs; `null` when none finished.
-        pub error_rate: Option<f64>,
-        /// Fallback-answered / finished jobs; `null` when none finished.
-        pub degraded_rate: Option<f64>,
-        /// Median job latency in the interval, ms; `null` without jobs.
-        pub p50_ms: Option<f64>,
-        /// 99th percentile job latency in the interval, ms; `null` without jobs.
-        pub p99_ms: Option<f64>,
-    }
-
-    /// A provider's breakers by state.
-    #[derive(Serialize, ToSchema)]
-    pub struct BreakerStateCounts {
-        /// Closed breakers.
-        pub closed: u32,
-        /// Open or forced-open breakers.
-        pub open: u32,
-        /// Half-open breakers.
-        pub half_open: u32,
-        /// Disabled or metrics-only breakers (operator choices).
-        pub other: u32,
-    }
-
-    /// One route's traffic.
-    #[derive(Serialize, ToSchema)]
-    pub struct RouteSummary {
-        /// The matched route.
-        pub route: String,
-        /// Requests served.
-        pub requests: u64,
-        /// 4xx answers.
-        pub client_errors: u64,
-        /// 5xx answers.
-        pub server_errors: u64,
-        /// 1 − error_rate.
-        pub success_rate: f64,
-        /// Errors / requests.
-        pub error_rate: f64,
-        /// Average since start.
-        pub requests_per_minute_avg: f64,
-        /// Latency percentiles.
-        #[schema(value_type = Object)]
-        pub latency: Value,
-    }
-
-    /// `GET /internal/resilience/health`.
-    #[derive(Serialize, ToSchema)]
-    pub struct ResilienceHealth {
-        /// No breaker open and actors running.
-        pub healthy: bool,
-        /// `healthy` or `degraded`.
-        pub status: String,
-        /// Detail.
-        pub details: ResilienceHealthDetails,
-    }
-
-    /// Detail of [`ResilienceHealth`].
-    #[derive(Serialize, ToSchema)]
-    pub struct ResilienceHealthDetails {
-        /// Same as the outer `healthy`.
-        pub healthy: bool,
-        /// Open or forced-open breakers.
-        pub open_circuit_breakers: Vec<String>,
-        /// Half-open breakers.
-        pub half_open_circuit_breakers: Vec<String>,
-        /// Breakers in total.
-        pub total_circuit_breakers: u64,
-        /// Always 5.
-        pub total_operations: u64,
-        /// RFC 3339.
-        #[schema(format = DateTime)]
-        pub timestamp: String,
-    }
-
-    /// `GET /internal/resilience/config`.
-    #[derive(Serialize, ToSchema)]
-    pub struct ResilienceConfigView {
-        /// The preset in force.
-        pub preset_name: String,
-        /// Legacy variables contributed to the configuration.
-        pub is_legacy_config: bool,
-        /// The effective configuration with the source of each value.
-        #[schema(value_type = Object)]
-        pub configuration: Value,
-        /// The last runtime switch, `null` if none.
-        #[schema(required = true)]
-        pub last_change: Option<ConfigChange>,
-    }
-
-    // Mirrors `crate::engine::ConfigChange`.
-    /// A runtime switch, for the audit trail.
-    #[derive(Serialize, ToSchema)]
-    pub struct ConfigChange {
-        /// The operator key's fingerprint.
-        pub by: String,
-        /// RFC 3339.
-        #[schema(format = DateTime)]
-        pub at: String,
-        /// The preset switched to.
-        pub preset: String,
-        /// The custom configuration applied with it.
-        #[schema(required = true)]
-        pub custom_config: Option<Value>,
-    }
-
-    /// Body of `PUT /internal/resilience/config`.
-    #[derive(Deserialize, ToSchema)]
-    #[serde(deny_unknown_fields)]
-    #[schema(examples(json!({"preset": "production"})))]
-    pub struct ConfigChangeRequest {
-        /// The preset to switch to (default: keep the current one).
-        #[serde(default)]
-        pub preset: Option<String>,
-        /// A custom configuration (the `RESILIENCE_CUSTOM_CONFIG` schema):
-        /// a non-empty object of known fields only (`{}`, an array or an
-        /// unknown field is a 422); `null` or absent removes the current one.
-        #[serde(default)]
-        #[schema(value_type = Option<CustomConfig>)]
-        pub custom_config: Option<Value>,
-    }
-
-    /// Result of `PUT /internal/resilience/config`.
-    #[derive(Serialize, ToSchema)]
-    pub struct ConfigChangeResult {
-        /// Human-readable outcome.
-        pub message: String,
-        /// `cluster` (published to every instance) or `instance`.
-        pub scope: Scope,
-        /// Digest of the configuration now in force; instances running the
-        /// same policies report the same version in `GET /internal/cluster`.
-        pub config_version: String,
-        /// With `scope: cluster`: which instances acknowledged the version
-        /// within a second (`applied`) and which did not (`pending`); null
-        /// with `scope: instance`.
-        #[schema(required = true)]
-        pub instances: Option<crate::cluster::Acknowledgments>,
-        /// The new effective configuration.
-        #[schema(value_type = Object)]
-        pub configuration: Value,
-        /// The audit record of this switch.
-        #[schema(required = true)]
-        pub change: Option<ConfigChange>,
-    }
-
-    /// `GET /internal/resilience/metrics`.
-    #[derive(Serialize, ToSchema)]
-    pub struct ResilienceMetrics {
-        /// Per operation figures.
-        pub operations: Vec<Value>,
-        /// Per provider figures.
-        pub providers: Vec<Value>,
-        /// Breaker name → snapshot.
-        pub circuit_breakers: BTreeMap<String, BreakerSnapshot>,
-        /// Resilience counters.
-        #[schema(value_type = Object)]
-        pub summary: Value,
-    }
-
-    /// A message with a timestamp.
-    #[derive(Serialize, ToSchema)]
-    pub struct MessageResponse {
-        /// Human-readable outcome.
-        pub message: String,
-        /// RFC 3339.
-        #[schema(format = DateTime)]
-        pub timestamp: String,
-    }
-
-    /// `GET /internal/resilience/metrics/{operation}`.
-    #[derive(Serialize, ToSchema)]
-    pub struct OperationMetrics {
-        /// The operation.
-        pub operation: Operation,
-        /// Its figures, `null` before its first job.
-        #[schema(required = true, value_type = Option<Object>)]
-        pub metrics: Option<Value>,
-        /// The retry and breaker policy in force.
-        #[schema(value_type = Object)]
-        pub policy: Value,
-        /// Its breakers (one per provider).
-        pub circuit_breakers: Vec<BreakerEntry>,
-    }
-
-    /// A breaker in [`OperationMetrics`].
-    #[derive(Serialize, ToSchema)]
-    pub struct BreakerEntry {
-        /// `provider:operation`.
-        pub name: String,
-        /// Its snapshot.
-        pub snapshot: BreakerSnapshot,
-    }
-
-    // Mirrors `crate::resilience::breaker::BreakerState`.
-    /// Breaker states.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "snake_case")]
-    pub enum BreakerState {
-        /// Normal operation.
-        Closed,
-        /// Rejecting calls until the recovery timeout passes.
-        Open,
-        /// Admitting a limited number of probes.
-        HalfOpen,
-        /// Operator: reject every call.
-        ForcedOpen,
-        /// Operator: permit every call, record nothing.
-        Disabled,
-        /// Operator: record calls, never open.
-        MetricsOnly,
-    }
-
-    // Mirrors `crate::resilience::breaker::BreakerSnapshot`.
-    /// A breaker's view.
-    #[derive(Serialize, ToSchema)]
-    pub struct BreakerSnapshot {
-        /// Current state.
-        pub state: BreakerState,
-        /// Current consecutive failures.
-        pub consecutive_failures: u32,
-        /// Calls in the sliding window.
-        pub window_calls: u32,
-        /// Failures in the sliding window.
-        pub window_failures: u32,
-        /// Slow calls in the sliding window.
-        pub window_slow_calls: u32,
-        /// Probes running now (half-open).
-        pub probes_in_flight: u32,
-        /// Seconds until an open breaker admits probes.
-        #[schema(required = true)]
-        pub seconds_until_half_open: Option<f64>,
-        /// Lifetime counters.
-        pub counters: BreakerCounters,
-        /// Recent state changes, newest last.
-        pub transitions: Vec<Transition>,
-        /// Failure threshold in force.
-        pub failure_threshold: u32,
-        /// Recovery timeout in force, seconds.
-        pub recovery_timeout_seconds: f64,
-        /// Half-open probes allowed.
-        pub half_open_max_calls: u32,
-        /// Half-open while another instance holds the probe lease: its id.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub probe_on: Option<String>,
-    }
-
-    /// Lifetime counters of a breaker.
-    #[derive(Serialize, ToSchema)]
-    pub struct BreakerCounters {
-        /// Calls permitted and recorded.
-        pub calls: u64,
-        /// Successful calls.
-        pub successes: u64,
-        /// Failed calls.
-        pub failures: u64,
-        /// Calls rejected while open.
-        pub rejections: u64,
-        /// Calls slower than the slow-call threshold.
-        pub slow_calls: u64,
-        /// Times the breaker opened.
-        pub opens: u64,
-    }
-
-    /// One state change.
-    #[derive(Serialize, ToSchema)]
-    pub struct Transition {
-        /// RFC 3339.
-        #[schema(format = DateTime)]
-        pub at: String,
-        /// Previous state.
-        pub from: BreakerState,
-        /// New state.
-        pub to: BreakerState,
-        /// Why.
-        pub reason: String,
-        /// `local` (this instance's calls or timer), `operator`, or
-        /// `remote:<instance>` (applied from another instance of the cluster).
-        pub origin: String,
-    }
-
-    /// A breaker snapshot with its name.
-    #[derive(Serialize, ToSchema)]
-    pub struct NamedBreakerSnapshot {
-        /// `provider:operation`.
-        pub name: String,
-        /// The snapshot's fields.
-        #[serde(flatten)]
-        pub snapshot: BreakerSnapshot,
-    }
-
-    /// `GET /internal/resilience/circuit-breakers`.
-    #[derive(Serialize, ToSchema)]
-    pub struct BreakerList {
-        /// Every breaker.
-        pub circuit_breakers: Vec<NamedBreakerSnapshot>,
-    }
-
-    /// Result of a breaker action.
-    #[derive(Serialize, ToSchema)]
-    pub struct BreakerActionResult {
-        /// Human-readable outcome.
-        pub message: String,
-        /// The breaker.
-        pub name: String,
-        /// `cluster` (sent to every instance) or `instance` (applied here
-        /// only: asked for, or the cluster picture is not live).
-        pub scope: Scope,
-        /// Its state after the action.
-        pub new_state: BreakerState,
-        /// Its snapshot after the action.
-        pub breaker: BreakerSnapshot,
-    }
-
-    /// Where an operator action applied.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "snake_case")]
-    pub enum Scope {
-        /// Every instance sharing this Redis.
-        Cluster,
-        /// The instance that answered.
-        Instance,
-    }
-
-    // Mirrors `crate::resilience::config::Strategy`.
-    /// Retry/breaker strategies.
-    #[derive(Serialize, ToSchema)]
-    #[serde(rename_all = "lowercase")]
-    pub enum Strategy {
-        /// Fail fast.
-        Aggressive,
-        /// The default.
-        Balanced,
-        /// Patient.
-        Conservative,
-        /// Maximum effort.
-        Critical,
-    }
-
-    // Mirrors `crate::resilience::config::Preset`.
-    /// A shipped preset.
-    #[derive(Serialize, ToSchema)]
-    pub struct Preset {
-        /// `simple`, `development` or `production`.
-        pub name: String,
-        /// What it is for.
-        pub description: String,
-        /// Total attempts for operations without an override.
-        pub retry_attempts: u32,
-        /// Breaker threshold for operations without an override.
-        pub circuit_breaker_threshold: u32,
-        /// Breaker recovery seconds for operations without an override.
-        pub recovery_timeout: u32,
-        /// Strategy of operations without an override.
-        pub default_strategy: Strategy,
-        /// Operation → strategy overrides.
-        pub operation_overrides: BTreeMap<String, Strategy>,
-        /// Deployment environments it suits.
-        pub environment_contexts: Vec<String>,
-    }
-
-    /// `GET /internal/resilience/config/presets`.
-    #[derive(Serialize, ToSchema)]
-    pub struct PresetList {
-        /// The presets.
-        pub presets: Vec<Preset>,
-    }
-
-    /// `GET /internal/resilience/config/presets/{name}`.
-    #[derive(Serialize, ToSchema)]
-    pub struct PresetDetail {
-        /// The preset.
-        pub preset: Preset,
-        /// The configuration it resolves to (without environment overrides).
-        #[schema(value_type = Object)]
-        pub resolved: Value,
-    }
-
-    /// A preset's key values.
-    #[derive(Serialize, ToSchema)]
-    pub struct PresetSummary {
-        /// Total attempts.
-        pub retry_attempts: u32,
-        /// Breaker threshold.
-        pub circuit_breaker_threshold: u32,
-        /// Breaker recovery seconds.
-        pub recovery_timeout: u32,
-        /// Default strategy.
-        pub default_strategy: Strategy,
-        /// Operation → strategy overrides.
-        pub operation_overrides: BTreeMap<String, Strategy>,
-        /// Environments it suits.
-        pub environment_contexts: Vec<String>,
-        /// What it is for.
-        pub description: String,
-    }
-
-    /// `GET /internal/resilience/config/presets-summary`: preset name → summary.
-    #[derive(Serialize, ToSchema)]
-    pub struct PresetsSummary(pub BTreeMap<String, PresetSummary>);
-
-    // Mirrors `crate::resilience::config::Recommendation`.
-    /// A preset recommendation.
-    #[derive(Serialize, ToSchema)]
-    pub struct Recommendation {
-        /// The environment as given, or `"<value> (auto-detected)"`.
-        pub environment_detected: String,
-        /// `simple`, `development` or `production`.
-        pub recommended_preset: String,
-        /// 0.0–1.0.
-        pub confidence: f64,
-        /// Why, in one sentence.
-        pub reasoning: String,
-    }
-
-    /// The custom-configuration document; its schema comes from the
-    /// validator's field table ([`crate::resilience::config::CustomConfig::json_schema`]).
-    pub struct CustomConfig;
-
-    impl utoipa::PartialSchema for CustomConfig {
-        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-            crate::resilience::config::CustomConfig::json_schema().into()
-        }
-    }
-
-    impl ToSchema for CustomConfig {}
-
-    /// Body of `POST /internal/resilience/config/validate`.
-    #[derive(Deserialize, ToSchema)]
-    #[schema(examples(json!({"configuration": {"retry_attempts": 3, "circuit_breaker_threshold": 5}})))]
-    pub struct ValidateRequest {
-        /// The custom configuration to check.
-        #[schema(value_type = Object)]
-        pub configuration: Value,
-    }
-
-    // Mirrors `crate::resilience::config::ValidationReport`.
-    /// The outcome of a validation.
-    #[derive(Serialize, ToSchema)]
-    pub struct ValidationReport {
-        /// True exactly when `errors` is empty.
-        pub is_valid: bool,
-        /// Problems that make the document unusable.
-        pub errors: Vec<String>,
-        /// Legal but doubtful settings.
-        pub warnings: Vec<String>,
-        /// Hints, e.g. the closest preset or a likely misspelt field.
-        pub suggestions: Vec<String>,
+/// `GET /openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "docs",
+    operation_id = "openapi",
+    summary = "OpenAPI document",
+    description = "This document.",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document", body = Object),
+        (status = 503),
+    )
+)]
+async fn public_spec() -> Response {
+    spec(&PUBLIC_JSON)
+}
+
+/// `GET /docs`.
+#[utoipa::path(
+    get,
+    path = "/docs",
+    tag = "docs",
+    operation_id = "docs_redirect",
+    summary = "Swagger UI (redirect)",
+    description = "Redirects to `/docs/`.",
+    responses(
+        (status = 303, description = "See `/docs/`", headers(
+            ("Location" = String, description = "`/docs/`"),
+        )),
+        (status = 503),
+    )
+)]
+async fn public_docs_redirect() -> Redirect {
+    Redirect::to("/docs/")
+}
+
+/// `GET /docs/`.
+#[utoipa::path(
+    get,
+    path = "/docs/",
+    tag = "docs",
+    operation_id = "docs",
+    summary = "Swagger UI",
+    description = "Swagger UI for this document, served from the binary.",
+    responses(
+        (status = 200, description = "The Swagger UI page", body = String, content_type = "text/html"),
+        (status = 503),
+    )
+)]
+async fn public_docs_page() -> Response {
+    swagger_file("", &PUBLIC_SWAGGER)
+}
+
+/// `GET /docs/{file}`.
+#[utoipa::path(
+    get,
+    path = "/docs/{file}",
+    tag = "docs",
+    operation_id = "docs_asset",
+    summary = "Swagger UI asset",
+    description = "Swagger UI's scripts, styles and icons.",
+    params(("file" = String, Path, description = "Asset file name, e.g. `swagger-ui-bundle.js`")),
+    responses(
+        (status = 200, description = "The asset", body = String, content_type = "application/octet-stream"),
+        (status = 404), (status = 503),
+    )
+)]
+async fn public_docs_asset(Path(file): Path<String>) -> Response {
+    swagger_file(&file, &PUBLIC_SWAGGER)
+}
+
+/// `GET /internal/openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/internal/openapi.json",
+    tag = "docs",
+    operation_id = "internal_openapi",
+    summary = "OpenAPI document",
+    description = "This document.",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document", body = Object),
+        (status = 503),
+    )
+)]
+async fn internal_spec() -> Response {
+    spec(&INTERNAL_JSON)
+}
+
+/// `GET /internal/docs`.
+#[utoipa::path(
+    get,
+    path = "/internal/docs",
+    tag = "docs",
+    operation_id = "internal_docs_redirect",
+    summary = "Swagger UI (redirect)",
+    description = "Redirects to `/internal/docs/`.",
+    responses(
+        (status = 303, description = "See `/internal/docs/`", headers(
+            ("Location" = String, description = "`/internal/docs/`"),
+        )),
+        (status = 503),
+    )
+)]
+async fn internal_docs_redirect() -> Redirect {
+    Redirect::to("/internal/docs/")
+}
+
+/// `GET /internal/docs/`.
+#[utoipa::path(
+    get,
+    path = "/internal/docs/",
+    tag = "docs",
+    operation_id = "internal_docs",
+    summary = "Swagger UI",
+    description = "Swagger UI for this document, served from the binary.",
+    responses(
+        (status = 200, description = "The Swagger UI page", body = String, content_type = "text/html"),
+        (status = 503),
+    )
+)]
+async fn internal_docs_page() -> Response {
+    swagger_file("", &INTERNAL_SWAGGER)
+}
+
+/// `GET /internal/docs/{file}`.
+#[utoipa::path(
+    get,
+    path = "/internal/docs/{file}",
+    tag = "docs",
+    operation_id = "internal_docs_asset",
+    summary = "Swagger UI asset",
+    description = "Swagger UI's scripts, styles and icons.",
+    params(("file" = String, Path, description = "Asset file name, e.g. `swagger-ui-bundle.js`")),
+    responses(
+        (status = 200, description = "The asset", body = String, content_type = "application/octet-stream"),
+        (status = 404), (status = 503),
+    )
+)]
+async fn internal_docs_asset(Path(file): Path<String>) -> Response {
+    swagger_file(&file, &INTERNAL_SWAGGER)
+}
+
+/// `/openapi.json`, `/docs` (a 303 to `/docs/`), `/docs/` (the Swagger UI
+/// page) and its assets, all from the binary. They need no key.
+pub fn public_docs_routes<S: Clone + Send + Sync + 'static>() -> OpenApiRouter<S> {
+    OpenApiRouter::new()
+        .routes(routes!(public_spec))
+        .routes(routes!(public_docs_redirect))
+        .routes(routes!(public_docs_page))
+        .routes(routes!(public_docs_asset))
+}
+
+/// `/internal/openapi.json` and `/internal/docs…`, like
+/// [`public_docs_routes`]. Serve them only where the operator API's shape
+/// may be published.
+pub fn internal_docs_routes<S: Clone + Send + Sync + 'static>() -> OpenApiRouter<S> {
+    OpenApiRouter::new()
+        .routes(routes!(internal_spec))
+        .routes(routes!(internal_docs_redirect))
+        .routes(routes!(internal_docs_page))
+        .routes(routes!(internal_docs_asset))
+}
+
+/// The public docs routes and, when `internal_docs`, the operator ones.
+pub fn docs_routes<S: Clone + Send + Sync + 'static>(internal_docs: bool) -> OpenApiRouter<S> {
+    let routes = public_docs_routes();
+    if internal_docs {
+        routes.merge(internal_docs_routes())
+    } else {
+        routes
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::Router;
     use axum::body::Body as HttpBody;
     use axum::http::{Request, StatusCode, header};
     use http_body_util::BodyExt;
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
     use tower::ServiceExt;
-
-    /// Every `(method, path)` the application serves outside
-    /// [`crate::api::internal::documented_routes`] (whose routes are
-    /// documented by the same registration that serves them), mirroring
-    /// `router` in `src/api/mod.rs`, `routes` in `src/api/internal/mod.rs`
-    /// (prefixed with `/internal`) and [`docs_routes`]. Update it with the
-    /// router.
-    const SERVED: &[(&str, &str)] = &[
-        // src/api/mod.rs
-        ("GET", "/"),
-        ("GET", "/health"),
-        ("GET", "/auth/status"),
-        ("GET", "/v1/health"),
-        ("GET", "/v1/health/live"),
-        ("GET", "/v1/health/ready"),
-        ("GET", "/v1/auth/status"),
-        ("GET", "/v1/text_processing/operations"),
-        ("GET", "/v1/text_processing/health"),
-        ("POST", "/v1/text_processing/process"),
-        ("POST", "/v1/text_processing/batch_process"),
-        ("GET", "/v1/text_processing/batch_status/{batch_id}"),
-        ("POST", "/v1/jobs"),
-        ("GET", "/v1/jobs"),
-        ("GET", "/v1/jobs/{job_id}"),
-        ("DELETE", "/v1/jobs/{job_id}"),
-        ("GET", "/internal/"),
-        // src/api/internal/mod.rs
-        ("GET", "/internal"),
-        ("GET", "/internal/dashboard"),
-        ("GET", "/internal/monitoring/health"),
-        ("GET", "/internal/metrics"),
-        ("GET", "/internal/metrics/summary"),
-        ("GET", "/internal/metrics/history"),
-        ("GET", "/internal/jobs/stats"),
-        ("GET", "/internal/jobs/dead"),
-        ("POST", "/internal/jobs/{job_id}/retry"),
-        ("POST", "/internal/jobs/pause"),
-        ("POST", "/internal/jobs/resume"),
-        ("GET", "/internal/resilience/health"),
-        ("GET", "/internal/resilience/config"),
-        ("PUT", "/internal/resilience/config"),
-        ("GET", "/internal/resilience/metrics"),
-        ("POST", "/internal/resilience/metrics/reset"),
-        ("GET", "/internal/resilience/metrics/{operation}"),
-        ("GET", "/internal/resilience/circuit-breakers"),
-        ("GET", "/internal/resilience/circuit-breakers/{name}"),
-        (
-            "POST",
-            "/internal/resilience/circuit-breakers/{name}/{action}",
-        ),
-        ("GET", "/internal/resilience/config/presets"),
-        ("GET", "/internal/resilience/config/presets/{name}"),
-        ("GET", "/internal/resilience/config/presets-summary"),
-        (
-            "GET",
-            "/internal/resilience/config/recommend-preset/{environment}",
-        ),
-        ("GET", "/internal/resilience/config/recommend-preset-auto"),
-        ("POST", "/internal/resilience/config/validate"),
-        ("POST", "/internal/keys"),
-        ("GET", "/internal/keys"),
-        ("DELETE", "/internal/keys/{id}"),
-        ("POST", "/internal/tokens/revoke"),
-        ("GET", "/internal/audit"),
-        // docs_routes (utoipa-swagger-ui serves `{*rest}`; documented as `{file}`)
-        ("GET", "/openapi.json"),
-        ("GET", "/docs"),
-        ("GET", "/docs/"),
-        ("GET", "/docs/{file}"),
-        ("GET", "/internal/openapi.json"),
-        ("GET", "/internal/docs"),
-        ("GET", "/internal/docs/"),
-        ("GET", "/internal/docs/{file}"),
-    ];
 
     fn json_of(doc: &OpenApi) -> Value {
         serde_json::from_str(&doc.to_pretty_json().expect("serialises")).expect("valid JSON")
@@ -3385,15 +885,10 @@ mod tests {
 
     /// `(METHOD, path)` of every operation of a document.
     fn operations_of(doc: &Value) -> BTreeSet<(String, String)> {
-        let mut out = BTreeSet::new();
-        for (path, item) in doc["paths"].as_object().expect("paths") {
-            for method in ["get", "put", "post", "delete", "patch", "head", "options"] {
-                if item.get(method).is_some() {
-                    out.insert((method.to_uppercase(), path.clone()));
-                }
-            }
-        }
-        out
+        all_operations(doc)
+            .into_iter()
+            .map(|(method, path, _)| (method, path))
+            .collect()
     }
 
     fn all_operations(doc: &Value) -> Vec<(String, String, Value)> {
@@ -3418,47 +913,141 @@ mod tests {
         }
     }
 
-    /// `(METHOD, path)` of every route of the derived operator router.
-    fn derived_operations() -> BTreeSet<(String, String)> {
-        let (_, doc) = crate::api::internal::documented_routes().split_for_parts();
-        operations_of(&json_of(&doc))
+    /// The `(METHOD, path)` pairs an axum router serves, read from its
+    /// `Debug` form (axum has no public route listing): the paths of its
+    /// route table (`node: Node { paths: {RouteId(n): "/path", ...} }`) and,
+    /// per route, the methods of its `Allow` header (`allow_header:
+    /// Bytes(b"GET,HEAD")`; `HEAD` is implied by `GET`). The fallback
+    /// router's table is not a route. A route without a method router (a
+    /// nested service) has no `Allow` and fails the parse: register routes
+    /// with `routes!`.
+    fn served_routes(router: &Router) -> BTreeSet<(String, String)> {
+        let debug = format!("{router:?}");
+        let table = debug
+            .split_once("path_router: PathRouter {")
+            .and_then(|(_, rest)| rest.split_once("fallback_router:"))
+            .map(|(table, _)| table)
+            .expect("axum's Router Debug form: path_router before fallback_router");
+        let (routes, node) = table
+            .split_once("node: Node { paths: {")
+            .expect("the route table's paths");
+        let id_of = |s: &str| -> u32 {
+            s.trim()
+                .strip_prefix("RouteId(")
+                .and_then(|s| s.split_once(')'))
+                .and_then(|(n, _)| n.parse().ok())
+                .unwrap_or_else(|| panic!("a route id: {s:.40}"))
+        };
+        // RouteId(n): "/path", ...
+        let mut paths = BTreeMap::new();
+        for entry in node.split("RouteId(").skip(1) {
+            let (id, rest) = entry.split_once("): \"").expect("RouteId(n): \"path\"");
+            let path = rest.split_once('"').expect("a quoted path").0;
+            paths.insert(id_of(&format!("RouteId({id})")), path.to_string());
+        }
+        // RouteId(n): MethodRouter(MethodRouter { ..., allow_header: Bytes(b"GET,HEAD") }), ...
+        let mut served = BTreeSet::new();
+        let mut seen = BTreeSet::new();
+        let entries: Vec<&str> = routes.split("RouteId(").skip(1).collect();
+        for entry in entries {
+            let Some((id, rest)) = entry.split_once("): ") else {
+                continue;
+            };
+            let Ok(id) = id.parse::<u32>() else { continue };
+            if !rest.starts_with("MethodRouter(") {
+                continue;
+            }
+            let path = paths
+                .get(&id)
+                .unwrap_or_else(|| panic!("route {id} has a path"));
+            let allow = rest
+                .split_once("allow_header: Bytes(b\"")
+                .and_then(|(_, a)| a.split_once('"'))
+                .map(|(a, _)| a)
+                .unwrap_or_else(|| panic!("{path}: an Allow header in {rest:.200}"));
+            for method in allow.split(',') {
+                if method != "HEAD" || !allow.contains("GET") {
+                    served.insert((method.to_string(), path.clone()));
+                }
+            }
+            seen.insert(id);
+        }
+        let unparsed: Vec<_> = paths
+            .iter()
+            .filter(|(id, _)| !seen.contains(id))
+            .map(|(_, p)| p)
+            .collect();
+        assert!(
+            unparsed.is_empty(),
+            "routes served without a method router: {unparsed:?}"
+        );
+        served
     }
 
     #[test]
-    fn every_served_route_is_documented_and_nothing_else() {
+    fn the_route_parse_reads_paths_and_methods() {
+        use axum::routing::{get, post};
+        let router: Router = Router::new()
+            .route("/a", get(|| async {}))
+            .route(
+                "/b/{id}",
+                post(|| async {}).put(|| async {}).get(|| async {}),
+            )
+            .merge(Router::new().route("/c", axum::routing::delete(|| async {})))
+            .fallback(|| async {});
+        let expected: BTreeSet<(String, String)> = [
+            ("GET", "/a"),
+            ("GET", "/b/{id}"),
+            ("POST", "/b/{id}"),
+            ("PUT", "/b/{id}"),
+            ("DELETE", "/c"),
+        ]
+        .into_iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+        assert_eq!(served_routes(&router), expected);
+    }
+
+    /// The application router with every part on: the public API, the
+    /// operator API on the main listener, both documents.
+    async fn whole_application() -> Router {
+        let env = crate::env::MapEnv::new(&[("INTERNAL_DOCS", "true")]);
+        let settings = crate::config::Settings::from_source(&env).expect("settings");
+        let engine = crate::engine::Engine::start(settings)
+            .await
+            .expect("engine starts");
+        let state = crate::api::AppState::start(engine)
+            .await
+            .expect("identities start");
+        crate::api::router(state)
+    }
+
+    #[tokio::test]
+    async fn the_served_routes_are_exactly_the_documented_ones() {
+        let served = served_routes(&whole_application().await);
+        assert!(
+            served.contains(&("POST".into(), "/v1/text_processing/process".into()))
+                && served.contains(&("GET".into(), "/internal/docs/{file}".into())),
+            "the parse found the routes: {served:?}"
+        );
         let public = operations_of(&json_of(&public_doc()));
         let internal = operations_of(&json_of(&internal_doc()));
-        let mut served: BTreeSet<(String, String)> = SERVED
-            .iter()
-            .map(|(m, p)| (m.to_string(), p.to_string()))
-            .collect();
-        assert_eq!(served.len(), SERVED.len(), "duplicate in SERVED");
-        // The derived router's routes are served (merged by `operator_routes`)
-        // and documented by the same registration; none is also a table row
-        // or listed by hand.
-        let derived = derived_operations();
-        assert!(!derived.is_empty());
-        for (method, path) in &derived {
-            assert!(
-                !internal_routes()
-                    .iter()
-                    .any(|r| r.path == path && r.method.http() == method_of(method)),
-                "{method} {path}: both derived and in the table"
-            );
-            assert!(
-                served.insert((method.clone(), path.clone())),
-                "{method} {path}: both derived and in SERVED"
-            );
-        }
-        for route in &served {
-            assert!(
-                public.contains(route) ^ internal.contains(route),
-                "{route:?} must be in exactly one document"
-            );
-        }
+        assert!(
+            public.is_disjoint(&internal),
+            "in both documents: {:?}",
+            public.intersection(&internal).collect::<Vec<_>>()
+        );
         let documented: BTreeSet<_> = public.union(&internal).cloned().collect();
-        let extra: Vec<_> = documented.difference(&served).collect();
-        assert!(extra.is_empty(), "documented but not served: {extra:?}");
+        let undocumented: Vec<_> = served.difference(&documented).collect();
+        assert!(
+            undocumented.is_empty(),
+            "served but not documented: {undocumented:?}"
+        );
+        let unserved: Vec<_> = documented.difference(&served).collect();
+        assert!(
+            unserved.is_empty(),
+            "documented but not served: {unserved:?}"
+        );
         assert!(
             internal.iter().all(|(_, p)| p.starts_with("/internal")),
             "operator routes only in the internal document"
@@ -3503,36 +1092,64 @@ mod tests {
         );
     }
 
+    /// Who may call a route, as its security requirement says.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Auth {
+        /// No security: no key needed.
+        None,
+        /// `{}` among the requirements: a key is optional.
+        Optional,
+        /// A key is required.
+        Key,
+        /// A key is required, on an operator route.
+        Operator,
+    }
+
     #[test]
     fn every_operation_documents_headers_errors_and_auth() {
-        for (doc, routes) in [
-            (json_of(&public_doc()), public_routes()),
-            (json_of(&internal_doc()), internal_routes()),
-        ] {
-            let derived = derived_operations();
+        let mut operation_ids = BTreeSet::new();
+        for doc in [json_of(&public_doc()), json_of(&internal_doc())] {
+            let tags: BTreeSet<&str> = doc["tags"]
+                .as_array()
+                .expect("tags")
+                .iter()
+                .map(|t| t["name"].as_str().expect("a tag name"))
+                .collect();
             for (method, path, op) in all_operations(&doc) {
                 let at = format!("{method} {path}");
-                let row = routes
-                    .iter()
-                    .find(|r| r.path == path && r.method.http() == method_of(&method));
+                assert!(
+                    operation_ids
+                        .insert(op["operationId"].as_str().expect("operationId").to_string()),
+                    "{at}: operation id used twice"
+                );
+                for tag in op["tags"].as_array().expect("a tag") {
+                    assert!(
+                        tags.contains(tag.as_str().unwrap()),
+                        "{at}: tag {tag} is declared"
+                    );
+                }
+                assert!(op["summary"].is_string(), "{at}: summary");
+                assert!(op["description"].is_string(), "{at}: description");
                 let responses = op["responses"].as_object().expect("responses");
-                // A derived operation has no row: it is an operator route
-                // (every derived route is), answering its first 2xx status.
-                let (auth, ok_status) = match row {
-                    Some(r) => (r.auth, r.ok.0.to_string()),
-                    None => {
-                        assert!(
-                            derived.contains(&(method.clone(), path.clone())),
-                            "{at}: neither a row nor derived"
-                        );
-                        let ok = responses
-                            .keys()
-                            .find(|s| s.starts_with('2'))
-                            .unwrap_or_else(|| panic!("{at}: a success response"))
-                            .clone();
-                        (Auth::Operator, ok)
-                    }
+                let auth = match op.get("security").and_then(Value::as_array) {
+                    None => Auth::None,
+                    Some(list) if list.iter().any(|r| r == &json!({})) => Auth::Optional,
+                    Some(_) if path.starts_with("/internal") => Auth::Operator,
+                    Some(_) => Auth::Key,
                 };
+                // The first success status.
+                let ok_status = responses
+                    .keys()
+                    .find(|s| s.starts_with('2') || s.starts_with('3'))
+                    .unwrap_or_else(|| panic!("{at}: a success response"))
+                    .clone();
+                // Only the dashboard and the docs are open on the operator surface.
+                if path.starts_with("/internal") {
+                    let open = path == "/internal/dashboard"
+                        || path.starts_with(INTERNAL_DOCS_PATH)
+                        || path == INTERNAL_SPEC_PATH;
+                    assert_eq!(auth == Auth::None, open, "{at}: operator key");
+                }
                 assert!(responses.contains_key("default"), "{at}: default");
                 for (status, response) in responses {
                     let response = resolve(&doc, response);
@@ -3610,30 +1227,25 @@ mod tests {
         }
     }
 
-    fn method_of(m: &str) -> HttpMethod {
-        match m {
-            "GET" => HttpMethod::Get,
-            "POST" => HttpMethod::Post,
-            "PUT" => HttpMethod::Put,
-            "DELETE" => HttpMethod::Delete,
-            other => panic!("unexpected method {other}"),
-        }
-    }
-
-    /// Property names and required names of a component schema.
+    /// Property names and required names of a component schema (the parts
+    /// of an `allOf`, as a flattened field derives, merged).
     fn shape(doc: &Value, name: &str) -> (BTreeSet<String>, BTreeSet<String>) {
-        let schema = &doc["components"]["schemas"][name];
-        let props = schema["properties"]
-            .as_object()
-            .unwrap_or_else(|| panic!("{name} has properties"))
-            .keys()
-            .cloned()
-            .collect();
-        let required = schema["required"]
-            .as_array()
-            .map(|r| r.iter().map(|v| v.as_str().unwrap().to_string()).collect())
-            .unwrap_or_default();
-        (props, required)
+        fn collect(doc: &Value, schema: &Value, out: &mut (BTreeSet<String>, BTreeSet<String>)) {
+            let schema = resolve(doc, schema);
+            for part in schema["allOf"].as_array().into_iter().flatten() {
+                collect(doc, part, out);
+            }
+            if let Some(props) = schema["properties"].as_object() {
+                out.0.extend(props.keys().cloned());
+            }
+            for r in schema["required"].as_array().into_iter().flatten() {
+                out.1.insert(r.as_str().unwrap().to_string());
+            }
+        }
+        let mut out = Default::default();
+        collect(doc, &doc["components"]["schemas"][name], &mut out);
+        assert!(!out.0.is_empty(), "{name} has properties");
+        out
     }
 
     /// A real value's keys must be documented, and every required key present.
@@ -3738,14 +1350,14 @@ mod tests {
             results: vec![
                 BatchItem {
                     request_index: 0,
-                    status: "completed",
+                    status: crate::api::text::BatchItemStatus::Completed,
                     response: Some(full),
                     error: None,
                     error_code: None,
                 },
                 BatchItem {
                     request_index: 1,
-                    status: "failed",
+                    status: crate::api::text::BatchItemStatus::Failed,
                     response: None,
                     error: Some("e".into()),
                     error_code: Some("VALIDATION_ERROR"),
@@ -3816,7 +1428,7 @@ mod tests {
 
     #[tokio::test]
     async fn swagger_ui_is_served_from_the_binary() {
-        let router: Router = docs_routes(true);
+        let router: Router = docs_routes(true).split_for_parts().0;
         for (docs, spec) in [
             (PUBLIC_DOCS_PATH, PUBLIC_SPEC_PATH),
             (INTERNAL_DOCS_PATH, INTERNAL_SPEC_PATH),
@@ -3871,7 +1483,7 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND);
 
         // Without internal docs, only the public ones exist.
-        let router: Router = docs_routes(false);
+        let router: Router = docs_routes(false).split_for_parts().0;
         assert_eq!(get(&router, PUBLIC_SPEC_PATH).await.0, StatusCode::OK);
         assert_eq!(
             get(&router, INTERNAL_SPEC_PATH).await.0,

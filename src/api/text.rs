@@ -30,7 +30,9 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use utoipa::ToSchema;
 
 /// Shortest accepted text, in characters after trimming.
 pub const MIN_TEXT_CHARS: usize = 10;
@@ -48,31 +50,113 @@ const OPTION_RANGES: [(&str, i64, i64); 3] = [
     ("num_questions", 1, 20),
 ];
 
-/// The body of `POST /v1/text_processing/process`.
-#[derive(Debug, Clone, Deserialize)]
+/// Body of `POST /v1/text_processing/process`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "text": "The city of Riverton launched a solar energy program this spring. The program will install panels on two hundred public buildings. Officials expect the panels to cut the city energy costs by a third.",
+    "operation": "summarize",
+    "options": {"max_length": 25}
+})))]
 pub struct ProcessRequest {
-    /// The text to process.
+    /// The text: 10–10000 characters **after trimming** leading and
+    /// trailing whitespace (so the raw string may be longer), not
+    /// whitespace only. Control characters are stripped; nothing else is
+    /// removed.
+    #[schema(min_length = 10, max_length = 10000)]
     pub text: String,
-    /// One of the five operation names.
+    /// The operation (an unknown name is a 422).
+    #[schema(value_type = Operation)]
     pub operation: String,
-    /// Required for `qa` (or sent as `options.question`).
+    /// **Required when `operation` is `qa`** (or as `options.question`;
+    /// a `qa` request without either is a 422); at most 1000 characters;
+    /// ignored otherwise.
     #[serde(default)]
     pub question: Option<String>,
-    /// Operation options: any JSON object (see the module docs).
+    /// Operation options: any object (see `ProcessOptions`).
     #[serde(default)]
+    #[schema(value_type = Option<ProcessOptions>)]
     pub options: Option<Value>,
     /// Accepted for compatibility with the reference API; not used.
     #[serde(default)]
     pub user_metadata: Option<Value>,
 }
 
+/// The schema of `ProcessRequest::options`, built from the option table the
+/// validation uses (`OPTION_RANGES`, [`allowed_options`], the
+/// [`JobOptions`] defaults). `options` itself stays raw JSON: unknown names
+/// are reported, not refused.
+pub struct ProcessOptions;
+
+impl utoipa::PartialSchema for ProcessOptions {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        let nullable = |t| SchemaType::from_iter([t, Type::Null]);
+        let mut object = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "Options. Each operation reads its own name (summarize `max_length`, \
+                 key_points `max_points`, questions `num_questions`, qa `question`); any other \
+                 name is ignored and listed in `metadata.ignored_options`, or is a 422 with \
+                 `STRICT_OPTIONS=true`. Integers: a whole-number float such as `14.0` is \
+                 accepted.",
+            ))
+            .property(
+                "question",
+                ObjectBuilder::new()
+                    .schema_type(nullable(Type::String))
+                    .description(Some(
+                        "qa: the question, when the top-level `question` is absent.",
+                    )),
+            );
+        for (name, min, max) in OPTION_RANGES {
+            let owner = option_owner(name).map_or("", Operation::as_str);
+            let default = option_default(name);
+            let words = if name == "max_length" {
+                "about this many words, "
+            } else {
+                ""
+            };
+            object = object.property(
+                name,
+                ObjectBuilder::new()
+                    .schema_type(nullable(Type::Integer))
+                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                        utoipa::openapi::KnownFormat::Int64,
+                    )))
+                    .minimum(Some(min))
+                    .maximum(Some(max))
+                    .default(Some(default.into()))
+                    .description(Some(format!(
+                        "{owner}: {words}{min}–{max} (default {default})."
+                    ))),
+            );
+        }
+        object.build().into()
+    }
+}
+
+impl ToSchema for ProcessOptions {}
+
+/// The value an option takes when absent.
+fn option_default(name: &str) -> i64 {
+    let d = JobOptions::default();
+    let value = match name {
+        "max_length" => d.max_length,
+        "max_points" => d.max_points,
+        "num_questions" => d.num_questions,
+        _ => 0,
+    };
+    value as i64
+}
+
 /// An option name the operation does not use, reported in
 /// `metadata.ignored_options` so a typo is visible without failing the call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct IgnoredOption {
     /// The name as sent.
     pub name: String,
-    /// The allowed name it most likely meant, if any.
+    /// The allowed name it most likely meant, or `null`.
+    #[schema(required = true)]
     pub suggestion: Option<&'static str>,
     /// Human-readable reason, e.g. "unknown option for summarize; did you mean 'max_length'?".
     pub message: String,
@@ -341,7 +425,7 @@ impl ProcessRequest {
 }
 
 /// `metadata` of a successful response.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ResponseMetadata {
     /// Words in the processed text.
     pub word_count: usize,
@@ -356,7 +440,8 @@ pub struct ResponseMetadata {
     /// Why the primary did not answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub degraded_reason: Option<String>,
-    /// True when the text looked like a prompt-injection attempt.
+    /// True when the text looked like a prompt-injection attempt (it is
+    /// kept and sent between delimiters).
     pub prompt_injection_suspected: bool,
     /// Which injection patterns were seen.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -372,28 +457,46 @@ pub struct ResponseMetadata {
     pub ignored_options: Vec<IgnoredOption>,
 }
 
-/// The body of a successful `process` response. `result`, `sentiment`,
-/// `key_points` and `questions` are always present (`null` where the
-/// operation does not fill them), as the reference API sends them.
-#[derive(Debug, Clone, Serialize)]
+/// A successful answer. `result`, `sentiment`, `key_points` and
+/// `questions` are always present (`null` where the operation does not
+/// fill them), as the reference API sends them.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(examples(json!({
+    "operation": "summarize",
+    "success": true,
+    "result": "The city of Riverton launched a solar energy program this spring.",
+    "sentiment": null,
+    "key_points": null,
+    "questions": null,
+    "metadata": {"word_count": 66, "provider": "local", "model": "keel-local-1",
+                 "attempts": 1, "degraded": false, "prompt_injection_suspected": false},
+    "processing_time": 0.000157842,
+    "timestamp": "2026-11-22T01:13:17.441Z",
+    "cache_hit": false
+})))]
 pub struct ProcessResponse {
     /// The operation run.
     pub operation: Operation,
-    /// Always true.
+    /// Always `true`.
     pub success: bool,
     /// summarize and qa: the text answer; `null` otherwise.
+    #[schema(required = true)]
     pub result: Option<String>,
     /// sentiment: the verdict; `null` otherwise.
+    #[schema(required = true)]
     pub sentiment: Option<Sentiment>,
-    /// key_points: the points; `null` otherwise.
+    /// key_points: the points, most important first; `null` otherwise.
+    #[schema(required = true)]
     pub key_points: Option<Vec<String>>,
     /// questions: the questions; `null` otherwise.
+    #[schema(required = true)]
     pub questions: Option<Vec<String>>,
     /// How the answer was produced.
     pub metadata: ResponseMetadata,
     /// Seconds spent on this job.
     pub processing_time: f64,
     /// When the answer was produced (RFC 3339).
+    #[schema(format = DateTime)]
     pub timestamp: String,
     /// True when served from cache.
     pub cache_hit: bool,
@@ -500,7 +603,65 @@ fn client_deadline(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
     Ok(Some(Duration::from_secs_f64(secs)))
 }
 
+/// The `Request-Timeout` header, as [`client_deadline`] reads it.
+struct RequestTimeout;
+
+impl utoipa::IntoParams for RequestTimeout {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        vec![
+            ParameterBuilder::new()
+                .name("Request-Timeout")
+                .parameter_in(ParameterIn::Header)
+                .required(utoipa::openapi::Required::False)
+                .description(Some(format!(
+                    "Seconds (fractions allowed, at most {MAX_REQUEST_TIMEOUT_SECS}) this job \
+                     may take; can only shorten the operation's own deadline. Malformed: 400."
+                )))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Number)
+                        .exclusive_minimum(Some(0))
+                        .maximum(Some(MAX_REQUEST_TIMEOUT_SECS)),
+                ))
+                .build(),
+        ]
+    }
+}
+
+/// The operation description of `POST /v1/text_processing/process`.
+const PROCESS_DESCRIPTION: &str = "Runs one operation on a text. `text` is 10–10000 \
+    characters after trimming (control characters are stripped, nothing else is removed); \
+    `qa` needs `question` (at most 1000 characters), or `options.question` as the \
+    reference's clients send it. `options` is any object: the names the operation uses are \
+    checked (integers; a whole-number float such as `14.0` counts), any other name is \
+    ignored and listed in `metadata.ignored_options` with a suggestion for a near-miss — \
+    or, with `STRICT_OPTIONS=true`, a 422 whose `details` are `{field, allowed, \
+    suggestion}`. `result`, `sentiment`, `key_points` and `questions` are always present, \
+    `null` where the operation does not fill them. Text that looks like prompt injection is \
+    kept, sent between delimiters and flagged in `metadata`. An answer from a fallback \
+    provider has `metadata.degraded: true`.";
+
 /// `POST /v1/text_processing/process`.
+#[utoipa::path(
+    post,
+    path = "/v1/text_processing/process",
+    tag = "text processing",
+    operation_id = "process",
+    summary = "Process one text",
+    description = PROCESS_DESCRIPTION,
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(RequestTimeout),
+    request_body(content = ProcessRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The answer", body = ProcessResponse),
+        (status = 400), (status = 401), (status = 413), (status = 415), (status = 422),
+        (status = 429), (status = 502), (status = 503), (status = 504),
+    )
+)]
 pub async fn process(
     State(state): State<AppState>,
     RequireKey(_identity): RequireKey,
@@ -511,35 +672,58 @@ pub async fn process(
     Ok(Json(process_one(&state, request, deadline).await?))
 }
 
-/// The body of `POST /v1/text_processing/batch_process`. Items stay raw JSON
+/// Body of `POST /v1/text_processing/batch_process`. Items stay raw JSON
 /// so one malformed item fails alone instead of failing the batch.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "batch_id": "demo-1",
+    "requests": [
+        {"text": "The support team was friendly and solved my problem quickly.", "operation": "sentiment"},
+        {"text": "too short", "operation": "summarize"}
+    ]
+})))]
 pub struct BatchRequest {
-    /// 1..=MAX_BATCH_REQUESTS_PER_CALL process requests.
+    /// 1 to `MAX_BATCH_REQUESTS_PER_CALL` (default 50) requests. An item
+    /// that is not a valid request fails alone (in its result), not the batch.
+    #[schema(value_type = Vec<ProcessRequest>, min_items = 1)]
     pub requests: Vec<Value>,
-    /// Optional client id; generated when absent.
+    /// Optional client id (generated when absent): 1–100 letters, digits,
+    /// `-`, `_`, `.`, `:`.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,100}$")]
     pub batch_id: Option<String>,
 }
 
-/// One item's outcome.
-#[derive(Debug, Serialize)]
+/// An item's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchItemStatus {
+    /// Answered: see `response`.
+    Completed,
+    /// Failed: see `error` and `error_code`.
+    Failed,
+}
+
+/// One item of a batch.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BatchItem {
     /// Position in `requests`.
     pub request_index: usize,
-    /// `completed` or `failed`.
-    pub status: &'static str,
-    /// The answer, when completed (`null` when failed, as the reference sends it).
+    /// Completed or failed.
+    pub status: BatchItemStatus,
+    /// The answer, when completed; `null` when failed (as the reference sends it).
+    #[schema(required = true)]
     pub response: Option<ProcessResponse>,
-    /// The error message, when failed (`null` when completed).
+    /// The error message, when failed; `null` when completed.
+    #[schema(required = true)]
     pub error: Option<String>,
-    /// The error code, when failed.
+    /// The error code, when failed (as in `ErrorBody`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<&'static str>,
 }
 
-/// The body of a `batch_process` response.
-#[derive(Debug, Serialize)]
+/// A batch's results.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BatchResponse {
     /// The batch id (client's or generated).
     pub batch_id: String,
@@ -554,6 +738,7 @@ pub struct BatchResponse {
     /// Seconds for the whole batch.
     pub total_processing_time: f64,
     /// When the batch finished (RFC 3339).
+    #[schema(format = DateTime)]
     pub timestamp: String,
 }
 
@@ -576,6 +761,25 @@ fn check_batch_id(id: &str) -> Result<(), ApiError> {
 }
 
 /// `POST /v1/text_processing/batch_process`.
+#[utoipa::path(
+    post,
+    path = "/v1/text_processing/batch_process",
+    tag = "text processing",
+    operation_id = "batch_process",
+    summary = "Process a batch of texts",
+    description = "Runs up to `MAX_BATCH_REQUESTS_PER_CALL` (default 50) requests, \
+        `BATCH_AI_CONCURRENCY_LIMIT` at a time. One item's failure never fails the batch: \
+        it is reported in its `results` entry with `error` and `error_code`. The batch \
+        costs one rate-limit unit per item. A `batch_id` still running is a 409.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(RequestTimeout),
+    request_body(content = BatchRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Per-item results", body = BatchResponse),
+        (status = 400), (status = 401), (status = 409), (status = 413), (status = 415),
+        (status = 422), (status = 429), (status = 503),
+    )
+)]
 pub async fn batch_process(
     State(state): State<AppState>,
     RequireKey(identity): RequireKey,
@@ -643,14 +847,14 @@ pub async fn batch_process(
                 match outcome {
                     Ok(response) => BatchItem {
                         request_index: index,
-                        status: "completed",
+                        status: BatchItemStatus::Completed,
                         response: Some(response),
                         error: None,
                         error_code: None,
                     },
                     Err(e) => BatchItem {
                         request_index: index,
-                        status: "failed",
+                        status: BatchItemStatus::Failed,
                         response: None,
                         error: Some(e.to_string()),
                         error_code: Some(code_for_item(&e)),
@@ -664,7 +868,10 @@ pub async fn batch_process(
 
     let seconds = started.elapsed().as_secs_f64();
     record.finish(seconds);
-    let completed = results.iter().filter(|r| r.status == "completed").count();
+    let completed = results
+        .iter()
+        .filter(|r| r.status == BatchItemStatus::Completed)
+        .count();
     let mut response = Json(BatchResponse {
         batch_id,
         total_requests: total,
@@ -688,15 +895,16 @@ fn code_for_item(e: &ApiError) -> &'static str {
     }
 }
 
-/// The body of `batch_status`: keel's real progress plus the reference's
-/// `message`. `status` is `processing` (items still running) or `completed`
-/// (every item finished, successfully or not).
-#[derive(Debug, Serialize)]
+/// Body of `GET /v1/text_processing/batch_status/{batch_id}`: keel's real
+/// progress plus the reference's `message`. `status` is `processing` (items
+/// still running) or `completed` (every item finished, successfully or not).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = BatchStatus)]
 pub struct BatchStatusResponse {
     /// The batch's progress.
     #[serde(flatten)]
     pub status: crate::batch::BatchStatus,
-    /// One sentence saying where the batch is.
+    /// Where the batch is, in a sentence (the reference's field).
     pub message: String,
 }
 
@@ -719,6 +927,24 @@ impl From<crate::batch::BatchStatus> for BatchStatusResponse {
 }
 
 /// `GET /v1/text_processing/batch_status/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/text_processing/batch_status/{batch_id}",
+    tag = "text processing",
+    operation_id = "batch_status",
+    summary = "Status of a batch",
+    description = "Progress of a recent batch, visible only to the key that submitted it \
+        (others get 404). `status` is `processing` (items still running) or `completed` \
+        (every item finished, successfully or not; see `completed` and `failed`). Unlike \
+        the reference's stub, which always says `COMPLETED_SYNC`, it is the real state; \
+        `message` says the same in a sentence.",
+    security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("batch_id" = String, Path, description = "The batch id (the client's or the generated one)")),
+    responses(
+        (status = 200, description = "The batch's progress", body = BatchStatusResponse),
+        (status = 401), (status = 404), (status = 429), (status = 503),
+    )
+)]
 pub async fn batch_status(
     State(state): State<AppState>,
     RequireKey(identity): RequireKey,
@@ -732,85 +958,232 @@ pub async fn batch_status(
         .ok_or_else(|| ApiError::NotFound(format!("batch '{batch_id}' not found")))
 }
 
+/// Body of `GET /v1/text_processing/health`: the reference's domain health.
+#[derive(Serialize, ToSchema)]
+pub struct TextProcessingHealth {
+    /// `status == "healthy"`.
+    pub overall_healthy: bool,
+    /// Always `domain`.
+    pub service_type: &'static str,
+    /// As `/v1/health`'s `status`.
+    pub status: crate::health::Status,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+    /// The infrastructure the domain service relies on.
+    pub infrastructure: DomainInfrastructure,
+    /// The domain services.
+    pub domain_services: DomainServices,
+}
+
+/// `infrastructure` of `TextProcessingHealth`.
+#[derive(Serialize, ToSchema)]
+pub struct DomainInfrastructure {
+    /// The breakers.
+    pub resilience: DomainResilience,
+}
+
+/// `infrastructure.resilience` of `TextProcessingHealth`.
+#[derive(Serialize, ToSchema)]
+pub struct DomainResilience {
+    /// As `/v1/health`'s `resilience_healthy`.
+    pub healthy: bool,
+    /// Open or forced-open breakers.
+    pub open_circuit_breakers: Vec<String>,
+    /// Half-open breakers.
+    pub half_open_circuit_breakers: Vec<String>,
+    /// Breakers in total.
+    pub total_circuit_breakers: usize,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+}
+
+/// `domain_services` of `TextProcessingHealth`.
+#[derive(Serialize, ToSchema)]
+pub struct DomainServices {
+    /// The text-processing service.
+    pub text_processing: TextProcessingService,
+}
+
+/// `domain_services.text_processing` of `TextProcessingHealth`.
+#[derive(Serialize, ToSchema)]
+pub struct TextProcessingService {
+    /// Not `unhealthy`, with a provider configured.
+    pub healthy: bool,
+    /// As `/v1/health`'s `status`.
+    pub status: crate::health::Status,
+    /// At least one provider is configured.
+    pub ai_model_available: bool,
+    /// As `/v1/health`'s `cache_healthy`.
+    pub cache_healthy: bool,
+    /// As `/v1/health`'s `degraded_reasons`.
+    pub degraded_reasons: Vec<String>,
+}
+
 /// `GET /v1/text_processing/health`: the reference's domain-service health,
 /// derived from the `/v1/health` report so the two cannot disagree.
+#[utoipa::path(
+    get,
+    path = "/v1/text_processing/health",
+    tag = "text processing",
+    operation_id = "text_processing_health",
+    summary = "Text-processing service health",
+    description = "The reference API's domain-service health, derived from `/v1/health` \
+        (same status, same rules): `overall_healthy` is `status == \"healthy\"`. A key \
+        is optional, but a key that is sent must be valid.",
+    security((), ("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "Domain health", body = TextProcessingHealth),
+        (status = 401), (status = 429), (status = 503),
+    )
+)]
 pub async fn text_processing_health(
     State(state): State<AppState>,
     OptionalKey(_identity): OptionalKey,
-) -> Json<Value> {
-    let Json(report) = super::health::health(State(state)).await;
-    Json(domain_health(&report))
+) -> Json<TextProcessingHealth> {
+    Json(domain_health(super::health::report(&state)))
 }
 
 /// Maps a `/v1/health` report onto the reference's
 /// `{overall_healthy, service_type, infrastructure, domain_services}`.
-fn domain_health(report: &Value) -> Value {
-    let status = report["status"].as_str().unwrap_or("unhealthy");
-    let resilience_healthy = report["resilience_healthy"].as_bool().unwrap_or(false);
-    let breakers = &report["components"]["circuit_breakers"];
-    let not_closed: Vec<&Value> = breakers["not_closed"]
-        .as_array()
-        .map(|a| a.iter().collect())
-        .unwrap_or_default();
-    let named = |states: &[&str]| -> Vec<Value> {
-        not_closed
+fn domain_health(report: super::health::HealthResponse) -> TextProcessingHealth {
+    use crate::health::Status;
+    use crate::resilience::breaker::BreakerState;
+    let named = |states: &[BreakerState]| -> Vec<String> {
+        report
+            .components
+            .circuit_breakers
+            .not_closed
             .iter()
-            .filter(|b| states.contains(&b["state"].as_str().unwrap_or_default()))
-            .map(|b| b["name"].clone())
+            .filter(|b| states.contains(&b.state))
+            .map(|b| b.name.clone())
             .collect()
     };
-    let timestamp = report["timestamp"].clone();
-    json!({
-        "overall_healthy": status == "healthy",
-        "service_type": "domain",
-        "status": status,
-        "timestamp": timestamp,
-        "infrastructure": {
-            "resilience": {
-                "healthy": resilience_healthy,
-                "open_circuit_breakers": named(&["open", "forced_open"]),
-                "half_open_circuit_breakers": named(&["half_open"]),
-                "total_circuit_breakers": breakers["total"].as_u64().unwrap_or(0),
-                "timestamp": timestamp,
+    TextProcessingHealth {
+        overall_healthy: report.status == Status::Healthy,
+        service_type: "domain",
+        status: report.status,
+        infrastructure: DomainInfrastructure {
+            resilience: DomainResilience {
+                healthy: report.resilience_healthy,
+                open_circuit_breakers: named(&[BreakerState::Open, BreakerState::ForcedOpen]),
+                half_open_circuit_breakers: named(&[BreakerState::HalfOpen]),
+                total_circuit_breakers: report.components.circuit_breakers.total,
+                timestamp: report.timestamp.clone(),
             },
         },
-        "domain_services": {
-            "text_processing": {
-                "healthy": status != "unhealthy"
-                    && report["ai_model_available"].as_bool().unwrap_or(false),
-                "status": status,
-                "ai_model_available": report["ai_model_available"].clone(),
-                "cache_healthy": report["cache_healthy"].clone(),
-                "degraded_reasons": report["degraded_reasons"].clone(),
+        domain_services: DomainServices {
+            text_processing: TextProcessingService {
+                healthy: report.status != Status::Unhealthy && report.ai_model_available,
+                status: report.status,
+                ai_model_available: report.ai_model_available,
+                cache_healthy: report.cache_healthy,
+                degraded_reasons: report.degraded_reasons,
             },
         },
-    })
+        timestamp: report.timestamp,
+    }
+}
+
+/// An option's range, in `OperationInfo`.
+#[derive(Serialize, ToSchema)]
+pub struct OptionRange {
+    /// Smallest value.
+    pub min: i64,
+    /// Largest value.
+    pub max: i64,
+    /// Value when absent.
+    pub default: i64,
+}
+
+/// One operation's description, in `OperationsResponse`.
+#[derive(Serialize, ToSchema)]
+pub struct OperationInfo {
+    /// The wire name.
+    pub id: Operation,
+    /// Display name.
+    pub name: &'static str,
+    /// What it does.
+    pub description: &'static str,
+    /// Option names it takes.
+    pub options: Vec<&'static str>,
+    /// True for `qa`.
+    pub requires_question: bool,
+    /// Range and default per option (absent when it takes none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub option_ranges: Option<BTreeMap<&'static str, OptionRange>>,
+}
+
+/// Body of `GET /v1/text_processing/operations`.
+#[derive(Serialize, ToSchema)]
+pub struct OperationsResponse {
+    /// The five operations.
+    pub operations: Vec<OperationInfo>,
+}
+
+/// An operation's display name and description.
+fn describe(op: Operation) -> (&'static str, &'static str) {
+    match op {
+        Operation::Summarize => ("Summarize", "Condense the text to about max_length words"),
+        Operation::Sentiment => (
+            "Sentiment Analysis",
+            "Classify the text as positive, negative or neutral, with confidence and explanation",
+        ),
+        Operation::KeyPoints => ("Key Points", "Extract the most important points"),
+        Operation::Questions => ("Generate Questions", "Generate questions about the text"),
+        Operation::Qa => ("Question Answering", "Answer a question from the text"),
+    }
 }
 
 /// `GET /v1/text_processing/operations`.
-pub async fn operations(OptionalKey(_identity): OptionalKey) -> Json<Value> {
-    Json(json!({
-        "operations": [
-            {"id": "summarize", "name": "Summarize",
-             "description": "Condense the text to about max_length words",
-             "options": ["max_length"], "requires_question": false,
-             "option_ranges": {"max_length": {"min": 10, "max": 1000, "default": 100}}},
-            {"id": "sentiment", "name": "Sentiment Analysis",
-             "description": "Classify the text as positive, negative or neutral, with confidence and explanation",
-             "options": [], "requires_question": false},
-            {"id": "key_points", "name": "Key Points",
-             "description": "Extract the most important points",
-             "options": ["max_points"], "requires_question": false,
-             "option_ranges": {"max_points": {"min": 1, "max": 20, "default": 5}}},
-            {"id": "questions", "name": "Generate Questions",
-             "description": "Generate questions about the text",
-             "options": ["num_questions"], "requires_question": false,
-             "option_ranges": {"num_questions": {"min": 1, "max": 20, "default": 5}}},
-            {"id": "qa", "name": "Question Answering",
-             "description": "Answer a question from the text",
-             "options": [], "requires_question": true}
-        ]
-    }))
+#[utoipa::path(
+    get,
+    path = "/v1/text_processing/operations",
+    tag = "text processing",
+    operation_id = "operations",
+    summary = "List the operations",
+    description = "The five operations with their options, ranges and whether they need \
+        a `question`. A key is optional, but a key that is sent must be valid.",
+    security((), ("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "The operations", body = OperationsResponse),
+        (status = 401), (status = 429), (status = 503),
+    )
+)]
+pub async fn operations(OptionalKey(_identity): OptionalKey) -> Json<OperationsResponse> {
+    let operations = Operation::ALL
+        .into_iter()
+        .map(|op| {
+            let (name, description) = describe(op);
+            // `qa` reads its question from the options too, but it is not
+            // listed as one: it has its own field.
+            let options: Vec<&'static str> = allowed_options(op)
+                .iter()
+                .copied()
+                .filter(|o| *o != "question")
+                .collect();
+            let option_ranges = (!options.is_empty()).then(|| {
+                OPTION_RANGES
+                    .into_iter()
+                    .filter(|(n, _, _)| options.contains(n))
+                    .map(|(n, min, max)| {
+                        let default = option_default(n);
+                        (n, OptionRange { min, max, default })
+                    })
+                    .collect()
+            });
+            OperationInfo {
+                id: op,
+                name,
+                description,
+                options,
+                requires_question: op == Operation::Qa,
+                option_ranges,
+            }
+        })
+        .collect();
+    Json(OperationsResponse { operations })
 }
 
 #[cfg(test)]
@@ -834,6 +1207,31 @@ mod tests {
             options: None,
             user_metadata: None,
         }
+    }
+
+    #[test]
+    fn the_documented_request_limits_are_the_enforced_ones() {
+        let doc = serde_json::to_value(crate::api::openapi::public_doc()).unwrap();
+        let request = &doc["components"]["schemas"]["ProcessRequest"]["allOf"][0];
+        assert_eq!(
+            request["properties"]["text"]["minLength"],
+            json!(MIN_TEXT_CHARS)
+        );
+        assert_eq!(
+            request["properties"]["text"]["maxLength"],
+            json!(MAX_TEXT_CHARS)
+        );
+        let options = &doc["components"]["schemas"]["ProcessOptions"]["properties"];
+        for (name, min, max) in OPTION_RANGES {
+            assert_eq!(options[name]["minimum"], json!(min), "{name}");
+            assert_eq!(options[name]["maximum"], json!(max), "{name}");
+            assert_eq!(
+                options[name]["default"],
+                json!(option_default(name)),
+                "{name}"
+            );
+        }
+        assert_eq!(option_default("max_length"), 100);
     }
 
     #[test]

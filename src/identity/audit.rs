@@ -14,9 +14,10 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 /// One recorded action.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// When (RFC 3339, UTC).
+    #[schema(format = DateTime)]
     pub at: String,
     /// What was done, e.g. `key.created`, `breaker.force_open`.
     pub action: String,
@@ -27,6 +28,7 @@ pub struct AuditEntry {
     /// What it was done to (key id, breaker name, preset...).
     pub target: String,
     /// Extra facts (never secrets).
+    #[schema(value_type = Object)]
     pub details: Value,
 }
 

@@ -329,34 +329,50 @@ impl Authenticator {
     }
 
     /// The static keys for listings: `(identity id, roles, which variable)`.
-    pub fn static_key_listing(&self) -> Vec<serde_json::Value> {
+    pub fn static_key_listing(&self) -> Vec<StaticKeyView> {
         let (_, public_roles) = self.statics(Surface::Public);
-        let mut out: Vec<serde_json::Value> = self
+        let view = |digest: &[u8], name, roles| StaticKeyView {
+            id: format!(
+                "key:{}",
+                digest[..8]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            ),
+            kind: Kind::StaticKey,
+            name,
+            roles,
+            revocable: false,
+            note: "set in the environment; change it there and restart to revoke",
+        };
+        let mut out: Vec<StaticKeyView> = self
             .public_keys
             .iter()
-            .map(|k| {
-                serde_json::json!({
-                    "id": format!("key:{}", k.digest[..8].iter().map(|b| format!("{b:02x}")).collect::<String>()),
-                    "kind": Kind::StaticKey,
-                    "name": "API_KEY / ADDITIONAL_API_KEYS",
-                    "roles": public_roles,
-                    "revocable": false,
-                    "note": "set in the environment; change it there and restart to revoke",
-                })
-            })
+            .map(|k| view(&k.digest, "API_KEY / ADDITIONAL_API_KEYS", public_roles))
             .collect();
         if let Some(k) = &self.internal_key {
-            out.push(serde_json::json!({
-                "id": format!("key:{}", k.digest[..8].iter().map(|b| format!("{b:02x}")).collect::<String>()),
-                "kind": Kind::StaticKey,
-                "name": "INTERNAL_API_KEY",
-                "roles": Roles::OPERATOR,
-                "revocable": false,
-                "note": "set in the environment; change it there and restart to revoke",
-            }));
+            out.push(view(&k.digest, "INTERNAL_API_KEY", Roles::OPERATOR));
         }
         out
     }
+}
+
+/// A key from the environment, as `GET /internal/keys` lists it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct StaticKeyView {
+    /// Its identity id (`key:` and a fingerprint).
+    pub id: String,
+    /// Always `static_key`.
+    pub kind: Kind,
+    /// The variable it comes from.
+    pub name: &'static str,
+    /// The roles it grants.
+    #[schema(value_type = Vec<super::Role>)]
+    pub roles: Roles,
+    /// Always false: change the environment instead.
+    pub revocable: bool,
+    /// How to revoke it.
+    pub note: &'static str,
 }
 
 /// The identity store's own link options: a revocation must reach every

@@ -83,7 +83,7 @@ pub enum JwksError {
 }
 
 /// Refresh state, for operators.
-#[derive(Debug, Default, Clone, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct JwksStatus {
     /// `hs256` or `jwks`.
     pub source: &'static str,

@@ -32,7 +32,9 @@ use serde::Serialize;
 
 /// A role an identity may hold. `/v1` needs [`Role::Client`], `/internal`
 /// needs [`Role::Operator`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// May call the public API.
@@ -123,8 +125,9 @@ impl Serialize for Roles {
 }
 
 /// How an identity authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = IdentityKind)]
 pub enum Kind {
     /// A key from the environment (`API_KEY`, `ADDITIONAL_API_KEYS`, `INTERNAL_API_KEY`).
     StaticKey,
@@ -137,7 +140,7 @@ pub enum Kind {
 }
 
 /// Limits an identity carries that override the global ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
 pub struct IdentityLimits {
     /// Requests per sliding minute (replaces `RATE_LIMIT_PER_MINUTE` for this identity).
     pub rate_limit_per_minute: Option<u32>,
@@ -145,7 +148,7 @@ pub struct IdentityLimits {
 
 /// Who is calling. Put in request extensions by the auth layer; handlers
 /// scope batches, jobs and limits by [`Identity::owner`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Identity {
     /// Stable, non-secret id: `key:<fingerprint>` (static key),
     /// `client_key:<id>`, `jwt:<sub>`, or `anonymous`.
@@ -153,11 +156,14 @@ pub struct Identity {
     /// How it authenticated.
     pub kind: Kind,
     /// What it may do.
+    #[schema(value_type = Vec<Role>)]
     pub roles: Roles,
     /// The tenant it acts for, if any: jobs, batches and limits are then
     /// shared by every identity of that tenant.
+    #[schema(required = true)]
     pub tenant: Option<String>,
     /// Its own limits, if any.
+    #[schema(required = true)]
     pub limits: Option<IdentityLimits>,
     /// First characters of the credential followed by "..." (never the whole
     /// secret); `None` for open access and JWTs.

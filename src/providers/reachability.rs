@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 /// The verdict of the latest health probe of one provider's upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reachability {
     /// No probe has finished yet (just started, or probing is off): counted
@@ -58,7 +58,7 @@ pub struct UpstreamHealth {
 }
 
 /// A copy of an [`UpstreamHealth`] for JSON health reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UpstreamHealthView {
     /// The latest verdict.
     pub state: Reachability,

@@ -78,7 +78,7 @@ impl Default for BreakerSettings {
 }
 
 /// A breaker's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
     /// Normal operation.
@@ -201,9 +201,10 @@ pub struct SyncSender {
 }
 
 /// One state change, for operators.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Transition {
     /// Wall-clock time (RFC 3339).
+    #[schema(format = DateTime)]
     pub at: String,
     /// Previous state.
     pub from: BreakerState,
@@ -211,12 +212,13 @@ pub struct Transition {
     pub to: BreakerState,
     /// Why.
     pub reason: String,
-    /// `local`, `operator` or `remote:<instance>`.
+    /// `local` (this instance's calls or timer), `operator`, or
+    /// `remote:<instance>` (applied from another instance of the cluster).
     pub origin: String,
 }
 
 /// Lifetime counters of one breaker.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BreakerCounters {
     /// Calls permitted and recorded (success or failure).
     pub calls: u64,
@@ -292,7 +294,7 @@ pub struct BreakerCore {
 }
 
 /// A read-only view of one breaker.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BreakerSnapshot {
     /// Current state.
     pub state: BreakerState,
@@ -307,10 +309,11 @@ pub struct BreakerSnapshot {
     /// Probes running now (half-open).
     pub probes_in_flight: u32,
     /// Seconds until an open breaker admits probes.
+    #[schema(required = true)]
     pub seconds_until_half_open: Option<f64>,
     /// Lifetime counters.
     pub counters: BreakerCounters,
-    /// Newest last.
+    /// Recent state changes, newest last.
     pub transitions: Vec<Transition>,
     /// Failure threshold in force.
     pub failure_threshold: u32,

@@ -74,7 +74,19 @@ pub const ENVIRONMENTS: [&str; 4] = ["development", "testing", "staging", "produ
 
 /// A named set of retry and breaker values (the strategy table in the
 /// README's "Presets" section, inherited from the reference project).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// Fail fast: 2 attempts, 10 s budget, breaker 3 / 30 s.
@@ -564,7 +576,7 @@ impl Serialize for ResilienceConfig {
 }
 
 /// A preset as shipped in `presets/<name>.json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Preset {
     /// `simple`, `development` or `production` (equals the file name).
     pub name: String,
@@ -578,9 +590,10 @@ pub struct Preset {
     pub recovery_timeout: u32,
     /// Strategy of operations without an override.
     pub default_strategy: Strategy,
-    /// Per-operation strategies.
+    /// Per-operation strategies (operation → strategy; absent = no override).
+    #[schema(value_type = BTreeMap<String, Strategy>)]
     pub operation_overrides: OperationOverrides,
-    /// Deployment environments the preset suits (of [`ENVIRONMENTS`]).
+    /// Deployment environments the preset suits (of `ENVIRONMENTS`).
     pub environment_contexts: Vec<String>,
 }
 

@@ -197,7 +197,7 @@ pub async fn metrics(State(state): State<AppState>, _: OperatorKey) -> Json<Cach
 fn operation_schema() -> utoipa::openapi::schema::Object {
     utoipa::openapi::schema::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(crate::api::openapi::OPERATIONS.iter().copied()))
+        .enum_values(Some(crate::api::openapi::operation_names()))
         .description(Some("Remove every entry of this operation."))
         .build()
 }
@@ -441,6 +441,6 @@ mod tests {
         assert_eq!(request["maxProperties"], 1);
         assert_eq!(request["additionalProperties"], false);
         let operations = request["properties"]["operation"]["enum"].clone();
-        assert_eq!(operations, json!(crate::api::openapi::OPERATIONS));
+        assert_eq!(operations, json!(crate::api::openapi::operation_names()));
     }
 }

@@ -495,6 +495,17 @@ impl CustomConfig {
     }
 }
 
+/// The schema of the custom-configuration document in both OpenAPI
+/// documents: [`CustomConfig::json_schema`], built from the field table the
+/// validator uses.
+impl utoipa::PartialSchema for CustomConfig {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        CustomConfig::json_schema().into()
+    }
+}
+
+impl utoipa::ToSchema for CustomConfig {}
+
 impl Serialize for CustomConfig {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.to_value().serialize(serializer)

@@ -12,7 +12,7 @@ use crate::env::EnvSource;
 use serde::Serialize;
 
 /// A preset recommendation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Recommendation {
     /// The environment name as given, or `"<value> (auto-detected)"`,
     /// `"development (auto-detected)"`, `"unknown (auto-detected)"` in auto mode.

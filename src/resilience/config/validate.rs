@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The outcome of validating a custom configuration.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, utoipa::ToSchema)]
 pub struct ValidationReport {
     /// True exactly when `errors` is empty.
     pub is_valid: bool,
