@@ -288,7 +288,10 @@ fn finish_operation(op: &mut Operation) {
     }
     let rate_limited = op.responses.responses.contains_key("429");
     for (status, response) in op.responses.responses.iter_mut() {
-        let code: u16 = status.parse().expect("numeric status in #[utoipa::path]");
+        // `default` and other non-numeric keys get nothing added.
+        let Ok(code) = status.parse::<u16>() else {
+            continue;
+        };
         let RefOr::T(inline) = response else { continue };
         if code >= 400 && inline.content.is_empty() {
             *response = Ref::from_response_name(error_response_name(code)).into();
@@ -653,18 +656,27 @@ fn swagger_config(spec_path: &'static str) -> Arc<Config<'static>> {
     )
 }
 
-/// The documents as served, built on first use (they never change).
-static PUBLIC_JSON: LazyLock<Vec<u8>> =
-    LazyLock::new(|| serde_json::to_vec(&public_doc()).expect("the document serialises"));
-static INTERNAL_JSON: LazyLock<Vec<u8>> =
-    LazyLock::new(|| serde_json::to_vec(&internal_doc()).expect("the document serialises"));
+/// The documents as served, built on first use (they never change);
+/// `None` if one could not be serialised, which `spec` answers with a 500.
+static PUBLIC_JSON: LazyLock<Option<Vec<u8>>> = LazyLock::new(|| serialise(&public_doc()));
+static INTERNAL_JSON: LazyLock<Option<Vec<u8>>> = LazyLock::new(|| serialise(&internal_doc()));
+
+fn serialise(doc: &OpenApi) -> Option<Vec<u8>> {
+    serde_json::to_vec(doc)
+        .inspect_err(|e| tracing::error!(error = %e, "OpenAPI document does not serialise"))
+        .ok()
+}
 static PUBLIC_SWAGGER: LazyLock<Arc<Config<'static>>> =
     LazyLock::new(|| swagger_config(PUBLIC_SPEC_PATH));
 static INTERNAL_SWAGGER: LazyLock<Arc<Config<'static>>> =
     LazyLock::new(|| swagger_config(INTERNAL_SPEC_PATH));
 
-fn spec(json: &'static [u8]) -> Response {
-    let mut response = Response::new(Body::from(json));
+fn spec(json: &'static Option<Vec<u8>>) -> Response {
+    let Some(json) = json else {
+        return super::error::ApiError::Internal("the OpenAPI document could not be built".into())
+            .into_response();
+    };
+    let mut response = Response::new(Body::from(json.as_slice()));
     response.headers_mut().insert(
         http_header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

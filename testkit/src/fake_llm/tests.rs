@@ -745,16 +745,12 @@ async fn concurrent_requests_are_all_counted() {
 /// the key, and are counted apart from completions.
 #[tokio::test]
 async fn probes_answer_model_metadata_and_are_counted_apart() {
-    let server = FakeLlm::spawn(
-        "127.0.0.1:0".parse().unwrap(),
-        FakeLlmConfig {
-            api_key: Some("k".into()),
-            fail_next: 1,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let server = server(FakeLlmConfig {
+        api_key: Some("k".into()),
+        fail_next: 1,
+        ..Default::default()
+    })
+    .await;
     let client = reqwest::Client::new();
     let base = format!("http://{}", server.addr());
     let get = |path: &str, auth: Option<(&'static str, String)>| {
